@@ -1,0 +1,160 @@
+//! User management, shared by the command line and the admin console so
+//! both do exactly the same thing.
+
+use crate::auth::password;
+use crate::config::Config;
+use crate::store::{maildir, users};
+
+/// Adds a user and creates their mailbox. The first user becomes admin
+/// (and so receives `postmaster@` mail). Returns the full address and a
+/// warning when the domain is not among the served ones.
+pub fn add_user(
+    config: &Config,
+    name: &str,
+    new_password: &str,
+) -> Result<(String, Option<String>), String> {
+    let (local, domain) = users::split_name(name, config.default_domain())?;
+    password::check_new(new_password)?;
+    let hash = password::hash(new_password);
+    let address = format!("{local}@{domain}");
+    users::modify(&config.data_dir, |list| {
+        if list.find(&local, &domain).is_some() {
+            return Err(format!("user {address} already exists"));
+        }
+        let admin = list.users.is_empty();
+        list.users.push(users::User {
+            local: local.clone(),
+            domain: domain.clone(),
+            password: hash,
+            admin,
+        });
+        Ok(())
+    })?;
+    let dir = maildir::mailbox_dir(&config.data_dir, &local, &domain);
+    maildir::create_mailbox(&dir).map_err(|e| {
+        format!(
+            "user added, but cannot create mailbox {}: {e}",
+            dir.display()
+        )
+    })?;
+    let warning = (!config.serves(&domain)).then(|| {
+        format!("warning: {domain} is not a served domain; add it to `domains` so mail for {address} is accepted")
+    });
+    Ok((address, warning))
+}
+
+pub fn set_password(config: &Config, name: &str, new_password: &str) -> Result<String, String> {
+    let (local, domain) = users::split_name(name, config.default_domain())?;
+    password::check_new(new_password)?;
+    let hash = password::hash(new_password);
+    let address = format!("{local}@{domain}");
+    users::modify(&config.data_dir, |list| {
+        let user = list
+            .users
+            .iter_mut()
+            .find(|u| u.local == local && u.domain == domain)
+            .ok_or_else(|| format!("no such user {address}"))?;
+        user.password = hash;
+        Ok(())
+    })?;
+    Ok(address)
+}
+
+/// Removes a user and their mailbox with all its mail.
+pub fn delete_user(config: &Config, name: &str) -> Result<String, String> {
+    let (local, domain) = users::split_name(name, config.default_domain())?;
+    let address = format!("{local}@{domain}");
+    users::modify(&config.data_dir, |list| {
+        let before = list.users.len();
+        list.users
+            .retain(|u| !(u.local == local && u.domain == domain));
+        if list.users.len() == before {
+            return Err(format!("no such user {address}"));
+        }
+        // Someone must stay admin so postmaster@ keeps working.
+        if !list.users.iter().any(|u| u.admin) {
+            if let Some(first) = list.users.first_mut() {
+                first.admin = true;
+            }
+        }
+        Ok(())
+    })?;
+    let dir = maildir::mailbox_dir(&config.data_dir, &local, &domain);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(format!(
+                "user removed, but cannot remove mailbox {}: {e}",
+                dir.display()
+            ))
+        }
+    }
+    Ok(address)
+}
+
+/// One line per user: address, and `(admin)` where it applies.
+pub fn list_users(config: &Config) -> Result<Vec<String>, String> {
+    let list = users::load(&config.data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
+    Ok(list
+        .users
+        .iter()
+        .map(|u| {
+            if u.admin {
+                format!("{} (admin)", u.address())
+            } else {
+                u.address()
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    fn config(dir: &std::path::Path) -> Config {
+        Config::load(&Overrides {
+            data_dir: Some(dir.to_path_buf()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn add_list_passwd_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(dir.path());
+        assert_eq!(
+            add_user(&c, "alice", "pw1").unwrap(),
+            ("alice@localhost".into(), None)
+        );
+        let (_, warning) = add_user(&c, "bob@club.example", "pw2").unwrap();
+        assert!(warning.unwrap().contains("club.example"));
+        assert!(add_user(&c, "Alice", "x")
+            .unwrap_err()
+            .contains("already exists"));
+        assert!(add_user(&c, "carol", "").is_err());
+        assert!(add_user(&c, "../x", "pw").is_err());
+        assert_eq!(
+            list_users(&c).unwrap(),
+            vec!["alice@localhost (admin)", "bob@club.example"]
+        );
+        assert!(dir.path().join("mail/localhost/alice/new").is_dir());
+
+        let old = users::load(&c.data_dir).unwrap().users[0].password.clone();
+        set_password(&c, "alice", "pw3").unwrap();
+        let new = users::load(&c.data_dir).unwrap().users[0].password.clone();
+        assert_ne!(old, new);
+        assert!(password::verify("pw3", &new));
+        assert!(set_password(&c, "nobody", "pw").is_err());
+
+        delete_user(&c, "alice").unwrap();
+        assert!(!dir.path().join("mail/localhost/alice").exists());
+        assert_eq!(list_users(&c).unwrap(), vec!["bob@club.example (admin)"]);
+        assert!(delete_user(&c, "alice")
+            .unwrap_err()
+            .contains("no such user"));
+    }
+}

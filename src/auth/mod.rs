@@ -1,0 +1,2 @@
+//! Who may log in: password hashing and checking.
+pub mod password;

@@ -1,0 +1,320 @@
+//! Settings: built-in defaults, overridden by a TOML file, overridden by
+//! command-line flags. `postbox.toml.example` documents every key.
+
+use crate::limits::*;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_DATA_DIR: &str = "postbox-data";
+pub const DEFAULT_SMTP: &str = "127.0.0.1:2525";
+pub const DEFAULT_POP3: &str = "127.0.0.1:2110";
+pub const DEFAULT_DOMAIN: &str = "localhost";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub hostname: String,
+    /// Served domains; the first is the default for bare user names.
+    pub domains: Vec<String>,
+    /// The user (`local` or `local@domain`) who receives `postmaster@` mail.
+    pub postmaster: Option<String>,
+    pub log_level: log::LevelFilter,
+    pub smtp: SmtpConfig,
+    pub pop3: Pop3Config,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub listen: SocketAddr,
+    pub max_sessions: usize,
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub max_errors: u32,
+    pub command_timeout: Duration,
+    pub data_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pop3Config {
+    pub listen: SocketAddr,
+    pub max_sessions: usize,
+    pub timeout: Duration,
+}
+
+/// Values given on the command line; each wins over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub smtp: Option<SocketAddr>,
+    pub pop3: Option<SocketAddr>,
+    pub hostname: Option<String>,
+    pub domains: Vec<String>,
+    pub log_level: Option<log::LevelFilter>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    hostname: Option<String>,
+    domains: Option<Vec<String>>,
+    postmaster: Option<String>,
+    log_level: Option<String>,
+    #[serde(default)]
+    smtp: SmtpFile,
+    #[serde(default)]
+    pop3: Pop3File,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SmtpFile {
+    listen: Option<SocketAddr>,
+    max_sessions: Option<usize>,
+    max_message_size: Option<u64>,
+    max_recipients: Option<usize>,
+    max_errors: Option<u32>,
+    command_timeout: Option<u64>,
+    data_timeout: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Pop3File {
+    listen: Option<SocketAddr>,
+    max_sessions: Option<usize>,
+    timeout: Option<u64>,
+}
+
+pub fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
+    s.parse()
+        .map_err(|_| format!("invalid log level {s:?} (off, error, warn, info, debug, trace)"))
+}
+
+/// The machine's name, for greetings and Received: headers.
+fn os_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+impl Config {
+    pub fn load(o: &Overrides) -> Result<Config, String> {
+        let file = match &o.config_file {
+            Some(path) => parse_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut domains = file
+            .domains
+            .unwrap_or_else(|| vec![DEFAULT_DOMAIN.to_string()]);
+        domains.extend(o.domains.iter().cloned());
+        let mut seen = Vec::new();
+        for d in domains {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            if !crate::address::domain_is_valid(&d) || d.starts_with('[') {
+                return Err(format!("invalid domain {d:?}"));
+            }
+            if !seen.contains(&d) {
+                seen.push(d);
+            }
+        }
+        if seen.is_empty() {
+            return Err("at least one domain must be configured".into());
+        }
+        let log_level = match (o.log_level, &file.log_level) {
+            (Some(level), _) => level,
+            (None, Some(s)) => parse_level(s)?,
+            (None, None) => std::env::var("RUST_LOG")
+                .ok()
+                .and_then(|s| parse_level(&s).ok())
+                .unwrap_or(log::LevelFilter::Info),
+        };
+        let smtp = SmtpConfig {
+            listen: o
+                .smtp
+                .or(file.smtp.listen)
+                .unwrap_or_else(|| DEFAULT_SMTP.parse().unwrap()),
+            max_sessions: file.smtp.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
+            max_message_size: file
+                .smtp
+                .max_message_size
+                .unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
+            max_recipients: file.smtp.max_recipients.unwrap_or(DEFAULT_MAX_RECIPIENTS),
+            max_errors: file.smtp.max_errors.unwrap_or(DEFAULT_MAX_ERRORS),
+            command_timeout: file
+                .smtp
+                .command_timeout
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+            data_timeout: file
+                .smtp
+                .data_timeout
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_DATA_TIMEOUT),
+        };
+        let pop3 = Pop3Config {
+            listen: o
+                .pop3
+                .or(file.pop3.listen)
+                .unwrap_or_else(|| DEFAULT_POP3.parse().unwrap()),
+            max_sessions: file.pop3.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
+            timeout: file
+                .pop3
+                .timeout
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_POP3_TIMEOUT),
+        };
+        for (name, zero) in [
+            ("smtp.max_sessions", smtp.max_sessions == 0),
+            ("smtp.max_recipients", smtp.max_recipients == 0),
+            ("smtp.max_errors", smtp.max_errors == 0),
+            ("smtp.max_message_size", smtp.max_message_size == 0),
+            ("smtp.command_timeout", smtp.command_timeout.is_zero()),
+            ("smtp.data_timeout", smtp.data_timeout.is_zero()),
+            ("pop3.max_sessions", pop3.max_sessions == 0),
+            ("pop3.timeout", pop3.timeout.is_zero()),
+        ] {
+            if zero {
+                return Err(format!("{name} must be greater than 0"));
+            }
+        }
+        Ok(Config {
+            data_dir: o
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            hostname: o
+                .hostname
+                .clone()
+                .or(file.hostname)
+                .unwrap_or_else(os_hostname),
+            domains: seen,
+            postmaster: file.postmaster,
+            log_level,
+            smtp,
+            pop3,
+        })
+    }
+
+    pub fn default_domain(&self) -> &str {
+        &self.domains[0]
+    }
+
+    pub fn serves(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}
+
+fn parse_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.to_string().replace('\n', " ");
+        format!("config {}: {}", path.display(), msg.trim())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postbox.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn embedded_defaults() {
+        let c = Config::load(&Overrides::default()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("postbox-data"));
+        assert_eq!(c.smtp.listen.to_string(), "127.0.0.1:2525");
+        assert_eq!(c.pop3.listen.to_string(), "127.0.0.1:2110");
+        assert_eq!(c.domains, vec!["localhost"]);
+        assert_eq!(c.smtp.max_message_size, 25 * 1024 * 1024);
+        assert_eq!(c.smtp.max_recipients, 100);
+        assert!(!c.hostname.is_empty());
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let (_d, path) = write(
+            "data_dir = \"/srv/mail\"\nhostname = \"mx.example.org\"\ndomains = [\"Example.org\"]\n[smtp]\nlisten = \"0.0.0.0:25\"\nmax_recipients = 5\n[pop3]\ntimeout = 60\n",
+        );
+        let mut o = Overrides {
+            config_file: Some(path),
+            ..Default::default()
+        };
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/mail"));
+        assert_eq!(c.domains, vec!["example.org"]);
+        assert_eq!(c.smtp.max_recipients, 5);
+        assert_eq!(c.pop3.timeout, Duration::from_secs(60));
+        o.smtp = Some("127.0.0.1:9925".parse().unwrap());
+        o.domains = vec!["club.example".into(), "example.org".into()];
+        o.hostname = Some("other".into());
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.smtp.listen.port(), 9925);
+        assert_eq!(c.domains, vec!["example.org", "club.example"]);
+        assert_eq!(c.hostname, "other");
+        assert!(c.serves("CLUB.example"));
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        let (_d, path) = write("smtp_port = 25\n");
+        let e = Config::load(&Overrides {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("smtp_port"), "{e}");
+        let e = Config::load(&Overrides {
+            config_file: Some("/nonexistent/postbox.toml".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.starts_with("cannot read config"));
+        let (_d, path) = write("[smtp]\nmax_errors = 0\n");
+        let e = Config::load(&Overrides {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("max_errors"));
+        let e = Config::load(&Overrides {
+            domains: vec!["bad domain".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("invalid domain"));
+    }
+
+    #[test]
+    fn example_file_parses_to_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("postbox.toml.example");
+        let from_example = Config::load(&Overrides {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        let defaults = Config::load(&Overrides::default()).unwrap();
+        assert_eq!(
+            format!("{:?}", from_example.smtp),
+            format!("{:?}", defaults.smtp)
+        );
+        assert_eq!(
+            format!("{:?}", from_example.pop3),
+            format!("{:?}", defaults.pop3)
+        );
+        assert_eq!(from_example.domains, defaults.domains);
+        assert_eq!(from_example.data_dir, defaults.data_dir);
+    }
+}

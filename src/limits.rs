@@ -1,0 +1,52 @@
+//! Every fixed size and default limit in one place, so memory per session is
+//! visible at a glance and config defaults have a single source.
+
+use std::time::Duration;
+
+/// Longest SMTP or POP3 command line we buffer, CRLF included. RFC 5321 asks
+/// for 512; extensions (SIZE, BODY, SMTPUTF8, AUTH) make a little more useful.
+pub const MAX_COMMAND_LINE: usize = 1024;
+
+/// Longest mail address (RFC 5321 §4.5.3.1.3 path limit).
+pub const MAX_ADDRESS: usize = 256;
+
+/// Longest HELO/EHLO argument we remember.
+pub const MAX_HELO: usize = 255;
+
+/// Socket read buffer per session.
+pub const READ_CHUNK: usize = 8 * 1024;
+
+/// Body bytes collected before one write to the spool file.
+pub const WRITE_CHUNK: usize = 32 * 1024;
+
+/// Reply bytes buffered before a flush (pipelined replies are batched).
+pub const REPLY_BUFFER: usize = 2048;
+
+/// File read chunk for RETR/TOP.
+pub const RETR_CHUNK: usize = 16 * 1024;
+
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
+pub const DEFAULT_MAX_RECIPIENTS: usize = 100;
+pub const DEFAULT_MAX_SESSIONS: usize = 100;
+pub const DEFAULT_MAX_ERRORS: u32 = 10;
+/// RFC 5321 §4.5.3.2: at least 5 minutes for commands, 10 for DATA blocks.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(600);
+/// RFC 1939 §3: at least 10 minutes of inactivity before autologout.
+pub const DEFAULT_POP3_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Pause before answering a failed login, to slow password guessing.
+pub const FAILED_LOGIN_DELAY: Duration = Duration::from_millis(800);
+
+/// How long sessions in DATA may keep going after a shutdown request.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Files in `tmp/` older than this are leftovers of a crash and are removed at start.
+pub const TMP_GRACE: Duration = Duration::from_secs(36 * 3600);
+
+/// Longest user name (local part) and domain we accept.
+pub const MAX_LOCAL_PART: usize = 64;
+pub const MAX_DOMAIN: usize = 253;
+
+/// Received: headers counted for loop detection (RFC 5321 §6.3).
+pub const MAX_RECEIVED_HEADERS: usize = 50;

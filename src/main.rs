@@ -1,0 +1,242 @@
+//! The `postbox` command: argument parsing and dispatch. Exit codes: 0
+//! success, 1 failure (one line on stderr), 2 usage error.
+
+use postbox::config::{parse_level, Config, Overrides};
+use postbox::{admin, console, serve};
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const HELP: &str = "\
+postbox - a small, crash-safe mail box: SMTP in, Maildir store, POP3 out
+
+usage:
+  postbox serve [OPTIONS]             run the mail box
+  postbox user add NAME [--password-stdin]
+  postbox user passwd NAME [--password-stdin]
+  postbox user del NAME
+  postbox user list
+  postbox console                     admin shell on stdin/stdout
+  postbox --help | --version
+
+Every command takes --config FILE and --data DIR. 'postbox COMMAND --help'
+shows a command's options.
+";
+
+const SERVE_HELP: &str = "\
+usage: postbox serve [OPTIONS]
+
+Runs the mail box. With no config file: data in ./postbox-data, SMTP on
+127.0.0.1:2525, POP3 on 127.0.0.1:2110, domain localhost.
+
+options:
+  --config FILE      TOML settings (see postbox.toml.example)
+  --data DIR         data directory (mailboxes, users, spool)
+  --smtp ADDR        SMTP listen address, e.g. 0.0.0.0:25
+  --pop3 ADDR        POP3 listen address, e.g. 0.0.0.0:110
+  --hostname NAME    name in greetings and Received: headers
+  --domain D         also accept mail for D (repeatable)
+  --log-level LEVEL  off, error, warn, info, debug or trace
+";
+
+const USER_HELP: &str = "\
+usage:
+  postbox user add NAME [--password-stdin]     add a user
+  postbox user passwd NAME [--password-stdin]  change a password
+  postbox user del NAME                        remove a user and their mail
+  postbox user list                            list users
+
+NAME is 'local' (default domain) or 'local@domain'. Without
+--password-stdin the password is asked twice on the terminal, unechoed.
+Changes apply to a running server at once.
+
+options:
+  --config FILE  --data DIR  --domain D  --password-stdin
+";
+
+const CONSOLE_HELP: &str = "\
+usage: postbox console [--config FILE] [--data DIR]
+
+The admin shell on stdin/stdout: user add|passwd|del|list, status, help.
+";
+
+enum Failure {
+    Usage(String),
+    Failed(String),
+}
+
+impl From<lexopt::Error> for Failure {
+    fn from(e: lexopt::Error) -> Self {
+        Failure::Usage(e.to_string())
+    }
+}
+
+fn usage<T>(msg: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure::Usage(msg.into()))
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Failed(msg)) => {
+            eprintln!("postbox: {msg}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(msg)) => {
+            eprintln!("postbox: {msg}\nTry 'postbox --help'.");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Options and positional words of one command line.
+#[derive(Default)]
+struct Args {
+    overrides: Overrides,
+    words: Vec<String>,
+    password_stdin: bool,
+    help: bool,
+}
+
+fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
+    use lexopt::prelude::*;
+    let mut args = Args::default();
+    let o = &mut args.overrides;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => args.help = true,
+            Long("config") => o.config_file = Some(parser.value()?.into()),
+            Long("data") => o.data_dir = Some(parser.value()?.into()),
+            Long("smtp") => o.smtp = Some(parser.value()?.parse()?),
+            Long("pop3") => o.pop3 = Some(parser.value()?.parse()?),
+            Long("hostname") => o.hostname = Some(parser.value()?.string()?),
+            Long("domain") => o.domains.push(parser.value()?.string()?),
+            Long("log-level") => {
+                o.log_level = Some(parse_level(&parser.value()?.string()?).map_err(Failure::Usage)?)
+            }
+            Long("password-stdin") => args.password_stdin = true,
+            Value(v) => args.words.push(v.string()?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    Ok(args)
+}
+
+fn run() -> Result<(), Failure> {
+    let mut parser = lexopt::Parser::from_env();
+    use lexopt::prelude::*;
+    let command = match parser.next()? {
+        None => return usage("no command given"),
+        Some(Short('h') | Long("help")) => {
+            print!("{HELP}");
+            return Ok(());
+        }
+        Some(Short('V') | Long("version")) => {
+            println!("postbox {VERSION}");
+            return Ok(());
+        }
+        Some(Value(v)) => v.string()?,
+        Some(other) => return Err(other.unexpected().into()),
+    };
+    let args = parse_args(parser)?;
+    let help = |text: &str| {
+        print!("{text}");
+        Ok(())
+    };
+    match command.as_str() {
+        "serve" if args.help => help(SERVE_HELP),
+        "serve" => {
+            if let Some(extra) = args.words.first() {
+                return usage(format!("serve takes no argument {extra:?}"));
+            }
+            let config = load_config(&args)?;
+            simple_logger::SimpleLogger::new()
+                .with_level(config.log_level)
+                .init()
+                .map_err(|e| Failure::Failed(e.to_string()))?;
+            serve::run(config).map_err(Failure::Failed)
+        }
+        "user" if args.help => help(USER_HELP),
+        "user" => user(&args),
+        "console" if args.help => help(CONSOLE_HELP),
+        "console" => {
+            let config = load_config(&args)?;
+            let stdin = console::StdIo(std::io::stdin().lock());
+            let stdout = console::StdIo(std::io::stdout().lock());
+            console::run(&config, stdin, stdout).map_err(|e| Failure::Failed(e.to_string()))
+        }
+        other => usage(format!("unknown command {other:?}")),
+    }
+}
+
+fn load_config(args: &Args) -> Result<Config, Failure> {
+    Config::load(&args.overrides).map_err(Failure::Failed)
+}
+
+fn user(args: &Args) -> Result<(), Failure> {
+    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
+    let config = load_config(args)?;
+    let done = |text: String| {
+        println!("{text}");
+        Ok(())
+    };
+    match words.as_slice() {
+        ["add", name] => {
+            let password = read_password(args.password_stdin)?;
+            let (address, warning) =
+                admin::add_user(&config, name, &password).map_err(Failure::Failed)?;
+            if let Some(w) = warning {
+                eprintln!("postbox: {w}");
+            }
+            done(format!("added {address}"))
+        }
+        ["passwd", name] => {
+            let password = read_password(args.password_stdin)?;
+            let address = admin::set_password(&config, name, &password).map_err(Failure::Failed)?;
+            done(format!("password changed for {address}"))
+        }
+        ["del", name] => done(format!(
+            "deleted {}",
+            admin::delete_user(&config, name).map_err(Failure::Failed)?
+        )),
+        ["list"] => {
+            for line in admin::list_users(&config).map_err(Failure::Failed)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        [] => usage("user needs a subcommand: add, passwd, del or list"),
+        ["add" | "passwd" | "del", ..] => {
+            usage(format!("user {} takes exactly one NAME", words[0]))
+        }
+        [other, ..] => usage(format!("unknown user subcommand {other:?}")),
+    }
+}
+
+/// One line from stdin, or asked twice without echo on the terminal.
+fn read_password(from_stdin: bool) -> Result<String, Failure> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::Failed(format!("cannot read password: {e}")))?;
+        let password = line.strip_suffix('\n').unwrap_or(&line);
+        return Ok(password.strip_suffix('\r').unwrap_or(password).to_string());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Failed(
+            "no terminal to ask for a password; use --password-stdin".into(),
+        ));
+    }
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt)
+            .map_err(|e| Failure::Failed(format!("cannot read password: {e}")))
+    };
+    let first = ask("Password: ")?;
+    if ask("Again: ")? != first {
+        return Err(Failure::Failed("passwords do not match".into()));
+    }
+    Ok(first)
+}

@@ -1,0 +1,6 @@
+//! POP3 (RFC 1939): a sans-IO core (`command`, `session`, `stuff`) and the
+//! async layer that serves mailboxes from the store (`server`).
+pub mod command;
+pub mod server;
+pub mod session;
+pub mod stuff;

@@ -1,0 +1,255 @@
+//! The async shell around the POP3 core: logins checked off-thread, one
+//! session per mailbox, messages streamed from their files in fixed-size
+//! chunks, deletions made durable only in the UPDATE state.
+
+use super::session::{Listing, LoginFailure, Replies, Session, Step};
+use super::stuff::Stuffer;
+use crate::address::Address;
+use crate::conn::{self, ReadOutcome};
+use crate::limits::{FAILED_LOGIN_DELAY, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
+use crate::line::LineBuffer;
+use crate::serve::{SessionSlot, Shared};
+use crate::store::maildir;
+use smol::net::TcpStream;
+use smol::Timer;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// Releases the mailbox lock when the session ends, however it ends.
+struct MailboxLock {
+    shared: Rc<Shared>,
+    dir: PathBuf,
+}
+
+impl Drop for MailboxLock {
+    fn drop(&mut self) {
+        self.shared.pop3_in_use.borrow_mut().remove(&self.dir);
+    }
+}
+
+struct Connection {
+    shared: Rc<Shared>,
+    stream: TcpStream,
+    out: Replies,
+}
+
+impl Connection {
+    async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        conn::write(&mut self.stream, bytes, self.shared.config.pop3.timeout).await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        let out = std::mem::take(&mut self.out);
+        self.send(out.as_bytes()).await
+    }
+}
+
+pub async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let id = shared.session_id();
+    let Some(_slot) = SessionSlot::take(
+        &shared,
+        |s| &s.pop3_sessions,
+        shared.config.pop3.max_sessions,
+    ) else {
+        log::warn!("pop3#{id} {peer} refused: too many sessions");
+        let mut stream = stream;
+        let _ = conn::write(
+            &mut stream,
+            b"-ERR [SYS/TEMP] Too many connections\r\n",
+            shared.config.pop3.timeout,
+        )
+        .await;
+        return;
+    };
+    log::info!("pop3#{id} {peer} connected");
+    let mut out = Replies::new();
+    let session = Session::new(
+        &shared.config.hostname,
+        shared.config.smtp.max_errors,
+        &mut out,
+    );
+    let mut c = Connection {
+        shared,
+        stream,
+        out,
+    };
+    let end = run(&mut c, session, id, peer).await;
+    log::info!("pop3#{id} {peer} closed: {end}");
+}
+
+async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr) -> &'static str {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut lines = LineBuffer::new();
+    let mut lock: Option<MailboxLock> = None;
+    let (mut start, mut end) = (0, 0);
+    loop {
+        while start < end {
+            let (used, event) = lines.push(&buf[start..end]);
+            start += used;
+            let Some(event) = event else { break };
+            let step = session.handle(event, &mut c.out);
+            match step {
+                Step::Continue => {}
+                Step::Close => {
+                    let _ = c.flush().await;
+                    return "session ended";
+                }
+                Step::Authenticate { user, password } => {
+                    let account = c.shared.authenticate(&user, &password).await;
+                    match account {
+                        None => {
+                            log::warn!("pop3#{id} {peer} failed login for {user:?}");
+                            Timer::after(FAILED_LOGIN_DELAY).await;
+                            session.login_failed(LoginFailure::BadCredentials, &mut c.out);
+                        }
+                        Some(account) => match open_mailbox(&c.shared, &account).await {
+                            Ok((dir_lock, messages)) => {
+                                log::info!(
+                                    "pop3#{id} {peer} {account} logged in, {} messages",
+                                    messages.len()
+                                );
+                                lock = Some(dir_lock);
+                                session.login_succeeded(messages, &mut c.out);
+                            }
+                            Err(why) => {
+                                log::warn!("pop3#{id} {peer} {account}: {why:?}");
+                                session.login_failed(why, &mut c.out);
+                            }
+                        },
+                    }
+                }
+                Step::Listing(kind) => {
+                    if send_listing(c, &session, kind).await.is_err() {
+                        return "write failed";
+                    }
+                }
+                Step::SendMessage { index, body_lines } => {
+                    let dir = &lock.as_ref().expect("TRANSACTION holds the lock").dir;
+                    let path = dir.join(session.message_name(index));
+                    match send_message(c, path, body_lines).await {
+                        Ok(()) => {}
+                        Err(SendError::Client) => return "write failed",
+                        Err(SendError::File(e)) => {
+                            // The +OK is out; all we can do is end the session.
+                            log::error!(
+                                "pop3#{id} {peer} cannot read {}: {e}",
+                                session.message_name(index)
+                            );
+                            return "message file unreadable";
+                        }
+                    }
+                }
+                Step::Update => {
+                    let dir = lock
+                        .as_ref()
+                        .expect("TRANSACTION holds the lock")
+                        .dir
+                        .clone();
+                    let doomed: Vec<String> = session.deleted().map(str::to_owned).collect();
+                    let count = doomed.len();
+                    let result = smol::unblock(move || {
+                        maildir::delete_messages(&dir, doomed.iter().map(String::as_str))
+                    })
+                    .await;
+                    if let Err(e) = &result {
+                        log::error!("pop3#{id} {peer} deleting messages failed: {e}");
+                    } else if count > 0 {
+                        log::info!("pop3#{id} {peer} deleted {count} messages");
+                    }
+                    session.update_done(result.is_ok(), &mut c.out);
+                    let _ = c.flush().await;
+                    return "session ended";
+                }
+            }
+            if c.out.len() > REPLY_BUFFER / 2 && c.flush().await.is_err() {
+                return "write failed";
+            }
+        }
+        if c.flush().await.is_err() {
+            return "write failed";
+        }
+        let timeout = c.shared.config.pop3.timeout;
+        match conn::read(&mut c.stream, &mut buf, timeout, Some(&c.shared.shutdown)).await {
+            ReadOutcome::Data(n) => (start, end) = (0, n),
+            ReadOutcome::Closed => return "client disconnected",
+            ReadOutcome::TimedOut => {
+                let _ = c.send(b"-ERR Autologout; idle for too long\r\n").await;
+                return "timeout";
+            }
+            ReadOutcome::Shutdown => {
+                let _ = c.send(b"-ERR [SYS/TEMP] Server shutting down\r\n").await;
+                return "shutdown";
+            }
+        }
+    }
+}
+
+/// Takes the mailbox for this session and lists it.
+async fn open_mailbox(
+    shared: &Rc<Shared>,
+    account: &Address,
+) -> Result<(MailboxLock, Vec<maildir::StoredMessage>), LoginFailure> {
+    let dir = shared.mailbox_dir(account);
+    if !shared.pop3_in_use.borrow_mut().insert(dir.clone()) {
+        return Err(LoginFailure::InUse);
+    }
+    let lock = MailboxLock {
+        shared: shared.clone(),
+        dir: dir.clone(),
+    };
+    match smol::unblock(move || maildir::scan_mailbox(&dir)).await {
+        Ok(messages) => Ok((lock, messages)),
+        Err(e) => {
+            log::error!("cannot read mailbox {}: {e}", lock.dir.display());
+            Err(LoginFailure::Unavailable)
+        }
+    }
+}
+
+async fn send_listing(c: &mut Connection, session: &Session, kind: Listing) -> io::Result<()> {
+    c.flush().await?;
+    for index in 0..session.message_count() {
+        session.listing_line(kind, index, &mut c.out);
+        if c.out.len() > REPLY_BUFFER - 300 {
+            c.flush().await?;
+        }
+    }
+    let _ = c.out.push_str(".\r\n");
+    Ok(())
+}
+
+enum SendError {
+    Client,
+    File(io::Error),
+}
+
+/// Streams one message file, byte-stuffed, then the terminating dot.
+async fn send_message(
+    c: &mut Connection,
+    path: PathBuf,
+    body_lines: Option<u32>,
+) -> Result<(), SendError> {
+    c.flush().await.map_err(|_| SendError::Client)?;
+    let mut file = std::fs::File::open(&path).map_err(SendError::File)?;
+    let mut raw = vec![0u8; RETR_CHUNK];
+    let mut stuffed = vec![0u8; 2 * RETR_CHUNK];
+    let mut stuffer = Stuffer::new(body_lines);
+    while !stuffer.is_done() {
+        let n = file.read(&mut raw).map_err(SendError::File)?;
+        if n == 0 {
+            break;
+        }
+        let len = stuffer.feed(&raw[..n], &mut stuffed);
+        c.send(&stuffed[..len])
+            .await
+            .map_err(|_| SendError::Client)?;
+    }
+    let _ = c.out.push_str(if stuffer.trailer().is_empty() {
+        ".\r\n"
+    } else {
+        "\r\n.\r\n"
+    });
+    Ok(())
+}

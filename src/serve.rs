@@ -1,0 +1,345 @@
+//! `postbox serve`: one single-threaded executor running every SMTP and
+//! POP3 session, the state they share, and orderly shutdown on SIGTERM or
+//! SIGINT (stop accepting, let messages in flight finish, exit 0).
+
+use crate::address::Address;
+use crate::config::Config;
+use crate::smtp::command::RcptTo;
+use crate::smtp::session::RcptVerdict;
+use crate::store::{maildir, record, users};
+use serde::{Deserialize, Serialize};
+use smol::channel::{Receiver, Sender};
+use smol::net::TcpListener;
+use smol::{future, LocalExecutor, Timer};
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const LOCK_FILE: &str = "serve.lock";
+const STATUS_FILE: &str = "serve.status";
+const STATUS_KIND: [u8; 4] = *b"PBST";
+const STATUS_VERSION: u16 = 1;
+
+/// What a running server tells the console (`status`).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ServerStatus {
+    pub pid: u32,
+    pub started_unix: u64,
+    pub smtp: String,
+    pub pop3: String,
+}
+
+/// The running server's status, if one is running on `data_dir`.
+pub fn running_status(data_dir: &Path) -> Option<ServerStatus> {
+    let status: ServerStatus =
+        record::load(&data_dir.join(STATUS_FILE), STATUS_KIND, STATUS_VERSION).ok()??;
+    Path::new(&format!("/proc/{}", status.pid))
+        .exists()
+        .then_some(status)
+}
+
+/// Shutdown as every session sees it.
+pub struct Shutdown {
+    closed: Receiver<()>,
+    since: Cell<Option<Instant>>,
+}
+
+impl Shutdown {
+    /// Resolves once shutdown has been requested.
+    pub async fn requested(&self) {
+        let _ = self.closed.recv().await;
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.since.get().is_some()
+    }
+
+    /// Time left for a message in flight to finish, once shutdown began.
+    pub fn grace_left(&self) -> Option<Duration> {
+        self.since
+            .get()
+            .map(|t| crate::limits::SHUTDOWN_GRACE.saturating_sub(t.elapsed()))
+    }
+}
+
+/// State shared by all sessions on the one executor thread.
+pub struct Shared {
+    pub config: Config,
+    pub users: RefCell<users::UserCache>,
+    pub names: maildir::NameMaker,
+    pub started: Instant,
+    pub shutdown: Shutdown,
+    /// One Argon2 computation at a time bounds login memory on small boards.
+    password_gate: smol::lock::Semaphore,
+    /// Mailboxes with a POP3 session in the TRANSACTION state.
+    pub pop3_in_use: RefCell<HashSet<PathBuf>>,
+    pub smtp_sessions: Cell<usize>,
+    pub pop3_sessions: Cell<usize>,
+    next_session: Cell<u64>,
+}
+
+impl Shared {
+    pub fn session_id(&self) -> u64 {
+        let id = self.next_session.get() + 1;
+        self.next_session.set(id);
+        id
+    }
+
+    pub fn mailbox_dir(&self, account: &Address) -> PathBuf {
+        maildir::mailbox_dir(&self.config.data_dir, account.local(), account.domain())
+    }
+
+    /// Where an RCPT goes: a user, the postmaster, or nowhere.
+    pub fn lookup(&self, rcpt: &RcptTo) -> RcptVerdict {
+        let (local, domain) = match rcpt {
+            RcptTo::Postmaster => ("postmaster", self.config.default_domain()),
+            RcptTo::Mailbox(a) => (a.local(), a.domain()),
+        };
+        if !self.config.serves(domain) {
+            return RcptVerdict::RelayDenied;
+        }
+        let mut cache = self.users.borrow_mut();
+        let list = cache.current();
+        let account = list.find(local, domain).or_else(|| {
+            if !local.eq_ignore_ascii_case("postmaster") {
+                return None;
+            }
+            let named = self.config.postmaster.as_deref().and_then(|name| {
+                let (l, d) = users::split_name(name, self.config.default_domain()).ok()?;
+                list.find(&l, &d)
+            });
+            named.or_else(|| list.first_admin(domain))
+        });
+        match account.and_then(|u| Address::new(&u.local, &u.domain).ok()) {
+            Some(address) => RcptVerdict::Local(address),
+            None => RcptVerdict::UnknownUser,
+        }
+    }
+
+    /// Checks a login (`local` or `local@domain`) off the executor thread.
+    pub async fn authenticate(&self, name: &str, password: &str) -> Option<Address> {
+        let (local, domain) = users::split_name(name, self.config.default_domain()).ok()?;
+        let hash = {
+            let mut cache = self.users.borrow_mut();
+            cache
+                .current()
+                .find(&local, &domain)
+                .map(|u| u.password.clone())
+        };
+        let _permit = self.password_gate.acquire().await;
+        // Unknown users cost a hash too, so timing does not reveal them.
+        let hash = hash.unwrap_or_else(|| crate::auth::password::dummy_hash().to_string());
+        let password = password.to_string();
+        let ok = smol::unblock(move || crate::auth::password::verify(&password, &hash)).await;
+        let exists = self
+            .users
+            .borrow_mut()
+            .current()
+            .find(&local, &domain)
+            .is_some();
+        (ok && exists)
+            .then(|| Address::new(&local, &domain).ok())
+            .flatten()
+    }
+}
+
+/// One of a protocol's session slots, given back when the session ends,
+/// however it ends.
+pub struct SessionSlot {
+    shared: Rc<Shared>,
+    counter: fn(&Shared) -> &Cell<usize>,
+}
+
+impl SessionSlot {
+    /// Takes a slot, or `None` when `max` are already in use.
+    pub fn take(
+        shared: &Rc<Shared>,
+        counter: fn(&Shared) -> &Cell<usize>,
+        max: usize,
+    ) -> Option<Self> {
+        let count = counter(shared);
+        (count.get() < max).then(|| {
+            count.set(count.get() + 1);
+            SessionSlot {
+                shared: shared.clone(),
+                counter,
+            }
+        })
+    }
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let count = (self.counter)(&self.shared);
+        count.set(count.get() - 1);
+    }
+}
+
+/// Holds the data directory for this process; released on exit.
+fn lock_data_dir(data_dir: &Path) -> Result<File, String> {
+    crate::store::durable::create_dir_durable(data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_dir.join(LOCK_FILE))
+        .map_err(|e| format!("cannot open {}: {e}", LOCK_FILE))?;
+    file.try_lock().map_err(|_| {
+        format!(
+            "another postbox serve is already using {}",
+            data_dir.display()
+        )
+    })?;
+    Ok(file)
+}
+
+pub fn run(config: Config) -> Result<(), String> {
+    let data_dir = config.data_dir.clone();
+    let _lock = lock_data_dir(&data_dir)?;
+    let cleared = maildir::clear_spool(&data_dir)
+        .map_err(|e| format!("cannot prepare spool in {}: {e}", data_dir.display()))?;
+    if cleared > 0 {
+        log::warn!("removed {cleared} partial messages left in the spool by an earlier crash");
+    }
+    let user_cache =
+        users::UserCache::open(&data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
+    let (stop, closed): (Sender<()>, Receiver<()>) = smol::channel::bounded(1);
+    let shared = Rc::new(Shared {
+        names: maildir::NameMaker::new(&config.hostname),
+        users: RefCell::new(user_cache),
+        started: Instant::now(),
+        shutdown: Shutdown {
+            closed,
+            since: Cell::new(None),
+        },
+        password_gate: smol::lock::Semaphore::new(1),
+        pop3_in_use: RefCell::new(HashSet::new()),
+        smtp_sessions: Cell::new(0),
+        pop3_sessions: Cell::new(0),
+        next_session: Cell::new(0),
+        config,
+    });
+    let executor = Rc::new(LocalExecutor::new());
+    let result = smol::block_on(executor.run(serve(executor.clone(), shared, stop)));
+    let _ = std::fs::remove_file(data_dir.join(STATUS_FILE));
+    result
+}
+
+async fn serve(
+    executor: Rc<LocalExecutor<'static>>,
+    shared: Rc<Shared>,
+    stop: Sender<()>,
+) -> Result<(), String> {
+    let config = &shared.config;
+    let bind = |addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))
+    };
+    let smtp = bind(config.smtp.listen).await?;
+    let pop3 = bind(config.pop3.listen).await?;
+    let smtp_addr = smtp.local_addr().map_err(|e| e.to_string())?;
+    let pop3_addr = pop3.local_addr().map_err(|e| e.to_string())?;
+    let mut signals =
+        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+
+    let status = ServerStatus {
+        pid: std::process::id(),
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        smtp: smtp_addr.to_string(),
+        pop3: pop3_addr.to_string(),
+    };
+    record::save(
+        &config.data_dir.join(STATUS_FILE),
+        STATUS_KIND,
+        STATUS_VERSION,
+        &status,
+    )
+    .map_err(|e| format!("cannot write status file: {e}"))?;
+    log::info!(
+        "postbox {} serving {} on smtp {smtp_addr} pop3 {pop3_addr}, data in {}",
+        env!("CARGO_PKG_VERSION"),
+        config.domains.join(", "),
+        config.data_dir.display()
+    );
+
+    let smtp_loop = executor.spawn(accept_loop(
+        executor.clone(),
+        smtp,
+        shared.clone(),
+        Protocol::Smtp,
+    ));
+    let pop3_loop = executor.spawn(accept_loop(
+        executor.clone(),
+        pop3,
+        shared.clone(),
+        Protocol::Pop3,
+    ));
+
+    use smol::stream::StreamExt;
+    if let Some(Ok(signal)) = signals.next().await {
+        log::info!("received {signal:?}: no new connections, finishing sessions");
+    }
+    shared.shutdown.since.set(Some(Instant::now()));
+    stop.close();
+    drop(smtp_loop);
+    drop(pop3_loop);
+
+    // Sessions in DATA may run out their grace; everyone else leaves at once.
+    let deadline = Instant::now() + crate::limits::SHUTDOWN_GRACE + Duration::from_secs(5);
+    while shared.smtp_sessions.get() + shared.pop3_sessions.get() > 0 && Instant::now() < deadline {
+        Timer::after(Duration::from_millis(20)).await;
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Protocol {
+    Smtp,
+    Pop3,
+}
+
+async fn accept_loop(
+    executor: Rc<LocalExecutor<'static>>,
+    listener: TcpListener,
+    shared: Rc<Shared>,
+    protocol: Protocol,
+) {
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            shared.shutdown.requested().await;
+            None
+        })
+        .await;
+        let (stream, peer) = match accepted {
+            None => return,
+            Some(Ok(conn)) => conn,
+            Some(Err(e)) => {
+                // Out of descriptors and the like: pause instead of spinning.
+                log::error!("{protocol:?} accept failed: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let task = match protocol {
+            Protocol::Smtp => executor.spawn(async move {
+                crate::smtp::server::serve_connection(shared, stream, peer).await
+            }),
+            Protocol::Pop3 => executor.spawn(async move {
+                crate::pop3::server::serve_connection(shared, stream, peer).await
+            }),
+        };
+        task.detach();
+    }
+}

@@ -1,0 +1,9 @@
+//! SMTP receiving (RFC 5321): a sans-IO core (`command`, `data`,
+//! `session`) and the thin async layer that connects it to sockets and the
+//! store (`server`).
+pub mod command;
+pub mod data;
+pub mod received;
+pub mod reply;
+pub mod server;
+pub mod session;

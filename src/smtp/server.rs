@@ -1,0 +1,321 @@
+//! The async shell around the SMTP core: reads the socket, feeds lines to
+//! the session and body bytes to the DATA decoder, streams the message into
+//! the spool, and makes it durable before the 250.
+
+use super::data::DataDecoder;
+use super::received::{trace_headers, Trace};
+use super::reply::{push, Replies, REPLY_HEADROOM};
+use super::session::{DataOutcome, Directory, Limits, RcptVerdict, Session, Step};
+use crate::conn::{self, ReadOutcome};
+use crate::limits::{READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK};
+use crate::line::LineBuffer;
+use crate::serve::{SessionSlot, Shared};
+use crate::smtp::command::RcptTo;
+use crate::store::durable::is_no_space;
+use crate::store::maildir::Incoming;
+use smol::net::TcpStream;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::SystemTime;
+
+struct LiveDirectory<'a>(&'a Shared);
+
+impl Directory for LiveDirectory<'_> {
+    fn lookup(&mut self, rcpt: &RcptTo) -> RcptVerdict {
+        self.0.lookup(rcpt)
+    }
+}
+
+/// Input bytes read from the socket but not yet used.
+struct Input {
+    buf: Box<[u8; READ_CHUNK]>,
+    start: usize,
+    end: usize,
+}
+
+impl Input {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+struct Connection {
+    shared: Rc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    input: Input,
+    out: Replies,
+}
+
+impl Connection {
+    async fn flush(&mut self) -> io::Result<()> {
+        let timeout = self.shared.config.smtp.command_timeout;
+        let result = conn::write(&mut self.stream, self.out.as_bytes(), timeout).await;
+        self.out.clear();
+        result
+    }
+
+    /// Refills the input buffer; `in_data` keeps reading through a shutdown
+    /// for the grace period so a message in flight can finish.
+    async fn fill(&mut self, in_data: bool) -> ReadOutcome {
+        let smtp = &self.shared.config.smtp;
+        let shutdown = &self.shared.shutdown;
+        let (timeout, watch) = match (in_data, shutdown.grace_left()) {
+            (false, _) => (smtp.command_timeout, Some(shutdown)),
+            (true, None) => (smtp.data_timeout, None),
+            (true, Some(left)) => (smtp.data_timeout.min(left), None),
+        };
+        let outcome = conn::read(&mut self.stream, &mut self.input.buf[..], timeout, watch).await;
+        if let ReadOutcome::Data(n) = outcome {
+            self.input.start = 0;
+            self.input.end = n;
+        }
+        outcome
+    }
+}
+
+pub async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let id = shared.session_id();
+    let Some(_slot) = SessionSlot::take(
+        &shared,
+        |s| &s.smtp_sessions,
+        shared.config.smtp.max_sessions,
+    ) else {
+        log::warn!("smtp#{id} {peer} refused: too many sessions");
+        let mut stream = stream;
+        let _ = conn::write(
+            &mut stream,
+            b"421 4.3.2 Too many connections, try again later\r\n",
+            shared.config.smtp.command_timeout,
+        )
+        .await;
+        return;
+    };
+    log::info!("smtp#{id} {peer} connected");
+    let limits = Limits {
+        max_message_size: shared.config.smtp.max_message_size,
+        max_recipients: shared.config.smtp.max_recipients,
+        max_errors: shared.config.smtp.max_errors,
+    };
+    let mut out = Replies::new();
+    let session = Session::new(&shared.config.hostname, limits, &mut out);
+    let mut connection = Connection {
+        shared,
+        stream,
+        peer,
+        id,
+        input: Input {
+            buf: Box::new([0; READ_CHUNK]),
+            start: 0,
+            end: 0,
+        },
+        out,
+    };
+    let end = run(&mut connection, session).await;
+    log::info!("smtp#{id} {peer} closed: {end}");
+}
+
+/// Drives one session to its end; returns why it ended.
+async fn run(c: &mut Connection, mut session: Session) -> &'static str {
+    let mut lines = LineBuffer::new();
+    let mut body_buf: Option<Box<[u8]>> = None;
+    loop {
+        while !c.input.pending().is_empty() {
+            let (used, event) = lines.push(c.input.pending());
+            c.input.start += used;
+            let Some(event) = event else { break };
+            let step = session.handle(event, &mut LiveDirectory(&c.shared), &mut c.out);
+            match step {
+                Step::Continue => {}
+                Step::Close => {
+                    let _ = c.flush().await;
+                    return "session ended";
+                }
+                Step::ReceiveData => {
+                    if c.flush().await.is_err() {
+                        return "write failed";
+                    }
+                    let buf =
+                        body_buf.get_or_insert_with(|| vec![0; WRITE_CHUNK].into_boxed_slice());
+                    match receive_message(c, &session, buf).await {
+                        Ok(outcome) => session.data_done(outcome, &mut c.out),
+                        Err(why) => return why,
+                    }
+                }
+            }
+            if c.out.len() > REPLY_BUFFER - REPLY_HEADROOM && c.flush().await.is_err() {
+                return "write failed";
+            }
+        }
+        if c.flush().await.is_err() {
+            return "write failed";
+        }
+        match c.fill(false).await {
+            ReadOutcome::Data(_) => {}
+            ReadOutcome::Closed => return "client disconnected",
+            ReadOutcome::TimedOut => {
+                push(
+                    &mut c.out,
+                    421,
+                    Some("4.4.2"),
+                    "Timeout, closing connection",
+                );
+                let _ = c.flush().await;
+                return "command timeout";
+            }
+            ReadOutcome::Shutdown => {
+                push(
+                    &mut c.out,
+                    421,
+                    Some("4.3.2"),
+                    "Service shutting down, try again later",
+                );
+                let _ = c.flush().await;
+                return "shutdown";
+            }
+        }
+    }
+}
+
+/// Where the body is going while it streams in.
+enum Sink {
+    Spool(Incoming),
+    TooBig,
+    Failed(io::Error),
+}
+
+/// Reads the body up to `<CRLF>.<CRLF>`, storing it as it comes. `Err`
+/// means the connection is over (dropped, timed out) and nothing was stored.
+async fn receive_message(
+    c: &mut Connection,
+    session: &Session,
+    chunk: &mut [u8],
+) -> Result<DataOutcome, &'static str> {
+    let shared = c.shared.clone();
+    let name = shared.names.next();
+    let recipients = session.recipients();
+    let headers = trace_headers(&Trace {
+        sender: session.sender(),
+        helo: session.helo(),
+        peer: c.peer.ip(),
+        hostname: &shared.config.hostname,
+        esmtp: session.esmtp(),
+        id: &name,
+        single_recipient: (recipients.len() == 1).then(|| &recipients[0].given),
+        now: SystemTime::now(),
+    });
+    let mut sink = match Incoming::create(&shared.config.data_dir, name.clone())
+        .and_then(|mut m| m.write(headers.as_bytes()).map(|()| m))
+    {
+        Ok(m) => Sink::Spool(m),
+        Err(e) => Sink::Failed(e),
+    };
+    let limit = session.max_message_size() + headers.len() as u64;
+    let mut decoder = DataDecoder::new();
+    let mut filled = 0;
+    loop {
+        let mut finished = false;
+        while !c.input.pending().is_empty() && !finished {
+            let p = decoder.feed(c.input.pending(), &mut chunk[filled..]);
+            c.input.start += p.consumed;
+            filled += p.produced;
+            finished = p.finished;
+            if finished || chunk.len() - filled < 2 {
+                sink = store_chunk(sink, &chunk[..filled], limit);
+                filled = 0;
+            }
+        }
+        if finished {
+            break;
+        }
+        match c.fill(true).await {
+            ReadOutcome::Data(_) => {}
+            outcome => {
+                if let Sink::Spool(m) = sink {
+                    m.discard();
+                }
+                if matches!(outcome, ReadOutcome::TimedOut) {
+                    let text = if shared.shutdown.is_requested() {
+                        "Service shutting down, message not accepted"
+                    } else {
+                        "Timeout waiting for data"
+                    };
+                    push(&mut c.out, 421, Some("4.4.2"), text);
+                    let _ = c.flush().await;
+                    return Err("data timeout");
+                }
+                return Err("client disconnected during data");
+            }
+        }
+    }
+    let id = c.id;
+    let peer = c.peer;
+    let incoming = match sink {
+        Sink::Spool(m) => m,
+        Sink::TooBig => {
+            log::info!(
+                "smtp#{id} {peer} rejected message: over {} bytes",
+                session.max_message_size()
+            );
+            return Ok(DataOutcome::TooBig);
+        }
+        Sink::Failed(e) => {
+            log::error!("smtp#{id} {peer} cannot store message: {e}");
+            return Ok(if is_no_space(&e) {
+                DataOutcome::NoSpace
+            } else {
+                DataOutcome::Failed
+            });
+        }
+    };
+    let mut mailboxes: Vec<PathBuf> = recipients
+        .iter()
+        .map(|r| shared.mailbox_dir(&r.mailbox))
+        .collect();
+    mailboxes.sort();
+    mailboxes.dedup();
+    let size = incoming.size();
+    match smol::unblock(move || incoming.deliver(&mailboxes)).await {
+        Ok(_) => {
+            let from = session.sender().map(|a| a.as_str()).unwrap_or("");
+            let to: Vec<&str> = recipients.iter().map(|r| r.mailbox.as_str()).collect();
+            log::info!(
+                "smtp#{id} {peer} delivered {name} from=<{from}> to={} size={size}",
+                to.join(",")
+            );
+            Ok(DataOutcome::Stored { id: name })
+        }
+        Err(e) => {
+            log::error!("smtp#{id} {peer} delivery of {name} failed: {e}");
+            Ok(if is_no_space(&e) {
+                DataOutcome::NoSpace
+            } else {
+                DataOutcome::Failed
+            })
+        }
+    }
+}
+
+/// Appends decoded bytes to the spool file unless the message is already
+/// refused; going over the size limit discards what was written at once.
+fn store_chunk(sink: Sink, bytes: &[u8], limit: u64) -> Sink {
+    match sink {
+        Sink::Spool(mut m) => {
+            if m.size() + bytes.len() as u64 > limit {
+                m.discard();
+                return Sink::TooBig;
+            }
+            match m.write(bytes) {
+                Ok(()) => Sink::Spool(m),
+                Err(e) => {
+                    m.discard();
+                    Sink::Failed(e)
+                }
+            }
+        }
+        other => other,
+    }
+}

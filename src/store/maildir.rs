@@ -1,0 +1,340 @@
+//! Maildir storage, qmail's rules plus a synced directory:
+//! a message is written once into the spool (`DATA/tmp`), fsynced, then
+//! hard-linked into `new/` of every recipient's mailbox, and each `new/` is
+//! fsynced before the sender hears 250. Readers never see a partial file; a
+//! crash leaves at most garbage in the spool, which is cleared at start.
+//!
+//! File names follow Dovecot: `SECS.MUSECSPPIDQSEQ.HOST,S=SIZE,W=SIZE`,
+//! where both sizes are the stored size because messages are kept with
+//! CRLF line ends, exactly as POP3 sends them.
+
+use super::durable::{create_dir_durable, sync_dir};
+use std::cell::Cell;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const MAIL_DIR: &str = "mail";
+pub const SPOOL_DIR: &str = "tmp";
+
+pub fn mailbox_dir(data_dir: &Path, local: &str, domain: &str) -> PathBuf {
+    data_dir.join(MAIL_DIR).join(domain).join(local)
+}
+
+/// Creates `tmp/`, `new/` and `cur/` of a mailbox, durably.
+pub fn create_mailbox(dir: &Path) -> io::Result<()> {
+    for sub in ["tmp", "new", "cur"] {
+        create_dir_durable(&dir.join(sub))?;
+    }
+    Ok(())
+}
+
+/// Makes the unique part of new file names.
+pub struct NameMaker {
+    host: String,
+    pid: u32,
+    seq: Cell<u64>,
+}
+
+impl NameMaker {
+    pub fn new(hostname: &str) -> Self {
+        // '/' and ':' would break paths and the flags suffix (qmail's escapes).
+        let host = hostname.replace('/', "\\057").replace(':', "\\072");
+        NameMaker {
+            host,
+            pid: std::process::id(),
+            seq: Cell::new(0),
+        }
+    }
+
+    pub fn next(&self) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let seq = self.seq.get();
+        self.seq.set(seq + 1);
+        format!(
+            "{}.M{}P{}Q{}.{}",
+            now.as_secs(),
+            now.subsec_micros(),
+            self.pid,
+            seq,
+            self.host
+        )
+    }
+}
+
+/// A message being received, written to the spool as it streams in.
+pub struct Incoming {
+    file: File,
+    spool_path: PathBuf,
+    base_name: String,
+    size: u64,
+}
+
+impl Incoming {
+    pub fn create(data_dir: &Path, base_name: String) -> io::Result<Self> {
+        let spool_path = data_dir.join(SPOOL_DIR).join(&base_name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&spool_path)?;
+        Ok(Incoming {
+            file,
+            spool_path,
+            base_name,
+            size: 0,
+        })
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Makes the message durable in every mailbox, or in none: a failed link
+    /// is rolled back so a retry by the client cannot duplicate mail.
+    /// Blocking (fsync): run it on the blocking pool.
+    pub fn deliver(self, mailboxes: &[PathBuf]) -> io::Result<String> {
+        let result = self.deliver_inner(mailboxes);
+        let _ = fs::remove_file(&self.spool_path);
+        result
+    }
+
+    fn deliver_inner(&self, mailboxes: &[PathBuf]) -> io::Result<String> {
+        self.file.sync_all()?;
+        let name = format!("{},S={},W={}", self.base_name, self.size, self.size);
+        let mut linked: Vec<PathBuf> = Vec::with_capacity(mailboxes.len());
+        for mailbox in mailboxes {
+            let target = mailbox.join("new").join(&name);
+            let attempt = fs::hard_link(&self.spool_path, &target).or_else(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    create_mailbox(mailbox)?;
+                    fs::hard_link(&self.spool_path, &target)
+                } else {
+                    Err(e)
+                }
+            });
+            if let Err(e) = attempt {
+                for done in &linked {
+                    let _ = fs::remove_file(done);
+                }
+                return Err(e);
+            }
+            linked.push(target);
+        }
+        for mailbox in mailboxes {
+            sync_dir(&mailbox.join("new"))?;
+        }
+        Ok(name)
+    }
+
+    /// Drops a message that will not be delivered.
+    pub fn discard(self) {
+        drop(self.file);
+        let _ = fs::remove_file(&self.spool_path);
+    }
+}
+
+/// Clears the spool. Only the server writes there and it holds the serve
+/// lock while it runs, so anything found at start is left by a crash.
+pub fn clear_spool(data_dir: &Path) -> io::Result<usize> {
+    let spool = data_dir.join(SPOOL_DIR);
+    create_dir_durable(&spool)?;
+    let mut removed = 0;
+    for entry in fs::read_dir(&spool)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        sync_dir(&spool)?;
+    }
+    Ok(removed)
+}
+
+/// One message in a mailbox, as POP3 sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Path relative to the mailbox: `new/NAME` or `cur/NAME:2,FLAGS`.
+    pub name: Box<str>,
+    pub size: u64,
+}
+
+impl StoredMessage {
+    /// The unique id: the file name without directory and flags, which
+    /// never changes while the message exists.
+    pub fn uid(&self) -> &str {
+        let file = self.name.rsplit('/').next().unwrap_or(&self.name);
+        file.split(':').next().unwrap_or(file)
+    }
+}
+
+/// The `,S=` size from a Dovecot-style name.
+fn size_from_name(name: &str) -> Option<u64> {
+    let base = name.split(':').next()?;
+    let start = base.find(",S=")? + 3;
+    let digits = base[start..].split(',').next()?;
+    digits.parse().ok()
+}
+
+/// Seconds prefix of a Maildir name, so sorting follows arrival order.
+fn arrival_key(name: &str) -> (u64, &str) {
+    let file = name.rsplit('/').next().unwrap_or(name);
+    let secs = file
+        .split('.')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (secs, file)
+}
+
+/// Lists a mailbox in arrival order; sizes come from file names when they
+/// carry them, so a login costs one directory read, not one stat per message.
+pub fn scan_mailbox(dir: &Path) -> io::Result<Vec<StoredMessage>> {
+    let mut messages = Vec::new();
+    for sub in ["new", "cur"] {
+        let entries = match fs::read_dir(dir.join(sub)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let Some(file) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if file.starts_with('.') {
+                continue;
+            }
+            let size = match size_from_name(&file) {
+                Some(size) => size,
+                None => entry.metadata()?.len(),
+            };
+            messages.push(StoredMessage {
+                name: format!("{sub}/{file}").into_boxed_str(),
+                size,
+            });
+        }
+    }
+    messages.sort_by(|a, b| arrival_key(&a.name).cmp(&arrival_key(&b.name)));
+    Ok(messages)
+}
+
+/// Removes messages for good (POP3 UPDATE state). Already-missing files are
+/// not an error: the goal state is reached. Blocking (fsync).
+pub fn delete_messages<'a>(dir: &Path, names: impl IntoIterator<Item = &'a str>) -> io::Result<()> {
+    for name in names {
+        match fs::remove_file(dir.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    sync_dir(&dir.join("new"))?;
+    sync_dir(&dir.join("cur"))
+}
+
+/// Messages and bytes stored across all mailboxes (console `status`).
+pub fn usage(data_dir: &Path) -> (u64, u64) {
+    let mut count = 0;
+    let mut bytes = 0;
+    let domains = fs::read_dir(data_dir.join(MAIL_DIR))
+        .into_iter()
+        .flatten()
+        .flatten();
+    for domain in domains {
+        for mailbox in fs::read_dir(domain.path()).into_iter().flatten().flatten() {
+            if let Ok(messages) = scan_mailbox(&mailbox.path()) {
+                count += messages.len() as u64;
+                bytes += messages.iter().map(|m| m.size).sum::<u64>();
+            }
+        }
+    }
+    (count, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivers_once_linked_into_each_mailbox() {
+        let dir = tempfile::tempdir().unwrap();
+        clear_spool(dir.path()).unwrap();
+        let names = NameMaker::new("host/with:odd");
+        let a = mailbox_dir(dir.path(), "a", "localhost");
+        let b = mailbox_dir(dir.path(), "b", "localhost");
+        create_mailbox(&a).unwrap();
+        let mut msg = Incoming::create(dir.path(), names.next()).unwrap();
+        msg.write(b"Subject: x\r\n\r\nhello\r\n").unwrap();
+        let name = msg.deliver(&[a.clone(), b.clone()]).unwrap();
+        assert!(name.ends_with(",S=21,W=21"));
+        assert!(!name.contains('/') && !name.contains(':'));
+        for mailbox in [&a, &b] {
+            let listed = scan_mailbox(mailbox).unwrap();
+            assert_eq!(listed.len(), 1);
+            assert_eq!(listed[0].size, 21);
+            assert_eq!(listed[0].uid(), name);
+        }
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(a.join("new").join(&name)).unwrap();
+        assert_eq!(meta.nlink(), 2, "one copy on disk, two links");
+        assert_eq!(fs::read_dir(dir.path().join(SPOOL_DIR)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn failed_link_rolls_back_every_mailbox() {
+        let dir = tempfile::tempdir().unwrap();
+        clear_spool(dir.path()).unwrap();
+        let a = mailbox_dir(dir.path(), "a", "localhost");
+        create_mailbox(&a).unwrap();
+        // A file where the second mailbox's directory should be.
+        let blocked = dir.path().join("blocked");
+        fs::write(&blocked, b"").unwrap();
+        let mut msg = Incoming::create(dir.path(), NameMaker::new("h").next()).unwrap();
+        msg.write(b"x\r\n").unwrap();
+        assert!(msg.deliver(&[a.clone(), blocked]).is_err());
+        assert!(scan_mailbox(&a).unwrap().is_empty());
+    }
+
+    #[test]
+    fn scan_orders_by_arrival_and_reads_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        create_mailbox(dir.path()).unwrap();
+        fs::write(dir.path().join("new/200.M1P1Q1.h,S=5,W=5"), b"abcde").unwrap();
+        fs::write(dir.path().join("cur/100.M1P1Q0.h:2,S"), b"abc").unwrap();
+        fs::write(dir.path().join("new/.hidden"), b"").unwrap();
+        let listed = scan_mailbox(dir.path()).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(&*listed[0].name, "cur/100.M1P1Q0.h:2,S");
+        assert_eq!(listed[0].uid(), "100.M1P1Q0.h");
+        assert_eq!(listed[0].size, 3);
+        assert_eq!(listed[1].size, 5);
+        delete_messages(dir.path(), listed.iter().map(|m| &*m.name)).unwrap();
+        assert!(scan_mailbox(dir.path()).unwrap().is_empty());
+        assert_eq!(usage(dir.path()), (0, 0));
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let names = NameMaker::new("h");
+        assert_ne!(names.next(), names.next());
+    }
+
+    #[test]
+    fn clear_spool_removes_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        clear_spool(dir.path()).unwrap();
+        fs::write(dir.path().join(SPOOL_DIR).join("partial"), b"half").unwrap();
+        assert_eq!(clear_spool(dir.path()).unwrap(), 1);
+    }
+}

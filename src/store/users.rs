@@ -1,0 +1,243 @@
+//! The users file: every account in one small `postcard` record, replaced
+//! atomically on each change. Writers (CLI, console) hold an exclusive lock
+//! on `users.lock` for their read-modify-write; the server only reads and
+//! notices a new file by its inode and mtime, so changes apply at once.
+
+use super::record::{self, RecordError};
+use crate::address::{domain_is_valid, user_name_is_valid};
+use serde::{Deserialize, Serialize};
+use std::fs::OpenOptions;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+const KIND: [u8; 4] = *b"PBUS";
+const VERSION: u16 = 1;
+pub const USERS_FILE: &str = "users";
+const LOCK_FILE: &str = "users.lock";
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub local: String,
+    pub domain: String,
+    /// Argon2id PHC string; the clear password is never stored.
+    pub password: String,
+    /// Admins receive `postmaster@` mail unless the config names someone.
+    pub admin: bool,
+}
+
+impl User {
+    pub fn address(&self) -> String {
+        format!("{}@{}", self.local, self.domain)
+    }
+}
+
+#[derive(Serialize, Deserialize, Default, Clone, Debug)]
+pub struct UserList {
+    pub users: Vec<User>,
+}
+
+impl UserList {
+    /// Local parts match without regard to case, as users expect.
+    pub fn find(&self, local: &str, domain: &str) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|u| u.local.eq_ignore_ascii_case(local) && u.domain.eq_ignore_ascii_case(domain))
+    }
+
+    /// The first admin user of `domain`, else of any domain.
+    pub fn first_admin(&self, domain: &str) -> Option<&User> {
+        let admins = || self.users.iter().filter(|u| u.admin);
+        admins()
+            .find(|u| u.domain == domain)
+            .or_else(|| admins().next())
+    }
+}
+
+/// A user name as given on the command line: `local` or `local@domain`.
+pub fn split_name<'a>(name: &'a str, default_domain: &'a str) -> Result<(String, String), String> {
+    let (local, domain) = match name.rsplit_once('@') {
+        Some((l, d)) => (l, d),
+        None => (name, default_domain),
+    };
+    let local = local.to_ascii_lowercase();
+    let domain = domain.to_ascii_lowercase();
+    if !user_name_is_valid(&local) {
+        return Err(format!(
+            "invalid user name {local:?}: use lower-case letters, digits and . - _ + (at most 64)"
+        ));
+    }
+    if !domain_is_valid(&domain) || domain.starts_with('[') {
+        return Err(format!("invalid domain {domain:?}"));
+    }
+    Ok((local, domain))
+}
+
+pub fn users_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(USERS_FILE)
+}
+
+pub fn load(data_dir: &Path) -> Result<UserList, RecordError> {
+    Ok(record::load(&users_path(data_dir), KIND, VERSION)?.unwrap_or_default())
+}
+
+/// Read-modify-write of the users file under an exclusive lock, so two
+/// admins (or the CLI and the console) never lose each other's change.
+pub fn modify<R>(
+    data_dir: &Path,
+    change: impl FnOnce(&mut UserList) -> Result<R, String>,
+) -> Result<R, String> {
+    super::durable::create_dir_durable(data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_dir.join(LOCK_FILE))
+        .map_err(|e| format!("cannot open users lock: {e}"))?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock users file: {e}"))?;
+    let mut list = load(data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
+    let result = change(&mut list)?;
+    record::save(&users_path(data_dir), KIND, VERSION, &list)
+        .map_err(|e| format!("cannot write users file: {e}"))?;
+    Ok(result)
+}
+
+/// Identity of one version of the users file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct FileStamp {
+    ino: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    len: u64,
+}
+
+/// The server's view of the users file, re-read only when it changed.
+pub struct UserCache {
+    path: PathBuf,
+    list: UserList,
+    stamp: Option<FileStamp>,
+}
+
+impl UserCache {
+    pub fn open(data_dir: &Path) -> Result<Self, RecordError> {
+        let mut cache = UserCache {
+            path: users_path(data_dir),
+            list: UserList::default(),
+            stamp: None,
+        };
+        cache.reload()?;
+        Ok(cache)
+    }
+
+    fn stamp(&self) -> Option<FileStamp> {
+        let m = std::fs::metadata(&self.path).ok()?;
+        Some(FileStamp {
+            ino: m.ino(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            len: m.len(),
+        })
+    }
+
+    fn reload(&mut self) -> Result<(), RecordError> {
+        let stamp = self.stamp();
+        self.list = match stamp {
+            Some(_) => {
+                let bytes = std::fs::read(&self.path)?;
+                record::decode(KIND, VERSION, &bytes)?
+            }
+            None => UserList::default(),
+        };
+        self.stamp = stamp;
+        Ok(())
+    }
+
+    /// The current users; a damaged new file is logged and the last good
+    /// list kept, so a bad write never locks everybody out.
+    pub fn current(&mut self) -> &UserList {
+        if self.stamp() != self.stamp {
+            if let Err(e) = self.reload() {
+                log::error!(
+                    "users file {}: {e}; keeping the previous list",
+                    self.path.display()
+                );
+                self.stamp = self.stamp();
+            } else {
+                log::info!("users file reloaded: {} users", self.list.users.len());
+            }
+        }
+        &self.list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(local: &str, domain: &str, admin: bool) -> User {
+        User {
+            local: local.into(),
+            domain: domain.into(),
+            password: "x".into(),
+            admin,
+        }
+    }
+
+    #[test]
+    fn split_name_defaults_and_validates() {
+        assert_eq!(
+            split_name("Alice", "localhost").unwrap(),
+            ("alice".into(), "localhost".into())
+        );
+        assert_eq!(
+            split_name("bob@Example.org", "localhost").unwrap(),
+            ("bob".into(), "example.org".into())
+        );
+        assert!(split_name("../etc", "localhost").is_err());
+        assert!(split_name("a@b@", "localhost").is_err());
+        assert!(split_name("a@[1.2.3.4]", "localhost").is_err());
+    }
+
+    #[test]
+    fn modify_persists_and_cache_sees_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = UserCache::open(dir.path()).unwrap();
+        assert!(cache.current().users.is_empty());
+        modify(dir.path(), |l| {
+            l.users.push(user("alice", "localhost", true));
+            Ok(())
+        })
+        .unwrap();
+        assert!(cache.current().find("ALICE", "localhost").is_some());
+        let err = modify(dir.path(), |_| Err::<(), _>("refused".to_string()));
+        assert_eq!(err.unwrap_err(), "refused");
+        assert_eq!(load(dir.path()).unwrap().users.len(), 1);
+    }
+
+    #[test]
+    fn damaged_file_keeps_last_good_list() {
+        let dir = tempfile::tempdir().unwrap();
+        modify(dir.path(), |l| {
+            l.users.push(user("alice", "localhost", true));
+            Ok(())
+        })
+        .unwrap();
+        let mut cache = UserCache::open(dir.path()).unwrap();
+        std::fs::write(users_path(dir.path()), b"PBUS garbage that is long enough").unwrap();
+        assert!(cache.current().find("alice", "localhost").is_some());
+    }
+
+    #[test]
+    fn first_admin_prefers_same_domain() {
+        let list = UserList {
+            users: vec![
+                user("a", "one.example", true),
+                user("b", "two.example", false),
+                user("c", "two.example", true),
+            ],
+        };
+        assert_eq!(list.first_admin("two.example").unwrap().local, "c");
+        assert_eq!(list.first_admin("three.example").unwrap().local, "a");
+    }
+}

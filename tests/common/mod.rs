@@ -1,0 +1,276 @@
+//! Shared by the integration tests: the real `postbox` binary on ephemeral
+//! 127.0.0.1 ports with a temp data dir, and small line-oriented clients.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_postbox");
+
+/// Runs `postbox ARGS` to completion with `stdin` fed in.
+pub fn postbox(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start postbox");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Adds a user with `--password-stdin`, panicking on failure.
+pub fn add_user(data: &Path, name: &str, password: &str) {
+    let out = postbox(
+        &["user", "add", name, "--password-stdin", "--data", data.to_str().unwrap()],
+        &format!("{password}\n"),
+    );
+    assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A running `postbox serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub data: PathBuf,
+    pub smtp: SocketAddr,
+    pub pop3: SocketAddr,
+    pub log: Arc<Mutex<String>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// A fresh data dir with no users.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut server = Server::start_in(&data, &[]);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A fresh data dir with `alice` (password `alice-pw`) and `bob`
+    /// (`bob-pw`) at localhost.
+    pub fn with_users() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        add_user(&data, "alice", "alice-pw");
+        add_user(&data, "bob", "bob-pw");
+        let mut server = Server::start_in(&data, &[]);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts on `data` (kept after the server stops) with extra flags.
+    pub fn start_in(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data", data.to_str().unwrap()])
+            .args(["--smtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0", "--hostname", "mx.test"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start postbox serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let (Some(addrs), Some(_)) = (parse_listen_line(&line), tx.as_ref()) {
+                    tx.take().unwrap().send(addrs).unwrap();
+                }
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let (smtp, pop3) = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addrs) => addrs,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {}", log.lock().unwrap());
+            }
+        };
+        Server { child, data: data.to_path_buf(), smtp, pop3, log, _dir: None }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn smtp(&self) -> Client {
+        Client::connect(self.smtp)
+    }
+
+    pub fn pop3(&self) -> Client {
+        Client::connect(self.pop3)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        signal(&self.child, "TERM");
+        wait_timeout(&mut self.child, Duration::from_secs(40)).expect("server did not stop")
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Paths of every message file in a user's mailbox (new/ and cur/).
+    pub fn messages(&self, user: &str) -> Vec<PathBuf> {
+        mailbox_files(&self.data, user)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn mailbox_files(data: &Path, user: &str) -> Vec<PathBuf> {
+    let dir = data.join("mail/localhost").join(user);
+    let mut files = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
+            files.extend(entries.map(|e| e.unwrap().path()));
+        }
+    }
+    files.sort();
+    files
+}
+
+fn parse_listen_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let rest = line.split(" on smtp ").nth(1)?;
+    let mut words = rest.split_whitespace();
+    let smtp = words.next()?.trim_end_matches(',').parse().ok()?;
+    let _ = words.next()?;
+    let pop3 = words.next()?.trim_end_matches(',').parse().ok()?;
+    Some((smtp, pop3))
+}
+
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// A line-oriented protocol client over a plain socket.
+pub struct Client {
+    pub reader: BufReader<TcpStream>,
+    pub stream: TcpStream,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Client { reader: BufReader::new(stream.try_clone().unwrap()), stream }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends one command line (CRLF added).
+    pub fn cmd(&mut self, line: &str) {
+        self.send(format!("{line}\r\n").as_bytes());
+    }
+
+    /// One reply line without CRLF; empty at end of stream.
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        line.trim_end_matches(['\r', '\n']).to_string()
+    }
+
+    /// A whole SMTP reply (all continuation lines), joined with '\n'.
+    pub fn reply(&mut self) -> String {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            let last = line.len() < 4 || line.as_bytes()[3] != b'-';
+            lines.push(line);
+            if last {
+                return lines.join("\n");
+            }
+        }
+    }
+
+    /// Sends a command and returns the SMTP reply.
+    pub fn ask(&mut self, line: &str) -> String {
+        self.cmd(line);
+        self.reply()
+    }
+
+    /// A POP3 multi-line body after its +OK line, unstuffed, up to the dot.
+    pub fn multiline(&mut self) -> Vec<u8> {
+        let mut body = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            self.reader.read_until(b'\n', &mut line).unwrap();
+            assert!(!line.is_empty(), "connection closed inside a multi-line reply");
+            if line == b".\r\n" {
+                return body;
+            }
+            let content = if line.starts_with(b".") { &line[1..] } else { &line[..] };
+            body.extend_from_slice(content);
+        }
+    }
+
+    /// True once the server has closed the connection.
+    pub fn closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.reader.read(&mut byte), Ok(0))
+    }
+}
+
+/// One SMTP transaction on a fresh connection; returns the final reply.
+pub fn send_mail(addr: SocketAddr, from: &str, to: &[&str], body: &str) -> String {
+    let mut c = Client::connect(addr);
+    assert!(c.reply().starts_with("220"));
+    assert!(c.ask("EHLO client.test").starts_with("250"));
+    assert!(c.ask(&format!("MAIL FROM:<{from}>")).starts_with("250"));
+    for rcpt in to {
+        let reply = c.ask(&format!("RCPT TO:<{rcpt}>"));
+        assert!(reply.starts_with("250"), "RCPT {rcpt}: {reply}");
+    }
+    assert!(c.ask("DATA").starts_with("354"));
+    c.send(body.as_bytes());
+    c.send(b"\r\n.\r\n");
+    let reply = c.reply();
+    c.ask("QUIT");
+    reply
+}
+
+/// POP3 login as `user` with USER/PASS; panics unless it succeeds.
+pub fn pop3_login(server: &Server, user: &str, password: &str) -> Client {
+    let mut c = server.pop3();
+    assert!(c.line().starts_with("+OK"));
+    c.cmd(&format!("USER {user}"));
+    assert!(c.line().starts_with("+OK"));
+    c.cmd(&format!("PASS {password}"));
+    let reply = c.line();
+    assert!(reply.starts_with("+OK"), "login as {user}: {reply}");
+    c
+}
