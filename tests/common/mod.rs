@@ -20,17 +20,33 @@ pub fn postbox(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start postbox");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
 /// Adds a user with `--password-stdin`, panicking on failure.
 pub fn add_user(data: &Path, name: &str, password: &str) {
     let out = postbox(
-        &["user", "add", name, "--password-stdin", "--data", data.to_str().unwrap()],
+        &[
+            "user",
+            "add",
+            name,
+            "--password-stdin",
+            "--data",
+            data.to_str().unwrap(),
+        ],
         &format!("{password}\n"),
     );
-    assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "user add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A running `postbox serve`, killed when dropped.
@@ -69,7 +85,14 @@ impl Server {
     pub fn start_in(data: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--data", data.to_str().unwrap()])
-            .args(["--smtp", "127.0.0.1:0", "--pop3", "127.0.0.1:0", "--hostname", "mx.test"])
+            .args([
+                "--smtp",
+                "127.0.0.1:0",
+                "--pop3",
+                "127.0.0.1:0",
+                "--hostname",
+                "mx.test",
+            ])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -97,7 +120,14 @@ impl Server {
                 panic!("server did not start: {}", log.lock().unwrap());
             }
         };
-        Server { child, data: data.to_path_buf(), smtp, pop3, log, _dir: None }
+        Server {
+            child,
+            data: data.to_path_buf(),
+            smtp,
+            pop3,
+            log,
+            _dir: None,
+        }
     }
 
     pub fn log(&self) -> String {
@@ -184,8 +214,13 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Client { reader: BufReader::new(stream.try_clone().unwrap()), stream }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -229,11 +264,18 @@ impl Client {
         loop {
             let mut line = Vec::new();
             self.reader.read_until(b'\n', &mut line).unwrap();
-            assert!(!line.is_empty(), "connection closed inside a multi-line reply");
+            assert!(
+                !line.is_empty(),
+                "connection closed inside a multi-line reply"
+            );
             if line == b".\r\n" {
                 return body;
             }
-            let content = if line.starts_with(b".") { &line[1..] } else { &line[..] };
+            let content = if line.starts_with(b".") {
+                &line[1..]
+            } else {
+                &line[..]
+            };
             body.extend_from_slice(content);
         }
     }

@@ -1,0 +1,189 @@
+//! Load generator for `scripts/bench`: many SMTP senders or POP3 readers
+//! on plain threads, printing one figure per run. Not a test.
+//!
+//! ```text
+//! loadgen smtp ADDR SESSIONS MESSAGES SIZE RCPT [reuse]
+//! loadgen pop3 ADDR CLIENTS ROUNDS USER_PREFIX PASSWORD   (client i logs in as USER_PREFIXi)
+//! ```
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+struct Conn {
+    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+}
+
+impl Conn {
+    fn open(addr: &str) -> Conn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+        }
+    }
+
+    fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).unwrap() == 0 {
+                panic!("connection closed");
+            }
+            let last = line.len() < 4 || line.as_bytes()[3] != b'-';
+            all.push_str(&line);
+            if last {
+                return all;
+            }
+        }
+    }
+
+    fn expect(&mut self, command: &[u8], code: &str) {
+        self.stream.write_all(command).unwrap();
+        let reply = self.reply();
+        assert!(
+            reply.starts_with(code),
+            "{}: {reply}",
+            String::from_utf8_lossy(command).trim()
+        );
+    }
+}
+
+fn smtp(addr: &str, sessions: usize, messages: usize, size: usize, rcpt: &str, reuse: bool) {
+    let mut body = String::from("Subject: load\r\n\r\n");
+    while body.len() < size {
+        body.push_str("The quick brown fox jumps over the lazy dog 0123456789.\r\n");
+    }
+    body.truncate(size);
+    body.push_str("\r\n.\r\n");
+    let body = Arc::new(body);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..sessions)
+        .map(|_| {
+            let (addr, rcpt, body, next) = (
+                addr.to_string(),
+                rcpt.to_string(),
+                body.clone(),
+                next.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut conn: Option<Conn> = None;
+                while next.fetch_add(1, Ordering::Relaxed) < messages {
+                    let c = conn.get_or_insert_with(|| {
+                        let mut c = Conn::open(&addr);
+                        c.reply();
+                        c.expect(b"EHLO load.test\r\n", "250");
+                        c
+                    });
+                    c.expect(b"MAIL FROM:<load@remote.test>\r\n", "250");
+                    c.expect(format!("RCPT TO:<{rcpt}>\r\n").as_bytes(), "250");
+                    c.expect(b"DATA\r\n", "354");
+                    c.expect(body.as_bytes(), "250");
+                    if !reuse {
+                        let mut c = conn.take().unwrap();
+                        c.expect(b"QUIT\r\n", "221");
+                    }
+                }
+                if let Some(mut c) = conn {
+                    c.expect(b"QUIT\r\n", "221");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("{:.0}", messages as f64 / secs);
+}
+
+fn pop3(addr: &str, clients: usize, rounds: usize, user: &str, password: &str) {
+    let retrieved = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|i| {
+            let (addr, user, password, retrieved) = (
+                addr.to_string(),
+                format!("{user}{i}"),
+                password.to_string(),
+                retrieved.clone(),
+            );
+            std::thread::spawn(move || {
+                for _ in 0..rounds {
+                    let mut c = Conn::open(&addr);
+                    c.reader.read_line(&mut String::new()).unwrap();
+                    c.stream
+                        .write_all(format!("USER {user}\r\nPASS {password}\r\n").as_bytes())
+                        .unwrap();
+                    let mut reply = String::new();
+                    c.reader.read_line(&mut reply).unwrap();
+                    reply.clear();
+                    c.reader.read_line(&mut reply).unwrap();
+                    assert!(reply.starts_with("+OK"), "{reply}");
+                    c.stream.write_all(b"STAT\r\n").unwrap();
+                    let mut stat = String::new();
+                    c.reader.read_line(&mut stat).unwrap();
+                    let count: usize = stat.split_whitespace().nth(1).unwrap().parse().unwrap();
+                    let mut batch = String::new();
+                    for i in 1..=count {
+                        batch.push_str(&format!("RETR {i}\r\n"));
+                    }
+                    c.stream.write_all(batch.as_bytes()).unwrap();
+                    for _ in 0..count {
+                        let mut head = String::new();
+                        c.reader.read_line(&mut head).unwrap();
+                        assert!(head.starts_with("+OK"), "{head}");
+                        let mut line = Vec::new();
+                        loop {
+                            line.clear();
+                            c.reader.read_until(b'\n', &mut line).unwrap();
+                            if line == b".\r\n" {
+                                break;
+                            }
+                        }
+                    }
+                    retrieved.fetch_add(count, Ordering::Relaxed);
+                    c.stream.write_all(b"QUIT\r\n").unwrap();
+                    let mut rest = Vec::new();
+                    let _ = c.reader.read_to_end(&mut rest);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("{:.0}", retrieved.load(Ordering::Relaxed) as f64 / secs);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    match a.as_slice() {
+        ["smtp", addr, sessions, messages, size, rcpt, rest @ ..] => smtp(
+            addr,
+            sessions.parse().unwrap(),
+            messages.parse().unwrap(),
+            size.parse().unwrap(),
+            rcpt,
+            rest == ["reuse"],
+        ),
+        ["pop3", addr, clients, rounds, user, password] => pop3(
+            addr,
+            clients.parse().unwrap(),
+            rounds.parse().unwrap(),
+            user,
+            password,
+        ),
+        _ => {
+            eprintln!("usage: loadgen smtp ADDR SESSIONS MESSAGES SIZE RCPT [reuse] | loadgen pop3 ADDR CLIENTS ROUNDS USER_PREFIX PASSWORD");
+            std::process::exit(2);
+        }
+    }
+}
