@@ -12,6 +12,7 @@ use super::durable::{create_dir_durable, sync_dir};
 use std::cell::Cell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -79,6 +80,7 @@ impl Incoming {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&spool_path)?;
         Ok(Incoming {
             file,
