@@ -2,6 +2,7 @@
 //! command-line flags. `postbox.toml.example` documents every key.
 
 use crate::limits::*;
+use crate::relay::Cidr;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,9 @@ pub const DEFAULT_DATA_DIR: &str = "postbox-data";
 pub const DEFAULT_SMTP: &str = "127.0.0.1:2525";
 pub const DEFAULT_POP3: &str = "127.0.0.1:2110";
 pub const DEFAULT_DOMAIN: &str = "localhost";
+pub const DEFAULT_SUBMISSION: &str = "127.0.0.1:2587";
+pub const DEFAULT_SUBMISSIONS: &str = "127.0.0.1:2465";
+pub const DEFAULT_POP3S: &str = "127.0.0.1:2995";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,6 +27,24 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     pub smtp: SmtpConfig,
     pub pop3: Pop3Config,
+    /// Submission with STARTTLS (587); `None` when turned off.
+    pub submission: Option<SocketAddr>,
+    /// Submission over implicit TLS (465).
+    pub submissions: Option<SocketAddr>,
+    /// POP3 over implicit TLS (995).
+    pub pop3s: Option<SocketAddr>,
+    pub tls: TlsConfig,
+    /// Clients that may relay without logging in.
+    pub relay_from: Vec<Cidr>,
+    /// Lets clients on 127.0.0.1/::1 log in without TLS.
+    pub allow_plaintext_on_loopback: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    /// PEM files; both `None` means the self-signed one in the data dir.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +75,23 @@ pub struct Overrides {
     pub hostname: Option<String>,
     pub domains: Vec<String>,
     pub log_level: Option<log::LevelFilter>,
+    pub submission: Option<Listen>,
+    pub submissions: Option<Listen>,
+    pub pop3s: Option<Listen>,
+    pub allow_plaintext_on_loopback: bool,
+}
+
+/// A listener's address, or `None` for "off".
+pub type Listen = Option<SocketAddr>;
+
+/// `off` or an address.
+pub fn parse_listen(text: &str) -> Result<Listen, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| format!("invalid listen address {text:?} (e.g. 0.0.0.0:587, or off)"))
 }
 
 #[derive(Deserialize, Default)]
@@ -67,6 +106,36 @@ struct FileConfig {
     smtp: SmtpFile,
     #[serde(default)]
     pop3: Pop3File,
+    #[serde(default)]
+    submission: ListenFile,
+    #[serde(default)]
+    submissions: ListenFile,
+    #[serde(default)]
+    pop3s: ListenFile,
+    #[serde(default)]
+    tls: TlsFile,
+    #[serde(default)]
+    auth: AuthFile,
+    relay_from: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListenFile {
+    listen: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    allow_plaintext_on_loopback: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -183,7 +252,35 @@ impl Config {
                 return Err(format!("{name} must be greater than 0"));
             }
         }
+        let listen = |flag: &Option<Listen>, file: &ListenFile, default: &str| match flag {
+            Some(l) => Ok(*l),
+            None => parse_listen(file.listen.as_deref().unwrap_or(default)),
+        };
+        let submission = listen(&o.submission, &file.submission, DEFAULT_SUBMISSION)?;
+        let submissions = listen(&o.submissions, &file.submissions, DEFAULT_SUBMISSIONS)?;
+        let pop3s = listen(&o.pop3s, &file.pop3s, DEFAULT_POP3S)?;
+        let tls = match (file.tls.cert, file.tls.key) {
+            (Some(cert), Some(key)) => TlsConfig {
+                cert: Some(cert),
+                key: Some(key),
+            },
+            (None, None) => TlsConfig::default(),
+            _ => return Err("tls.cert and tls.key must be given together".into()),
+        };
+        let relay_from = file
+            .relay_from
+            .unwrap_or_default()
+            .iter()
+            .map(|text| Cidr::parse(text).map_err(|e| format!("relay_from: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
+            submission,
+            submissions,
+            pop3s,
+            tls,
+            relay_from,
+            allow_plaintext_on_loopback: o.allow_plaintext_on_loopback
+                || file.auth.allow_plaintext_on_loopback.unwrap_or(false),
             data_dir: o
                 .data_dir
                 .clone()
@@ -298,6 +395,43 @@ mod tests {
     }
 
     #[test]
+    fn tls_listeners_and_relay() {
+        let c = Config::load(&Overrides::default()).unwrap();
+        assert_eq!(c.submission.unwrap().to_string(), DEFAULT_SUBMISSION);
+        assert_eq!(c.submissions.unwrap().to_string(), DEFAULT_SUBMISSIONS);
+        assert_eq!(c.pop3s.unwrap().to_string(), DEFAULT_POP3S);
+        assert!(c.relay_from.is_empty());
+        assert!(!c.allow_plaintext_on_loopback);
+        let (_d, path) = write(
+            "relay_from = [\"127.0.0.1/32\", \"192.168.1.0/24\"]\n[submissions]\nlisten = \"off\"\n[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n[auth]\nallow_plaintext_on_loopback = true\n",
+        );
+        let c = Config::load(&Overrides {
+            config_file: Some(path),
+            pop3s: Some(None),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.relay_from.len(), 2);
+        assert_eq!(c.submissions, None);
+        assert_eq!(c.pop3s, None);
+        assert_eq!(c.tls.key, Some(PathBuf::from("/k.pem")));
+        assert!(c.allow_plaintext_on_loopback);
+        let (_d, path) = write("relay_from = [\"10.0.0.0/40\"]\n");
+        let e = Config::load(&Overrides {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("relay_from"), "{e}");
+        let (_d, path) = write("[tls]\ncert = \"/c.pem\"\n");
+        assert!(Config::load(&Overrides {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .is_err());
+    }
+
+    #[test]
     fn example_file_parses_to_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("postbox.toml.example");
         let from_example = Config::load(&Overrides {
@@ -315,6 +449,19 @@ mod tests {
             format!("{:?}", defaults.pop3)
         );
         assert_eq!(from_example.domains, defaults.domains);
+        assert_eq!(
+            (
+                from_example.submission,
+                from_example.submissions,
+                from_example.pop3s
+            ),
+            (defaults.submission, defaults.submissions, defaults.pop3s)
+        );
+        assert_eq!(from_example.relay_from, defaults.relay_from);
+        assert_eq!(
+            from_example.allow_plaintext_on_loopback,
+            defaults.allow_plaintext_on_loopback
+        );
         assert_eq!(from_example.data_dir, defaults.data_dir);
     }
 }

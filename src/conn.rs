@@ -1,14 +1,115 @@
-//! Socket reads and writes with the deadlines every session needs: a
-//! client that goes quiet, or stops reading, is cut off, and shutdown
-//! interrupts a wait for the next command.
+//! A client connection, plain or TLS, and reads and writes with the
+//! deadlines every session needs: a client that goes quiet, or stops
+//! reading, is cut off, and shutdown interrupts a wait for the next command.
 
 use crate::serve::Shutdown;
+use futures_rustls::server::TlsStream;
+use futures_rustls::TlsAcceptor;
 use smol::future;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::Timer;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// The byte stream a session talks over; STARTTLS/STLS turn `Plain` into
+/// `Tls` in place.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// A handshake failed part-way; nothing more can be said.
+    Broken,
+}
+
+impl Stream {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// Runs the server side of a TLS handshake, bounded by `timeout`.
+    pub async fn start_tls(&mut self, acceptor: TlsAcceptor, timeout: Duration) -> io::Result<()> {
+        let Stream::Plain(tcp) = std::mem::replace(self, Stream::Broken) else {
+            return Err(io::Error::other("TLS already active"));
+        };
+        let handshake = async { acceptor.accept(tcp).await.map(Some) };
+        let timer = async {
+            Timer::after(timeout).await;
+            Ok(None)
+        };
+        match future::or(handshake, timer).await? {
+            Some(tls) => {
+                *self = Stream::Tls(Box::new(tls));
+                Ok(())
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "TLS handshake timed out",
+            )),
+        }
+    }
+
+    /// The TLS protocol and cipher suite, for the log and Received: headers.
+    pub fn tls_summary(&self) -> Option<String> {
+        let Stream::Tls(tls) = self else { return None };
+        let (_, conn) = tls.get_ref();
+        let version = conn.protocol_version()?.as_str()?;
+        let suite = conn.negotiated_cipher_suite()?.suite().as_str()?;
+        Some(format!("{version} {suite}"))
+    }
+}
+
+fn broken() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "connection unusable after a failed handshake",
+    )
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Broken => Poll::Ready(Err(broken())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Broken => Poll::Ready(Err(broken())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Broken => Poll::Ready(Err(broken())),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_close(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Stream::Broken => Poll::Ready(Ok(())),
+        }
+    }
+}
 
 pub enum ReadOutcome {
     Data(usize),
@@ -20,7 +121,7 @@ pub enum ReadOutcome {
 /// Reads what is available. With `shutdown`, a shutdown request ends the
 /// wait; without it (a message in flight), only the timeout does.
 pub async fn read(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut [u8],
     timeout: Duration,
     shutdown: Option<&Shutdown>,
@@ -48,11 +149,16 @@ pub async fn read(
 }
 
 /// Writes everything, or fails if the client stops reading for `timeout`.
-pub async fn write(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -> io::Result<()> {
+pub async fn write(stream: &mut Stream, bytes: &[u8], timeout: Duration) -> io::Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
-    future::or(stream.write_all(bytes), async {
+    let send = async {
+        stream.write_all(bytes).await?;
+        // TLS holds written records until flushed.
+        stream.flush().await
+    };
+    future::or(send, async {
         Timer::after(timeout).await;
         Err(io::Error::new(
             io::ErrorKind::TimedOut,

@@ -37,6 +37,8 @@ pub mod console;
 pub mod limits;
 pub mod line;
 pub mod pop3;
+pub mod relay;
 pub mod serve;
 pub mod smtp;
 pub mod store;
+pub mod tls;

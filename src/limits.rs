@@ -35,8 +35,19 @@ pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(600);
 /// RFC 1939 §3: at least 10 minutes of inactivity before autologout.
 pub const DEFAULT_POP3_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Pause before answering a failed login, to slow password guessing.
+/// Pause before answering a first failed login; it doubles with each
+/// further failure from the same address, up to the maximum.
 pub const FAILED_LOGIN_DELAY: Duration = Duration::from_millis(800);
+pub const MAX_FAILED_LOGIN_DELAY: Duration = Duration::from_secs(15);
+/// Addresses remembered for login throttling, and for how long.
+pub const THROTTLE_ENTRIES: usize = 4096;
+pub const THROTTLE_MEMORY: Duration = Duration::from_secs(15 * 60);
+
+/// Time allowed for a TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest From: header field we examine on submission; longer ones are refused.
+pub const MAX_FROM_HEADER: usize = 2048;
 
 /// How long sessions in DATA may keep going after a shutdown request.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

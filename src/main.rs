@@ -1,7 +1,7 @@
 //! The `postbox` command: argument parsing and dispatch. Exit codes: 0
 //! success, 1 failure (one line on stderr), 2 usage error.
 
-use postbox::config::{parse_level, Config, Overrides};
+use postbox::config::{parse_level, parse_listen, Config, Overrides};
 use postbox::{admin, console, serve};
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -18,6 +18,8 @@ usage:
   postbox user del NAME
   postbox user list
   postbox console                     admin shell on stdin/stdout
+  postbox tls show                    the certificate in use
+  postbox tls selfsigned [--force]    make a new self-signed certificate
   postbox --help | --version
 
 Every command takes --config FILE and --data DIR. 'postbox COMMAND --help'
@@ -27,17 +29,35 @@ shows a command's options.
 const SERVE_HELP: &str = "\
 usage: postbox serve [OPTIONS]
 
-Runs the mail box. With no config file: data in ./postbox-data, SMTP on
-127.0.0.1:2525, POP3 on 127.0.0.1:2110, domain localhost.
+Runs the mail box. With no config file: data in ./postbox-data, domain
+localhost, on 127.0.0.1: SMTP 2525, POP3 2110, submission 2587 (STARTTLS),
+submissions 2465 (TLS), POP3S 2995, with a self-signed certificate.
 
 options:
-  --config FILE      TOML settings (see postbox.toml.example)
-  --data DIR         data directory (mailboxes, users, spool)
-  --smtp ADDR        SMTP listen address, e.g. 0.0.0.0:25
-  --pop3 ADDR        POP3 listen address, e.g. 0.0.0.0:110
-  --hostname NAME    name in greetings and Received: headers
-  --domain D         also accept mail for D (repeatable)
-  --log-level LEVEL  off, error, warn, info, debug or trace
+  --config FILE        TOML settings (see postbox.toml.example)
+  --data DIR           data directory (mailboxes, users, spool)
+  --smtp ADDR          SMTP listen address, e.g. 0.0.0.0:25
+  --pop3 ADDR          POP3 listen address, e.g. 0.0.0.0:110
+  --submission ADDR    submission (STARTTLS) address, or off
+  --submissions ADDR   submission over TLS address, or off
+  --pop3s ADDR         POP3 over TLS address, or off
+  --hostname NAME      name in greetings and Received: headers
+  --domain D           also accept mail for D (repeatable)
+  --log-level LEVEL    off, error, warn, info, debug or trace
+  --allow-plaintext-on-loopback
+                       accept passwords without TLS from 127.0.0.1 and ::1
+";
+
+const TLS_HELP: &str = "\
+usage:
+  postbox tls show                  subject, validity and SHA-256 fingerprint
+  postbox tls selfsigned [--force]  make a self-signed certificate for the
+                                    hostname in DATA/tls (--force replaces one)
+
+A running server picks up a changed certificate at its next connection.
+
+options:
+  --config FILE  --data DIR  --hostname NAME  --force
 ";
 
 const USER_HELP: &str = "\
@@ -96,6 +116,7 @@ struct Args {
     overrides: Overrides,
     words: Vec<String>,
     password_stdin: bool,
+    force: bool,
     help: bool,
 }
 
@@ -115,12 +136,22 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
             Long("log-level") => {
                 o.log_level = Some(parse_level(&parser.value()?.string()?).map_err(Failure::Usage)?)
             }
+            Long("submission") => o.submission = Some(listen(&mut parser)?),
+            Long("submissions") => o.submissions = Some(listen(&mut parser)?),
+            Long("pop3s") => o.pop3s = Some(listen(&mut parser)?),
+            Long("allow-plaintext-on-loopback") => o.allow_plaintext_on_loopback = true,
             Long("password-stdin") => args.password_stdin = true,
+            Long("force") => args.force = true,
             Value(v) => args.words.push(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
     }
     Ok(args)
+}
+
+fn listen(parser: &mut lexopt::Parser) -> Result<postbox::config::Listen, Failure> {
+    use lexopt::prelude::*;
+    parse_listen(&parser.value()?.string()?).map_err(Failure::Usage)
 }
 
 fn run() -> Result<(), Failure> {
@@ -166,6 +197,8 @@ fn run() -> Result<(), Failure> {
             let stdout = console::StdIo(std::io::stdout().lock());
             console::run(&config, stdin, stdout).map_err(|e| Failure::Failed(e.to_string()))
         }
+        "tls" if args.help => help(TLS_HELP),
+        "tls" => tls(&args),
         other => usage(format!("unknown command {other:?}")),
     }
 }
@@ -212,6 +245,49 @@ fn user(args: &Args) -> Result<(), Failure> {
         }
         [other, ..] => usage(format!("unknown user subcommand {other:?}")),
     }
+}
+
+fn tls(args: &Args) -> Result<(), Failure> {
+    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
+    let config = load_config(args)?;
+    let paths = postbox::tls::CertPaths::of(&config);
+    let info = match words.as_slice() {
+        ["show"] => {
+            if paths.self_signed && !paths.cert.exists() {
+                return Err(Failure::Failed(format!(
+                    "no certificate yet in {}; 'postbox serve' or 'postbox tls selfsigned' makes one",
+                    paths.cert.display()
+                )));
+            }
+            postbox::tls::show(&paths).map_err(Failure::Failed)?
+        }
+        ["selfsigned"] => {
+            if !paths.self_signed {
+                return Err(Failure::Failed(format!(
+                    "the config names a certificate ({}); selfsigned manages only the data directory's",
+                    paths.cert.display()
+                )));
+            }
+            if paths.cert.exists() && !args.force {
+                return Err(Failure::Failed(format!(
+                    "{} exists; use --force to replace it",
+                    paths.cert.display()
+                )));
+            }
+            postbox::tls::make_self_signed(&paths, &config.hostname).map_err(Failure::Failed)?
+        }
+        [] => return usage("tls needs a subcommand: show or selfsigned"),
+        [other, ..] if !matches!(*other, "show" | "selfsigned") => {
+            return usage(format!("unknown tls subcommand {other:?}"))
+        }
+        _ => return usage(format!("tls {} takes no arguments", words[0])),
+    };
+    println!("certificate: {}", paths.cert.display());
+    println!("subject:     {}", info.subject);
+    println!("valid from:  {}", info.not_before);
+    println!("valid until: {}", info.not_after);
+    println!("SHA-256:     {}", info.fingerprint);
+    Ok(())
 }
 
 /// One line from stdin, or asked twice without echo on the terminal.

@@ -3,10 +3,12 @@
 //! SIGINT (stop accepting, let messages in flight finish, exit 0).
 
 use crate::address::Address;
+use crate::auth::throttle::LoginThrottle;
 use crate::config::Config;
 use crate::smtp::command::RcptTo;
 use crate::smtp::session::RcptVerdict;
 use crate::store::{maildir, record, users};
+use crate::tls::Tls;
 use serde::{Deserialize, Serialize};
 use smol::channel::{Receiver, Sender};
 use smol::net::TcpListener;
@@ -14,6 +16,7 @@ use smol::{future, LocalExecutor, Timer};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,15 +24,50 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const LOCK_FILE: &str = "serve.lock";
 const STATUS_FILE: &str = "serve.status";
 const STATUS_KIND: [u8; 4] = *b"PBST";
-const STATUS_VERSION: u16 = 1;
+const STATUS_VERSION: u16 = 2;
 
 /// What a running server tells the console (`status`).
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct ServerStatus {
     pub pid: u32,
     pub started_unix: u64,
-    pub smtp: String,
-    pub pop3: String,
+    /// `service address` for every listener.
+    pub listeners: Vec<(String, String)>,
+    pub tls_fingerprint: String,
+}
+
+/// What a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// SMTP for incoming mail (port 25), STARTTLS offered.
+    Smtp,
+    /// Message submission with STARTTLS (587), login required.
+    Submission,
+    /// Message submission over implicit TLS (465), login required.
+    Submissions,
+    Pop3,
+    /// POP3 over implicit TLS (995).
+    Pop3s,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Smtp => "smtp",
+            Service::Submission => "submission",
+            Service::Submissions => "submissions",
+            Service::Pop3 => "pop3",
+            Service::Pop3s => "pop3s",
+        }
+    }
+
+    pub fn implicit_tls(self) -> bool {
+        matches!(self, Service::Submissions | Service::Pop3s)
+    }
+
+    pub fn is_submission(self) -> bool {
+        matches!(self, Service::Submission | Service::Submissions)
+    }
 }
 
 /// The running server's status, if one is running on `data_dir`.
@@ -68,6 +106,8 @@ impl Shutdown {
 /// State shared by all sessions on the one executor thread.
 pub struct Shared {
     pub config: Config,
+    pub tls: Tls,
+    throttle: LoginThrottle,
     pub users: RefCell<users::UserCache>,
     pub names: maildir::NameMaker,
     pub started: Instant,
@@ -92,6 +132,42 @@ impl Shared {
         maildir::mailbox_dir(&self.config.data_dir, account.local(), account.domain())
     }
 
+    /// Whether a client at `ip` may send a password without TLS.
+    pub fn plaintext_login_allowed(&self, ip: IpAddr) -> bool {
+        self.config.allow_plaintext_on_loopback && ip.to_canonical().is_loopback()
+    }
+
+    /// Whether a client at `ip` may relay without logging in.
+    pub fn relay_client(&self, ip: IpAddr) -> bool {
+        self.config.relay_from.iter().any(|net| net.contains(ip))
+    }
+
+    /// Whether the logged-in `user` may send as `address`: their own
+    /// account's address, in any letter case.
+    pub fn owns(&self, user: &Address, address: &str) -> bool {
+        match address.rsplit_once('@') {
+            Some((local, domain)) => {
+                local.eq_ignore_ascii_case(user.local())
+                    && domain
+                        .trim_end_matches('.')
+                        .eq_ignore_ascii_case(user.domain())
+            }
+            None => false,
+        }
+    }
+
+    /// Checks a login from `ip`; failures wait longer each time (per address).
+    pub async fn login(&self, name: &str, password: &str, ip: IpAddr) -> Option<Address> {
+        let account = self.authenticate(name, password).await;
+        match account {
+            Some(_) => self.throttle.succeeded(ip),
+            None => {
+                Timer::after(self.throttle.failed(ip)).await;
+            }
+        }
+        account
+    }
+
     /// Where an RCPT goes: a user, the postmaster, or nowhere.
     pub fn lookup(&self, rcpt: &RcptTo) -> RcptVerdict {
         let (local, domain) = match rcpt {
@@ -99,7 +175,7 @@ impl Shared {
             RcptTo::Mailbox(a) => (a.local(), a.domain()),
         };
         if !self.config.serves(domain) {
-            return RcptVerdict::RelayDenied;
+            return RcptVerdict::Remote;
         }
         let mut cache = self.users.borrow_mut();
         let list = cache.current();
@@ -120,7 +196,7 @@ impl Shared {
     }
 
     /// Checks a login (`local` or `local@domain`) off the executor thread.
-    pub async fn authenticate(&self, name: &str, password: &str) -> Option<Address> {
+    async fn authenticate(&self, name: &str, password: &str) -> Option<Address> {
         let (local, domain) = users::split_name(name, self.config.default_domain()).ok()?;
         let hash = {
             let mut cache = self.users.borrow_mut();
@@ -219,8 +295,11 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     let user_cache =
         users::UserCache::open(&data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
+    let tls = Tls::open(&config)?;
     let (stop, closed): (Sender<()>, Receiver<()>) = smol::channel::bounded(1);
     let shared = Rc::new(Shared {
+        tls,
+        throttle: LoginThrottle::default(),
         names: maildir::NameMaker::new(&config.hostname),
         users: RefCell::new(user_cache),
         started: Instant::now(),
@@ -247,27 +326,38 @@ async fn serve(
     stop: Sender<()>,
 ) -> Result<(), String> {
     let config = &shared.config;
-    let bind = |addr| async move {
-        TcpListener::bind(addr)
+    let wanted = [
+        (Service::Smtp, Some(config.smtp.listen)),
+        (Service::Pop3, Some(config.pop3.listen)),
+        (Service::Submission, config.submission),
+        (Service::Submissions, config.submissions),
+        (Service::Pop3s, config.pop3s),
+    ];
+    let mut listeners = Vec::new();
+    for (service, addr) in wanted {
+        let Some(addr) = addr else { continue };
+        let listener = TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))
-    };
-    let smtp = bind(config.smtp.listen).await?;
-    let pop3 = bind(config.pop3.listen).await?;
-    let smtp_addr = smtp.local_addr().map_err(|e| e.to_string())?;
-    let pop3_addr = pop3.local_addr().map_err(|e| e.to_string())?;
+            .map_err(|e| format!("cannot listen on {addr} for {}: {e}", service.name()))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        listeners.push((service, listener, bound));
+    }
     let mut signals =
         async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
             .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
+    let fingerprint = shared.tls.info().fingerprint;
     let status = ServerStatus {
         pid: std::process::id(),
         started_unix: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
-        smtp: smtp_addr.to_string(),
-        pop3: pop3_addr.to_string(),
+        listeners: listeners
+            .iter()
+            .map(|(service, _, addr)| (service.name().to_string(), addr.to_string()))
+            .collect(),
+        tls_fingerprint: fingerprint.clone(),
     };
     record::save(
         &config.data_dir.join(STATUS_FILE),
@@ -276,25 +366,30 @@ async fn serve(
         &status,
     )
     .map_err(|e| format!("cannot write status file: {e}"))?;
+    let described: Vec<String> = listeners
+        .iter()
+        .map(|(service, _, addr)| format!("{} {addr}", service.name()))
+        .collect();
     log::info!(
-        "postbox {} serving {} on smtp {smtp_addr} pop3 {pop3_addr}, data in {}",
+        "postbox {} serving {} on {}, data in {}",
         env!("CARGO_PKG_VERSION"),
         config.domains.join(", "),
+        described.join(" "),
         config.data_dir.display()
     );
+    log::info!("TLS certificate SHA-256 {fingerprint}");
 
-    let smtp_loop = executor.spawn(accept_loop(
-        executor.clone(),
-        smtp,
-        shared.clone(),
-        Protocol::Smtp,
-    ));
-    let pop3_loop = executor.spawn(accept_loop(
-        executor.clone(),
-        pop3,
-        shared.clone(),
-        Protocol::Pop3,
-    ));
+    let accept_loops: Vec<_> = listeners
+        .into_iter()
+        .map(|(service, listener, _)| {
+            executor.spawn(accept_loop(
+                executor.clone(),
+                listener,
+                shared.clone(),
+                service,
+            ))
+        })
+        .collect();
 
     use smol::stream::StreamExt;
     if let Some(Ok(signal)) = signals.next().await {
@@ -302,8 +397,7 @@ async fn serve(
     }
     shared.shutdown.since.set(Some(Instant::now()));
     stop.close();
-    drop(smtp_loop);
-    drop(pop3_loop);
+    drop(accept_loops);
 
     // Sessions in DATA may run out their grace; everyone else leaves at once.
     let deadline = Instant::now() + crate::limits::SHUTDOWN_GRACE + Duration::from_secs(5);
@@ -314,17 +408,11 @@ async fn serve(
     Ok(())
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Protocol {
-    Smtp,
-    Pop3,
-}
-
 async fn accept_loop(
     executor: Rc<LocalExecutor<'static>>,
     listener: TcpListener,
     shared: Rc<Shared>,
-    protocol: Protocol,
+    service: Service,
 ) {
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
@@ -332,24 +420,26 @@ async fn accept_loop(
             None
         })
         .await;
-        let (stream, peer) = match accepted {
+        let (stream, peer): (_, SocketAddr) = match accepted {
             None => return,
             Some(Ok(conn)) => conn,
             Some(Err(e)) => {
                 // Out of descriptors and the like: pause instead of spinning.
-                log::error!("{protocol:?} accept failed: {e}");
+                log::error!("{} accept failed: {e}", service.name());
                 Timer::after(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let task = match protocol {
-            Protocol::Smtp => executor.spawn(async move {
-                crate::smtp::server::serve_connection(shared, stream, peer).await
-            }),
-            Protocol::Pop3 => executor.spawn(async move {
-                crate::pop3::server::serve_connection(shared, stream, peer).await
+        let task = match service {
+            Service::Smtp | Service::Submission | Service::Submissions => {
+                executor.spawn(async move {
+                    crate::smtp::server::serve_connection(shared, stream, peer, service).await
+                })
+            }
+            Service::Pop3 | Service::Pop3s => executor.spawn(async move {
+                crate::pop3::server::serve_connection(shared, stream, peer, service).await
             }),
         };
         task.detach();

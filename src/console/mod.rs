@@ -178,17 +178,33 @@ fn status<W: Write>(config: &Config, out: &mut W) -> Result<(), W::Error> {
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
             let up = now.saturating_sub(s.started_unix);
-            say(out, &format!("server: running (pid {}), up {}d {:02}h {:02}m {:02}s\r\nlisteners: smtp {}, pop3 {}\r\n",
-                s.pid,
-                up / 86400,
-                up % 86400 / 3600,
-                up % 3600 / 60,
-                up % 60,
-                s.smtp,
-                s.pop3
-            ))?;
+            let listeners: Vec<String> = s
+                .listeners
+                .iter()
+                .map(|(service, addr)| format!("{service} {addr}"))
+                .collect();
+            say(
+                out,
+                &format!(
+                    "server: running (pid {}), up {}d {:02}h {:02}m {:02}s\r\nlisteners: {}\r\ntls: SHA-256 {}\r\n",
+                    s.pid,
+                    up / 86400,
+                    up % 86400 / 3600,
+                    up % 3600 / 60,
+                    up % 60,
+                    listeners.join(", "),
+                    s.tls_fingerprint
+                ),
+            )?;
         }
-        None => out.write_all(b"server: not running\r\n")?,
+        None => {
+            out.write_all(b"server: not running\r\n")?;
+            let tls = match crate::tls::show(&crate::tls::CertPaths::of(config)) {
+                Ok(info) => format!("tls: SHA-256 {}\r\n", info.fingerprint),
+                Err(_) => "tls: no certificate yet (made on first start)\r\n".to_string(),
+            };
+            say(out, &tls)?;
+        }
     }
     say(out, &format!("domains: {}\r\n", config.domains.join(", ")))?;
     match users::load(&config.data_dir) {

@@ -2,16 +2,15 @@
 //! session per mailbox, messages streamed from their files in fixed-size
 //! chunks, deletions made durable only in the UPDATE state.
 
-use super::session::{Listing, LoginFailure, Replies, Session, Step};
+use super::session::{Listing, LoginFailure, Replies, Security, Session, Step};
 use super::stuff::Stuffer;
 use crate::address::Address;
-use crate::conn::{self, ReadOutcome};
-use crate::limits::{FAILED_LOGIN_DELAY, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
+use crate::conn::{self, ReadOutcome, Stream};
+use crate::limits::{READ_CHUNK, REPLY_BUFFER, RETR_CHUNK, TLS_HANDSHAKE_TIMEOUT};
 use crate::line::LineBuffer;
-use crate::serve::{SessionSlot, Shared};
+use crate::serve::{Service, SessionSlot, Shared};
 use crate::store::maildir;
 use smol::net::TcpStream;
-use smol::Timer;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,7 +30,7 @@ impl Drop for MailboxLock {
 
 struct Connection {
     shared: Rc<Shared>,
-    stream: TcpStream,
+    stream: Stream,
     out: Replies,
 }
 
@@ -46,15 +45,23 @@ impl Connection {
     }
 }
 
-pub async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve_connection(
+    shared: Rc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    service: Service,
+) {
     let id = shared.session_id();
+    let mut stream = Stream::Plain(tcp);
     let Some(_slot) = SessionSlot::take(
         &shared,
         |s| &s.pop3_sessions,
         shared.config.pop3.max_sessions,
     ) else {
         log::warn!("pop3#{id} {peer} refused: too many sessions");
-        let mut stream = stream;
+        if service.implicit_tls() {
+            return; // a plaintext reply would be garbage to a TLS client
+        }
         let _ = conn::write(
             &mut stream,
             b"-ERR [SYS/TEMP] Too many connections\r\n",
@@ -63,11 +70,27 @@ pub async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer: Socke
         .await;
         return;
     };
-    log::info!("pop3#{id} {peer} connected");
+    log::info!("pop3#{id} {peer} connected to {}", service.name());
+    if service.implicit_tls() {
+        if let Err(e) = stream
+            .start_tls(shared.tls.acceptor(), TLS_HANDSHAKE_TIMEOUT)
+            .await
+        {
+            log::info!("pop3#{id} {peer} TLS handshake failed: {e}");
+            return;
+        }
+        log_tls(id, peer, &stream);
+    }
+    let security = Security {
+        stls: !service.implicit_tls(),
+        tls: stream.is_tls(),
+        plaintext_login: shared.plaintext_login_allowed(peer.ip()),
+    };
     let mut out = Replies::new();
     let session = Session::new(
         &shared.config.hostname,
         shared.config.smtp.max_errors,
+        security,
         &mut out,
     );
     let mut c = Connection {
@@ -96,12 +119,32 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                     let _ = c.flush().await;
                     return "session ended";
                 }
+                Step::StartTls => {
+                    if c.flush().await.is_err() {
+                        return "write failed";
+                    }
+                    // Commands pipelined behind STLS came in the clear: drop them.
+                    if start < end {
+                        log::warn!(
+                            "pop3#{id} {peer} discarded {} bytes sent before the TLS handshake",
+                            end - start
+                        );
+                    }
+                    start = end;
+                    lines = LineBuffer::new();
+                    let acceptor = c.shared.tls.acceptor();
+                    if let Err(e) = c.stream.start_tls(acceptor, TLS_HANDSHAKE_TIMEOUT).await {
+                        log::info!("pop3#{id} {peer} TLS handshake failed: {e}");
+                        return "TLS handshake failed";
+                    }
+                    log_tls(id, peer, &c.stream);
+                    session.tls_started();
+                }
                 Step::Authenticate { user, password } => {
-                    let account = c.shared.authenticate(&user, &password).await;
+                    let account = c.shared.login(&user, &password, peer.ip()).await;
                     match account {
                         None => {
                             log::warn!("pop3#{id} {peer} failed login for {user:?}");
-                            Timer::after(FAILED_LOGIN_DELAY).await;
                             session.login_failed(LoginFailure::BadCredentials, &mut c.out);
                         }
                         Some(account) => match open_mailbox(&c.shared, &account).await {
@@ -183,6 +226,12 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                 return "shutdown";
             }
         }
+    }
+}
+
+fn log_tls(id: u64, peer: SocketAddr, stream: &Stream) {
+    if let Some(summary) = stream.tls_summary() {
+        log::info!("pop3#{id} {peer} TLS {summary}");
     }
 }
 

@@ -4,18 +4,24 @@
 //! the session asks it to.
 
 use super::command::{self, Command, ParseError};
+use crate::auth::sasl::{self, Name, Secret};
 use crate::line::LineEvent;
 use crate::store::maildir::StoredMessage;
-use base64::Engine;
 use core::fmt::Write;
 
 /// Replies waiting to be sent.
 pub type Replies = heapless::String<{ crate::limits::REPLY_BUFFER }>;
 
-const CAPABILITIES: &str = "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nSASL PLAIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION Postbox\r\n.\r\n";
-
-pub type Name = heapless::String<{ crate::limits::MAX_ADDRESS }>;
-pub type Secret = heapless::String<{ crate::auth::password::MAX_PASSWORD }>;
+/// What the listener and the client's address allow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Security {
+    /// STLS may be offered (RFC 2595).
+    pub stls: bool,
+    /// The connection is encrypted.
+    pub tls: bool,
+    /// Passwords may cross this connection without TLS (loopback, if allowed).
+    pub plaintext_login: bool,
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
@@ -38,6 +44,9 @@ pub enum Step {
     /// QUIT in TRANSACTION: remove [`Session::deleted`] for good, then call
     /// [`Session::update_done`]; the session ends.
     Update,
+    /// `+OK` was sent: drop any input read so far, run the TLS handshake,
+    /// then call [`Session::tls_started`].
+    StartTls,
     /// Send the replies and close.
     Close,
 }
@@ -70,6 +79,7 @@ enum State {
 }
 
 pub struct Session {
+    security: Security,
     state: State,
     messages: Vec<StoredMessage>,
     deleted: Vec<bool>,
@@ -78,13 +88,14 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(hostname: &str, max_errors: u32, out: &mut Replies) -> Self {
+    pub fn new(hostname: &str, max_errors: u32, security: Security, out: &mut Replies) -> Self {
         let _ = write!(
             out,
             "+OK {} Postbox POP3 ready\r\n",
             &hostname[..hostname.len().min(255)]
         );
         Session {
+            security,
             state: State::Authorization { user: None },
             messages: Vec::new(),
             deleted: Vec::new(),
@@ -116,9 +127,6 @@ impl Session {
         };
         if matches!(self.state, State::AuthContinuation) {
             self.state = State::Authorization { user: None };
-            if line == b"*" {
-                return self.err(out, "[AUTH] Authentication cancelled");
-            }
             return self.sasl_plain(line, out);
         }
         let command = match command::parse(line) {
@@ -128,9 +136,10 @@ impl Session {
         };
         match command {
             Command::Capa => {
-                let _ = out.push_str(CAPABILITIES);
+                self.capabilities(out);
                 return Step::Continue;
             }
+            Command::Stls => return self.stls(out),
             Command::Noop if matches!(self.state, State::Transaction) => return Self::ok(out, ""),
             Command::Quit => return self.quit(out),
             _ => {}
@@ -142,7 +151,56 @@ impl Session {
         }
     }
 
+    fn login_allowed(&self) -> bool {
+        self.security.tls || self.security.plaintext_login
+    }
+
+    fn capabilities(&self, out: &mut Replies) {
+        let _ = out.push_str("+OK Capability list follows\r\nTOP\r\nUIDL\r\n");
+        if matches!(self.state, State::Authorization { .. }) {
+            if self.login_allowed() {
+                let _ = out.push_str("USER\r\nSASL PLAIN\r\n");
+            }
+            if self.security.stls && !self.security.tls {
+                let _ = out.push_str("STLS\r\n");
+            }
+        }
+        let _ = out.push_str(
+            "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION Postbox\r\n.\r\n",
+        );
+    }
+
+    fn stls(&mut self, out: &mut Replies) -> Step {
+        if self.security.tls {
+            return self.err(out, "Command not permitted when TLS active");
+        }
+        if !self.security.stls {
+            return self.err(out, "STLS not available");
+        }
+        if !matches!(self.state, State::Authorization { .. }) {
+            return self.err(out, "STLS only before login");
+        }
+        let _ = out.push_str("+OK Begin TLS negotiation\r\n");
+        Step::StartTls
+    }
+
+    /// The handshake finished: forget what was said before it (RFC 2595 §4).
+    pub fn tls_started(&mut self) {
+        self.security.tls = true;
+        self.state = State::Authorization { user: None };
+    }
+
     fn authorization(&mut self, command: Command<'_>, out: &mut Replies) -> Step {
+        if matches!(
+            command,
+            Command::User(_) | Command::Pass(_) | Command::Auth { .. }
+        ) && !self.login_allowed()
+        {
+            return self.err(
+                out,
+                "[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS",
+            );
+        }
         match command {
             Command::User(name) => {
                 let mut user = Name::new();
@@ -176,28 +234,21 @@ impl Session {
         }
     }
 
-    /// RFC 4616: `authzid NUL authcid NUL password`, base64-encoded.
     fn sasl_plain(&mut self, response: &[u8], out: &mut Replies) -> Step {
-        let mut decoded = [0u8; 3 * crate::limits::MAX_COMMAND_LINE / 4 + 3];
-        let Ok(n) = base64::engine::general_purpose::STANDARD.decode_slice(response, &mut decoded)
-        else {
-            return self.err(out, "[AUTH] Invalid base64");
-        };
-        let mut parts = decoded[..n].split(|&b| b == 0);
-        let (Some(authz), Some(authc), Some(password), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return self.err(out, "[AUTH] Malformed PLAIN response");
-        };
-        if !authz.is_empty() && authz != authc {
-            return self.err(out, "[AUTH] Cannot act as another user");
+        match sasl::decode_plain(response) {
+            Ok(c) => {
+                self.state = State::Checking;
+                Step::Authenticate {
+                    user: c.user,
+                    password: c.password,
+                }
+            }
+            Err(e) => {
+                let mut text: heapless::String<64> = heapless::String::new();
+                let _ = write!(text, "[AUTH] {}", e.text());
+                self.err(out, &text)
+            }
         }
-        let mut user = Name::new();
-        match std::str::from_utf8(authc) {
-            Ok(name) if user.push_str(name).is_ok() => {}
-            _ => return self.err(out, "[AUTH] Invalid user name"),
-        }
-        self.check(user, password, out)
     }
 
     fn check(&mut self, user: Name, password: &[u8], out: &mut Replies) -> Step {
@@ -388,7 +439,12 @@ mod tests {
     impl H {
         fn new() -> Self {
             let mut out = Replies::new();
-            let s = Session::new("mx.test", 5, &mut out);
+            let security = Security {
+                stls: true,
+                tls: true,
+                plaintext_login: false,
+            };
+            let s = Session::new("mx.test", 5, security, &mut out);
             assert_eq!(out.as_str(), "+OK mx.test Postbox POP3 ready\r\n");
             H { s, out }
         }

@@ -16,6 +16,12 @@ pub enum Command<'a> {
     Help,
     Vrfy,
     Expn,
+    StartTls,
+    /// AUTH mechanism [initial-response] (RFC 4954).
+    Auth {
+        mechanism: &'a str,
+        initial: Option<&'a str>,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -71,6 +77,16 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
         "HELP" => Ok(Command::Help),
         "VRFY" => Ok(Command::Vrfy),
         "EXPN" => Ok(Command::Expn),
+        "STARTTLS" => no_args(Command::StartTls),
+        "AUTH" => {
+            let mut words = rest.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(mechanism), initial, None) => Ok(Command::Auth { mechanism, initial }),
+                _ => Err(ParseError::Syntax(
+                    "expected AUTH mechanism [initial-response]",
+                )),
+            }
+        }
         _ => Err(ParseError::Unknown),
     }
 }
@@ -181,7 +197,28 @@ mod tests {
         assert_eq!(parse(b"VRFY alice"), Ok(Command::Vrfy));
         assert_eq!(parse(b"EXPN list"), Ok(Command::Expn));
         assert!(matches!(parse(b"DATA now"), Err(ParseError::Syntax(_))));
-        assert_eq!(parse(b"STARTTLS"), Err(ParseError::Unknown));
+        assert_eq!(parse(b"starttls"), Ok(Command::StartTls));
+        assert!(matches!(parse(b"STARTTLS x"), Err(ParseError::Syntax(_))));
+        assert_eq!(
+            parse(b"AUTH PLAIN AGEAYg=="),
+            Ok(Command::Auth {
+                mechanism: "PLAIN",
+                initial: Some("AGEAYg==")
+            })
+        );
+        assert_eq!(
+            parse(b"auth login"),
+            Ok(Command::Auth {
+                mechanism: "login",
+                initial: None
+            })
+        );
+        assert!(matches!(parse(b"AUTH"), Err(ParseError::Syntax(_))));
+        assert!(matches!(
+            parse(b"AUTH PLAIN a b"),
+            Err(ParseError::Syntax(_))
+        ));
+        assert_eq!(parse(b"FOO"), Err(ParseError::Unknown));
         assert_eq!(parse(b""), Err(ParseError::Unknown));
         assert_eq!(parse(b"\xff\xfe"), Err(ParseError::Syntax("invalid UTF-8")));
     }

@@ -3,6 +3,7 @@
 //! store (`server`).
 pub mod command;
 pub mod data;
+pub mod from_header;
 pub mod received;
 pub mod reply;
 pub mod server;

@@ -12,6 +12,9 @@ pub struct Trace<'a> {
     pub peer: IpAddr,
     pub hostname: &'a str,
     pub esmtp: bool,
+    /// The session was encrypted / logged in (RFC 3848 ESMTPS, ESMTPA).
+    pub tls: bool,
+    pub authenticated: bool,
     pub id: &'a str,
     /// Named in the header only for a single recipient, so a list's
     /// members are not shown to each other.
@@ -30,7 +33,7 @@ pub fn trace_headers(t: &Trace<'_>) -> String {
         "Received: from {helo} ([{}])\r\n\tby {} (Postbox) with {} id {}",
         t.peer,
         t.hostname,
-        if t.esmtp { "ESMTP" } else { "SMTP" },
+        protocol(t),
         t.id
     );
     if let Some(rcpt) = t.single_recipient {
@@ -38,6 +41,17 @@ pub fn trace_headers(t: &Trace<'_>) -> String {
     }
     let _ = write!(s, ";\r\n\t{}\r\n", rfc5322_date(t.now));
     s
+}
+
+/// The `with` keyword of RFC 3848.
+fn protocol(t: &Trace<'_>) -> &'static str {
+    match (t.esmtp, t.tls, t.authenticated) {
+        (false, _, _) => "SMTP",
+        (true, false, false) => "ESMTP",
+        (true, true, false) => "ESMTPS",
+        (true, false, true) => "ESMTPA",
+        (true, true, true) => "ESMTPSA",
+    }
 }
 
 /// `Tue, 24 Nov 2026 15:18:00 +0000` (RFC 5322 §3.3), always in UTC.
@@ -67,7 +81,7 @@ pub fn rfc5322_date(time: SystemTime) -> String {
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
 /// well-known algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -104,6 +118,8 @@ mod tests {
             peer: "127.0.0.1".parse().unwrap(),
             hostname: "mx.test",
             esmtp: true,
+            tls: false,
+            authenticated: false,
             id: "ID1",
             single_recipient: Some(&to),
             now: UNIX_EPOCH,
@@ -118,6 +134,8 @@ mod tests {
             peer: "::1".parse().unwrap(),
             hostname: "h",
             esmtp: false,
+            tls: false,
+            authenticated: false,
             id: "x",
             single_recipient: None,
             now: UNIX_EPOCH,

@@ -3,13 +3,15 @@
 //! the spool, and makes it durable before the 250.
 
 use super::data::DataDecoder;
+use super::from_header::FromHeaderScanner;
 use super::received::{trace_headers, Trace};
 use super::reply::{push, Replies, REPLY_HEADROOM};
-use super::session::{DataOutcome, Directory, Limits, RcptVerdict, Session, Step};
-use crate::conn::{self, ReadOutcome};
-use crate::limits::{READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK};
+use super::session::{DataOutcome, Directory, Limits, RcptVerdict, Security, Session, Step};
+use crate::address::Address;
+use crate::conn::{self, ReadOutcome, Stream};
+use crate::limits::{READ_CHUNK, REPLY_BUFFER, TLS_HANDSHAKE_TIMEOUT, WRITE_CHUNK};
 use crate::line::LineBuffer;
-use crate::serve::{SessionSlot, Shared};
+use crate::serve::{Service, SessionSlot, Shared};
 use crate::smtp::command::RcptTo;
 use crate::store::durable::is_no_space;
 use crate::store::maildir::Incoming;
@@ -25,6 +27,10 @@ struct LiveDirectory<'a>(&'a Shared);
 impl Directory for LiveDirectory<'_> {
     fn lookup(&mut self, rcpt: &RcptTo) -> RcptVerdict {
         self.0.lookup(rcpt)
+    }
+
+    fn owns(&mut self, user: &Address, address: &str) -> bool {
+        self.0.owns(user, address)
     }
 }
 
@@ -43,7 +49,7 @@ impl Input {
 
 struct Connection {
     shared: Rc<Shared>,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     id: u64,
     input: Input,
@@ -77,15 +83,23 @@ impl Connection {
     }
 }
 
-pub async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve_connection(
+    shared: Rc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    service: Service,
+) {
     let id = shared.session_id();
+    let mut stream = Stream::Plain(tcp);
     let Some(_slot) = SessionSlot::take(
         &shared,
         |s| &s.smtp_sessions,
         shared.config.smtp.max_sessions,
     ) else {
         log::warn!("smtp#{id} {peer} refused: too many sessions");
-        let mut stream = stream;
+        if service.implicit_tls() {
+            return; // a plaintext reply would be garbage to a TLS client
+        }
         let _ = conn::write(
             &mut stream,
             b"421 4.3.2 Too many connections, try again later\r\n",
@@ -94,14 +108,31 @@ pub async fn serve_connection(shared: Rc<Shared>, stream: TcpStream, peer: Socke
         .await;
         return;
     };
-    log::info!("smtp#{id} {peer} connected");
+    log::info!("smtp#{id} {peer} connected to {}", service.name());
+    if service.implicit_tls() {
+        if let Err(e) = stream
+            .start_tls(shared.tls.acceptor(), TLS_HANDSHAKE_TIMEOUT)
+            .await
+        {
+            log::info!("smtp#{id} {peer} TLS handshake failed: {e}");
+            return;
+        }
+        log_tls(id, peer, &stream);
+    }
+    let security = Security {
+        starttls: !service.implicit_tls(),
+        tls: stream.is_tls(),
+        plaintext_login: shared.plaintext_login_allowed(peer.ip()),
+        submission: service.is_submission(),
+        relay_client: shared.relay_client(peer.ip()),
+    };
     let limits = Limits {
         max_message_size: shared.config.smtp.max_message_size,
         max_recipients: shared.config.smtp.max_recipients,
         max_errors: shared.config.smtp.max_errors,
     };
     let mut out = Replies::new();
-    let session = Session::new(&shared.config.hostname, limits, &mut out);
+    let session = Session::new(&shared.config.hostname, limits, security, &mut out);
     let mut connection = Connection {
         shared,
         stream,
@@ -133,6 +164,50 @@ async fn run(c: &mut Connection, mut session: Session) -> &'static str {
                 Step::Close => {
                     let _ = c.flush().await;
                     return "session ended";
+                }
+                Step::StartTls => {
+                    if c.flush().await.is_err() {
+                        return "write failed";
+                    }
+                    // Anything pipelined behind STARTTLS came in the clear and
+                    // must not count as said inside TLS (RFC 3207 §4.2; the
+                    // STARTTLS command-injection attacks).
+                    let dropped = c.input.pending().len();
+                    c.input.start = c.input.end;
+                    lines = LineBuffer::new();
+                    if dropped > 0 {
+                        log::warn!(
+                            "smtp#{} {} discarded {dropped} bytes sent before the TLS handshake",
+                            c.id,
+                            c.peer
+                        );
+                    }
+                    let acceptor = c.shared.tls.acceptor();
+                    if let Err(e) = c.stream.start_tls(acceptor, TLS_HANDSHAKE_TIMEOUT).await {
+                        log::info!("smtp#{} {} TLS handshake failed: {e}", c.id, c.peer);
+                        return "TLS handshake failed";
+                    }
+                    log_tls(c.id, c.peer, &c.stream);
+                    session.tls_started();
+                }
+                Step::Authenticate(credentials) => {
+                    let user = c
+                        .shared
+                        .login(&credentials.user, &credentials.password, c.peer.ip())
+                        .await;
+                    match &user {
+                        Some(u) => log::info!("smtp#{} {} logged in as {u}", c.id, c.peer),
+                        None => log::warn!(
+                            "smtp#{} {} failed login for {:?}",
+                            c.id,
+                            c.peer,
+                            credentials.user.as_str()
+                        ),
+                    }
+                    if session.auth_done(user, &mut c.out) == Step::Close {
+                        let _ = c.flush().await;
+                        return "too many errors";
+                    }
                 }
                 Step::ReceiveData => {
                     if c.flush().await.is_err() {
@@ -203,6 +278,8 @@ async fn receive_message(
         peer: c.peer.ip(),
         hostname: &shared.config.hostname,
         esmtp: session.esmtp(),
+        tls: session.tls(),
+        authenticated: session.user().is_some(),
         id: &name,
         single_recipient: (recipients.len() == 1).then(|| &recipients[0].given),
         now: SystemTime::now(),
@@ -215,12 +292,19 @@ async fn receive_message(
     };
     let limit = session.max_message_size() + headers.len() as u64;
     let mut decoder = DataDecoder::new();
+    // Submission: the From: header must name the logged-in user.
+    let mut from_scan = session
+        .from_header_owner()
+        .map(|_| FromHeaderScanner::new());
     let mut filled = 0;
     loop {
         let mut finished = false;
         while !c.input.pending().is_empty() && !finished {
             let p = decoder.feed(c.input.pending(), &mut chunk[filled..]);
             c.input.start += p.consumed;
+            if let Some(scan) = from_scan.as_mut() {
+                scan.feed(&chunk[filled..filled + p.produced]);
+            }
             filled += p.produced;
             finished = p.finished;
             if finished || chunk.len() - filled < 2 {
@@ -271,6 +355,21 @@ async fn receive_message(
             });
         }
     };
+    if let (Some(scan), Some(user)) = (&from_scan, session.from_header_owner()) {
+        let verdict = scan.addresses();
+        let foreign = match &verdict {
+            Ok(addresses) => addresses
+                .iter()
+                .find(|a| !shared.owns(user, a))
+                .map(|a| format!("From: <{a}>")),
+            Err(problem) => Some(format!("From: header {problem:?}")),
+        };
+        if let Some(what) = foreign {
+            log::warn!("smtp#{id} {peer} {user} refused: {what} is not theirs");
+            incoming.discard();
+            return Ok(DataOutcome::ForeignFrom);
+        }
+    }
     let mut mailboxes: Vec<PathBuf> = recipients
         .iter()
         .map(|r| shared.mailbox_dir(&r.mailbox))
@@ -296,6 +395,12 @@ async fn receive_message(
                 DataOutcome::Failed
             })
         }
+    }
+}
+
+fn log_tls(id: u64, peer: SocketAddr, stream: &Stream) {
+    if let Some(summary) = stream.tls_summary() {
+        log::info!("smtp#{id} {peer} TLS {summary}");
     }
 }
 

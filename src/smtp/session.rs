@@ -1,10 +1,13 @@
-//! The SMTP session as a state machine (RFC 5321 §4.1.4 ordering), free of
-//! sockets and files: the server feeds it command lines and the outcome of
-//! message storage, and it writes replies and says what to do next.
+//! The SMTP session as a state machine (RFC 5321 §4.1.4 ordering, with
+//! STARTTLS per RFC 3207 and AUTH per RFC 4954), free of sockets and files:
+//! the server feeds it command lines and the outcome of TLS handshakes,
+//! password checks and message storage, and it writes replies and says
+//! what to do next.
 
 use super::command::{self, Command, MailFrom, ParseError, RcptTo};
 use super::reply::{push, push_lines, Replies};
 use crate::address::{Address, AddressError};
+use crate::auth::sasl::{self, Credentials, Name, SaslError};
 use crate::line::LineEvent;
 use core::fmt::Write;
 
@@ -15,13 +18,18 @@ pub enum RcptVerdict {
     Local(Address),
     /// A served domain, but no such user.
     UnknownUser,
-    /// Not a domain we serve.
-    RelayDenied,
+    /// Not a domain we serve: relaying, if the client may.
+    Remote,
 }
 
-/// The server side of recipient lookup; a trait so tests use a plain table.
+/// The server side of address lookups; a trait so tests use a plain table.
 pub trait Directory {
     fn lookup(&mut self, rcpt: &RcptTo) -> RcptVerdict;
+
+    /// Whether the logged-in `user` may send as `address`.
+    fn owns(&mut self, user: &Address, address: &str) -> bool {
+        user.as_str().eq_ignore_ascii_case(address)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -31,12 +39,32 @@ pub struct Limits {
     pub max_errors: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the listener and the client's address allow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Security {
+    /// STARTTLS may be offered (a TLS certificate is loaded).
+    pub starttls: bool,
+    /// The connection is encrypted.
+    pub tls: bool,
+    /// Passwords may cross this connection without TLS (loopback, if allowed).
+    pub plaintext_login: bool,
+    /// A submission port: login before MAIL (RFC 6409 §4.3).
+    pub submission: bool,
+    /// The client's address is in `relay_from`.
+    pub relay_client: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
 pub enum Step {
     /// Keep reading commands.
     Continue,
     /// 354 was sent: read the message body with a [`super::data::DataDecoder`].
     ReceiveData,
+    /// 220 was sent: drop any input read so far, run the TLS handshake, then
+    /// call [`Session::tls_started`].
+    StartTls,
+    /// Check these credentials, then call [`Session::auth_done`].
+    Authenticate(Credentials),
     /// Send the replies, then close the connection.
     Close,
 }
@@ -48,10 +76,21 @@ pub enum DataOutcome {
         id: String,
     },
     TooBig,
+    /// The From: header names someone other than the logged-in user.
+    ForeignFrom,
     /// Out of space: 452 4.3.1.
     NoSpace,
     /// Any other storage failure: 451 4.3.0.
     Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthStage {
+    /// `AUTH PLAIN` without an initial response: waiting for it.
+    PlainResponse,
+    /// `AUTH LOGIN`: waiting for the user name, then the password.
+    LoginUser,
+    LoginPassword,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +99,10 @@ enum Phase {
     Connected,
     /// Greeted, no transaction.
     Ready,
+    /// In a SASL exchange.
+    Auth(AuthStage),
+    /// Waiting for the server to check a password.
+    Checking,
     /// MAIL accepted.
     Mail,
     /// At least one RCPT accepted.
@@ -79,35 +122,42 @@ pub struct Recipient {
 pub struct Session {
     hostname: heapless::String<255>,
     limits: Limits,
+    security: Security,
     phase: Phase,
     helo: heapless::String<{ crate::limits::MAX_HELO }>,
     esmtp: bool,
+    /// The logged-in user, once AUTH succeeded.
+    user: Option<Address>,
+    /// The LOGIN mechanism's user name while its password is awaited.
+    login_name: Name,
     from: Option<Address>,
     recipients: Vec<Recipient>,
     errors: u32,
 }
 
-const EHLO_KEYWORDS: [&str; 6] = [
+const EHLO_KEYWORDS: [&str; 5] = [
     "PIPELINING",
     "8BITMIME",
     "SMTPUTF8",
     "ENHANCEDSTATUSCODES",
     "HELP",
-    "SIZE",
 ];
 
 impl Session {
     /// Starts a session and writes the greeting.
-    pub fn new(hostname: &str, limits: Limits, out: &mut Replies) -> Self {
+    pub fn new(hostname: &str, limits: Limits, security: Security, out: &mut Replies) -> Self {
         let mut name = heapless::String::new();
         let _ = name.push_str(&hostname[..hostname.len().min(255)]);
         let _ = write!(out, "220 {name} ESMTP Postbox\r\n");
         Session {
             hostname: name,
             limits,
+            security,
             phase: Phase::Connected,
             helo: heapless::String::new(),
             esmtp: false,
+            user: None,
+            login_name: Name::new(),
             from: None,
             recipients: Vec::new(),
             errors: 0,
@@ -120,6 +170,15 @@ impl Session {
 
     pub fn esmtp(&self) -> bool {
         self.esmtp
+    }
+
+    pub fn tls(&self) -> bool {
+        self.security.tls
+    }
+
+    /// The logged-in user, if any.
+    pub fn user(&self) -> Option<&Address> {
+        self.user.as_ref()
     }
 
     pub fn sender(&self) -> Option<&Address> {
@@ -140,6 +199,10 @@ impl Session {
         if self.phase != Phase::Connected {
             self.phase = Phase::Ready;
         }
+    }
+
+    fn login_allowed(&self) -> bool {
+        self.security.tls || self.security.plaintext_login
     }
 
     /// Counts a client error; too many and the session is closed.
@@ -167,8 +230,16 @@ impl Session {
     ) -> Step {
         let line = match event {
             LineEvent::Line(line) => line,
-            LineEvent::TooLong => return self.error(out, 500, "5.5.2", "Line too long"),
+            LineEvent::TooLong => {
+                if let Phase::Auth(_) = self.phase {
+                    self.phase = Phase::Ready;
+                }
+                return self.error(out, 500, "5.5.2", "Line too long");
+            }
         };
+        if let Phase::Auth(stage) = self.phase {
+            return self.sasl_response(stage, line, out);
+        }
         match command::parse(line) {
             Ok(command) => self.command(command, dir, out),
             Err(ParseError::Unknown) => self.error(out, 500, "5.5.1", "Command not recognized"),
@@ -198,6 +269,26 @@ impl Session {
         }
     }
 
+    fn ehlo_reply(&self, out: &mut Replies) {
+        let mut first: heapless::String<300> = heapless::String::new();
+        let _ = write!(first, "{} Hello {}", self.hostname, self.helo);
+        let mut size: heapless::String<32> = heapless::String::new();
+        let _ = write!(size, "SIZE {}", self.limits.max_message_size);
+        let mut lines: heapless::Vec<&str, 10> = heapless::Vec::new();
+        let _ = lines.push(&first);
+        for keyword in EHLO_KEYWORDS {
+            let _ = lines.push(keyword);
+        }
+        if self.security.starttls && !self.security.tls {
+            let _ = lines.push("STARTTLS");
+        }
+        if self.login_allowed() && self.user.is_none() {
+            let _ = lines.push("AUTH PLAIN LOGIN");
+        }
+        let _ = lines.push(&size);
+        push_lines(out, 250, &lines);
+    }
+
     fn command(
         &mut self,
         command: Command<'_>,
@@ -215,23 +306,13 @@ impl Session {
                     .helo
                     .push_str(&name[..name.len().min(self.helo.capacity())]);
                 if esmtp {
-                    let mut first: heapless::String<300> = heapless::String::new();
-                    let _ = write!(first, "{} Hello {}", self.hostname, self.helo);
-                    let mut size: heapless::String<32> = heapless::String::new();
-                    let _ = write!(size, "SIZE {}", self.limits.max_message_size);
-                    let mut lines: heapless::Vec<&str, 8> = heapless::Vec::new();
-                    let _ = lines.push(&first);
-                    for keyword in &EHLO_KEYWORDS[..EHLO_KEYWORDS.len() - 1] {
-                        let _ = lines.push(keyword);
-                    }
-                    let _ = lines.push(&size);
-                    push_lines(out, 250, &lines);
+                    self.ehlo_reply(out);
                 } else {
                     let _ = write!(out, "250 {} Hello {}\r\n", self.hostname, self.helo);
                 }
                 Step::Continue
             }
-            Command::Mail(mail) => self.mail(mail, out),
+            Command::Mail(mail) => self.mail(mail, dir, out),
             Command::Rcpt(rcpt) => self.rcpt(rcpt, dir, out),
             Command::Data => match self.phase {
                 Phase::Rcpt => {
@@ -262,7 +343,7 @@ impl Session {
                     out,
                     214,
                     &[
-                        "2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY",
+                        "2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT HELP VRFY",
                         "2.0.0 See RFC 5321",
                     ],
                 );
@@ -278,16 +359,165 @@ impl Session {
                 Step::Continue
             }
             Command::Expn => self.error(out, 502, "5.5.1", "EXPN not available"),
+            Command::StartTls => self.starttls(out),
+            Command::Auth { mechanism, initial } => self.auth(mechanism, initial, out),
         }
     }
 
-    fn mail(&mut self, mail: MailFrom, out: &mut Replies) -> Step {
+    fn starttls(&mut self, out: &mut Replies) -> Step {
+        if self.security.tls {
+            return self.error(out, 503, "5.5.1", "TLS already active");
+        }
+        if !self.security.starttls {
+            return self.error(out, 502, "5.5.1", "STARTTLS not available");
+        }
+        if matches!(self.phase, Phase::Mail | Phase::Rcpt) {
+            return self.error(
+                out,
+                503,
+                "5.5.1",
+                "STARTTLS not allowed inside a transaction",
+            );
+        }
+        push(out, 220, Some("2.0.0"), "Ready to start TLS");
+        Step::StartTls
+    }
+
+    /// The handshake finished: forget everything the client said before it
+    /// (RFC 3207 §4.2); the client must EHLO again.
+    pub fn tls_started(&mut self) {
+        self.security.tls = true;
+        self.phase = Phase::Connected;
+        self.helo.clear();
+        self.esmtp = false;
+        self.user = None;
+        self.from = None;
+        self.recipients.clear();
+    }
+
+    fn auth(&mut self, mechanism: &str, initial: Option<&str>, out: &mut Replies) -> Step {
+        if self.user.is_some() {
+            return self.error(out, 503, "5.5.1", "Already authenticated");
+        }
+        match self.phase {
+            Phase::Ready => {}
+            Phase::Connected => return self.error(out, 503, "5.5.1", "Send EHLO first"),
+            _ => return self.error(out, 503, "5.5.1", "AUTH not allowed inside a transaction"),
+        }
+        if !self.login_allowed() {
+            return self.error(
+                out,
+                538,
+                "5.7.11",
+                "Encryption required for requested authentication mechanism",
+            );
+        }
+        let initial = initial.map(str::as_bytes);
+        if mechanism.eq_ignore_ascii_case("PLAIN") {
+            match initial {
+                // "=" is an empty initial response (RFC 4954 §4).
+                Some(response) if response != b"=" => self.plain(response, out),
+                _ => {
+                    self.phase = Phase::Auth(AuthStage::PlainResponse);
+                    push(out, 334, None, "");
+                    Step::Continue
+                }
+            }
+        } else if mechanism.eq_ignore_ascii_case("LOGIN") {
+            match initial {
+                Some(response) => self.sasl_response(AuthStage::LoginUser, response, out),
+                None => {
+                    self.phase = Phase::Auth(AuthStage::LoginUser);
+                    push(out, 334, None, "VXNlcm5hbWU6");
+                    Step::Continue
+                }
+            }
+        } else {
+            self.error(out, 504, "5.5.4", "Unrecognized authentication mechanism")
+        }
+    }
+
+    fn plain(&mut self, response: &[u8], out: &mut Replies) -> Step {
+        match sasl::decode_plain(response) {
+            Ok(credentials) => {
+                self.phase = Phase::Checking;
+                Step::Authenticate(credentials)
+            }
+            Err(e) => self.sasl_failed(e, out),
+        }
+    }
+
+    fn sasl_response(&mut self, stage: AuthStage, line: &[u8], out: &mut Replies) -> Step {
+        match stage {
+            AuthStage::PlainResponse => self.plain(line, out),
+            AuthStage::LoginUser => {
+                match sasl::decode_login_field::<{ crate::limits::MAX_ADDRESS }>(line) {
+                    Ok(name) if !name.is_empty() => {
+                        self.login_name = name;
+                        self.phase = Phase::Auth(AuthStage::LoginPassword);
+                        push(out, 334, None, "UGFzc3dvcmQ6");
+                        Step::Continue
+                    }
+                    Ok(_) => self.sasl_failed(SaslError::Malformed, out),
+                    Err(e) => self.sasl_failed(e, out),
+                }
+            }
+            AuthStage::LoginPassword => match sasl::decode_login_field(line) {
+                Ok(password) => {
+                    self.phase = Phase::Checking;
+                    Step::Authenticate(Credentials {
+                        user: core::mem::take(&mut self.login_name),
+                        password,
+                    })
+                }
+                Err(e) => self.sasl_failed(e, out),
+            },
+        }
+    }
+
+    fn sasl_failed(&mut self, e: SaslError, out: &mut Replies) -> Step {
+        self.phase = Phase::Ready;
+        self.login_name.clear();
+        let code = if e == SaslError::Cancelled {
+            "5.0.0"
+        } else {
+            "5.5.2"
+        };
+        self.error(out, 501, code, e.text())
+    }
+
+    /// Reports the password check: the user's address, or `None`.
+    pub fn auth_done(&mut self, user: Option<Address>, out: &mut Replies) -> Step {
+        self.phase = Phase::Ready;
+        match user {
+            Some(user) => {
+                self.user = Some(user);
+                push(out, 235, Some("2.7.0"), "Authentication successful");
+                Step::Continue
+            }
+            None => self.error(out, 535, "5.7.8", "Authentication credentials invalid"),
+        }
+    }
+
+    fn mail(&mut self, mail: MailFrom, dir: &mut impl Directory, out: &mut Replies) -> Step {
         match self.phase {
             Phase::Connected => return self.error(out, 503, "5.5.1", "Send HELO/EHLO first"),
             Phase::Mail | Phase::Rcpt => {
                 return self.error(out, 503, "5.5.1", "Nested MAIL command")
             }
-            Phase::Ready | Phase::Data => {}
+            _ => {}
+        }
+        if self.security.submission && self.user.is_none() {
+            return self.error(out, 530, "5.7.0", "Authentication required");
+        }
+        if let Some(user) = &self.user {
+            let own = mail
+                .from
+                .as_ref()
+                .is_some_and(|from| dir.owns(user, from.as_str()));
+            if !own {
+                return self.error(out, 553, "5.7.1", "Sender address is not yours");
+            }
         }
         if mail
             .size
@@ -327,8 +557,23 @@ impl Session {
                 Step::Continue
             }
             RcptVerdict::UnknownUser => self.error(out, 550, "5.1.1", "No such user here"),
-            RcptVerdict::RelayDenied => self.error(out, 550, "5.7.1", "Relaying denied"),
+            RcptVerdict::Remote if self.user.is_some() || self.security.relay_client => {
+                // Allowed to relay, but there is no outbound queue to hold it yet.
+                push(
+                    out,
+                    451,
+                    Some("4.3.0"),
+                    "Outbound delivery is not available yet, try again later",
+                );
+                Step::Continue
+            }
+            RcptVerdict::Remote => self.error(out, 550, "5.7.1", "Relaying denied"),
         }
+    }
+
+    /// Who the From: header must name, when anyone: the logged-in user.
+    pub fn from_header_owner(&self) -> Option<&Address> {
+        self.user.as_ref()
     }
 
     /// Reports how storing the message ended and answers the client.
@@ -344,6 +589,12 @@ impl Session {
                 552,
                 Some("5.3.4"),
                 "Message size exceeds fixed maximum message size",
+            ),
+            DataOutcome::ForeignFrom => push(
+                out,
+                553,
+                Some("5.7.1"),
+                "From: header is not one of your addresses",
             ),
             DataOutcome::NoSpace => push(out, 452, Some("4.3.1"), "Insufficient system storage"),
             DataOutcome::Failed => push(
@@ -369,7 +620,7 @@ mod tests {
             let alice = || Address::new("alice", "localhost").unwrap();
             match rcpt {
                 RcptTo::Postmaster => RcptVerdict::Local(alice()),
-                RcptTo::Mailbox(a) if a.domain() != "localhost" => RcptVerdict::RelayDenied,
+                RcptTo::Mailbox(a) if a.domain() != "localhost" => RcptVerdict::Remote,
                 RcptTo::Mailbox(a) => match a.local().to_ascii_lowercase().as_str() {
                     "alice" | "postmaster" => RcptVerdict::Local(alice()),
                     "bob" => RcptVerdict::Local(Address::new("bob", "localhost").unwrap()),
@@ -394,8 +645,15 @@ mod tests {
 
     impl Harness {
         fn new() -> Self {
+            Self::with(Security {
+                starttls: true,
+                ..Default::default()
+            })
+        }
+
+        fn with(security: Security) -> Self {
             let mut out = Replies::new();
-            let session = Session::new("mx.test", limits(), &mut out);
+            let session = Session::new("mx.test", limits(), security, &mut out);
             assert_eq!(out.as_str(), "220 mx.test ESMTP Postbox\r\n");
             Harness { session, out }
         }
@@ -532,5 +790,145 @@ mod tests {
         let (reply, step) = h.send("BAD");
         assert!(reply.starts_with("421 4.7.0"));
         assert_eq!(step, Step::Close);
+    }
+
+    fn b64(text: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
+
+    fn alice() -> Address {
+        Address::new("alice", "localhost").unwrap()
+    }
+
+    #[test]
+    fn starttls_resets_the_session() {
+        let mut h = Harness::new();
+        let (reply, _) = h.send("EHLO c");
+        assert!(reply.contains("250-STARTTLS\r\n"), "{reply}");
+        assert!(!reply.contains("AUTH"), "no AUTH before TLS: {reply}");
+        assert_eq!(h.code("AUTH PLAIN"), "538 5.7.1");
+        assert_eq!(h.code("STARTTLS now"), "501 5.5.4");
+        let (reply, step) = h.send("STARTTLS");
+        assert_eq!(reply, "220 2.0.0 Ready to start TLS\r\n");
+        assert_eq!(step, Step::StartTls);
+        h.session.tls_started();
+        assert!(h.session.tls());
+        // The EHLO from before TLS is forgotten.
+        assert_eq!(h.code("MAIL FROM:<x@y.test>"), "503 5.5.1");
+        let (reply, _) = h.send("EHLO c");
+        assert!(!reply.contains("STARTTLS"));
+        assert!(reply.contains("250-AUTH PLAIN LOGIN\r\n"), "{reply}");
+        assert_eq!(h.code("STARTTLS"), "503 5.5.1");
+    }
+
+    #[test]
+    fn starttls_refused_where_not_offered_or_mid_transaction() {
+        let mut h = Harness::with(Security::default());
+        h.send("EHLO c");
+        assert_eq!(h.code("STARTTLS"), "502 5.5.1");
+        let mut h = Harness::new();
+        h.send("EHLO c");
+        h.send("MAIL FROM:<x@y.test>");
+        assert_eq!(h.code("STARTTLS"), "503 5.5.1");
+    }
+
+    fn tls_submission() -> Harness {
+        let mut h = Harness::with(Security {
+            tls: true,
+            submission: true,
+            ..Default::default()
+        });
+        h.send("EHLO c");
+        h
+    }
+
+    #[test]
+    fn auth_plain_with_and_without_initial_response() {
+        let mut h = tls_submission();
+        let (_, step) = h.send(&format!("AUTH PLAIN {}", b64("\0alice\0pw")));
+        let Step::Authenticate(c) = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("alice", "pw"));
+        h.out.clear();
+        h.session.auth_done(None, &mut h.out);
+        assert_eq!(&h.out[..9], "535 5.7.8");
+        assert_eq!(h.send("AUTH PLAIN").0, "334 \r\n");
+        let (_, step) = h.send(&b64("\0alice\0pw"));
+        assert!(matches!(step, Step::Authenticate(_)));
+        h.out.clear();
+        h.session.auth_done(Some(alice()), &mut h.out);
+        assert_eq!(h.out.as_str(), "235 2.7.0 Authentication successful\r\n");
+        assert_eq!(h.session.user(), Some(&alice()));
+        assert_eq!(h.code("AUTH PLAIN"), "503 5.5.1");
+    }
+
+    #[test]
+    fn auth_login_and_cancel() {
+        let mut h = tls_submission();
+        assert_eq!(h.send("AUTH LOGIN").0, "334 VXNlcm5hbWU6\r\n");
+        assert_eq!(h.send(&b64("alice")).0, "334 UGFzc3dvcmQ6\r\n");
+        let (_, step) = h.send(&b64("secret"));
+        let Step::Authenticate(c) = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("alice", "secret"));
+        h.out.clear();
+        h.session.auth_done(None, &mut h.out);
+        h.send("AUTH LOGIN");
+        assert_eq!(h.code("*"), "501 5.0.0");
+        assert_eq!(h.code("AUTH PLAIN !!"), "501 5.5.2");
+        assert_eq!(h.code("AUTH CRAM-MD5"), "504 5.5.4");
+        // Back to commands after a failed exchange.
+        assert_eq!(h.code("NOOP"), "250 2.0.0");
+    }
+
+    #[test]
+    fn submission_needs_login_and_own_sender() {
+        let mut h = tls_submission();
+        assert_eq!(h.code("MAIL FROM:<alice@localhost>"), "530 5.7.0");
+        h.send("AUTH PLAIN x");
+        h.send(&format!("AUTH PLAIN {}", b64("\0alice\0pw")));
+        h.out.clear();
+        h.session.auth_done(Some(alice()), &mut h.out);
+        assert_eq!(h.code("MAIL FROM:<bob@localhost>"), "553 5.7.1");
+        assert_eq!(h.code("MAIL FROM:<>"), "553 5.7.1");
+        assert_eq!(h.code("MAIL FROM:<Alice@LOCALHOST>"), "250 2.1.0");
+        assert_eq!(h.session.from_header_owner(), Some(&alice()));
+        assert_eq!(h.code("RCPT TO:<bob@localhost>"), "250 2.1.5");
+        // May relay, but nothing can leave yet.
+        assert_eq!(h.code("RCPT TO:<friend@elsewhere.test>"), "451 4.3.0");
+    }
+
+    #[test]
+    fn relay_only_for_listed_clients() {
+        let mut h = Harness::with(Security {
+            relay_client: true,
+            ..Default::default()
+        });
+        h.send("EHLO c");
+        h.send("MAIL FROM:<x@y.test>");
+        assert_eq!(h.code("RCPT TO:<friend@elsewhere.test>"), "451 4.3.0");
+        let mut h = Harness::new();
+        h.send("EHLO c");
+        h.send("MAIL FROM:<x@y.test>");
+        assert_eq!(h.code("RCPT TO:<friend@elsewhere.test>"), "550 5.7.1");
+        assert_eq!(h.session.from_header_owner(), None);
+    }
+
+    #[test]
+    fn plaintext_login_when_allowed() {
+        let mut h = Harness::with(Security {
+            starttls: true,
+            plaintext_login: true,
+            ..Default::default()
+        });
+        let (reply, _) = h.send("EHLO c");
+        assert!(reply.contains("AUTH PLAIN LOGIN"));
+        assert!(matches!(
+            h.send(&format!("AUTH PLAIN {}", b64("\0a\0b"))).1,
+            Step::Authenticate(_)
+        ));
     }
 }

@@ -1,0 +1,245 @@
+//! Finds the addresses in a message's From: header as the body streams
+//! past, so submission can refuse mail that claims another sender
+//! (RFC 6409 §6.1 lets a submission server check what it is given).
+
+use crate::limits::MAX_FROM_HEADER;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    LineStart,
+    /// A CR at the start of a line: the header section is ending.
+    BlankLine,
+    Name,
+    Value,
+    Done,
+}
+
+pub struct FromHeaderScanner {
+    position: Position,
+    name: heapless::Vec<u8, 16>,
+    name_overflow: bool,
+    capturing: bool,
+    fields: u32,
+    value: heapless::Vec<u8, MAX_FROM_HEADER>,
+    overflow: bool,
+}
+
+/// Why a From: header cannot be accepted from an authenticated user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromProblem {
+    TooLong,
+    Unparsable,
+}
+
+impl Default for FromHeaderScanner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FromHeaderScanner {
+    pub fn new() -> Self {
+        FromHeaderScanner {
+            position: Position::LineStart,
+            name: heapless::Vec::new(),
+            name_overflow: false,
+            capturing: false,
+            fields: 0,
+            value: heapless::Vec::new(),
+            overflow: false,
+        }
+    }
+
+    /// Takes the next bytes of the (unstuffed, CRLF) message.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match self.position {
+                Position::Done => return,
+                Position::LineStart => match b {
+                    b'\r' => self.position = Position::BlankLine,
+                    b'\n' => self.position = Position::Done,
+                    b' ' | b'\t' => {
+                        // A folded continuation of the field before.
+                        self.position = Position::Value;
+                        self.capture(b' ');
+                    }
+                    _ => {
+                        self.name.clear();
+                        self.name_overflow = false;
+                        self.capturing = false;
+                        self.position = Position::Name;
+                        self.name_byte(b);
+                    }
+                },
+                Position::BlankLine => self.position = Position::Done,
+                Position::Name => match b {
+                    b':' => {
+                        self.capturing = !self.name_overflow
+                            && self.name.trim_ascii_end().eq_ignore_ascii_case(b"from");
+                        if self.capturing {
+                            if self.fields > 0 {
+                                self.capture(b',');
+                            }
+                            self.fields += 1;
+                        }
+                        self.position = Position::Value;
+                    }
+                    // Not a header line: the header section is over.
+                    b'\r' | b'\n' => self.position = Position::Done,
+                    _ => self.name_byte(b),
+                },
+                Position::Value => match b {
+                    b'\r' => {}
+                    b'\n' => self.position = Position::LineStart,
+                    _ => self.capture(b),
+                },
+            }
+        }
+    }
+
+    fn name_byte(&mut self, b: u8) {
+        if self.name.push(b).is_err() {
+            self.name_overflow = true;
+        }
+    }
+
+    fn capture(&mut self, b: u8) {
+        if self.capturing && self.value.push(b).is_err() {
+            self.overflow = true;
+        }
+    }
+
+    /// The addresses named in From: (empty when there is no From: field).
+    pub fn addresses(&self) -> Result<Vec<String>, FromProblem> {
+        if self.overflow {
+            return Err(FromProblem::TooLong);
+        }
+        if self.fields == 0 {
+            return Ok(Vec::new());
+        }
+        let value = String::from_utf8_lossy(&self.value);
+        let found = mailboxes(&value).ok_or(FromProblem::Unparsable)?;
+        if found.is_empty() {
+            return Err(FromProblem::Unparsable);
+        }
+        Ok(found)
+    }
+}
+
+/// The addr-specs of an RFC 5322 mailbox-list: `<...>` when present,
+/// otherwise the bare address; display names and comments are skipped.
+fn mailboxes(value: &str) -> Option<Vec<String>> {
+    let mut found = Vec::new();
+    let (mut bare, mut angle) = (String::new(), None::<String>);
+    let (mut in_quote, mut comment, mut escaped, mut open) = (false, 0u32, false, false);
+    let finish = |bare: &mut String, angle: &mut Option<String>, found: &mut Vec<String>| {
+        let address = match angle.take() {
+            Some(a) => a,
+            None => bare.trim().to_string(),
+        };
+        bare.clear();
+        if address.contains(':') || address.contains(';') {
+            return false; // group syntax or a source route: not a plain sender
+        }
+        if !address.is_empty() {
+            found.push(address);
+        }
+        true
+    };
+    for c in value.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if in_quote || comment > 0 => escaped = true,
+            '"' if comment == 0 && !open => in_quote = !in_quote,
+            _ if in_quote => {}
+            '(' => comment += 1,
+            ')' if comment > 0 => comment -= 1,
+            _ if comment > 0 => {}
+            '<' if angle.is_none() => {
+                angle = Some(String::new());
+                open = true;
+            }
+            '>' if open => open = false,
+            ',' if !open => {
+                if !finish(&mut bare, &mut angle, &mut found) {
+                    return None;
+                }
+            }
+            _ => match angle.as_mut() {
+                Some(a) if open => a.push(c),
+                _ => bare.push(c),
+            },
+        }
+    }
+    if in_quote || comment > 0 || open || !finish(&mut bare, &mut angle, &mut found) {
+        return None;
+    }
+    if found.iter().any(|a| a.chars().any(char::is_whitespace)) {
+        return None;
+    }
+    Some(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(message: &str) -> Result<Vec<String>, FromProblem> {
+        let mut s = FromHeaderScanner::new();
+        // Fed a byte at a time: chunk edges fall anywhere.
+        for b in message.as_bytes() {
+            s.feed(std::slice::from_ref(b));
+        }
+        s.addresses()
+    }
+
+    #[test]
+    fn finds_from_addresses() {
+        assert_eq!(
+            scan("Subject: x\r\nFrom: Alice <alice@localhost>\r\n\r\nFrom: evil@x\r\n").unwrap(),
+            ["alice@localhost"]
+        );
+        assert_eq!(
+            scan("from:alice@localhost\r\n\r\n").unwrap(),
+            ["alice@localhost"]
+        );
+        assert_eq!(
+            scan("From: \"Smith, A\" <a@x.test>, b@y.test (Bob)\r\n\r\n").unwrap(),
+            ["a@x.test", "b@y.test"]
+        );
+        assert_eq!(
+            scan("From: Alice\r\n <alice@localhost>\r\nTo: b\r\n\r\n").unwrap(),
+            ["alice@localhost"]
+        );
+        assert_eq!(
+            scan("From: a@x.test\r\nFrom: b@x.test\r\n\r\n").unwrap(),
+            ["a@x.test", "b@x.test"]
+        );
+        assert_eq!(
+            scan("Subject: none\r\n\r\nbody").unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn header_section_ends_at_blank_or_non_header_line() {
+        assert!(scan("Subject: x\r\n\r\nFrom: a@b\r\n").unwrap().is_empty());
+        assert!(scan("not a header\r\nFrom: a@b\r\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        assert_eq!(scan("From: \r\n\r\n"), Err(FromProblem::Unparsable));
+        assert_eq!(scan("From: \"open\r\n\r\n"), Err(FromProblem::Unparsable));
+        assert_eq!(
+            scan("From: friends: a@x.test, b@y.test;\r\n\r\n"),
+            Err(FromProblem::Unparsable)
+        );
+        assert_eq!(scan("From: a b@x\r\n\r\n"), Err(FromProblem::Unparsable));
+        let long = format!("From: {}@x.test\r\n\r\n", "a".repeat(MAX_FROM_HEADER));
+        assert_eq!(scan(&long), Err(FromProblem::TooLong));
+    }
+}
