@@ -33,7 +33,6 @@ pub struct ServerStatus {
     pub started_unix: u64,
     /// `service address` for every listener.
     pub listeners: Vec<(String, String)>,
-    pub tls_fingerprint: String,
 }
 
 /// What a listener speaks.
@@ -357,7 +356,6 @@ async fn serve(
             .iter()
             .map(|(service, _, addr)| (service.name().to_string(), addr.to_string()))
             .collect(),
-        tls_fingerprint: fingerprint.clone(),
     };
     record::save(
         &config.data_dir.join(STATUS_FILE),

@@ -186,26 +186,27 @@ fn status<W: Write>(config: &Config, out: &mut W) -> Result<(), W::Error> {
             say(
                 out,
                 &format!(
-                    "server: running (pid {}), up {}d {:02}h {:02}m {:02}s\r\nlisteners: {}\r\ntls: SHA-256 {}\r\n",
+                    "server: running (pid {}), up {}d {:02}h {:02}m {:02}s\r\nlisteners: {}\r\n",
                     s.pid,
                     up / 86400,
                     up % 86400 / 3600,
                     up % 3600 / 60,
                     up % 60,
                     listeners.join(", "),
-                    s.tls_fingerprint
                 ),
             )?;
         }
-        None => {
-            out.write_all(b"server: not running\r\n")?;
-            let tls = match crate::tls::show(&crate::tls::CertPaths::of(config)) {
-                Ok(info) => format!("tls: SHA-256 {}\r\n", info.fingerprint),
-                Err(_) => "tls: no certificate yet (made on first start)\r\n".to_string(),
-            };
-            say(out, &tls)?;
-        }
+        None => out.write_all(b"server: not running\r\n")?,
     }
+    // From the files: what the server presents at its next handshake.
+    let tls = match crate::tls::show(&crate::tls::CertPaths::of(config)) {
+        Ok(info) => format!(
+            "tls: {}, valid until {}\r\ntls SHA-256: {}\r\n",
+            info.subject, info.not_after, info.fingerprint
+        ),
+        Err(_) => "tls: no certificate yet (made on first start)\r\n".to_string(),
+    };
+    say(out, &tls)?;
     say(out, &format!("domains: {}\r\n", config.domains.join(", ")))?;
     match users::load(&config.data_dir) {
         Ok(list) => say(out, &format!("users: {}\r\n", list.users.len()))?,

@@ -632,4 +632,40 @@ mod tests {
         assert_eq!(h.s.handle(LineEvent::TooLong, &mut h.out), Step::Continue);
         assert_eq!(h.out.as_str(), "-ERR Line too long\r\n");
     }
+
+    #[test]
+    fn stls_and_login_gating() {
+        let mut out = Replies::new();
+        let plain = Security {
+            stls: true,
+            tls: false,
+            plaintext_login: false,
+        };
+        let mut s = Session::new("mx.test", 10, plain, &mut out);
+        out.clear();
+        s.handle(LineEvent::Line(b"CAPA"), &mut out);
+        assert!(
+            out.contains("STLS\r\n") && !out.contains("USER\r\n"),
+            "{out}"
+        );
+        out.clear();
+        s.handle(LineEvent::Line(b"USER alice"), &mut out);
+        assert!(out.starts_with("-ERR [AUTH] Plaintext"), "{out}");
+        out.clear();
+        assert_eq!(s.handle(LineEvent::Line(b"STLS"), &mut out), Step::StartTls);
+        assert_eq!(out.as_str(), "+OK Begin TLS negotiation\r\n");
+        s.tls_started();
+        out.clear();
+        s.handle(LineEvent::Line(b"CAPA"), &mut out);
+        assert!(
+            !out.contains("STLS") && out.contains("USER\r\nSASL PLAIN\r\n"),
+            "{out}"
+        );
+        out.clear();
+        s.handle(LineEvent::Line(b"STLS"), &mut out);
+        assert!(out.starts_with("-ERR"), "{out}");
+        out.clear();
+        s.handle(LineEvent::Line(b"USER alice"), &mut out);
+        assert!(out.starts_with("+OK"));
+    }
 }

@@ -55,6 +55,10 @@ pub struct Server {
     pub data: PathBuf,
     pub smtp: SocketAddr,
     pub pop3: SocketAddr,
+    /// `None` where the listener was turned off.
+    pub submission: Option<SocketAddr>,
+    pub submissions: Option<SocketAddr>,
+    pub pop3s: Option<SocketAddr>,
     pub log: Arc<Mutex<String>>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -82,7 +86,18 @@ impl Server {
     }
 
     /// Starts on `data` (kept after the server stops) with extra flags.
+    /// Every listener gets an ephemeral port; passwords may be sent
+    /// without TLS over loopback unless `extra` asks otherwise.
     pub fn start_in(data: &Path, extra: &[&str]) -> Server {
+        Server::start_with(data, &["--allow-plaintext-on-loopback"], extra)
+    }
+
+    /// Like `start_in`, but passwords need TLS even on loopback.
+    pub fn start_tls_only(data: &Path, extra: &[&str]) -> Server {
+        Server::start_with(data, &[], extra)
+    }
+
+    fn start_with(data: &Path, base: &[&str], extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--data", data.to_str().unwrap()])
             .args([
@@ -90,9 +105,16 @@ impl Server {
                 "127.0.0.1:0",
                 "--pop3",
                 "127.0.0.1:0",
+                "--submission",
+                "127.0.0.1:0",
+                "--submissions",
+                "127.0.0.1:0",
+                "--pop3s",
+                "127.0.0.1:0",
                 "--hostname",
                 "mx.test",
             ])
+            .args(base)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -113,18 +135,27 @@ impl Server {
                 sink.lock().unwrap().push('\n');
             }
         });
-        let (smtp, pop3) = match rx.recv_timeout(Duration::from_secs(20)) {
+        let listeners = match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(addrs) => addrs,
             Err(_) => {
                 let _ = child.kill();
                 panic!("server did not start: {}", log.lock().unwrap());
             }
         };
+        let find = |name: &str| {
+            listeners
+                .iter()
+                .find(|(service, _)| service == name)
+                .map(|(_, addr)| *addr)
+        };
         Server {
             child,
             data: data.to_path_buf(),
-            smtp,
-            pop3,
+            smtp: find("smtp").expect("smtp listener"),
+            pop3: find("pop3").expect("pop3 listener"),
+            submission: find("submission"),
+            submissions: find("submissions"),
+            pop3s: find("pop3s"),
             log,
             _dir: None,
         }
@@ -177,13 +208,16 @@ pub fn mailbox_files(data: &Path, user: &str) -> Vec<PathBuf> {
     files
 }
 
-fn parse_listen_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
-    let rest = line.split(" on smtp ").nth(1)?;
-    let mut words = rest.split_whitespace();
-    let smtp = words.next()?.trim_end_matches(',').parse().ok()?;
-    let _ = words.next()?;
-    let pop3 = words.next()?.trim_end_matches(',').parse().ok()?;
-    Some((smtp, pop3))
+/// The `serving ... on smtp ADDR pop3 ADDR ...` line: (service, address) pairs.
+fn parse_listen_line(line: &str) -> Option<Vec<(String, SocketAddr)>> {
+    let rest = line.split(" serving ").nth(1)?.split(" on ").nth(1)?;
+    let rest = rest.split(", data in").next()?;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let pairs: Option<Vec<_>> = words
+        .chunks(2)
+        .map(|pair| Some((pair.first()?.to_string(), pair.get(1)?.parse().ok()?)))
+        .collect();
+    pairs.filter(|p| !p.is_empty())
 }
 
 pub fn signal(child: &Child, name: &str) {
