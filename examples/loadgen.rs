@@ -4,6 +4,8 @@
 //! ```text
 //! loadgen smtp ADDR SESSIONS MESSAGES SIZE RCPT [reuse]
 //! loadgen pop3 ADDR CLIENTS ROUNDS USER_PREFIX PASSWORD   (client i logs in as USER_PREFIXi)
+//! loadgen tls ADDR CERT NAME COUNT       (implicit-TLS POP3: handshakes/s, one after another)
+//! loadgen tls-hold ADDR CERT NAME COUNT  (opens COUNT TLS sessions, prints "ready", holds them until stdin closes)
 //! ```
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -162,6 +164,58 @@ fn pop3(addr: &str, clients: usize, rounds: usize, user: &str, password: &str) {
     println!("{:.0}", retrieved.load(Ordering::Relaxed) as f64 / secs);
 }
 
+/// One implicit-TLS POP3 connection, handshake done and greeting read.
+fn tls_session(addr: &str, config: &Arc<rustls::ClientConfig>, name: &str) -> TlsStream {
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_nodelay(true).unwrap();
+    let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(config.clone(), server_name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut greeting = [0u8; 256];
+    let n = tls.read(&mut greeting).expect("TLS greeting");
+    assert!(greeting[..n].starts_with(b"+OK"), "greeting");
+    tls
+}
+
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+fn tls_config(cert: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for der in rustls::pki_types::CertificateDer::pem_file_iter(cert).expect("certificate") {
+        roots.add(der.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+fn tls_handshakes(addr: &str, cert: &str, name: &str, count: usize) {
+    let config = tls_config(cert);
+    let start = Instant::now();
+    for _ in 0..count {
+        let mut tls = tls_session(addr, &config, name);
+        tls.write_all(b"QUIT\r\n").unwrap();
+    }
+    println!("{:.0}", count as f64 / start.elapsed().as_secs_f64());
+}
+
+fn tls_hold(addr: &str, cert: &str, name: &str, count: usize) {
+    let config = tls_config(cert);
+    let sessions: Vec<TlsStream> = (0..count)
+        .map(|_| tls_session(addr, &config, name))
+        .collect();
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    drop(sessions);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -181,8 +235,12 @@ fn main() {
             user,
             password,
         ),
+        ["tls", addr, cert, name, count] => {
+            tls_handshakes(addr, cert, name, count.parse().unwrap())
+        }
+        ["tls-hold", addr, cert, name, count] => tls_hold(addr, cert, name, count.parse().unwrap()),
         _ => {
-            eprintln!("usage: loadgen smtp ADDR SESSIONS MESSAGES SIZE RCPT [reuse] | loadgen pop3 ADDR CLIENTS ROUNDS USER_PREFIX PASSWORD");
+            eprintln!("usage: see the top of examples/loadgen.rs");
             std::process::exit(2);
         }
     }
