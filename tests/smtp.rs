@@ -1,0 +1,296 @@
+//! SMTP receiving against the real server over raw sockets: replies and
+//! codes, smuggling, limits, timeouts, and what lands in the store.
+
+mod common;
+use common::*;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A session greeted with EHLO.
+fn greeted(server: &Server) -> Client {
+    let mut c = server.smtp();
+    assert!(c.reply().starts_with("220 mx.test"));
+    assert!(c.ask("EHLO client.test").starts_with("250"));
+    c
+}
+
+fn with_config(text: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice", "alice-pw");
+    add_user(&data, "bob", "bob-pw");
+    let config = dir.path().join("postbox.toml");
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start_in(&data, &["--config", config.to_str().unwrap()]);
+    (dir, server)
+}
+
+fn spool_is_empty(data: &Path) -> bool {
+    std::fs::read_dir(data.join("tmp"))
+        .unwrap()
+        .next()
+        .is_none()
+}
+
+fn read(path: &Path) -> String {
+    String::from_utf8(std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn ehlo_advertises_extensions_and_replies_carry_enhanced_codes() {
+    let server = Server::with_users();
+    let mut c = server.smtp();
+    c.reply();
+    let ehlo = c.ask("EHLO client.test");
+    for keyword in [
+        "250-mx.test Hello client.test",
+        "PIPELINING",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "SIZE 26214400",
+    ] {
+        assert!(ehlo.contains(keyword), "{keyword} missing: {ehlo}");
+    }
+    let has_enhanced = |reply: &str| {
+        let code = reply.split(' ').nth(1).unwrap_or("");
+        let parts: Vec<&str> = code.split('.').collect();
+        parts.len() == 3 && parts.iter().all(|p| p.parse::<u16>().is_ok())
+    };
+    for (command, code) in [
+        ("NOOP", "250"),
+        ("RSET", "250"),
+        ("VRFY alice", "252"),
+        ("EXPN staff", "502"),
+        ("FROB", "500"),
+        ("RCPT TO:<alice@localhost>", "503"),
+        ("DATA", "503"),
+        ("MAIL FROM:<x@remote.test> BODY=8BITMIME SMTPUTF8", "250"),
+        ("RCPT TO:<nobody@localhost>", "550"),
+        ("RCPT TO:<alice@elsewhere.test>", "550"),
+        ("RCPT TO:<alice@localhost>", "250"),
+        ("MAIL FROM:<x@remote.test>", "503"),
+    ] {
+        let reply = c.ask(command);
+        assert!(reply.starts_with(code), "{command}: {reply}");
+        assert!(
+            has_enhanced(&reply),
+            "{command}: no enhanced code in {reply}"
+        );
+    }
+    let help = c.ask("HELP");
+    assert!(help.starts_with("214"), "{help}");
+    assert!(c.ask("QUIT").starts_with("221 2.0.0"));
+    assert!(c.closed());
+    // HELO works too, and MAIL before any greeting is out of order.
+    let mut c = server.smtp();
+    c.reply();
+    assert!(c.ask("MAIL FROM:<x@remote.test>").starts_with("503 5.5.1"));
+    assert!(c.ask("HELO client.test").starts_with("250 mx.test"));
+}
+
+#[test]
+fn recipients_unknown_foreign_postmaster() {
+    let server = Server::with_users();
+    let mut c = greeted(&server);
+    c.ask("MAIL FROM:<x@remote.test>");
+    assert!(c.ask("RCPT TO:<carol@localhost>").starts_with("550 5.1.1"));
+    assert!(c
+        .ask("RCPT TO:<carol@example.org>")
+        .starts_with("550 5.7.1"));
+    assert!(c.ask("RCPT TO:<Postmaster>").starts_with("250"));
+    assert!(c.ask("RCPT TO:<postmaster@localhost>").starts_with("250"));
+    c.ask("DATA");
+    c.send(b"Subject: to the postmaster\r\n\r\nhi\r\n.\r\n");
+    assert!(c.reply().starts_with("250"));
+    // The first user added is the postmaster; one copy although named twice.
+    let files = server.messages("alice");
+    assert_eq!(files.len(), 1);
+    assert!(read(&files[0]).contains("to the postmaster"));
+}
+
+#[test]
+fn several_recipients_share_one_stored_file() {
+    let server = Server::with_users();
+    let reply = send_mail(
+        server.smtp,
+        "x@remote.test",
+        &["alice@localhost", "bob@localhost"],
+        "Subject: both\r\n\r\n..dotted line\r\nlast",
+    );
+    assert!(reply.starts_with("250 2.0.0"));
+    let (a, b) = (server.messages("alice"), server.messages("bob"));
+    assert_eq!((a.len(), b.len()), (1, 1));
+    let (ma, mb) = (
+        std::fs::metadata(&a[0]).unwrap(),
+        std::fs::metadata(&b[0]).unwrap(),
+    );
+    assert_eq!(ma.ino(), mb.ino(), "written twice instead of linked");
+    let name = a[0].file_name().unwrap().to_str().unwrap();
+    assert!(name.contains(&format!(",S={}", ma.len())), "{name}");
+    let text = read(&a[0]);
+    assert!(text
+        .starts_with("Return-Path: <x@remote.test>\r\nReceived: from client.test ([127.0.0.1])"));
+    // Dot-unstuffed; a shared file names no single recipient.
+    assert!(text.ends_with("\r\n\r\n.dotted line\r\nlast\r\n"), "{text}");
+    assert!(!text.contains("for <"), "{text}");
+}
+
+#[test]
+fn smuggled_second_message_stays_inside_the_first() {
+    let server = Server::with_users();
+    for (i, trick) in ["\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r.\r\n", "\n..\n"]
+        .iter()
+        .enumerate()
+    {
+        let mut c = greeted(&server);
+        c.ask("MAIL FROM:<x@remote.test>");
+        c.ask("RCPT TO:<alice@localhost>");
+        assert!(c.ask("DATA").starts_with("354"));
+        let body = format!(
+            "Subject: outer {i}\r\n\r\nhello{trick}MAIL FROM:<admin@localhost>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\nSubject: smuggled {i}\r\n\r\nevil\r\n.\r\n"
+        );
+        c.send(body.as_bytes());
+        let reply = c.reply();
+        assert!(reply.starts_with("250"), "{reply}");
+        // The rest of the body was data, so the next command is ours.
+        assert!(
+            c.ask("NOOP").starts_with("250"),
+            "trick {trick:?} desynchronised"
+        );
+    }
+    assert!(
+        server.messages("bob").is_empty(),
+        "a smuggled message got through"
+    );
+    let files = server.messages("alice");
+    assert_eq!(files.len(), 6);
+    for file in files {
+        let text = read(&file);
+        assert!(text.contains("smuggled"), "{text}");
+        // Bare CR and LF never reach the store alone.
+        let bytes = text.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'\n' {
+                assert_eq!(bytes[i - 1], b'\r', "bare LF stored");
+            }
+        }
+    }
+}
+
+#[test]
+fn size_limit_while_streaming_and_declared() {
+    let (_dir, server) = with_config("[smtp]\nmax_message_size = 10000\n");
+    let mut c = greeted(&server);
+    assert!(c.ask("EHLO client.test").contains("SIZE 10000"));
+    assert!(c
+        .ask("MAIL FROM:<x@remote.test> SIZE=20000")
+        .starts_with("552 5.3.4"));
+    c.ask("MAIL FROM:<x@remote.test>");
+    c.ask("RCPT TO:<alice@localhost>");
+    c.ask("DATA");
+    let line = "x".repeat(98) + "\r\n";
+    c.send(line.repeat(200).as_bytes());
+    c.send(b".\r\n");
+    assert!(c.reply().starts_with("552 5.3.4"));
+    assert!(server.messages("alice").is_empty());
+    assert!(spool_is_empty(&server.data));
+    // The session goes on.
+    c.ask("MAIL FROM:<x@remote.test>");
+    c.ask("RCPT TO:<alice@localhost>");
+    c.ask("DATA");
+    c.send(b"Subject: small\r\n\r\nok\r\n.\r\n");
+    assert!(c.reply().starts_with("250"));
+    assert_eq!(server.messages("alice").len(), 1);
+}
+
+#[test]
+fn overlong_command_line_keeps_the_session_in_sync() {
+    let server = Server::with_users();
+    let mut c = greeted(&server);
+    let long = format!("MAIL FROM:<{}@remote.test>", "a".repeat(5000));
+    assert!(c.ask(&long).starts_with("500 5.5.2"));
+    assert_eq!(c.ask("NOOP"), "250 2.0.0 OK");
+    assert!(c.ask("MAIL FROM:<x@remote.test>").starts_with("250"));
+}
+
+#[test]
+fn pipelined_commands_get_replies_in_order() {
+    let server = Server::with_users();
+    let mut c = greeted(&server);
+    c.send(b"MAIL FROM:<x@remote.test>\r\nRCPT TO:<alice@localhost>\r\nRCPT TO:<nobody@localhost>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+    for code in ["250 2.1.0", "250 2.1.5", "550 5.1.1", "250 2.1.5", "354"] {
+        let reply = c.reply();
+        assert!(reply.starts_with(code), "expected {code}, got {reply}");
+    }
+    c.send(b"Subject: p\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+    assert!(c.reply().starts_with("250"));
+    assert!(c.reply().starts_with("221"));
+    assert_eq!(server.messages("bob").len(), 1);
+}
+
+#[test]
+fn recipient_session_and_error_limits() {
+    let (_dir, server) =
+        with_config("[smtp]\nmax_recipients = 3\nmax_sessions = 2\nmax_errors = 3\n");
+    let mut c = greeted(&server);
+    c.ask("MAIL FROM:<x@remote.test>");
+    for _ in 0..3 {
+        assert!(c.ask("RCPT TO:<alice@localhost>").starts_with("250"));
+    }
+    assert!(c.ask("RCPT TO:<bob@localhost>").starts_with("452 4.5.3"));
+    let _second = greeted(&server);
+    let mut third = server.smtp();
+    assert!(third.reply().starts_with("421 4.3.2"));
+    assert!(third.closed());
+    drop(_second);
+    c.ask("RSET");
+    c.ask("BAD1");
+    c.ask("BAD2");
+    assert!(c.ask("BAD3").starts_with("421"));
+    assert!(c.closed());
+}
+
+#[test]
+fn idle_and_stalled_clients_are_cut_off() {
+    let (_dir, server) = with_config("[smtp]\ncommand_timeout = 1\ndata_timeout = 1\n");
+    let mut c = server.smtp();
+    c.reply();
+    let start = Instant::now();
+    assert!(c.reply().starts_with("421 4.4.2"));
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(c.closed());
+    let mut c = greeted(&server);
+    c.ask("MAIL FROM:<x@remote.test>");
+    c.ask("RCPT TO:<alice@localhost>");
+    c.ask("DATA");
+    c.send(b"Subject: stalled\r\n\r\nhalf a mess");
+    assert!(c.reply().starts_with("421 4.4.2"));
+    assert!(server.messages("alice").is_empty());
+    assert!(spool_is_empty(&server.data));
+}
+
+#[test]
+fn dropped_connection_mid_data_stores_nothing() {
+    let server = Server::with_users();
+    let mut c = greeted(&server);
+    c.ask("MAIL FROM:<x@remote.test>");
+    c.ask("RCPT TO:<alice@localhost>");
+    c.ask("DATA");
+    c.send(&vec![b'x'; 100_000]);
+    drop(c);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.messages("alice").is_empty());
+    assert!(spool_is_empty(&server.data));
+}
+
+#[test]
+fn user_added_while_running_receives_at_once() {
+    let server = Server::with_users();
+    let mut c = greeted(&server);
+    c.ask("MAIL FROM:<x@remote.test>");
+    assert!(c.ask("RCPT TO:<carol@localhost>").starts_with("550 5.1.1"));
+    add_user(&server.data, "carol", "carol-pw");
+    assert!(c.ask("RCPT TO:<carol@localhost>").starts_with("250"));
+}
