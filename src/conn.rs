@@ -2,6 +2,7 @@
 //! deadlines every session needs: a client that goes quiet, or stops
 //! reading, is cut off, and shutdown interrupts a wait for the next command.
 
+use crate::limits::TLS_HANDSHAKE_TIMEOUT;
 use crate::serve::Shutdown;
 use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
@@ -9,6 +10,7 @@ use smol::future;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::Timer;
+use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -28,30 +30,36 @@ impl Stream {
         matches!(self, Stream::Tls(_))
     }
 
-    /// Runs the server side of a TLS handshake, bounded by `timeout`.
-    pub async fn start_tls(&mut self, acceptor: TlsAcceptor, timeout: Duration) -> io::Result<()> {
+    /// Runs the server side of a TLS handshake (bounded in time) and logs
+    /// how it went for session `who`; `false` means the connection is over.
+    pub async fn start_tls(&mut self, acceptor: TlsAcceptor, who: fmt::Arguments<'_>) -> bool {
         let Stream::Plain(tcp) = std::mem::replace(self, Stream::Broken) else {
-            return Err(io::Error::other("TLS already active"));
+            return false;
         };
         let handshake = async { acceptor.accept(tcp).await.map(Some) };
         let timer = async {
-            Timer::after(timeout).await;
+            Timer::after(TLS_HANDSHAKE_TIMEOUT).await;
             Ok(None)
         };
-        match future::or(handshake, timer).await? {
-            Some(tls) => {
+        match future::or(handshake, timer).await {
+            Ok(Some(tls)) => {
                 *self = Stream::Tls(Box::new(tls));
-                Ok(())
+                log::info!("{who} TLS {}", self.tls_summary().unwrap_or_default());
+                true
             }
-            None => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "TLS handshake timed out",
-            )),
+            Ok(None) => {
+                log::info!("{who} TLS handshake timed out");
+                false
+            }
+            Err(e) => {
+                log::info!("{who} TLS handshake failed: {e}");
+                false
+            }
         }
     }
 
     /// The TLS protocol and cipher suite, for the log and Received: headers.
-    pub fn tls_summary(&self) -> Option<String> {
+    fn tls_summary(&self) -> Option<String> {
         let Stream::Tls(tls) = self else { return None };
         let (_, conn) = tls.get_ref();
         let version = conn.protocol_version()?.as_str()?;

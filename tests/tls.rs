@@ -270,59 +270,33 @@ fn openssl_s_client_verifies_starttls_on_smtp_and_pop3() {
 fn swaks_authenticates_over_tls_and_is_refused_relaying() {
     let (_dir, server) = tls_only_server();
     let swaks = |args: &[&str]| run(Command::new("swaks").args(["--timeout", "20"]).args(args));
+    // Alice submits to bob: server, TLS mode, mechanism, password.
+    let submit = |server: String, tls: &str, mechanism: &str, password: &str| {
+        swaks(&[
+            "--server",
+            &server,
+            tls,
+            "--auth",
+            mechanism,
+            "--auth-user",
+            "alice",
+            "--auth-password",
+            password,
+            "--from",
+            "alice@localhost",
+            "--to",
+            "bob@localhost",
+            "--header",
+            "From: alice@localhost",
+        ])
+    };
     let sub = server.submission.unwrap().to_string();
-    let (ok, out) = swaks(&[
-        "--server",
-        &sub,
-        "--tls",
-        "--auth",
-        "PLAIN",
-        "--auth-user",
-        "alice",
-        "--auth-password",
-        "alice-pw",
-        "--from",
-        "alice@localhost",
-        "--to",
-        "bob@localhost",
-        "--header",
-        "From: alice@localhost",
-    ]);
-    assert!(ok, "{out}");
     let subs = server.submissions.unwrap().to_string();
-    let (ok, out) = swaks(&[
-        "--server",
-        &subs,
-        "--tls-on-connect",
-        "--auth",
-        "LOGIN",
-        "--auth-user",
-        "alice",
-        "--auth-password",
-        "alice-pw",
-        "--from",
-        "alice@localhost",
-        "--to",
-        "bob@localhost",
-        "--header",
-        "From: alice@localhost",
-    ]);
+    let (ok, out) = submit(sub.clone(), "--tls", "PLAIN", "alice-pw");
     assert!(ok, "{out}");
-    let (ok, out) = swaks(&[
-        "--server",
-        &sub,
-        "--tls",
-        "--auth",
-        "PLAIN",
-        "--auth-user",
-        "alice",
-        "--auth-password",
-        "wrong",
-        "--from",
-        "alice@localhost",
-        "--to",
-        "bob@localhost",
-    ]);
+    let (ok, out) = submit(subs, "--tls-on-connect", "LOGIN", "alice-pw");
+    assert!(ok, "{out}");
+    let (ok, out) = submit(sub, "--tls", "PLAIN", "wrong");
     assert!(!ok && out.contains("535 5.7.8"), "{out}");
     let smtp = server.smtp.to_string();
     let (ok, out) = swaks(&[

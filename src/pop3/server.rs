@@ -6,7 +6,7 @@ use super::session::{Listing, LoginFailure, Replies, Security, Session, Step};
 use super::stuff::Stuffer;
 use crate::address::Address;
 use crate::conn::{self, ReadOutcome, Stream};
-use crate::limits::{READ_CHUNK, REPLY_BUFFER, RETR_CHUNK, TLS_HANDSHAKE_TIMEOUT};
+use crate::limits::{READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
 use crate::line::LineBuffer;
 use crate::serve::{Service, SessionSlot, Shared};
 use crate::store::maildir;
@@ -71,15 +71,12 @@ pub async fn serve_connection(
         return;
     };
     log::info!("pop3#{id} {peer} connected to {}", service.name());
-    if service.implicit_tls() {
-        if let Err(e) = stream
-            .start_tls(shared.tls.acceptor(), TLS_HANDSHAKE_TIMEOUT)
+    if service.implicit_tls()
+        && !stream
+            .start_tls(shared.tls.acceptor(), format_args!("pop3#{id} {peer}"))
             .await
-        {
-            log::info!("pop3#{id} {peer} TLS handshake failed: {e}");
-            return;
-        }
-        log_tls(id, peer, &stream);
+    {
+        return;
     }
     let security = Security {
         stls: !service.implicit_tls(),
@@ -133,11 +130,13 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                     start = end;
                     lines = LineBuffer::new();
                     let acceptor = c.shared.tls.acceptor();
-                    if let Err(e) = c.stream.start_tls(acceptor, TLS_HANDSHAKE_TIMEOUT).await {
-                        log::info!("pop3#{id} {peer} TLS handshake failed: {e}");
+                    if !c
+                        .stream
+                        .start_tls(acceptor, format_args!("pop3#{id} {peer}"))
+                        .await
+                    {
                         return "TLS handshake failed";
                     }
-                    log_tls(id, peer, &c.stream);
                     session.tls_started();
                 }
                 Step::Authenticate { user, password } => {
@@ -226,12 +225,6 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                 return "shutdown";
             }
         }
-    }
-}
-
-fn log_tls(id: u64, peer: SocketAddr, stream: &Stream) {
-    if let Some(summary) = stream.tls_summary() {
-        log::info!("pop3#{id} {peer} TLS {summary}");
     }
 }
 

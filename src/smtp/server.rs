@@ -9,7 +9,7 @@ use super::reply::{push, Replies, REPLY_HEADROOM};
 use super::session::{DataOutcome, Directory, Limits, RcptVerdict, Security, Session, Step};
 use crate::address::Address;
 use crate::conn::{self, ReadOutcome, Stream};
-use crate::limits::{READ_CHUNK, REPLY_BUFFER, TLS_HANDSHAKE_TIMEOUT, WRITE_CHUNK};
+use crate::limits::{READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK};
 use crate::line::LineBuffer;
 use crate::serve::{Service, SessionSlot, Shared};
 use crate::smtp::command::RcptTo;
@@ -109,15 +109,12 @@ pub async fn serve_connection(
         return;
     };
     log::info!("smtp#{id} {peer} connected to {}", service.name());
-    if service.implicit_tls() {
-        if let Err(e) = stream
-            .start_tls(shared.tls.acceptor(), TLS_HANDSHAKE_TIMEOUT)
+    if service.implicit_tls()
+        && !stream
+            .start_tls(shared.tls.acceptor(), format_args!("smtp#{id} {peer}"))
             .await
-        {
-            log::info!("smtp#{id} {peer} TLS handshake failed: {e}");
-            return;
-        }
-        log_tls(id, peer, &stream);
+    {
+        return;
     }
     let security = Security {
         starttls: !service.implicit_tls(),
@@ -183,11 +180,10 @@ async fn run(c: &mut Connection, mut session: Session) -> &'static str {
                         );
                     }
                     let acceptor = c.shared.tls.acceptor();
-                    if let Err(e) = c.stream.start_tls(acceptor, TLS_HANDSHAKE_TIMEOUT).await {
-                        log::info!("smtp#{} {} TLS handshake failed: {e}", c.id, c.peer);
+                    let who = format_args!("smtp#{} {}", c.id, c.peer);
+                    if !c.stream.start_tls(acceptor, who).await {
                         return "TLS handshake failed";
                     }
-                    log_tls(c.id, c.peer, &c.stream);
                     session.tls_started();
                 }
                 Step::Authenticate(credentials) => {
@@ -395,12 +391,6 @@ async fn receive_message(
                 DataOutcome::Failed
             })
         }
-    }
-}
-
-fn log_tls(id: u64, peer: SocketAddr, stream: &Stream) {
-    if let Some(summary) = stream.tls_summary() {
-        log::info!("smtp#{id} {peer} TLS {summary}");
     }
 }
 
