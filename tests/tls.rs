@@ -625,3 +625,40 @@ fn bad_certificate_config_fails_clearly() {
         "{err}"
     );
 }
+
+/// Reads to the end (a TLS alert may come first); true once the server closed.
+fn hung_up(c: Client) -> bool {
+    let mut rest = Vec::new();
+    let mut reader = c.reader;
+    match reader.read_to_end(&mut rest) {
+        Ok(_) => !String::from_utf8_lossy(&rest).contains("250"),
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+#[test]
+fn handshake_garbage_ends_only_that_connection() {
+    let (_dir, server) = tls_only_server();
+    // Implicit TLS port: plaintext SMTP instead of a ClientHello.
+    let mut c = Client::connect(server.submissions.unwrap());
+    c.send(b"EHLO not-tls\r\nMAIL FROM:<x@y>\r\n");
+    assert!(hung_up(c), "garbage handshake left open");
+    // After STARTTLS: random bytes instead of a handshake.
+    let mut c = Client::connect(server.smtp);
+    c.reply();
+    c.ask("EHLO client.test");
+    assert_eq!(c.ask("STARTTLS"), "220 2.0.0 Ready to start TLS");
+    c.send(&[0x16, 0x03, 0x01, 0xff, 0xff, 0x00, 0x13, 0x37, 0x42]);
+    c.send(&[0u8; 4096]);
+    assert!(hung_up(c));
+    // POP3S with an immediate hang-up.
+    drop(Client::connect(server.pop3s.unwrap()));
+    // The server keeps serving everyone else, over TLS too.
+    let mut tls = smtp_starttls(server.submission.unwrap(), &cert_path(&server));
+    assert!(tls_ask(&mut tls, "NOOP").starts_with("250"));
+    assert!(
+        server.log().contains("TLS handshake failed"),
+        "{}",
+        server.log()
+    );
+}
