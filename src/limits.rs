@@ -25,6 +25,11 @@ pub const REPLY_BUFFER: usize = 2048;
 /// File read chunk for RETR/TOP.
 pub const RETR_CHUNK: usize = 16 * 1024;
 
+/// POP3 output queued before a write: pipelined RETRs of small messages
+/// share one write instead of three each. The queue holds at most this
+/// plus one stuffed chunk (2 × RETR_CHUNK).
+pub const POP3_OUTPUT: usize = 64 * 1024;
+
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
 pub const DEFAULT_MAX_RECIPIENTS: usize = 100;
 pub const DEFAULT_MAX_SESSIONS: usize = 100;
@@ -42,6 +47,10 @@ pub const MAX_FAILED_LOGIN_DELAY: Duration = Duration::from_secs(15);
 /// Addresses remembered for login throttling, and for how long.
 pub const THROTTLE_ENTRIES: usize = 4096;
 pub const THROTTLE_MEMORY: Duration = Duration::from_secs(15 * 60);
+
+/// Successful logins remembered (keyed HMAC, RAM only), and for how long.
+pub const LOGIN_CACHE_ENTRIES: usize = 256;
+pub const LOGIN_CACHE_TTL: Duration = Duration::from_secs(3600);
 
 /// Time allowed for a TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);

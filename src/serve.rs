@@ -3,6 +3,7 @@
 //! SIGINT (stop accepting, let messages in flight finish, exit 0).
 
 use crate::address::Address;
+use crate::auth::cache::LoginCache;
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Config;
 use crate::smtp::command::RcptTo;
@@ -107,6 +108,7 @@ pub struct Shared {
     pub config: Config,
     pub tls: Tls,
     throttle: LoginThrottle,
+    login_cache: LoginCache,
     pub users: RefCell<users::UserCache>,
     pub names: maildir::NameMaker,
     pub started: Instant,
@@ -197,27 +199,42 @@ impl Shared {
     /// Checks a login (`local` or `local@domain`) off the executor thread.
     async fn authenticate(&self, name: &str, password: &str) -> Option<Address> {
         let (local, domain) = users::split_name(name, self.config.default_domain()).ok()?;
-        let hash = {
+        let account = format!("{local}@{domain}");
+        let stored = {
             let mut cache = self.users.borrow_mut();
             cache
                 .current()
                 .find(&local, &domain)
                 .map(|u| u.password.clone())
         };
+        if let Some(phc) = &stored {
+            if self.login_cache.knows(&account, phc, password) {
+                return Address::new(&local, &domain).ok();
+            }
+        }
         let _permit = self.password_gate.acquire().await;
         // Unknown users cost a hash too, so timing does not reveal them.
-        let hash = hash.unwrap_or_else(|| crate::auth::password::dummy_hash().to_string());
-        let password = password.to_string();
-        let ok = smol::unblock(move || crate::auth::password::verify(&password, &hash)).await;
+        let hash = stored
+            .clone()
+            .unwrap_or_else(|| crate::auth::password::dummy_hash().to_string());
+        let secret = password.to_string();
+        let ok = smol::unblock(move || crate::auth::password::verify(&secret, &hash)).await;
         let exists = self
             .users
             .borrow_mut()
             .current()
             .find(&local, &domain)
             .is_some();
-        (ok && exists)
-            .then(|| Address::new(&local, &domain).ok())
-            .flatten()
+        match (ok && exists, &stored) {
+            (true, Some(phc)) => {
+                self.login_cache.remember(&account, phc, password);
+                Address::new(&local, &domain).ok()
+            }
+            _ => {
+                self.login_cache.forget(&account);
+                None
+            }
+        }
     }
 }
 
@@ -299,6 +316,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let shared = Rc::new(Shared {
         tls,
         throttle: LoginThrottle::default(),
+        login_cache: LoginCache::new()?,
         names: maildir::NameMaker::new(&config.hostname),
         users: RefCell::new(user_cache),
         started: Instant::now(),

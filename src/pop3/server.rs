@@ -6,7 +6,7 @@ use super::session::{Listing, LoginFailure, Replies, Security, Session, Step};
 use super::stuff::Stuffer;
 use crate::address::Address;
 use crate::conn::{self, ReadOutcome, Stream};
-use crate::limits::{READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
+use crate::limits::{POP3_OUTPUT, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
 use crate::line::LineBuffer;
 use crate::serve::{Service, SessionSlot, Shared};
 use crate::store::maildir;
@@ -31,7 +31,11 @@ impl Drop for MailboxLock {
 struct Connection {
     shared: Rc<Shared>,
     stream: Stream,
+    /// Replies from the session core.
     out: Replies,
+    /// Everything waiting to go out: replies and message bodies of
+    /// pipelined commands share writes (up to [`POP3_OUTPUT`] bytes).
+    bulk: Vec<u8>,
 }
 
 impl Connection {
@@ -39,9 +43,27 @@ impl Connection {
         conn::write(&mut self.stream, bytes, self.shared.config.pop3.timeout).await
     }
 
+    /// Moves the session's replies behind what is already queued.
+    fn queue_replies(&mut self) {
+        self.bulk.extend_from_slice(self.out.as_bytes());
+        self.out.clear();
+    }
+
     async fn flush(&mut self) -> io::Result<()> {
-        let out = std::mem::take(&mut self.out);
-        self.send(out.as_bytes()).await
+        self.queue_replies();
+        let bulk = std::mem::take(&mut self.bulk);
+        let result = self.send(&bulk).await;
+        self.bulk = bulk;
+        self.bulk.clear();
+        result
+    }
+
+    /// Writes once a full batch is queued.
+    async fn flush_if_full(&mut self) -> io::Result<()> {
+        if self.bulk.len() + self.out.len() >= POP3_OUTPUT {
+            self.flush().await?;
+        }
+        Ok(())
     }
 }
 
@@ -94,6 +116,7 @@ pub async fn serve_connection(
         shared,
         stream,
         out,
+        bulk: Vec::new(),
     };
     let end = run(&mut c, session, id, peer).await;
     log::info!("pop3#{id} {peer} closed: {end}");
@@ -205,7 +228,10 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                     return "session ended";
                 }
             }
-            if c.out.len() > REPLY_BUFFER / 2 && c.flush().await.is_err() {
+            if c.out.len() > REPLY_BUFFER / 2 {
+                c.queue_replies();
+            }
+            if c.flush_if_full().await.is_err() {
                 return "write failed";
             }
         }
@@ -251,11 +277,12 @@ async fn open_mailbox(
 }
 
 async fn send_listing(c: &mut Connection, session: &Session, kind: Listing) -> io::Result<()> {
-    c.flush().await?;
+    c.queue_replies();
     for index in 0..session.message_count() {
         session.listing_line(kind, index, &mut c.out);
         if c.out.len() > REPLY_BUFFER - 300 {
-            c.flush().await?;
+            c.queue_replies();
+            c.flush_if_full().await?;
         }
     }
     let _ = c.out.push_str(".\r\n");
@@ -273,20 +300,21 @@ async fn send_message(
     path: PathBuf,
     body_lines: Option<u32>,
 ) -> Result<(), SendError> {
-    c.flush().await.map_err(|_| SendError::Client)?;
+    c.queue_replies();
     let mut file = std::fs::File::open(&path).map_err(SendError::File)?;
-    let mut raw = vec![0u8; RETR_CHUNK];
-    let mut stuffed = vec![0u8; 2 * RETR_CHUNK];
+    let mut raw = [0u8; RETR_CHUNK];
     let mut stuffer = Stuffer::new(body_lines);
     while !stuffer.is_done() {
         let n = file.read(&mut raw).map_err(SendError::File)?;
         if n == 0 {
             break;
         }
-        let len = stuffer.feed(&raw[..n], &mut stuffed);
-        c.send(&stuffed[..len])
-            .await
-            .map_err(|_| SendError::Client)?;
+        // Stuffing at most doubles the bytes; stuff straight into the queue.
+        let start = c.bulk.len();
+        c.bulk.resize(start + 2 * n, 0);
+        let len = stuffer.feed(&raw[..n], &mut c.bulk[start..]);
+        c.bulk.truncate(start + len);
+        c.flush_if_full().await.map_err(|_| SendError::Client)?;
     }
     let _ = c.out.push_str(if stuffer.trailer().is_empty() {
         ".\r\n"

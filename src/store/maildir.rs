@@ -188,15 +188,24 @@ fn size_from_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Seconds prefix of a Maildir name, so sorting follows arrival order.
-fn arrival_key(name: &str) -> (u64, &str) {
+/// Seconds, microseconds (`M`) and sequence (`Q`) of a Maildir name, so
+/// sorting follows arrival order; names in other styles sort by seconds.
+fn arrival_key(name: &str) -> (u64, u64, u64, &str) {
     let file = name.rsplit('/').next().unwrap_or(name);
-    let secs = file
-        .split('.')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (secs, file)
+    let mut parts = file.split('.');
+    let secs = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let unique = parts.next().unwrap_or("");
+    let number_after = |tag: char| -> u64 {
+        unique
+            .split_once(tag)
+            .map(|(_, rest)| {
+                let digits =
+                    rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                rest[..digits].parse().unwrap_or(0)
+            })
+            .unwrap_or(0)
+    };
+    (secs, number_after('M'), number_after('Q'), file)
 }
 
 /// Lists a mailbox in arrival order; sizes come from file names when they
@@ -338,5 +347,25 @@ mod tests {
         clear_spool(dir.path()).unwrap();
         fs::write(dir.path().join(SPOOL_DIR).join("partial"), b"half").unwrap();
         assert_eq!(clear_spool(dir.path()).unwrap(), 1);
+    }
+
+    #[test]
+    fn arrival_order_reads_microseconds_as_numbers() {
+        let mut names = vec![
+            "new/1700000000.M100000P1Q2.h,S=1",
+            "new/1700000000.M99999P1Q1.h,S=1",
+            "cur/1699999999.M5P1Q9.h,S=1:2,S",
+            "new/1700000000.M100000P1Q10.h,S=1",
+        ];
+        names.sort_by(|a, b| arrival_key(a).cmp(&arrival_key(b)));
+        assert_eq!(
+            names,
+            [
+                "cur/1699999999.M5P1Q9.h,S=1:2,S",
+                "new/1700000000.M99999P1Q1.h,S=1",
+                "new/1700000000.M100000P1Q2.h,S=1",
+                "new/1700000000.M100000P1Q10.h,S=1",
+            ]
+        );
     }
 }
