@@ -8,6 +8,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::config::Config;
 use crate::smtp::command::RcptTo;
 use crate::smtp::session::RcptVerdict;
+use crate::store::commit::GroupCommit;
 use crate::store::{maildir, record, users};
 use crate::tls::Tls;
 use serde::{Deserialize, Serialize};
@@ -111,6 +112,8 @@ pub struct Shared {
     login_cache: LoginCache,
     pub users: RefCell<users::UserCache>,
     pub names: maildir::NameMaker,
+    /// Makes finished messages durable, several per round of syncs.
+    pub commits: GroupCommit,
     pub started: Instant,
     pub shutdown: Shutdown,
     /// One Argon2 computation at a time bounds login memory on small boards.
@@ -318,6 +321,7 @@ pub fn run(config: Config) -> Result<(), String> {
         throttle: LoginThrottle::default(),
         login_cache: LoginCache::new()?,
         names: maildir::NameMaker::new(&config.hostname),
+        commits: GroupCommit::default(),
         users: RefCell::new(user_cache),
         started: Instant::now(),
         shutdown: Shutdown {

@@ -373,7 +373,7 @@ async fn receive_message(
     mailboxes.sort();
     mailboxes.dedup();
     let size = incoming.size();
-    match smol::unblock(move || incoming.deliver(&mailboxes)).await {
+    match shared.commits.deliver(incoming, mailboxes).await {
         Ok(_) => {
             let from = session.sender().map(|a| a.as_str()).unwrap_or("");
             let to: Vec<&str> = recipients.iter().map(|r| r.mailbox.as_str()).collect();

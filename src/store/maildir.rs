@@ -102,15 +102,31 @@ impl Incoming {
 
     /// Makes the message durable in every mailbox, or in none: a failed link
     /// is rolled back so a retry by the client cannot duplicate mail.
-    /// Blocking (fsync): run it on the blocking pool.
+    /// Blocking (fsync): run it on the blocking pool. [`super::commit`]
+    /// does the same for many messages with one round of syncs.
     pub fn deliver(self, mailboxes: &[PathBuf]) -> io::Result<String> {
-        let result = self.deliver_inner(mailboxes);
-        let _ = fs::remove_file(&self.spool_path);
+        let result = self.file.sync_all().and_then(|()| {
+            let (name, linked) = self.link_into(mailboxes)?;
+            for mailbox in mailboxes {
+                if let Err(e) = sync_dir(&mailbox.join("new")) {
+                    unlink_all(&linked);
+                    return Err(e);
+                }
+            }
+            Ok(name)
+        });
+        self.remove_spool();
         result
     }
 
-    fn deliver_inner(&self, mailboxes: &[PathBuf]) -> io::Result<String> {
-        self.file.sync_all()?;
+    /// The spool file, for syncing.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Links the spool file into every mailbox's new/ (not yet durable);
+    /// all or none. Returns the name and the links made.
+    pub fn link_into(&self, mailboxes: &[PathBuf]) -> io::Result<(String, Vec<PathBuf>)> {
         let name = format!("{},S={},W={}", self.base_name, self.size, self.size);
         let mut linked: Vec<PathBuf> = Vec::with_capacity(mailboxes.len());
         for mailbox in mailboxes {
@@ -124,23 +140,31 @@ impl Incoming {
                 }
             });
             if let Err(e) = attempt {
-                for done in &linked {
-                    let _ = fs::remove_file(done);
-                }
+                unlink_all(&linked);
                 return Err(e);
             }
             linked.push(target);
         }
-        for mailbox in mailboxes {
-            sync_dir(&mailbox.join("new"))?;
-        }
-        Ok(name)
+        Ok((name, linked))
+    }
+
+    /// Removes the spool name once the mailboxes hold the message (or it
+    /// was refused); a crash before this leaves it for the start-up sweep.
+    pub fn remove_spool(&self) {
+        let _ = fs::remove_file(&self.spool_path);
     }
 
     /// Drops a message that will not be delivered.
     pub fn discard(self) {
         drop(self.file);
         let _ = fs::remove_file(&self.spool_path);
+    }
+}
+
+/// Best-effort rollback of links made for a delivery that failed.
+pub fn unlink_all(links: &[PathBuf]) {
+    for link in links {
+        let _ = fs::remove_file(link);
     }
 }
 

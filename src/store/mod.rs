@@ -1,5 +1,6 @@
 //! Everything on flash: Maildir mailboxes, the users file, and the
 //! durable-write primitives both are built on.
+pub mod commit;
 pub mod durable;
 pub mod maildir;
 pub mod record;
