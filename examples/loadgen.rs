@@ -2,7 +2,7 @@
 //! on plain threads, printing one figure per run. Not a test.
 //!
 //! ```text
-//! loadgen smtp ADDR SESSIONS MESSAGES SIZE RCPT [reuse]
+//! loadgen smtp ADDR SESSIONS MESSAGES SIZE RCPT[,RCPT...] [reuse]
 //! loadgen pop3 ADDR CLIENTS ROUNDS USER_PREFIX PASSWORD   (client i logs in as USER_PREFIXi)
 //! loadgen tls ADDR CERT NAME COUNT       (implicit-TLS POP3: handshakes/s, one after another)
 //! loadgen tls-hold ADDR CERT NAME COUNT  (opens COUNT TLS sessions, prints "ready", holds them until stdin closes)
@@ -83,7 +83,9 @@ fn smtp(addr: &str, sessions: usize, messages: usize, size: usize, rcpt: &str, r
                         c
                     });
                     c.expect(b"MAIL FROM:<load@remote.test>\r\n", "250");
-                    c.expect(format!("RCPT TO:<{rcpt}>\r\n").as_bytes(), "250");
+                    for one in rcpt.split(',') {
+                        c.expect(format!("RCPT TO:<{one}>\r\n").as_bytes(), "250");
+                    }
                     c.expect(b"DATA\r\n", "354");
                     c.expect(body.as_bytes(), "250");
                     if !reuse {
