@@ -5,15 +5,17 @@ use crate::auth::password;
 use crate::config::Config;
 use crate::store::{maildir, users};
 
-/// Adds a user and creates their mailbox. The first user becomes admin
-/// (and so receives `postmaster@` mail). Returns the full address and a
-/// warning when the domain is not among the served ones.
-pub fn add_user(
-    config: &Config,
-    name: &str,
-    new_password: &str,
-) -> Result<(String, Option<String>), String> {
+/// Adds a user of a served domain and creates their mailbox. The first
+/// user becomes admin (and so receives `postmaster@` mail). Returns the
+/// full address.
+pub fn add_user(config: &Config, name: &str, new_password: &str) -> Result<String, String> {
     let (local, domain) = users::split_name(name, config.default_domain())?;
+    if !config.serves(&domain) {
+        // Such a user could never receive mail: say so instead of storing it.
+        return Err(format!(
+            "{domain} is not a served domain; add it to `domains` first"
+        ));
+    }
     password::check_new(new_password)?;
     let hash = password::hash(new_password);
     let address = format!("{local}@{domain}");
@@ -37,10 +39,7 @@ pub fn add_user(
             dir.display()
         )
     })?;
-    let warning = (!config.serves(&domain)).then(|| {
-        format!("warning: {domain} is not a served domain; add it to `domains` so mail for {address} is accepted")
-    });
-    Ok((address, warning))
+    Ok(address)
 }
 
 pub fn set_password(config: &Config, name: &str, new_password: &str) -> Result<String, String> {
@@ -117,6 +116,7 @@ mod tests {
     fn config(dir: &std::path::Path) -> Config {
         Config::load(&Overrides {
             data_dir: Some(dir.to_path_buf()),
+            domains: vec!["club.example".into()],
             ..Default::default()
         })
         .unwrap()
@@ -126,12 +126,14 @@ mod tests {
     fn add_list_passwd_delete() {
         let dir = tempfile::tempdir().unwrap();
         let c = config(dir.path());
+        assert_eq!(add_user(&c, "alice", "pw1").unwrap(), "alice@localhost");
         assert_eq!(
-            add_user(&c, "alice", "pw1").unwrap(),
-            ("alice@localhost".into(), None)
+            add_user(&c, "bob@Club.Example", "pw2").unwrap(),
+            "bob@club.example"
         );
-        let (_, warning) = add_user(&c, "bob@club.example", "pw2").unwrap();
-        assert!(warning.unwrap().contains("club.example"));
+        assert!(add_user(&c, "eve@notours.test", "pw")
+            .unwrap_err()
+            .contains("not a served domain"));
         assert!(add_user(&c, "Alice", "x")
             .unwrap_err()
             .contains("already exists"));

@@ -178,6 +178,15 @@ impl Config {
             Some(path) => parse_file(path)?,
             None => FileConfig::default(),
         };
+        Config::build(file, o)
+    }
+
+    /// Settings from TOML text alone (no flags), as a config file gives them.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        Config::build(parse_text(text)?, &Overrides::default())
+    }
+
+    fn build(file: FileConfig, o: &Overrides) -> Result<Config, String> {
         let mut domains = file
             .domains
             .unwrap_or_else(|| vec![DEFAULT_DOMAIN.to_string()]);
@@ -311,10 +320,11 @@ impl Config {
 fn parse_file(path: &Path) -> Result<FileConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        let msg = e.to_string().replace('\n', " ");
-        format!("config {}: {}", path.display(), msg.trim())
-    })
+    parse_text(&text).map_err(|e| format!("config {}: {e}", path.display()))
+}
+
+fn parse_text(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string().replace('\n', " ").trim().to_string())
 }
 
 #[cfg(test)]

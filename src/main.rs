@@ -192,6 +192,9 @@ fn run() -> Result<(), Failure> {
         "user" => user(&args),
         "console" if args.help => help(CONSOLE_HELP),
         "console" => {
+            if let Some(extra) = args.words.first() {
+                return usage(format!("console takes no argument {extra:?}"));
+            }
             let config = load_config(&args)?;
             let stdin = console::StdIo(std::io::stdin().lock());
             let stdout = console::StdIo(std::io::stdout().lock());
@@ -217,11 +220,7 @@ fn user(args: &Args) -> Result<(), Failure> {
     match words.as_slice() {
         ["add", name] => {
             let password = read_password(args.password_stdin)?;
-            let (address, warning) =
-                admin::add_user(&config, name, &password).map_err(Failure::Failed)?;
-            if let Some(w) = warning {
-                eprintln!("postbox: {w}");
-            }
+            let address = admin::add_user(&config, name, &password).map_err(Failure::Failed)?;
             done(format!("added {address}"))
         }
         ["passwd", name] => {
@@ -243,6 +242,7 @@ fn user(args: &Args) -> Result<(), Failure> {
         ["add" | "passwd" | "del", ..] => {
             usage(format!("user {} takes exactly one NAME", words[0]))
         }
+        ["list", ..] => usage("user list takes no arguments"),
         [other, ..] => usage(format!("unknown user subcommand {other:?}")),
     }
 }

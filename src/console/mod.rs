@@ -110,13 +110,7 @@ where
                     continue;
                 };
                 let result = if words[1] == "add" {
-                    admin::add_user(config, name, &password).map(|(address, warning)| {
-                        let mut text = format!("added {address}");
-                        if let Some(w) = warning {
-                            text = format!("{text}\r\n{w}");
-                        }
-                        text
-                    })
+                    admin::add_user(config, name, &password).map(|a| format!("added {a}"))
                 } else {
                     admin::set_password(config, name, &password)
                         .map(|a| format!("password changed for {a}"))

@@ -44,12 +44,18 @@ impl From<io::Error> for RecordError {
 
 pub fn encode<T: Serialize>(kind: [u8; 4], version: u16, value: &T) -> Vec<u8> {
     let payload = postcard::to_stdvec(value).expect("serializing to a Vec cannot fail");
+    frame(kind, version, &payload)
+}
+
+/// Wraps an encoded payload in the record header (kind, version, length,
+/// CRC32).
+pub fn frame(kind: [u8; 4], version: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(&kind);
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
     out
 }
 

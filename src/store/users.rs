@@ -10,8 +10,8 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-const KIND: [u8; 4] = *b"PBUS";
-const VERSION: u16 = 1;
+pub const KIND: [u8; 4] = *b"PBUS";
+pub const VERSION: u16 = 1;
 pub const USERS_FILE: &str = "users";
 const LOCK_FILE: &str = "users.lock";
 
@@ -31,7 +31,7 @@ impl User {
     }
 }
 
-#[derive(Serialize, Deserialize, Default, Clone, Debug)]
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq, Eq)]
 pub struct UserList {
     pub users: Vec<User>,
 }
@@ -74,6 +74,11 @@ pub fn split_name<'a>(name: &'a str, default_domain: &'a str) -> Result<(String,
 
 pub fn users_path(data_dir: &Path) -> PathBuf {
     data_dir.join(USERS_FILE)
+}
+
+/// The users file's bytes as a list (what `load` does after reading).
+pub fn decode(bytes: &[u8]) -> Result<UserList, RecordError> {
+    record::decode(KIND, VERSION, bytes)
 }
 
 pub fn load(data_dir: &Path) -> Result<UserList, RecordError> {

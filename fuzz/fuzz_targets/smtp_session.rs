@@ -1,0 +1,69 @@
+//! Command lines of any shape through the line buffer and the SMTP session
+//! state machine, whatever state it is in.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use postbox::address::Address;
+use postbox::line::LineBuffer;
+use postbox::smtp::command::RcptTo;
+use postbox::smtp::reply::Replies;
+use postbox::smtp::session::{
+    DataOutcome, Directory, Limits, RcptVerdict, Security, Session, Step,
+};
+
+struct Table;
+
+impl Directory for Table {
+    fn lookup(&mut self, rcpt: &RcptTo) -> RcptVerdict {
+        match rcpt {
+            RcptTo::Postmaster => RcptVerdict::Local(Address::new("alice", "localhost").unwrap()),
+            RcptTo::Mailbox(a) if a.domain() != "localhost" => RcptVerdict::Remote,
+            RcptTo::Mailbox(a) if a.local() == "alice" => RcptVerdict::Local(a.clone()),
+            RcptTo::Mailbox(_) => RcptVerdict::UnknownUser,
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&flags, input)) = data.split_first() else {
+        return;
+    };
+    let security = Security {
+        starttls: flags & 1 != 0,
+        tls: flags & 2 != 0,
+        plaintext_login: flags & 4 != 0,
+        submission: flags & 8 != 0,
+        relay_client: flags & 16 != 0,
+    };
+    let limits = Limits {
+        max_message_size: 1000,
+        max_recipients: 3,
+        max_errors: 50,
+    };
+    let mut out = Replies::new();
+    let mut session = Session::new("mx.test", limits, security, &mut out);
+    let mut lines = LineBuffer::new();
+    let mut rest = input;
+    while !rest.is_empty() {
+        out.clear();
+        let (used, event) = lines.push(rest);
+        rest = &rest[used..];
+        let Some(event) = event else { break };
+        match session.handle(event, &mut Table, &mut out) {
+            Step::Close => return,
+            Step::StartTls => session.tls_started(),
+            Step::Authenticate(c) => {
+                let user = (c.password.as_str() == "pw")
+                    .then(|| Address::new("alice", "localhost").unwrap());
+                if session.auth_done(user, &mut out) == Step::Close {
+                    return;
+                }
+            }
+            Step::ReceiveData => {
+                session.data_done(DataOutcome::Stored { id: "x".into() }, &mut out)
+            }
+            Step::Continue => {}
+        }
+        // Every reply is whole lines.
+        assert!(out.is_empty() || out.ends_with("\r\n"));
+    }
+});
