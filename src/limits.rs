@@ -37,6 +37,9 @@ pub const DEFAULT_MAX_ERRORS: u32 = 10;
 /// RFC 5321 §4.5.3.2: at least 5 minutes for commands, 10 for DATA blocks.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(600);
+/// A whole message may take this many data timeouts (each read still
+/// gets one): enough for 25 MiB over a slow uplink, not for a drip-feed.
+pub const DATA_DEADLINE_FACTOR: u32 = 2;
 /// RFC 1939 §3: at least 10 minutes of inactivity before autologout.
 pub const DEFAULT_POP3_TIMEOUT: Duration = Duration::from_secs(600);
 

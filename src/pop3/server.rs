@@ -15,6 +15,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::Instant;
 
 /// Releases the mailbox lock when the session ends, however it ends.
 struct MailboxLock {
@@ -127,11 +128,15 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
     let mut lines = LineBuffer::new();
     let mut lock: Option<MailboxLock> = None;
     let (mut start, mut end) = (0, 0);
+    let idle = c.shared.config.pop3.timeout;
+    // Bounds a whole command line, so a byte-at-a-time client is cut off too.
+    let mut deadline = Instant::now() + idle;
     loop {
         while start < end {
             let (used, event) = lines.push(&buf[start..end]);
             start += used;
             let Some(event) = event else { break };
+            deadline = Instant::now() + idle;
             let step = session.handle(event, &mut c.out);
             match step {
                 Step::Continue => {}
@@ -238,7 +243,7 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
         if c.flush().await.is_err() {
             return "write failed";
         }
-        let timeout = c.shared.config.pop3.timeout;
+        let timeout = deadline.saturating_duration_since(Instant::now());
         match conn::read(&mut c.stream, &mut buf, timeout, Some(&c.shared.shutdown)).await {
             ReadOutcome::Data(n) => (start, end) = (0, n),
             ReadOutcome::Closed => return "client disconnected",

@@ -9,7 +9,7 @@ use super::reply::{push, Replies, REPLY_HEADROOM};
 use super::session::{DataOutcome, Directory, Limits, RcptVerdict, Security, Session, Step};
 use crate::address::Address;
 use crate::conn::{self, ReadOutcome, Stream};
-use crate::limits::{READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK};
+use crate::limits::{DATA_DEADLINE_FACTOR, READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK};
 use crate::line::LineBuffer;
 use crate::serve::{Service, SessionSlot, Shared};
 use crate::smtp::command::RcptTo;
@@ -20,7 +20,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 struct LiveDirectory<'a>(&'a Shared);
 
@@ -66,7 +66,9 @@ impl Connection {
 
     /// Refills the input buffer; `in_data` keeps reading through a shutdown
     /// for the grace period so a message in flight can finish.
-    async fn fill(&mut self, in_data: bool) -> ReadOutcome {
+    /// `deadline` bounds the whole command line or message, so a client
+    /// dripping a byte at a time cannot hold the session (slowloris).
+    async fn fill(&mut self, in_data: bool, deadline: Instant) -> ReadOutcome {
         let smtp = &self.shared.config.smtp;
         let shutdown = &self.shared.shutdown;
         let (timeout, watch) = match (in_data, shutdown.grace_left()) {
@@ -74,6 +76,7 @@ impl Connection {
             (true, None) => (smtp.data_timeout, None),
             (true, Some(left)) => (smtp.data_timeout.min(left), None),
         };
+        let timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
         let outcome = conn::read(&mut self.stream, &mut self.input.buf[..], timeout, watch).await;
         if let ReadOutcome::Data(n) = outcome {
             self.input.start = 0;
@@ -150,11 +153,14 @@ pub async fn serve_connection(
 async fn run(c: &mut Connection, mut session: Session) -> &'static str {
     let mut lines = LineBuffer::new();
     let mut body_buf: Option<Box<[u8]>> = None;
+    let command_timeout = c.shared.config.smtp.command_timeout;
+    let mut command_deadline = Instant::now() + command_timeout;
     loop {
         while !c.input.pending().is_empty() {
             let (used, event) = lines.push(c.input.pending());
             c.input.start += used;
             let Some(event) = event else { break };
+            command_deadline = Instant::now() + command_timeout;
             let step = session.handle(event, &mut LiveDirectory(&c.shared), &mut c.out);
             match step {
                 Step::Continue => {}
@@ -224,7 +230,7 @@ async fn run(c: &mut Connection, mut session: Session) -> &'static str {
         if c.flush().await.is_err() {
             return "write failed";
         }
-        match c.fill(false).await {
+        match c.fill(false, command_deadline).await {
             ReadOutcome::Data(_) => {}
             ReadOutcome::Closed => return "client disconnected",
             ReadOutcome::TimedOut => {
@@ -287,6 +293,7 @@ async fn receive_message(
         Err(e) => Sink::Failed(e),
     };
     let limit = session.max_message_size() + headers.len() as u64;
+    let data_deadline = Instant::now() + DATA_DEADLINE_FACTOR * shared.config.smtp.data_timeout;
     let mut decoder = DataDecoder::new();
     // Submission: the From: header must name the logged-in user.
     let mut from_scan = session
@@ -311,7 +318,7 @@ async fn receive_message(
         if finished {
             break;
         }
-        match c.fill(true).await {
+        match c.fill(true, data_deadline).await {
             ReadOutcome::Data(_) => {}
             outcome => {
                 if let Sink::Spool(m) = sink {
