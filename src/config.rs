@@ -38,6 +38,17 @@ pub struct Config {
     pub relay_from: Vec<Cidr>,
     /// Lets clients on 127.0.0.1/::1 log in without TLS.
     pub allow_plaintext_on_loopback: bool,
+    pub limits: LimitsConfig,
+}
+
+/// Limits per client address, over all listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub sessions_per_address: usize,
+    /// New connections per address per minute; 0 turns the limit off.
+    pub connections_per_minute: u32,
+    /// Failed logins from an address before it is refused for a while.
+    pub login_failures: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -116,7 +127,17 @@ struct FileConfig {
     tls: TlsFile,
     #[serde(default)]
     auth: AuthFile,
+    #[serde(default)]
+    limits: LimitsFile,
     relay_from: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    sessions_per_address: Option<usize>,
+    connections_per_minute: Option<u32>,
+    login_failures: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -282,7 +303,22 @@ impl Config {
             .iter()
             .map(|text| Cidr::parse(text).map_err(|e| format!("relay_from: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
+        let limits = LimitsConfig {
+            sessions_per_address: file
+                .limits
+                .sessions_per_address
+                .unwrap_or(DEFAULT_SESSIONS_PER_ADDRESS),
+            connections_per_minute: file.limits.connections_per_minute.unwrap_or(0),
+            login_failures: file.limits.login_failures.unwrap_or(DEFAULT_LOGIN_FAILURES),
+        };
+        if limits.sessions_per_address == 0 || limits.login_failures == 0 {
+            return Err(
+                "limits.sessions_per_address and limits.login_failures must be greater than 0"
+                    .into(),
+            );
+        }
         Ok(Config {
+            limits,
             submission,
             submissions,
             pop3s,
@@ -468,6 +504,7 @@ mod tests {
             (defaults.submission, defaults.submissions, defaults.pop3s)
         );
         assert_eq!(from_example.relay_from, defaults.relay_from);
+        assert_eq!(from_example.limits, defaults.limits);
         assert_eq!(
             from_example.allow_plaintext_on_loopback,
             defaults.allow_plaintext_on_loopback

@@ -31,6 +31,7 @@
 pub mod address;
 pub mod admin;
 pub mod auth;
+pub mod clients;
 pub mod config;
 pub mod conn;
 pub mod console;

@@ -34,6 +34,11 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
 pub const DEFAULT_MAX_RECIPIENTS: usize = 100;
 pub const DEFAULT_MAX_SESSIONS: usize = 100;
 pub const DEFAULT_MAX_ERRORS: u32 = 10;
+/// Sessions one client address may hold at once (Postfix's default too).
+pub const DEFAULT_SESSIONS_PER_ADDRESS: usize = 50;
+/// Failed logins from one address (within THROTTLE_MEMORY) before its
+/// logins are refused outright until the record expires.
+pub const DEFAULT_LOGIN_FAILURES: u32 = 10;
 /// RFC 5321 §4.5.3.2: at least 5 minutes for commands, 10 for DATA blocks.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(600);

@@ -5,6 +5,8 @@
 use crate::address::Address;
 use crate::auth::cache::LoginCache;
 use crate::auth::throttle::LoginThrottle;
+use crate::auth::Login;
+use crate::clients::Clients;
 use crate::config::Config;
 use crate::smtp::command::RcptTo;
 use crate::smtp::session::RcptVerdict;
@@ -108,6 +110,8 @@ impl Shutdown {
 pub struct Shared {
     pub config: Config,
     pub tls: Tls,
+    /// Sessions and connection rate per client address.
+    pub clients: Rc<Clients>,
     throttle: LoginThrottle,
     login_cache: LoginCache,
     pub users: RefCell<users::UserCache>,
@@ -160,16 +164,27 @@ impl Shared {
         }
     }
 
-    /// Checks a login from `ip`; failures wait longer each time (per address).
-    pub async fn login(&self, name: &str, password: &str, ip: IpAddr) -> Option<Address> {
-        let account = self.authenticate(name, password).await;
-        match account {
-            Some(_) => self.throttle.succeeded(ip),
+    /// Checks a login from `ip`; failures wait longer each time (per
+    /// address), and an address with too many is refused without a check.
+    pub async fn login(&self, name: &str, password: &str, ip: IpAddr) -> Login {
+        let ip = ip.to_canonical();
+        if self
+            .throttle
+            .too_many(ip, self.config.limits.login_failures)
+        {
+            Timer::after(crate::limits::FAILED_LOGIN_DELAY).await;
+            return Login::Refused;
+        }
+        match self.authenticate(name, password).await {
+            Some(account) => {
+                self.throttle.succeeded(ip);
+                Login::Ok(account)
+            }
             None => {
                 Timer::after(self.throttle.failed(ip)).await;
+                Login::Failed
             }
         }
-        account
     }
 
     /// Where an RCPT goes: a user, the postmaster, or nowhere.
@@ -318,6 +333,10 @@ pub fn run(config: Config) -> Result<(), String> {
     let (stop, closed): (Sender<()>, Receiver<()>) = smol::channel::bounded(1);
     let shared = Rc::new(Shared {
         tls,
+        clients: Clients::new(
+            config.limits.sessions_per_address,
+            config.limits.connections_per_minute,
+        ),
         throttle: LoginThrottle::default(),
         login_cache: LoginCache::new()?,
         names: maildir::NameMaker::new(&config.hostname),

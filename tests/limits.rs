@@ -74,3 +74,87 @@ fn pop3_command_drip_is_cut_off() {
     let took = drip(&mut c, b"CAPACAPA", Duration::from_millis(300));
     assert!(took.is_some(), "a drip-fed POP3 command held the session");
 }
+
+#[test]
+fn sessions_per_address_and_connection_rate() {
+    let (_dir, server) = server_with("[limits]\nsessions_per_address = 2\n");
+    let mut held: Vec<Client> = (0..2).map(|_| server.smtp()).collect();
+    for c in &mut held {
+        assert!(c.reply().starts_with("220"));
+    }
+    let mut third = server.smtp();
+    assert!(
+        third.reply().starts_with("421 4.7.0"),
+        "third session admitted"
+    );
+    let mut pop = server.pop3();
+    assert!(
+        pop.line().starts_with("-ERR [SYS/TEMP]"),
+        "limit is over all listeners"
+    );
+    held.pop();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        server.smtp().reply().starts_with("220"),
+        "a freed slot is reusable"
+    );
+
+    let (_dir, server) = server_with("[limits]\nconnections_per_minute = 3\n");
+    for _ in 0..3 {
+        assert!(server.smtp().reply().starts_with("220"));
+    }
+    assert!(server.smtp().reply().starts_with("421 4.7.0"));
+}
+
+#[test]
+fn repeated_login_failures_are_refused_for_a_while() {
+    let (_dir, server) = server_with("[limits]\nlogin_failures = 2\n");
+    let mut c = server.pop3();
+    c.line();
+    for _ in 0..2 {
+        c.cmd("USER alice");
+        c.line();
+        c.cmd("PASS wrong");
+        assert!(c.line().starts_with("-ERR [AUTH]"));
+    }
+    // Now even the right password is not checked.
+    c.cmd("USER alice");
+    c.line();
+    c.cmd("PASS alice-pw");
+    assert!(c.line().starts_with("-ERR [SYS/TEMP]"));
+    let mut s = server.smtp();
+    s.reply();
+    s.ask("EHLO x");
+    use base64::Engine;
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0alice-pw");
+    assert!(s
+        .ask(&format!("AUTH PLAIN {plain}"))
+        .starts_with("454 4.7.0"));
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn memory_per_idle_session_is_small_and_fixed() {
+    let (_dir, server) =
+        server_with("[smtp]\nmax_sessions = 600\n[limits]\nsessions_per_address = 600\n");
+    // Warm up: the first sessions allocate the executor's own structures.
+    let warm: Vec<Client> = (0..20).map(|_| server.smtp()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss_kib(server.child.id());
+    let mut idle: Vec<Client> = (0..500).map(|_| server.smtp()).collect();
+    for c in &mut idle {
+        assert!(c.reply().starts_with("220"));
+    }
+    let after = rss_kib(server.child.id());
+    let per_session = (after.saturating_sub(before)) / 500;
+    assert!(
+        per_session <= 24,
+        "{per_session} KiB per idle session ({before} -> {after} KiB)"
+    );
+    drop(warm);
+}

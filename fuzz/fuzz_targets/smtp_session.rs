@@ -7,7 +7,7 @@ use postbox::line::LineBuffer;
 use postbox::smtp::command::RcptTo;
 use postbox::smtp::reply::Replies;
 use postbox::smtp::session::{
-    DataOutcome, Directory, Limits, RcptVerdict, Security, Session, Step,
+    DataOutcome, Directory, Limits, Login, RcptVerdict, Security, Session, Step,
 };
 
 struct Table;
@@ -52,9 +52,12 @@ fuzz_target!(|data: &[u8]| {
             Step::Close => return,
             Step::StartTls => session.tls_started(),
             Step::Authenticate(c) => {
-                let user = (c.password.as_str() == "pw")
-                    .then(|| Address::new("alice", "localhost").unwrap());
-                if session.auth_done(user, &mut out) == Step::Close {
+                let login = if c.password.as_str() == "pw" {
+                    Login::Ok(Address::new("alice", "localhost").unwrap())
+                } else {
+                    Login::Failed
+                };
+                if session.auth_done(login, &mut out) == Step::Close {
                     return;
                 }
             }

@@ -4,3 +4,15 @@ pub mod cache;
 pub mod password;
 pub mod sasl;
 pub mod throttle;
+
+use crate::address::Address;
+
+/// How a login attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    Ok(Address),
+    /// Wrong name or password (never says which).
+    Failed,
+    /// Too many failures from this address lately; not checked.
+    Refused,
+}

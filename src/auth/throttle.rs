@@ -43,6 +43,15 @@ impl LoginThrottle {
         delay_for(entry.count)
     }
 
+    /// Whether `ip` has failed `limit` times lately: its logins are refused
+    /// outright until the record expires.
+    pub fn too_many(&self, ip: IpAddr, limit: u32) -> bool {
+        self.by_address
+            .borrow()
+            .get(&ip)
+            .is_some_and(|f| f.count >= limit && f.last.elapsed() < THROTTLE_MEMORY)
+    }
+
     /// A successful login clears the address's record.
     pub fn succeeded(&self, ip: IpAddr) {
         self.by_address.borrow_mut().remove(&ip);
@@ -73,7 +82,10 @@ mod tests {
             t.failed(a);
         }
         assert_eq!(t.failed(a), MAX_FAILED_LOGIN_DELAY);
+        assert!(t.too_many(a, 10));
+        assert!(!t.too_many(b, 10));
         t.succeeded(a);
+        assert!(!t.too_many(a, 10));
         assert_eq!(t.failed(a), FAILED_LOGIN_DELAY);
     }
 

@@ -5,6 +5,7 @@
 use super::session::{Listing, LoginFailure, Replies, Security, Session, Step};
 use super::stuff::Stuffer;
 use crate::address::Address;
+use crate::auth::Login;
 use crate::conn::{self, ReadOutcome, Stream};
 use crate::limits::{POP3_OUTPUT, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
 use crate::line::LineBuffer;
@@ -93,6 +94,21 @@ pub async fn serve_connection(
         .await;
         return;
     };
+    let _address_slot = match shared.clients.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(why) => {
+            log::warn!("pop3#{id} {peer} refused: {why:?}");
+            if !service.implicit_tls() {
+                let _ = conn::write(
+                    &mut stream,
+                    b"-ERR [SYS/TEMP] Too many connections from your address\r\n",
+                    shared.config.pop3.timeout,
+                )
+                .await;
+            }
+            return;
+        }
+    };
     log::info!("pop3#{id} {peer} connected to {}", service.name());
     if service.implicit_tls()
         && !stream
@@ -168,13 +184,19 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                     session.tls_started();
                 }
                 Step::Authenticate { user, password } => {
-                    let account = c.shared.login(&user, &password, peer.ip()).await;
-                    match account {
-                        None => {
+                    let login = c.shared.login(&user, &password, peer.ip()).await;
+                    match login {
+                        Login::Failed => {
                             log::warn!("pop3#{id} {peer} failed login for {user:?}");
                             session.login_failed(LoginFailure::BadCredentials, &mut c.out);
                         }
-                        Some(account) => match open_mailbox(&c.shared, &account).await {
+                        Login::Refused => {
+                            log::warn!(
+                                "pop3#{id} {peer} login for {user:?} refused: too many failures"
+                            );
+                            session.login_failed(LoginFailure::TooManyFailures, &mut c.out);
+                        }
+                        Login::Ok(account) => match open_mailbox(&c.shared, &account).await {
                             Ok((dir_lock, messages)) => {
                                 log::info!(
                                     "pop3#{id} {peer} {account} logged in, {} messages",

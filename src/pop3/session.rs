@@ -64,6 +64,8 @@ pub enum LoginFailure {
     InUse,
     /// The mailbox could not be read.
     Unavailable,
+    /// Too many failed logins from this address lately.
+    TooManyFailures,
 }
 
 enum State {
@@ -284,6 +286,9 @@ impl Session {
             LoginFailure::BadCredentials => "-ERR [AUTH] Authentication failed\r\n",
             LoginFailure::InUse => "-ERR [IN-USE] Mailbox is in use by another session\r\n",
             LoginFailure::Unavailable => "-ERR [SYS/TEMP] Mailbox unavailable, try again later\r\n",
+            LoginFailure::TooManyFailures => {
+                "-ERR [SYS/TEMP] Too many failed logins from your address, try again later\r\n"
+            }
         });
     }
 

@@ -6,7 +6,7 @@ use super::data::DataDecoder;
 use super::from_header::FromHeaderScanner;
 use super::received::{trace_headers, Trace};
 use super::reply::{push, Replies, REPLY_HEADROOM};
-use super::session::{DataOutcome, Directory, Limits, RcptVerdict, Security, Session, Step};
+use super::session::{DataOutcome, Directory, Limits, Login, RcptVerdict, Security, Session, Step};
 use crate::address::Address;
 use crate::conn::{self, ReadOutcome, Stream};
 use crate::limits::{DATA_DEADLINE_FACTOR, READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK};
@@ -111,6 +111,21 @@ pub async fn serve_connection(
         .await;
         return;
     };
+    let _address_slot = match shared.clients.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(why) => {
+            log::warn!("smtp#{id} {peer} refused: {why:?}");
+            if !service.implicit_tls() {
+                let _ = conn::write(
+                    &mut stream,
+                    b"421 4.7.0 Too many connections from your address, try again later\r\n",
+                    shared.config.smtp.command_timeout,
+                )
+                .await;
+            }
+            return;
+        }
+    };
     log::info!("smtp#{id} {peer} connected to {}", service.name());
     if service.implicit_tls()
         && !stream
@@ -193,20 +208,21 @@ async fn run(c: &mut Connection, mut session: Session) -> &'static str {
                     session.tls_started();
                 }
                 Step::Authenticate(credentials) => {
-                    let user = c
+                    let login = c
                         .shared
                         .login(&credentials.user, &credentials.password, c.peer.ip())
                         .await;
-                    match &user {
-                        Some(u) => log::info!("smtp#{} {} logged in as {u}", c.id, c.peer),
-                        None => log::warn!(
-                            "smtp#{} {} failed login for {:?}",
-                            c.id,
-                            c.peer,
-                            credentials.user.as_str()
-                        ),
+                    let (id, peer, name) = (c.id, c.peer, credentials.user.as_str());
+                    match &login {
+                        Login::Ok(u) => log::info!("smtp#{id} {peer} logged in as {u}"),
+                        Login::Failed => log::warn!("smtp#{id} {peer} failed login for {name:?}"),
+                        Login::Refused => {
+                            log::warn!(
+                                "smtp#{id} {peer} login for {name:?} refused: too many failures"
+                            )
+                        }
                     }
-                    if session.auth_done(user, &mut c.out) == Step::Close {
+                    if session.auth_done(login, &mut c.out) == Step::Close {
                         let _ = c.flush().await;
                         return "too many errors";
                     }

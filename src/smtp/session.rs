@@ -8,6 +8,7 @@ use super::command::{self, Command, MailFrom, ParseError, RcptTo};
 use super::reply::{push, push_lines, Replies};
 use crate::address::{Address, AddressError};
 use crate::auth::sasl::{self, Credentials, Name, SaslError};
+pub use crate::auth::Login;
 use crate::line::LineEvent;
 use core::fmt::Write;
 
@@ -486,16 +487,22 @@ impl Session {
         self.error(out, 501, code, e.text())
     }
 
-    /// Reports the password check: the user's address, or `None`.
-    pub fn auth_done(&mut self, user: Option<Address>, out: &mut Replies) -> Step {
+    /// Reports the password check.
+    pub fn auth_done(&mut self, login: Login, out: &mut Replies) -> Step {
         self.phase = Phase::Ready;
-        match user {
-            Some(user) => {
+        match login {
+            Login::Ok(user) => {
                 self.user = Some(user);
                 push(out, 235, Some("2.7.0"), "Authentication successful");
                 Step::Continue
             }
-            None => self.error(out, 535, "5.7.8", "Authentication credentials invalid"),
+            Login::Failed => self.error(out, 535, "5.7.8", "Authentication credentials invalid"),
+            Login::Refused => self.error(
+                out,
+                454,
+                "4.7.0",
+                "Too many failed logins from your address, try again later",
+            ),
         }
     }
 
@@ -852,13 +859,13 @@ mod tests {
         };
         assert_eq!((c.user.as_str(), c.password.as_str()), ("alice", "pw"));
         h.out.clear();
-        h.session.auth_done(None, &mut h.out);
+        h.session.auth_done(Login::Failed, &mut h.out);
         assert_eq!(&h.out[..9], "535 5.7.8");
         assert_eq!(h.send("AUTH PLAIN").0, "334 \r\n");
         let (_, step) = h.send(&b64("\0alice\0pw"));
         assert!(matches!(step, Step::Authenticate(_)));
         h.out.clear();
-        h.session.auth_done(Some(alice()), &mut h.out);
+        h.session.auth_done(Login::Ok(alice()), &mut h.out);
         assert_eq!(h.out.as_str(), "235 2.7.0 Authentication successful\r\n");
         assert_eq!(h.session.user(), Some(&alice()));
         assert_eq!(h.code("AUTH PLAIN"), "503 5.5.1");
@@ -875,7 +882,7 @@ mod tests {
         };
         assert_eq!((c.user.as_str(), c.password.as_str()), ("alice", "secret"));
         h.out.clear();
-        h.session.auth_done(None, &mut h.out);
+        h.session.auth_done(Login::Failed, &mut h.out);
         h.send("AUTH LOGIN");
         assert_eq!(h.code("*"), "501 5.0.0");
         assert_eq!(h.code("AUTH PLAIN !!"), "501 5.5.2");
@@ -891,7 +898,7 @@ mod tests {
         h.send("AUTH PLAIN x");
         h.send(&format!("AUTH PLAIN {}", b64("\0alice\0pw")));
         h.out.clear();
-        h.session.auth_done(Some(alice()), &mut h.out);
+        h.session.auth_done(Login::Ok(alice()), &mut h.out);
         assert_eq!(h.code("MAIL FROM:<bob@localhost>"), "553 5.7.1");
         assert_eq!(h.code("MAIL FROM:<>"), "553 5.7.1");
         assert_eq!(h.code("MAIL FROM:<Alice@LOCALHOST>"), "250 2.1.0");

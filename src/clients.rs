@@ -1,0 +1,134 @@
+//! Per-address admission, over all listeners: how many sessions one client
+//! address may hold, and how many connections it may open per minute (the
+//! job of Postfix's anvil). Bounded memory: idle addresses are forgotten.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Addresses tracked before idle ones are swept out.
+const TRACKED: usize = 4096;
+const WINDOW: Duration = Duration::from_secs(60);
+
+struct Activity {
+    sessions: usize,
+    window_start: Instant,
+    connections: u32,
+}
+
+/// Why an address was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    TooManySessions,
+    TooFast,
+}
+
+pub struct Clients {
+    max_sessions: usize,
+    /// 0: no limit.
+    per_minute: u32,
+    by_address: RefCell<HashMap<IpAddr, Activity>>,
+}
+
+impl Clients {
+    pub fn new(max_sessions: usize, per_minute: u32) -> Rc<Self> {
+        Rc::new(Clients {
+            max_sessions,
+            per_minute,
+            by_address: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// Admits a new connection from `ip`, or says why not. The returned
+    /// guard holds the session until dropped.
+    pub fn admit(self: &Rc<Self>, ip: IpAddr) -> Result<AddressSlot, Refusal> {
+        let ip = ip.to_canonical();
+        let now = Instant::now();
+        let mut map = self.by_address.borrow_mut();
+        if map.len() >= TRACKED && !map.contains_key(&ip) {
+            map.retain(|_, a| a.sessions > 0 || now.duration_since(a.window_start) < WINDOW);
+            if map.len() >= TRACKED {
+                // A flood from many addresses: keep only those with sessions
+                // (bounded by the session limits); rates restart for the rest.
+                map.retain(|_, a| a.sessions > 0);
+            }
+        }
+        let activity = map.entry(ip).or_insert(Activity {
+            sessions: 0,
+            window_start: now,
+            connections: 0,
+        });
+        if now.duration_since(activity.window_start) >= WINDOW {
+            activity.window_start = now;
+            activity.connections = 0;
+        }
+        activity.connections = activity.connections.saturating_add(1);
+        if self.per_minute > 0 && activity.connections > self.per_minute {
+            return Err(Refusal::TooFast);
+        }
+        if activity.sessions >= self.max_sessions {
+            return Err(Refusal::TooManySessions);
+        }
+        activity.sessions += 1;
+        Ok(AddressSlot {
+            clients: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One session of an address, given back when dropped.
+pub struct AddressSlot {
+    clients: Rc<Clients>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Some(a) = self.clients.by_address.borrow_mut().get_mut(&self.ip) {
+            a.sessions -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_per_address() {
+        let clients = Clients::new(2, 0);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let first = clients.admit(a).unwrap();
+        let _second = clients.admit(a).unwrap();
+        assert_eq!(clients.admit(a).err(), Some(Refusal::TooManySessions));
+        // The same address written as IPv4-mapped IPv6 is the same client.
+        assert!(clients.admit("::ffff:192.0.2.1".parse().unwrap()).is_err());
+        let _other = clients.admit(b).unwrap();
+        drop(first);
+        assert!(clients.admit(a).is_ok());
+    }
+
+    #[test]
+    fn connection_rate() {
+        let clients = Clients::new(100, 3);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            drop(clients.admit(a).unwrap());
+        }
+        assert_eq!(clients.admit(a).err(), Some(Refusal::TooFast));
+        assert!(clients.admit("192.0.2.9".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let clients = Clients::new(10, 0);
+        for i in 0..(TRACKED as u32 + 100) {
+            drop(clients.admit(IpAddr::from(i.to_be_bytes())).unwrap());
+        }
+        assert!(clients.by_address.borrow().len() <= TRACKED + 1);
+    }
+}
