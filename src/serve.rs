@@ -6,8 +6,9 @@ use crate::address::Address;
 use crate::auth::cache::LoginCache;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::Login;
-use crate::clients::Clients;
+use crate::clients::{AddressSlot, Clients};
 use crate::config::Config;
+use crate::conn::Stream;
 use crate::smtp::command::RcptTo;
 use crate::smtp::session::RcptVerdict;
 use crate::store::commit::GroupCommit;
@@ -286,6 +287,52 @@ impl Drop for SessionSlot {
         let count = (self.counter)(&self.shared);
         count.set(count.get() - 1);
     }
+}
+
+/// A protocol's session limit and what it says when it turns a
+/// connection away (one line each).
+pub struct Gate {
+    pub counter: fn(&Shared) -> &Cell<usize>,
+    pub max: usize,
+    pub busy: &'static [u8],
+    pub address: &'static [u8],
+}
+
+/// A connection's right to a session: its protocol's slot and its
+/// address's slot, both given back when dropped.
+pub struct Admission {
+    _slot: SessionSlot,
+    _address: AddressSlot,
+}
+
+/// Admits a connection under the total and per-address limits. A refused
+/// plaintext client is told why; a TLS one is just closed (it could not
+/// read a plaintext reply). `who` names the session in the log.
+pub async fn admit(
+    shared: &Rc<Shared>,
+    stream: &mut Stream,
+    ip: IpAddr,
+    service: Service,
+    gate: Gate,
+    who: std::fmt::Arguments<'_>,
+) -> Option<Admission> {
+    let slot = SessionSlot::take(shared, gate.counter, gate.max);
+    let address = slot.as_ref().map(|_| shared.clients.admit(ip));
+    let (reply, why) = match (slot, address) {
+        (Some(slot), Some(Ok(address))) => {
+            return Some(Admission {
+                _slot: slot,
+                _address: address,
+            })
+        }
+        (Some(_), Some(Err(why))) => (gate.address, format!("{why:?}")),
+        _ => (gate.busy, "too many sessions".to_string()),
+    };
+    log::warn!("{who} refused: {why}");
+    if !service.implicit_tls() {
+        let _ = crate::conn::write(stream, reply, shared.config.smtp.command_timeout).await;
+    }
+    None
 }
 
 /// Holds the data directory for this process; released on exit.

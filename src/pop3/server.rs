@@ -9,7 +9,7 @@ use crate::auth::Login;
 use crate::conn::{self, ReadOutcome, Stream};
 use crate::limits::{POP3_OUTPUT, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
 use crate::line::LineBuffer;
-use crate::serve::{Service, SessionSlot, Shared};
+use crate::serve::{admit, Gate, Service, Shared};
 use crate::store::maildir;
 use smol::net::TcpStream;
 use std::io::{self, Read};
@@ -77,37 +77,16 @@ pub async fn serve_connection(
 ) {
     let id = shared.session_id();
     let mut stream = Stream::Plain(tcp);
-    let Some(_slot) = SessionSlot::take(
-        &shared,
-        |s| &s.pop3_sessions,
-        shared.config.pop3.max_sessions,
-    ) else {
-        log::warn!("pop3#{id} {peer} refused: too many sessions");
-        if service.implicit_tls() {
-            return; // a plaintext reply would be garbage to a TLS client
-        }
-        let _ = conn::write(
-            &mut stream,
-            b"-ERR [SYS/TEMP] Too many connections\r\n",
-            shared.config.pop3.timeout,
-        )
-        .await;
-        return;
+    let gate = Gate {
+        counter: |s| &s.pop3_sessions,
+        max: shared.config.pop3.max_sessions,
+        busy: b"-ERR [SYS/TEMP] Too many connections\r\n",
+        address: b"-ERR [SYS/TEMP] Too many connections from your address\r\n",
     };
-    let _address_slot = match shared.clients.admit(peer.ip()) {
-        Ok(slot) => slot,
-        Err(why) => {
-            log::warn!("pop3#{id} {peer} refused: {why:?}");
-            if !service.implicit_tls() {
-                let _ = conn::write(
-                    &mut stream,
-                    b"-ERR [SYS/TEMP] Too many connections from your address\r\n",
-                    shared.config.pop3.timeout,
-                )
-                .await;
-            }
-            return;
-        }
+    let who = format_args!("pop3#{id} {peer}");
+    let admission = admit(&shared, &mut stream, peer.ip(), service, gate, who);
+    let Some(_admission) = admission.await else {
+        return;
     };
     log::info!("pop3#{id} {peer} connected to {}", service.name());
     if service.implicit_tls()

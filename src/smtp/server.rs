@@ -11,7 +11,7 @@ use crate::address::Address;
 use crate::conn::{self, ReadOutcome, Stream};
 use crate::limits::{DATA_DEADLINE_FACTOR, READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK};
 use crate::line::LineBuffer;
-use crate::serve::{Service, SessionSlot, Shared};
+use crate::serve::{admit, Gate, Service, Shared};
 use crate::smtp::command::RcptTo;
 use crate::store::durable::is_no_space;
 use crate::store::maildir::Incoming;
@@ -94,37 +94,16 @@ pub async fn serve_connection(
 ) {
     let id = shared.session_id();
     let mut stream = Stream::Plain(tcp);
-    let Some(_slot) = SessionSlot::take(
-        &shared,
-        |s| &s.smtp_sessions,
-        shared.config.smtp.max_sessions,
-    ) else {
-        log::warn!("smtp#{id} {peer} refused: too many sessions");
-        if service.implicit_tls() {
-            return; // a plaintext reply would be garbage to a TLS client
-        }
-        let _ = conn::write(
-            &mut stream,
-            b"421 4.3.2 Too many connections, try again later\r\n",
-            shared.config.smtp.command_timeout,
-        )
-        .await;
-        return;
+    let gate = Gate {
+        counter: |s| &s.smtp_sessions,
+        max: shared.config.smtp.max_sessions,
+        busy: b"421 4.3.2 Too many connections, try again later\r\n",
+        address: b"421 4.7.0 Too many connections from your address, try again later\r\n",
     };
-    let _address_slot = match shared.clients.admit(peer.ip()) {
-        Ok(slot) => slot,
-        Err(why) => {
-            log::warn!("smtp#{id} {peer} refused: {why:?}");
-            if !service.implicit_tls() {
-                let _ = conn::write(
-                    &mut stream,
-                    b"421 4.7.0 Too many connections from your address, try again later\r\n",
-                    shared.config.smtp.command_timeout,
-                )
-                .await;
-            }
-            return;
-        }
+    let who = format_args!("smtp#{id} {peer}");
+    let admission = admit(&shared, &mut stream, peer.ip(), service, gate, who);
+    let Some(_admission) = admission.await else {
+        return;
     };
     log::info!("smtp#{id} {peer} connected to {}", service.name());
     if service.implicit_tls()
