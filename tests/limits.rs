@@ -158,3 +158,17 @@ fn memory_per_idle_session_is_small_and_fixed() {
     );
     drop(warm);
 }
+
+#[test]
+fn helo_names_no_mail_server_uses_are_refused_on_port_25() {
+    let server = Server::with_users();
+    let mut c = server.smtp();
+    c.reply();
+    assert!(c.ask("EHLO 127.0.0.1").starts_with("501 5.5.2"));
+    assert!(c.ask("EHLO mx.test").starts_with("550 5.7.1"));
+    assert!(c.ask("EHLO [127.0.0.1]").starts_with("250"));
+    // Members' programs on the submission port are not held to it.
+    let mut c = Client::connect(server.submission.unwrap());
+    c.reply();
+    assert!(c.ask("EHLO 127.0.0.1").starts_with("250"));
+}

@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
         plaintext_login: flags & 4 != 0,
         submission: flags & 8 != 0,
         relay_client: flags & 16 != 0,
+        check_helo: flags & 32 != 0,
     };
     let limits = Limits {
         max_message_size: 1000,

@@ -119,6 +119,7 @@ pub async fn serve_connection(
         plaintext_login: shared.plaintext_login_allowed(peer.ip()),
         submission: service.is_submission(),
         relay_client: shared.relay_client(peer.ip()),
+        check_helo: service == Service::Smtp && !shared.relay_client(peer.ip()),
     };
     let limits = Limits {
         max_message_size: shared.config.smtp.max_message_size,

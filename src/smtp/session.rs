@@ -53,6 +53,9 @@ pub struct Security {
     pub submission: bool,
     /// The client's address is in `relay_from`.
     pub relay_client: bool,
+    /// Refuse HELO names that no honest mail server uses: a bare IP
+    /// address, or our own host name (port 25, strangers only).
+    pub check_helo: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -298,6 +301,22 @@ impl Session {
     ) -> Step {
         match command {
             Command::Ehlo(name) | Command::Helo(name) => {
+                if self.security.check_helo {
+                    if name.parse::<std::net::IpAddr>().is_ok() {
+                        return self.error(
+                            out,
+                            501,
+                            "5.5.2",
+                            "Invalid HELO name: an address must be written as [address]",
+                        );
+                    }
+                    if name
+                        .trim_end_matches('.')
+                        .eq_ignore_ascii_case(&self.hostname)
+                    {
+                        return self.error(out, 550, "5.7.1", "HELO name is ours, not yours");
+                    }
+                }
                 let esmtp = matches!(command, Command::Ehlo(_));
                 self.reset_transaction();
                 self.phase = Phase::Ready;
@@ -937,5 +956,19 @@ mod tests {
             h.send(&format!("AUTH PLAIN {}", b64("\0a\0b"))).1,
             Step::Authenticate(_)
         ));
+    }
+
+    #[test]
+    fn helo_sanity_for_strangers() {
+        let mut h = Harness::with(Security {
+            check_helo: true,
+            ..Default::default()
+        });
+        assert_eq!(h.code("EHLO 192.0.2.7"), "501 5.5.2");
+        assert_eq!(h.code("HELO 2001:db8::1"), "501 5.5.2");
+        assert_eq!(h.code("EHLO MX.test."), "550 5.7.1");
+        assert_eq!(h.code("EHLO [192.0.2.7]"), "250-mx.te");
+        let mut h = Harness::new();
+        assert_eq!(h.code("EHLO 192.0.2.7"), "250-mx.te");
     }
 }
