@@ -108,6 +108,16 @@ pub fn list_users(config: &Config) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// The traffic counters as `postbox stats` and the console show them.
+pub fn stats_report(config: &Config) -> Result<String, String> {
+    let stats = crate::stats::load(&config.data_dir)?;
+    let mut report = stats.report();
+    if crate::serve::running_status(&config.data_dir).is_some() {
+        report.push_str("(server running: figures as of its last save, at most a minute old)\n");
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

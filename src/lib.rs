@@ -41,5 +41,6 @@ pub mod pop3;
 pub mod relay;
 pub mod serve;
 pub mod smtp;
+pub mod stats;
 pub mod store;
 pub mod tls;

@@ -66,6 +66,9 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest From: header field we examine on submission; longer ones are refused.
 pub const MAX_FROM_HEADER: usize = 2048;
 
+/// Traffic counters are written to flash at most this often.
+pub const STATS_SAVE_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How long sessions in DATA may keep going after a shutdown request.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 

@@ -18,6 +18,7 @@ usage:
   postbox user del NAME
   postbox user list
   postbox console                     admin shell on stdin/stdout
+  postbox stats                       traffic counters (like mailstats)
   postbox tls show                    the certificate in use
   postbox tls selfsigned [--force]    make a new self-signed certificate
   postbox --help | --version
@@ -73,6 +74,14 @@ Changes apply to a running server at once.
 
 options:
   --config FILE  --data DIR  --domain D  --password-stdin
+";
+
+const STATS_HELP: &str = "\
+usage: postbox stats [--config FILE] [--data DIR]
+
+Messages and bytes received, copies delivered to mailboxes, logins,
+connections per listener and refusals by reply code, since counting began.
+A running server writes them at most once a minute and when it stops.
 ";
 
 const CONSOLE_HELP: &str = "\
@@ -199,6 +208,15 @@ fn run() -> Result<(), Failure> {
             let stdin = console::StdIo(std::io::stdin().lock());
             let stdout = console::StdIo(std::io::stdout().lock());
             console::run(&config, stdin, stdout).map_err(|e| Failure::Failed(e.to_string()))
+        }
+        "stats" if args.help => help(STATS_HELP),
+        "stats" => {
+            if let Some(extra) = args.words.first() {
+                return usage(format!("stats takes no argument {extra:?}"));
+            }
+            let config = load_config(&args)?;
+            print!("{}", admin::stats_report(&config).map_err(Failure::Failed)?);
+            Ok(())
         }
         "tls" if args.help => help(TLS_HELP),
         "tls" => tls(&args),

@@ -121,6 +121,9 @@ pub struct Shared {
     pub commits: GroupCommit,
     pub started: Instant,
     pub shutdown: Shutdown,
+    /// Traffic counters; written to flash by a task once a minute at most.
+    stats: RefCell<crate::stats::Stats>,
+    stats_changed: Cell<bool>,
     /// One Argon2 computation at a time bounds login memory on small boards.
     password_gate: smol::lock::Semaphore,
     /// Mailboxes with a POP3 session in the TRANSACTION state.
@@ -131,6 +134,25 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Updates the traffic counters.
+    pub fn count(&self, change: impl FnOnce(&mut crate::stats::Stats)) {
+        change(&mut self.stats.borrow_mut());
+        self.stats_changed.set(true);
+    }
+
+    /// Writes the counters if they changed (off the executor thread).
+    async fn save_stats(&self) {
+        if !self.stats_changed.replace(false) {
+            return;
+        }
+        let mut stats = self.stats.borrow().clone();
+        stats.saved = crate::stats::now();
+        let dir = self.config.data_dir.clone();
+        if let Err(e) = smol::unblock(move || crate::stats::save(&dir, &stats)).await {
+            log::error!("cannot save statistics: {e}");
+        }
+    }
+
     pub fn session_id(&self) -> u64 {
         let id = self.next_session.get() + 1;
         self.next_session.set(id);
@@ -179,9 +201,11 @@ impl Shared {
         match self.authenticate(name, password).await {
             Some(account) => {
                 self.throttle.succeeded(ip);
+                self.count(|s| s.logins += 1);
                 Login::Ok(account)
             }
             None => {
+                self.count(|s| s.failed_logins += 1);
                 Timer::after(self.throttle.failed(ip)).await;
                 Login::Failed
             }
@@ -329,6 +353,7 @@ pub async fn admit(
         _ => (gate.busy, "too many sessions".to_string()),
     };
     log::warn!("{who} refused: {why}");
+    shared.count(|s| s.count_refusals(std::str::from_utf8(reply).unwrap_or("")));
     if !service.implicit_tls() {
         let _ = crate::conn::write(stream, reply, shared.config.smtp.command_timeout).await;
     }
@@ -377,6 +402,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let user_cache =
         users::UserCache::open(&data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
     let tls = Tls::open(&config)?;
+    let stats = crate::stats::load(&data_dir)?;
     let (stop, closed): (Sender<()>, Receiver<()>) = smol::channel::bounded(1);
     let shared = Rc::new(Shared {
         tls,
@@ -394,6 +420,8 @@ pub fn run(config: Config) -> Result<(), String> {
             closed,
             since: Cell::new(None),
         },
+        stats: RefCell::new(stats),
+        stats_changed: Cell::new(false),
         password_gate: smol::lock::Semaphore::new(1),
         pop3_in_use: RefCell::new(HashSet::new()),
         smtp_sessions: Cell::new(0),
@@ -477,6 +505,17 @@ async fn serve(
         })
         .collect();
 
+    // Counters reach flash at most once a minute (and at shutdown).
+    let saver = {
+        let shared = shared.clone();
+        executor.spawn(async move {
+            loop {
+                Timer::after(crate::limits::STATS_SAVE_INTERVAL).await;
+                shared.save_stats().await;
+            }
+        })
+    };
+
     use smol::stream::StreamExt;
     if let Some(Ok(signal)) = signals.next().await {
         log::info!("received {signal:?}: no new connections, finishing sessions");
@@ -490,6 +529,8 @@ async fn serve(
     while shared.smtp_sessions.get() + shared.pop3_sessions.get() > 0 && Instant::now() < deadline {
         Timer::after(Duration::from_millis(20)).await;
     }
+    drop(saver);
+    shared.save_stats().await;
     log::info!("stopped");
     Ok(())
 }
@@ -517,6 +558,7 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        shared.count(|s| *s.connections.entry(service.name().to_string()).or_insert(0) += 1);
         let shared = shared.clone();
         let task = match service {
             Service::Smtp | Service::Submission | Service::Submissions => {

@@ -23,6 +23,7 @@ commands:
   user del NAME        remove a user and their mail
   user list            list users
   status               server, listeners, users and stored mail
+  stats                traffic counters: received, delivered, refused
   help                 this text
   quit                 leave the console
 ";
@@ -96,6 +97,10 @@ where
             ["quit"] | ["exit"] => return out.flush(),
             ["help"] => out.write_all(HELP.replace('\n', "\r\n").as_bytes())?,
             ["status"] => status(config, out)?,
+            ["stats"] => report(
+                out,
+                admin::stats_report(config).map(|r| r.trim_end().replace('\n', "\r\n")),
+            )?,
             ["user", "list"] => match admin::list_users(config) {
                 Ok(names) if names.is_empty() => out.write_all(b"no users\r\n")?,
                 Ok(names) => {

@@ -47,6 +47,7 @@ impl Connection {
 
     /// Moves the session's replies behind what is already queued.
     fn queue_replies(&mut self) {
+        self.shared.count(|s| s.count_refusals(&self.out));
         self.bulk.extend_from_slice(self.out.as_bytes());
         self.out.clear();
     }

@@ -58,6 +58,7 @@ struct Connection {
 
 impl Connection {
     async fn flush(&mut self) -> io::Result<()> {
+        self.shared.count(|s| s.count_refusals(&self.out));
         let timeout = self.shared.config.smtp.command_timeout;
         let result = conn::write(&mut self.stream, self.out.as_bytes(), timeout).await;
         self.out.clear();
@@ -376,8 +377,14 @@ async fn receive_message(
     mailboxes.sort();
     mailboxes.dedup();
     let size = incoming.size();
+    let copies = mailboxes.len() as u64;
     match shared.commits.deliver(incoming, mailboxes).await {
         Ok(_) => {
+            shared.count(|s| {
+                s.received_messages += 1;
+                s.received_bytes += size;
+                s.delivered_local += copies;
+            });
             let from = session.sender().map(|a| a.as_str()).unwrap_or("");
             let to: Vec<&str> = recipients.iter().map(|r| r.mailbox.as_str()).collect();
             log::info!(

@@ -1,0 +1,153 @@
+//! Traffic counters, like sendmail's mailstats: kept in RAM, written to
+//! flash at most once a minute and at shutdown (kind to SD cards), shown
+//! by `postbox stats` and the console's `stats`.
+
+use crate::store::record;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const FILE: &str = "stats";
+const KIND: [u8; 4] = *b"PBSS";
+const VERSION: u16 = 1;
+
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// When counting started (Unix seconds).
+    pub since: u64,
+    /// When these figures were last written.
+    pub saved: u64,
+    pub received_messages: u64,
+    pub received_bytes: u64,
+    /// Copies put into local mailboxes (one per recipient).
+    pub delivered_local: u64,
+    pub logins: u64,
+    pub failed_logins: u64,
+    /// Connections per listener.
+    pub connections: BTreeMap<String, u64>,
+    /// Refusals by reply ("550 5.1.1", "-ERR [AUTH]", ...).
+    pub rejected: BTreeMap<String, u64>,
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE)
+}
+
+/// The saved counters, or fresh ones starting now.
+pub fn load(data_dir: &Path) -> Result<Stats, String> {
+    match record::load(&path(data_dir), KIND, VERSION) {
+        Ok(Some(stats)) => Ok(stats),
+        Ok(None) => Ok(Stats {
+            since: now(),
+            ..Default::default()
+        }),
+        Err(e) => Err(format!("cannot read statistics: {e}")),
+    }
+}
+
+pub fn save(data_dir: &Path, stats: &Stats) -> io::Result<()> {
+    record::save(&path(data_dir), KIND, VERSION, stats)
+}
+
+impl Stats {
+    /// Counts a refusal from the replies a session just wrote: every final
+    /// line of a 4xx/5xx reply (SMTP) or an -ERR (POP3), by its code.
+    pub fn count_refusals(&mut self, replies: &str) {
+        for line in replies.split("\r\n") {
+            let key = if line.starts_with(['4', '5']) && line.as_bytes().get(3) == Some(&b' ') {
+                // "550 5.1.1 text" → "550 5.1.1"; "421 text" → "421".
+                match line[4..].split(' ').next() {
+                    Some(e) if e.split('.').count() == 3 => line[..4 + e.len()].to_string(),
+                    _ => line[..3].to_string(),
+                }
+            } else if line == "-ERR" || line.starts_with("-ERR ") {
+                match line[4..]
+                    .trim_start()
+                    .strip_prefix('[')
+                    .and_then(|r| r.split_once(']'))
+                {
+                    Some((code, _)) => format!("-ERR [{code}]"),
+                    None => "-ERR".to_string(),
+                }
+            } else {
+                continue;
+            };
+            *self.rejected.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    /// The report `postbox stats` prints.
+    pub fn report(&self) -> String {
+        let mut out = format!(
+            "since {} (saved {})\nreceived: {} messages, {} bytes\ndelivered to mailboxes: {}\nlogins: {} ok, {} failed\n",
+            crate::smtp::received::rfc5322_date(UNIX_EPOCH + std::time::Duration::from_secs(self.since)),
+            crate::smtp::received::rfc5322_date(UNIX_EPOCH + std::time::Duration::from_secs(self.saved)),
+            self.received_messages,
+            self.received_bytes,
+            self.delivered_local,
+            self.logins,
+            self.failed_logins
+        );
+        out.push_str("connections:");
+        if self.connections.is_empty() {
+            out.push_str(" none");
+        }
+        for (listener, n) in &self.connections {
+            out.push_str(&format!(" {listener} {n};"));
+        }
+        out.push_str("\nrejected:");
+        if self.rejected.is_empty() {
+            out.push_str(" none");
+        }
+        for (reply, n) in &self.rejected {
+            out.push_str(&format!("\n  {reply}: {n}"));
+        }
+        out.push('\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_counted_by_code() {
+        let mut s = Stats::default();
+        s.count_refusals("250 2.1.0 Sender OK\r\n550 5.1.1 No such user here\r\n");
+        s.count_refusals("550 5.1.1 No such user here\r\n452 4.5.3 Too many recipients\r\n");
+        s.count_refusals("250-mx Hello\r\n250 SIZE 1\r\n354 Start\r\n221 2.0.0 Bye\r\n");
+        s.count_refusals("421 Too busy\r\n");
+        s.count_refusals("-ERR [AUTH] Authentication failed\r\n-ERR No such message\r\n+OK\r\n");
+        assert_eq!(s.rejected["550 5.1.1"], 2);
+        assert_eq!(s.rejected["452 4.5.3"], 1);
+        assert_eq!(s.rejected["421"], 1);
+        assert_eq!(s.rejected["-ERR [AUTH]"], 1);
+        assert_eq!(s.rejected["-ERR"], 1);
+        assert_eq!(s.rejected.len(), 5);
+    }
+
+    #[test]
+    fn saved_and_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = load(dir.path()).unwrap();
+        assert!(fresh.since > 0);
+        let mut s = fresh.clone();
+        s.received_messages = 3;
+        s.connections.insert("smtp".into(), 4);
+        save(dir.path(), &s).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), s);
+        assert!(s.report().contains("received: 3 messages"));
+        std::fs::write(dir.path().join(FILE), b"garbage").unwrap();
+        assert!(load(dir.path()).is_err());
+    }
+}
