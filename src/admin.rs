@@ -108,6 +108,27 @@ pub fn list_users(config: &Config) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// Sets a user's own mailbox limit (`500M`, `unlimited`), or `default`
+/// to follow the config again.
+pub fn set_quota(config: &Config, name: &str, size: &str) -> Result<String, String> {
+    let (local, domain) = users::split_name(name, config.default_domain())?;
+    let address = format!("{local}@{domain}");
+    let list = users::load(&config.data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
+    if list.find(&local, &domain).is_none() {
+        return Err(format!("no such user {address}"));
+    }
+    let limit = match size {
+        "default" => None,
+        text => Some(crate::store::quota::parse_size(text)?),
+    };
+    crate::store::quota::set(&config.data_dir, &address, limit)?;
+    Ok(match limit {
+        None => format!("quota of {address} follows the default"),
+        Some(0) => format!("quota of {address} set to unlimited"),
+        Some(bytes) => format!("quota of {address} set to {bytes} bytes"),
+    })
+}
+
 /// The traffic counters as `postbox stats` and the console show them.
 pub fn stats_report(config: &Config) -> Result<String, String> {
     let stats = crate::stats::load(&config.data_dir)?;

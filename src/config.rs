@@ -39,6 +39,18 @@ pub struct Config {
     /// Lets clients on 127.0.0.1/::1 log in without TLS.
     pub allow_plaintext_on_loopback: bool,
     pub limits: LimitsConfig,
+    pub quota: QuotaConfig,
+}
+
+/// Mailbox size limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaConfig {
+    /// Bytes per mailbox unless `user quota` says otherwise; 0: unlimited.
+    pub default: u64,
+    /// Over quota is a temporary failure (452 4.2.2), not 552 5.2.2.
+    pub temporary: bool,
+    /// A warning message is delivered when a mailbox passes this share.
+    pub warn_percent: u8,
 }
 
 /// Limits per client address, over all listeners.
@@ -129,7 +141,25 @@ struct FileConfig {
     auth: AuthFile,
     #[serde(default)]
     limits: LimitsFile,
+    #[serde(default)]
+    quota: QuotaFile,
     relay_from: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct QuotaFile {
+    default: Option<SizeValue>,
+    temporary: Option<bool>,
+    warn_percent: Option<u8>,
+}
+
+/// A size as bytes or as text (`"500M"`, `"unlimited"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeValue {
+    Bytes(u64),
+    Text(String),
 }
 
 #[derive(Deserialize, Default)]
@@ -317,8 +347,23 @@ impl Config {
                     .into(),
             );
         }
+        let quota = QuotaConfig {
+            default: match &file.quota.default {
+                None => 0,
+                Some(SizeValue::Bytes(n)) => *n,
+                Some(SizeValue::Text(t)) => {
+                    crate::store::quota::parse_size(t).map_err(|e| format!("quota.default: {e}"))?
+                }
+            },
+            temporary: file.quota.temporary.unwrap_or(false),
+            warn_percent: file.quota.warn_percent.unwrap_or(90),
+        };
+        if !(1..=100).contains(&quota.warn_percent) {
+            return Err("quota.warn_percent must be between 1 and 100".into());
+        }
         Ok(Config {
             limits,
+            quota,
             submission,
             submissions,
             pop3s,
@@ -505,6 +550,7 @@ mod tests {
         );
         assert_eq!(from_example.relay_from, defaults.relay_from);
         assert_eq!(from_example.limits, defaults.limits);
+        assert_eq!(from_example.quota, defaults.quota);
         assert_eq!(
             from_example.allow_plaintext_on_loopback,
             defaults.allow_plaintext_on_loopback

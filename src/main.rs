@@ -17,6 +17,7 @@ usage:
   postbox user passwd NAME [--password-stdin]
   postbox user del NAME
   postbox user list
+  postbox user quota NAME SIZE
   postbox console                     admin shell on stdin/stdout
   postbox stats                       traffic counters (like mailstats)
   postbox tls show                    the certificate in use
@@ -67,6 +68,8 @@ usage:
   postbox user passwd NAME [--password-stdin]  change a password
   postbox user del NAME                        remove a user and their mail
   postbox user list                            list users
+  postbox user quota NAME SIZE                 mailbox limit: 500M, 2G, unlimited,
+                                               or default (from the config)
 
 NAME is 'local' (default domain) or 'local@domain'. Without
 --password-stdin the password is asked twice on the terminal, unechoed.
@@ -260,6 +263,10 @@ fn user(args: &Args) -> Result<(), Failure> {
         ["add" | "passwd" | "del", ..] => {
             usage(format!("user {} takes exactly one NAME", words[0]))
         }
+        ["quota", name, size] => {
+            done(admin::set_quota(&config, name, size).map_err(Failure::Failed)?)
+        }
+        ["quota", ..] => usage("user quota takes NAME and SIZE (e.g. 500M, unlimited, default)"),
         ["list", ..] => usage("user list takes no arguments"),
         [other, ..] => usage(format!("unknown user subcommand {other:?}")),
     }

@@ -116,6 +116,9 @@ pub struct Shared {
     throttle: LoginThrottle,
     login_cache: LoginCache,
     pub users: RefCell<users::UserCache>,
+    quotas: RefCell<crate::store::quota::QuotaCache>,
+    /// Bytes per mailbox directory, for quotas.
+    usage: RefCell<std::collections::HashMap<PathBuf, u64>>,
     pub names: maildir::NameMaker,
     /// Makes finished messages durable, several per round of syncs.
     pub commits: GroupCommit,
@@ -233,10 +236,96 @@ impl Shared {
             });
             named.or_else(|| list.first_admin(domain))
         });
-        match account.and_then(|u| Address::new(&u.local, &u.domain).ok()) {
-            Some(address) => RcptVerdict::Local(address),
-            None => RcptVerdict::UnknownUser,
+        let address = match account.and_then(|u| Address::new(&u.local, &u.domain).ok()) {
+            Some(address) => address,
+            None => return RcptVerdict::UnknownUser,
+        };
+        drop(cache);
+        let limit = self.quota_of(&address);
+        if limit > 0 && self.mailbox_usage(&self.mailbox_dir(&address)) >= limit {
+            return RcptVerdict::OverQuota {
+                temporary: self.config.quota.temporary,
+            };
         }
+        RcptVerdict::Local(address)
+    }
+
+    /// The user's mailbox limit in bytes (0: unlimited).
+    pub fn quota_of(&self, account: &Address) -> u64 {
+        self.quotas
+            .borrow_mut()
+            .limit(account.as_str(), self.config.quota.default)
+    }
+
+    /// Bytes in a mailbox: scanned once, then kept up to date in RAM.
+    pub fn mailbox_usage(&self, dir: &Path) -> u64 {
+        if let Some(bytes) = self.usage.borrow().get(dir) {
+            return *bytes;
+        }
+        let bytes = maildir::scan_mailbox(dir)
+            .map(|messages| messages.iter().map(|m| m.size).sum())
+            .unwrap_or(0);
+        self.usage.borrow_mut().insert(dir.to_path_buf(), bytes);
+        bytes
+    }
+
+    /// Records a delivery of `size` bytes; returns the usage before it.
+    pub fn add_usage(&self, dir: &Path, size: u64) -> u64 {
+        let before = self.mailbox_usage(dir);
+        self.usage
+            .borrow_mut()
+            .insert(dir.to_path_buf(), before + size);
+        before
+    }
+
+    /// Counts a delivery against each account's quota and warns the owner
+    /// (once, as the mailbox passes `warn_percent`) by a message.
+    pub async fn after_delivery(&self, accounts: &[Address], size: u64) {
+        for account in accounts {
+            let dir = self.mailbox_dir(account);
+            let before = self.add_usage(&dir, size);
+            let limit = self.quota_of(account);
+            let mark = limit / 100 * u64::from(self.config.quota.warn_percent);
+            if limit > 0 && before < mark && before + size >= mark {
+                let text = format!(
+                    "Your mailbox {account} holds {} of its {} bytes ({}%).\r\n\r\nWhen it is full, new mail is refused. Fetch and delete\r\nsome messages with your mail program to make room.\r\n",
+                    before + size,
+                    limit,
+                    (before + size) * 100 / limit
+                );
+                self.deliver_notice(account, "Your mailbox is nearly full", &text)
+                    .await;
+            }
+        }
+    }
+
+    /// Puts a message from the postmaster straight into a user's mailbox.
+    pub async fn deliver_notice(&self, account: &Address, subject: &str, text: &str) {
+        let name = self.names.next();
+        let message = format!(
+            "Return-Path: <>\r\nFrom: Mail system <MAILER-DAEMON@{host}>\r\nTo: <{account}>\r\nSubject: {subject}\r\nDate: {date}\r\nMessage-ID: <{name}@{host}>\r\nAuto-Submitted: auto-generated\r\n\r\n{text}",
+            host = self.config.hostname,
+            date = crate::smtp::received::rfc5322_date(SystemTime::now()),
+        );
+        let dir = self.mailbox_dir(account);
+        let result = maildir::Incoming::create(&self.config.data_dir, name)
+            .and_then(|mut m| m.write(message.as_bytes()).map(|()| m));
+        let delivered = match result {
+            Ok(incoming) => self.commits.deliver(incoming, vec![dir.clone()]).await,
+            Err(e) => Err(e),
+        };
+        match delivered {
+            Ok(_) => {
+                self.add_usage(&dir, message.len() as u64);
+                log::info!("notice \"{subject}\" delivered to {account}");
+            }
+            Err(e) => log::error!("cannot deliver notice to {account}: {e}"),
+        }
+    }
+
+    /// Forgets a mailbox's usage after messages left it.
+    pub fn forget_usage(&self, dir: &Path) {
+        self.usage.borrow_mut().remove(dir);
     }
 
     /// Checks a login (`local` or `local@domain`) off the executor thread.
@@ -415,6 +504,11 @@ pub fn run(config: Config) -> Result<(), String> {
         names: maildir::NameMaker::new(&config.hostname),
         commits: GroupCommit::default(),
         users: RefCell::new(user_cache),
+        quotas: RefCell::new(
+            crate::store::quota::QuotaCache::open(&data_dir)
+                .map_err(|e| format!("cannot read quotas: {e}"))?,
+        ),
+        usage: RefCell::new(std::collections::HashMap::new()),
         started: Instant::now(),
         shutdown: Shutdown {
             closed,

@@ -22,6 +22,7 @@ commands:
   user passwd NAME     set a new password
   user del NAME        remove a user and their mail
   user list            list users
+  user quota NAME SIZE mailbox limit: 500M, 2G, unlimited or default
   status               server, listeners, users and stored mail
   stats                traffic counters: received, delivered, refused
   help                 this text
@@ -122,6 +123,7 @@ where
                 };
                 report(out, result)?;
             }
+            ["user", "quota", name, size] => report(out, admin::set_quota(config, name, size))?,
             ["user", "del", name] => report(
                 out,
                 admin::delete_user(config, name).map(|a| format!("deleted {a}")),

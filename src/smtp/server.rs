@@ -378,8 +378,12 @@ async fn receive_message(
     mailboxes.dedup();
     let size = incoming.size();
     let copies = mailboxes.len() as u64;
+    let mut accounts: Vec<Address> = recipients.iter().map(|r| r.mailbox.clone()).collect();
+    accounts.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    accounts.dedup();
     match shared.commits.deliver(incoming, mailboxes).await {
         Ok(_) => {
+            shared.after_delivery(&accounts, size).await;
             shared.count(|s| {
                 s.received_messages += 1;
                 s.received_bytes += size;

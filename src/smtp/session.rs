@@ -21,6 +21,8 @@ pub enum RcptVerdict {
     UnknownUser,
     /// Not a domain we serve: relaying, if the client may.
     Remote,
+    /// A user whose mailbox is at its quota.
+    OverQuota { temporary: bool },
 }
 
 /// The server side of address lookups; a trait so tests use a plain table.
@@ -583,6 +585,14 @@ impl Session {
                 Step::Continue
             }
             RcptVerdict::UnknownUser => self.error(out, 550, "5.1.1", "No such user here"),
+            RcptVerdict::OverQuota { temporary: true } => {
+                push(out, 452, Some("4.2.2"), "Mailbox full, try again later");
+                Step::Continue
+            }
+            RcptVerdict::OverQuota { temporary: false } => {
+                push(out, 552, Some("5.2.2"), "Mailbox full");
+                Step::Continue
+            }
             RcptVerdict::Remote if self.user.is_some() || self.security.relay_client => {
                 // Allowed to relay, but there is no outbound queue to hold it yet.
                 push(

@@ -3,5 +3,6 @@
 pub mod commit;
 pub mod durable;
 pub mod maildir;
+pub mod quota;
 pub mod record;
 pub mod users;

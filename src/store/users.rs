@@ -91,6 +91,17 @@ pub fn modify<R>(
     data_dir: &Path,
     change: impl FnOnce(&mut UserList) -> Result<R, String>,
 ) -> Result<R, String> {
+    let _lock = lock_users(data_dir)?;
+    let mut list = load(data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
+    let result = change(&mut list)?;
+    record::save(&users_path(data_dir), KIND, VERSION, &list)
+        .map_err(|e| format!("cannot write users file: {e}"))?;
+    Ok(result)
+}
+
+/// Takes the exclusive lock that serialises admin changes (held until
+/// the file is dropped).
+pub fn lock_users(data_dir: &Path) -> Result<std::fs::File, String> {
     super::durable::create_dir_durable(data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
     let lock = OpenOptions::new()
@@ -101,11 +112,7 @@ pub fn modify<R>(
         .map_err(|e| format!("cannot open users lock: {e}"))?;
     lock.lock()
         .map_err(|e| format!("cannot lock users file: {e}"))?;
-    let mut list = load(data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
-    let result = change(&mut list)?;
-    record::save(&users_path(data_dir), KIND, VERSION, &list)
-        .map_err(|e| format!("cannot write users file: {e}"))?;
-    Ok(result)
+    Ok(lock)
 }
 
 /// Identity of one version of the users file.

@@ -1,0 +1,127 @@
+//! Storage quotas: a default from the config, per-user overrides in one
+//! small record file (`DATA/quotas`, edited by `user quota`), and sizes
+//! written the way people write them (`500M`, `2G`).
+
+use super::record::{self, RecordError};
+use super::users::lock_users;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+const FILE: &str = "quotas";
+const KIND: [u8; 4] = *b"PBQU";
+const VERSION: u16 = 1;
+
+/// Per-user limits in bytes, by `local@domain`; 0 means unlimited.
+pub type Overrides = BTreeMap<String, u64>;
+
+fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(FILE)
+}
+
+pub fn load(data_dir: &Path) -> Result<Overrides, RecordError> {
+    Ok(record::load(&path(data_dir), KIND, VERSION)?.unwrap_or_default())
+}
+
+/// Sets (`Some`) or clears (`None`) one user's override.
+pub fn set(data_dir: &Path, account: &str, limit: Option<u64>) -> Result<(), String> {
+    // The users lock serialises every admin change to the data directory.
+    let _lock = lock_users(data_dir)?;
+    let mut all = load(data_dir).map_err(|e| format!("cannot read quotas: {e}"))?;
+    match limit {
+        Some(bytes) => all.insert(account.to_string(), bytes),
+        None => all.remove(account),
+    };
+    record::save(&path(data_dir), KIND, VERSION, &all)
+        .map_err(|e| format!("cannot write quotas: {e}"))
+}
+
+/// `1048576`, `512K`, `500M`, `2G` (binary units), or `0`/`unlimited`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("unlimited") {
+        return Ok(0);
+    }
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&t[..i], &t[i..]),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return Err(format!("invalid size {text:?} (e.g. 500M, 2G, unlimited)")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid size {text:?} (e.g. 500M, 2G, unlimited)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+/// The overrides as the server sees them: re-read only when the file changes.
+pub struct QuotaCache {
+    data_dir: PathBuf,
+    stamp: Option<SystemTime>,
+    overrides: Overrides,
+}
+
+impl QuotaCache {
+    pub fn open(data_dir: &Path) -> Result<Self, RecordError> {
+        let mut cache = QuotaCache {
+            data_dir: data_dir.to_path_buf(),
+            stamp: None,
+            overrides: Overrides::new(),
+        };
+        cache.refresh()?;
+        Ok(cache)
+    }
+
+    fn refresh(&mut self) -> Result<(), RecordError> {
+        let stamp = std::fs::metadata(path(&self.data_dir))
+            .and_then(|m| m.modified())
+            .ok();
+        if stamp != self.stamp || stamp.is_none() {
+            self.overrides = load(&self.data_dir)?;
+            self.stamp = stamp;
+        }
+        Ok(())
+    }
+
+    /// The limit for `account` in bytes (0: unlimited).
+    pub fn limit(&mut self, account: &str, default: u64) -> u64 {
+        if let Err(e) = self.refresh() {
+            log::error!("cannot read quotas, keeping the last ones: {e}");
+        }
+        self.overrides.get(account).copied().unwrap_or(default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("512K").unwrap(), 512 << 10);
+        assert_eq!(parse_size("500m").unwrap(), 500 << 20);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("unlimited").unwrap(), 0);
+        for bad in ["", "M", "1.5G", "12X", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn overrides_round_trip_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = QuotaCache::open(dir.path()).unwrap();
+        assert_eq!(cache.limit("alice@localhost", 7), 7);
+        set(dir.path(), "alice@localhost", Some(100)).unwrap();
+        assert_eq!(cache.limit("alice@localhost", 7), 100);
+        set(dir.path(), "alice@localhost", None).unwrap();
+        assert_eq!(cache.limit("alice@localhost", 7), 7);
+    }
+}
