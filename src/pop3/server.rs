@@ -38,6 +38,8 @@ struct Connection {
     /// Everything waiting to go out: replies and message bodies of
     /// pipelined commands share writes (up to [`POP3_OUTPUT`] bytes).
     bulk: Vec<u8>,
+    /// Writes so far (to know whether queued output has left).
+    writes: u64,
 }
 
 impl Connection {
@@ -55,6 +57,7 @@ impl Connection {
     async fn flush(&mut self) -> io::Result<()> {
         self.queue_replies();
         let bulk = std::mem::take(&mut self.bulk);
+        self.writes += 1;
         let result = self.send(&bulk).await;
         self.bulk = bulk;
         self.bulk.clear();
@@ -114,6 +117,7 @@ pub async fn serve_connection(
         stream,
         out,
         bulk: Vec::new(),
+        writes: 0,
     };
     let end = run(&mut c, session, id, peer).await;
     log::info!("pop3#{id} {peer} closed: {end}");
@@ -203,8 +207,17 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                     match send_message(c, path, body_lines).await {
                         Ok(()) => {}
                         Err(SendError::Client) => return "write failed",
+                        Err(SendError::Unreadable(e)) => {
+                            // Only this message is affected: the client got
+                            // -ERR instead of +OK and the session goes on.
+                            log::error!(
+                                "pop3#{id} {peer} cannot read {}: {e}",
+                                session.message_name(index)
+                            );
+                        }
                         Err(SendError::File(e)) => {
-                            // The +OK is out; all we can do is end the session.
+                            // Part of the message is out; only ending the
+                            // session tells the client it is incomplete.
                             log::error!(
                                 "pop3#{id} {peer} cannot read {}: {e}",
                                 session.message_name(index)
@@ -302,6 +315,9 @@ async fn send_listing(c: &mut Connection, session: &Session, kind: Listing) -> i
 
 enum SendError {
     Client,
+    /// Unreadable before anything was sent: answered with -ERR instead.
+    Unreadable(io::Error),
+    /// Failed part-way through.
     File(io::Error),
 }
 
@@ -311,12 +327,36 @@ async fn send_message(
     path: PathBuf,
     body_lines: Option<u32>,
 ) -> Result<(), SendError> {
+    // The session's +OK is the last reply queued; until the first write
+    // after it, a file error can still turn it into -ERR.
+    let ok_len = c
+        .out
+        .trim_end_matches("\r\n")
+        .rfind("\r\n")
+        .map_or(0, |i| i + 2);
+    let rollback = c.bulk.len() + ok_len;
     c.queue_replies();
-    let mut file = std::fs::File::open(&path).map_err(SendError::File)?;
+    let writes = c.writes;
+    let refuse = |c: &mut Connection, e: io::Error| {
+        if c.writes != writes {
+            return SendError::File(e);
+        }
+        c.bulk.truncate(rollback);
+        c.bulk
+            .extend_from_slice(b"-ERR [SYS/TEMP] Message unreadable\r\n");
+        SendError::Unreadable(e)
+    };
+    let mut file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) => return Err(refuse(c, e)),
+    };
     let mut raw = [0u8; RETR_CHUNK];
     let mut stuffer = Stuffer::new(body_lines);
     while !stuffer.is_done() {
-        let n = file.read(&mut raw).map_err(SendError::File)?;
+        let n = match file.read(&mut raw) {
+            Ok(n) => n,
+            Err(e) => return Err(refuse(c, e)),
+        };
         if n == 0 {
             break;
         }
