@@ -40,6 +40,8 @@ pub struct Config {
     pub allow_plaintext_on_loopback: bool,
     pub limits: LimitsConfig,
     pub quota: QuotaConfig,
+    /// Greylisting settings; `None` when it is off.
+    pub greylist: Option<crate::greylist::Settings>,
 }
 
 /// Mailbox size limits.
@@ -143,7 +145,18 @@ struct FileConfig {
     limits: LimitsFile,
     #[serde(default)]
     quota: QuotaFile,
+    #[serde(default)]
+    greylist: GreylistFile,
     relay_from: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GreylistFile {
+    enabled: Option<bool>,
+    delay: Option<u64>,
+    retry_window_hours: Option<u64>,
+    allow_days: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -361,9 +374,19 @@ impl Config {
         if !(1..=100).contains(&quota.warn_percent) {
             return Err("quota.warn_percent must be between 1 and 100".into());
         }
+        let g = &file.greylist;
+        let greylist = g
+            .enabled
+            .unwrap_or(false)
+            .then(|| crate::greylist::Settings {
+                delay: Duration::from_secs(g.delay.unwrap_or(300)),
+                retry_window: Duration::from_secs(g.retry_window_hours.unwrap_or(48) * 3600),
+                allow: Duration::from_secs(g.allow_days.unwrap_or(36) * 86400),
+            });
         Ok(Config {
             limits,
             quota,
+            greylist,
             submission,
             submissions,
             pop3s,
@@ -551,6 +574,10 @@ mod tests {
         assert_eq!(from_example.relay_from, defaults.relay_from);
         assert_eq!(from_example.limits, defaults.limits);
         assert_eq!(from_example.quota, defaults.quota);
+        assert_eq!(
+            format!("{:?}", from_example.greylist),
+            format!("{:?}", defaults.greylist)
+        );
         assert_eq!(
             from_example.allow_plaintext_on_loopback,
             defaults.allow_plaintext_on_loopback

@@ -113,6 +113,8 @@ pub struct Shared {
     pub tls: Tls,
     /// Sessions and connection rate per client address.
     pub clients: Rc<Clients>,
+    /// Greylisting of strangers' first attempts, when turned on.
+    pub greylist: Option<RefCell<crate::greylist::Greylist>>,
     throttle: LoginThrottle,
     login_cache: LoginCache,
     pub users: RefCell<users::UserCache>,
@@ -500,6 +502,10 @@ pub fn run(config: Config) -> Result<(), String> {
             config.limits.connections_per_minute,
         ),
         throttle: LoginThrottle::default(),
+        greylist: config
+            .greylist
+            .clone()
+            .map(|g| RefCell::new(crate::greylist::Greylist::new(g))),
         login_cache: LoginCache::new()?,
         names: maildir::NameMaker::new(&config.hostname),
         commits: GroupCommit::default(),

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
-struct LiveDirectory<'a>(&'a Shared);
+struct LiveDirectory<'a>(&'a Shared, std::net::IpAddr);
 
 impl Directory for LiveDirectory<'_> {
     fn lookup(&mut self, rcpt: &RcptTo) -> RcptVerdict {
@@ -31,6 +31,14 @@ impl Directory for LiveDirectory<'_> {
 
     fn owns(&mut self, user: &Address, address: &str) -> bool {
         self.0.owns(user, address)
+    }
+
+    fn greylist(&mut self, sender: Option<&Address>, rcpt: &Address) -> Option<u64> {
+        let mut list = self.0.greylist.as_ref()?.borrow_mut();
+        let sender = sender.map(Address::as_str).unwrap_or("");
+        let wait = list.check(self.1, sender, rcpt.as_str())?;
+        log::info!("greylisted {} <{sender}> -> <{rcpt}>", self.1);
+        Some(wait.as_secs().max(1))
     }
 }
 
@@ -157,7 +165,11 @@ async fn run(c: &mut Connection, mut session: Session) -> &'static str {
             c.input.start += used;
             let Some(event) = event else { break };
             command_deadline = Instant::now() + command_timeout;
-            let step = session.handle(event, &mut LiveDirectory(&c.shared), &mut c.out);
+            let step = session.handle(
+                event,
+                &mut LiveDirectory(&c.shared, c.peer.ip()),
+                &mut c.out,
+            );
             match step {
                 Step::Continue => {}
                 Step::Close => {

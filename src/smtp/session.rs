@@ -33,6 +33,11 @@ pub trait Directory {
     fn owns(&mut self, user: &Address, address: &str) -> bool {
         user.as_str().eq_ignore_ascii_case(address)
     }
+
+    /// Greylisting: seconds this sender → recipient must still wait, if any.
+    fn greylist(&mut self, _sender: Option<&Address>, _rcpt: &Address) -> Option<u64> {
+        None
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -579,6 +584,16 @@ impl Session {
                     RcptTo::Mailbox(a) => a,
                     RcptTo::Postmaster => mailbox.clone(),
                 };
+                let trusted = self.user.is_some() || self.security.relay_client;
+                if let Some(wait) = (!trusted)
+                    .then(|| dir.greylist(self.from.as_ref(), &given))
+                    .flatten()
+                {
+                    let mut text: heapless::String<96> = heapless::String::new();
+                    let _ = write!(text, "Greylisted, please try again in {wait} seconds");
+                    push(out, 451, Some("4.7.1"), &text);
+                    return Step::Continue;
+                }
                 self.recipients.push(Recipient { given, mailbox });
                 self.phase = Phase::Rcpt;
                 push(out, 250, Some("2.1.5"), "Recipient OK");
@@ -980,5 +995,41 @@ mod tests {
         assert_eq!(h.code("EHLO [192.0.2.7]"), "250-mx.te");
         let mut h = Harness::new();
         assert_eq!(h.code("EHLO 192.0.2.7"), "250-mx.te");
+    }
+
+    /// Defers everything once, like a greylist seeing new triplets.
+    struct Grey;
+
+    impl Directory for Grey {
+        fn lookup(&mut self, rcpt: &RcptTo) -> RcptVerdict {
+            Table.lookup(rcpt)
+        }
+
+        fn greylist(&mut self, _: Option<&Address>, _: &Address) -> Option<u64> {
+            Some(300)
+        }
+    }
+
+    #[test]
+    fn greylisting_defers_strangers_only() {
+        let mut h = Harness::new();
+        h.send("EHLO c");
+        h.send("MAIL FROM:<x@y.test>");
+        h.out.clear();
+        let line = LineEvent::Line(b"RCPT TO:<alice@localhost>");
+        h.session.handle(line, &mut Grey, &mut h.out);
+        assert!(h.out.starts_with("451 4.7.1 Greylisted"), "{}", h.out);
+        let mut h = tls_submission();
+        h.send(&format!("AUTH PLAIN {}", b64("\0alice\0pw")));
+        h.session.auth_done(Login::Ok(alice()), &mut h.out);
+        h.send("MAIL FROM:<alice@localhost>");
+        h.out.clear();
+        let line = LineEvent::Line(b"RCPT TO:<bob@localhost>");
+        h.session.handle(line, &mut Grey, &mut h.out);
+        assert!(
+            h.out.starts_with("250"),
+            "members are not greylisted: {}",
+            h.out
+        );
     }
 }
