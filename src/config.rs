@@ -81,6 +81,9 @@ pub struct SmtpConfig {
     pub max_errors: u32,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
+    /// Pause before greeting strangers on port 25; one who talks during it
+    /// is a spam engine (postscreen's pregreet test). Zero: off.
+    pub greet_delay: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +215,7 @@ struct SmtpFile {
     max_errors: Option<u32>,
     command_timeout: Option<u64>,
     data_timeout: Option<u64>,
+    greet_delay: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -298,6 +302,7 @@ impl Config {
                 .data_timeout
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_DATA_TIMEOUT),
+            greet_delay: Duration::from_secs(file.smtp.greet_delay.unwrap_or(0)),
         };
         let pop3 = Pop3Config {
             listen: o

@@ -172,3 +172,19 @@ fn helo_names_no_mail_server_uses_are_refused_on_port_25() {
     c.reply();
     assert!(c.ask("EHLO 127.0.0.1").starts_with("250"));
 }
+
+#[test]
+fn early_talkers_are_refused_when_greeting_is_delayed() {
+    let (_dir, server) = server_with("[smtp]\ngreet_delay = 1\n");
+    // Talks at once, as spam engines do.
+    let mut c = server.smtp();
+    c.send(b"EHLO spam.test\r\nMAIL FROM:<x@spam.test>\r\n");
+    assert!(c.reply().starts_with("554 5.5.1"));
+    assert!(c.closed());
+    // Waits for the greeting, as real servers do.
+    let mut c = server.smtp();
+    let start = Instant::now();
+    assert!(c.reply().starts_with("220"));
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    assert!(c.ask("EHLO patient.test").starts_with("250"));
+}

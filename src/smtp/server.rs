@@ -122,6 +122,22 @@ pub async fn serve_connection(
     {
         return;
     }
+    let greet_delay = shared.config.smtp.greet_delay;
+    if service == Service::Smtp && !greet_delay.is_zero() && !shared.relay_client(peer.ip()) {
+        let mut probe = [0u8; 64];
+        match conn::read(&mut stream, &mut probe, greet_delay, Some(&shared.shutdown)).await {
+            ReadOutcome::TimedOut => {}
+            ReadOutcome::Data(_) => {
+                log::warn!("smtp#{id} {peer} refused: talked before the greeting");
+                let reply = "554 5.5.1 Protocol error: talking before the greeting\r\n";
+                shared.count(|s| s.count_refusals(reply));
+                let timeout = shared.config.smtp.command_timeout;
+                let _ = conn::write(&mut stream, reply.as_bytes(), timeout).await;
+                return;
+            }
+            ReadOutcome::Closed | ReadOutcome::Shutdown => return,
+        }
+    }
     let security = Security {
         starttls: !service.implicit_tls(),
         tls: stream.is_tls(),
