@@ -40,6 +40,10 @@ pub struct Config {
     pub allow_plaintext_on_loopback: bool,
     pub limits: LimitsConfig,
     pub quota: QuotaConfig,
+    /// DNS blocklist zones checked for strangers on port 25 (empty: off).
+    pub dnsbl: Vec<String>,
+    /// Where DNS questions go (blocklists); default: /etc/resolv.conf's first.
+    pub dns_resolver: Option<SocketAddr>,
     /// Greylisting settings; `None` when it is off.
     pub greylist: Option<crate::greylist::Settings>,
 }
@@ -151,6 +155,15 @@ struct FileConfig {
     #[serde(default)]
     greylist: GreylistFile,
     relay_from: Option<Vec<String>>,
+    dns_resolver: Option<SocketAddr>,
+    #[serde(default)]
+    dnsbl: DnsblFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DnsblFile {
+    zones: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -388,10 +401,18 @@ impl Config {
                 retry_window: Duration::from_secs(g.retry_window_hours.unwrap_or(48) * 3600),
                 allow: Duration::from_secs(g.allow_days.unwrap_or(36) * 86400),
             });
+        let dnsbl = file.dnsbl.zones.unwrap_or_default();
+        for zone in &dnsbl {
+            if !crate::address::domain_is_valid(zone.trim_end_matches('.')) {
+                return Err(format!("dnsbl.zones: invalid zone {zone:?}"));
+            }
+        }
         Ok(Config {
             limits,
             quota,
             greylist,
+            dnsbl,
+            dns_resolver: file.dns_resolver,
             submission,
             submissions,
             pop3s,

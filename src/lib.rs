@@ -35,6 +35,7 @@ pub mod clients;
 pub mod config;
 pub mod conn;
 pub mod console;
+pub mod dns;
 pub mod greylist;
 pub mod limits;
 pub mod line;

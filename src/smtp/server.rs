@@ -122,6 +122,19 @@ pub async fn serve_connection(
     {
         return;
     }
+    if service == Service::Smtp && !shared.relay_client(peer.ip()) {
+        if let Some(zone) = blocklisted(&shared, peer.ip()).await {
+            log::warn!("smtp#{id} {peer} refused: listed in {zone}");
+            let reply = format!(
+                "554 5.7.1 Service unavailable; client [{}] blocked using {zone}\r\n",
+                peer.ip()
+            );
+            shared.count(|s| s.count_refusals(&reply));
+            let timeout = shared.config.smtp.command_timeout;
+            let _ = conn::write(&mut stream, reply.as_bytes(), timeout).await;
+            return;
+        }
+    }
     let greet_delay = shared.config.smtp.greet_delay;
     if service == Service::Smtp && !greet_delay.is_zero() && !shared.relay_client(peer.ip()) {
         let mut probe = [0u8; 64];
@@ -434,6 +447,27 @@ async fn receive_message(
             })
         }
     }
+}
+
+/// The first configured blocklist that lists `ip`, if any.
+async fn blocklisted(shared: &Shared, ip: std::net::IpAddr) -> Option<String> {
+    if shared.config.dnsbl.is_empty() {
+        return None;
+    }
+    let Some(resolver) = shared
+        .config
+        .dns_resolver
+        .or_else(crate::dns::system_resolver)
+    else {
+        log::warn!("blocklists configured but no DNS resolver known");
+        return None;
+    };
+    for zone in &shared.config.dnsbl {
+        if crate::dns::listed(resolver, ip, zone).await {
+            return Some(zone.clone());
+        }
+    }
+    None
 }
 
 /// Appends decoded bytes to the spool file unless the message is already
