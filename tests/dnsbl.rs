@@ -44,17 +44,9 @@ fn responder() -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 fn server(resolver: &str, zone: &str) -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    add_user(&data, "alice", "alice-pw");
-    let config = dir.path().join("postbox.toml");
-    std::fs::write(
-        &config,
-        format!("dns_resolver = \"{resolver}\"\n[dnsbl]\nzones = [\"{zone}\"]\n"),
-    )
-    .unwrap();
-    let server = Server::start_in(&data, &["--config", config.to_str().unwrap()]);
-    (dir, server)
+    Server::with_config(&format!(
+        "dns_resolver = \"{resolver}\"\n[dnsbl]\nzones = [\"{zone}\"]\n"
+    ))
 }
 
 #[test]

@@ -15,12 +15,7 @@ fn rcpt(server: &Server, from: &str, to: &str) -> String {
 
 #[test]
 fn first_attempt_deferred_retry_accepted() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    add_user(&data, "alice", "alice-pw");
-    let config = dir.path().join("postbox.toml");
-    std::fs::write(&config, "[greylist]\nenabled = true\ndelay = 1\n").unwrap();
-    let server = Server::start_in(&data, &["--config", config.to_str().unwrap()]);
+    let (_dir, server) = Server::with_config("[greylist]\nenabled = true\ndelay = 1\n");
     let first = rcpt(&server, "news@remote.test", "alice@localhost");
     assert!(first.starts_with("451 4.7.1"), "{first}");
     assert!(rcpt(&server, "news@remote.test", "alice@localhost").starts_with("451 4.7.1"));

@@ -6,16 +6,6 @@ use common::*;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-fn server_with(config: &str) -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    add_user(&data, "alice", "alice-pw");
-    let path = dir.path().join("postbox.toml");
-    std::fs::write(&path, config).unwrap();
-    let server = Server::start_in(&data, &["--config", path.to_str().unwrap()]);
-    (dir, server)
-}
-
 /// Sends `bytes` one at a time, `gap` apart, until the server hangs up;
 /// returns how long that took (or None if it never did).
 fn drip(c: &mut Client, bytes: &[u8], gap: Duration) -> Option<Duration> {
@@ -34,7 +24,7 @@ fn drip(c: &mut Client, bytes: &[u8], gap: Duration) -> Option<Duration> {
 
 #[test]
 fn smtp_command_drip_is_cut_off() {
-    let (_dir, server) = server_with("[smtp]\ncommand_timeout = 1\n");
+    let (_dir, server) = Server::with_config("[smtp]\ncommand_timeout = 1\n");
     let mut c = server.smtp();
     c.reply();
     // Each byte comes well within the per-read timeout, but the line never ends.
@@ -45,7 +35,7 @@ fn smtp_command_drip_is_cut_off() {
 
 #[test]
 fn smtp_data_drip_is_cut_off_and_nothing_stored() {
-    let (_dir, server) = server_with("[smtp]\ndata_timeout = 1\n");
+    let (_dir, server) = Server::with_config("[smtp]\ndata_timeout = 1\n");
     let mut c = server.smtp();
     c.reply();
     c.ask("EHLO slow.test");
@@ -68,7 +58,7 @@ fn smtp_data_drip_is_cut_off_and_nothing_stored() {
 
 #[test]
 fn pop3_command_drip_is_cut_off() {
-    let (_dir, server) = server_with("[pop3]\ntimeout = 1\n");
+    let (_dir, server) = Server::with_config("[pop3]\ntimeout = 1\n");
     let mut c = server.pop3();
     c.line();
     let took = drip(&mut c, b"CAPACAPA", Duration::from_millis(300));
@@ -77,7 +67,7 @@ fn pop3_command_drip_is_cut_off() {
 
 #[test]
 fn sessions_per_address_and_connection_rate() {
-    let (_dir, server) = server_with("[limits]\nsessions_per_address = 2\n");
+    let (_dir, server) = Server::with_config("[limits]\nsessions_per_address = 2\n");
     let mut held: Vec<Client> = (0..2).map(|_| server.smtp()).collect();
     for c in &mut held {
         assert!(c.reply().starts_with("220"));
@@ -99,7 +89,7 @@ fn sessions_per_address_and_connection_rate() {
         "a freed slot is reusable"
     );
 
-    let (_dir, server) = server_with("[limits]\nconnections_per_minute = 3\n");
+    let (_dir, server) = Server::with_config("[limits]\nconnections_per_minute = 3\n");
     for _ in 0..3 {
         assert!(server.smtp().reply().starts_with("220"));
     }
@@ -108,7 +98,7 @@ fn sessions_per_address_and_connection_rate() {
 
 #[test]
 fn repeated_login_failures_are_refused_for_a_while() {
-    let (_dir, server) = server_with("[limits]\nlogin_failures = 2\n");
+    let (_dir, server) = Server::with_config("[limits]\nlogin_failures = 2\n");
     let mut c = server.pop3();
     c.line();
     for _ in 0..2 {
@@ -141,7 +131,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn memory_per_idle_session_is_small_and_fixed() {
     let (_dir, server) =
-        server_with("[smtp]\nmax_sessions = 600\n[limits]\nsessions_per_address = 600\n");
+        Server::with_config("[smtp]\nmax_sessions = 600\n[limits]\nsessions_per_address = 600\n");
     // Warm up: the first sessions allocate the executor's own structures.
     let warm: Vec<Client> = (0..20).map(|_| server.smtp()).collect();
     std::thread::sleep(Duration::from_millis(300));
@@ -175,7 +165,7 @@ fn helo_names_no_mail_server_uses_are_refused_on_port_25() {
 
 #[test]
 fn early_talkers_are_refused_when_greeting_is_delayed() {
-    let (_dir, server) = server_with("[smtp]\ngreet_delay = 1\n");
+    let (_dir, server) = Server::with_config("[smtp]\ngreet_delay = 1\n");
     // Talks at once, as spam engines do.
     let mut c = server.smtp();
     c.send(b"EHLO spam.test\r\nMAIL FROM:<x@spam.test>\r\n");

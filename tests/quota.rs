@@ -5,17 +5,6 @@
 mod common;
 use common::*;
 
-fn start(config: &str) -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    add_user(&data, "alice", "alice-pw");
-    add_user(&data, "bob", "bob-pw");
-    let path = dir.path().join("postbox.toml");
-    std::fs::write(&path, config).unwrap();
-    let server = Server::start_in(&data, &["--config", path.to_str().unwrap()]);
-    (dir, server)
-}
-
 fn rcpt(server: &Server, to: &str) -> String {
     let mut c = server.smtp();
     c.reply();
@@ -32,7 +21,7 @@ fn fill(server: &Server, to: &str, bytes: usize) {
 
 #[test]
 fn default_quota_refuses_when_full_and_recovers() {
-    let (_dir, server) = start("[quota]\ndefault = \"20K\"\n");
+    let (_dir, server) = Server::with_config("[quota]\ndefault = \"20K\"\n");
     fill(&server, "alice@localhost", 19_000);
     // The warning (mailbox past 90 %) arrived with the message.
     let files = server.messages("alice");
@@ -63,7 +52,7 @@ fn default_quota_refuses_when_full_and_recovers() {
 
 #[test]
 fn per_user_override_on_a_running_server_and_temporary_mode() {
-    let (_dir, server) = start("[quota]\ntemporary = true\n");
+    let (_dir, server) = Server::with_config("[quota]\ntemporary = true\n");
     fill(&server, "bob@localhost", 5_000);
     assert!(
         rcpt(&server, "bob@localhost").starts_with("250"),

@@ -15,17 +15,6 @@ fn greeted(server: &Server) -> Client {
     c
 }
 
-fn with_config(text: &str) -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    add_user(&data, "alice", "alice-pw");
-    add_user(&data, "bob", "bob-pw");
-    let config = dir.path().join("postbox.toml");
-    std::fs::write(&config, text).unwrap();
-    let server = Server::start_in(&data, &["--config", config.to_str().unwrap()]);
-    (dir, server)
-}
-
 fn spool_is_empty(data: &Path) -> bool {
     std::fs::read_dir(data.join("tmp"))
         .unwrap()
@@ -181,7 +170,7 @@ fn smuggled_second_message_stays_inside_the_first() {
 
 #[test]
 fn size_limit_while_streaming_and_declared() {
-    let (_dir, server) = with_config("[smtp]\nmax_message_size = 10000\n");
+    let (_dir, server) = Server::with_config("[smtp]\nmax_message_size = 10000\n");
     let mut c = greeted(&server);
     assert!(c.ask("EHLO client.test").contains("SIZE 10000"));
     assert!(c
@@ -233,7 +222,7 @@ fn pipelined_commands_get_replies_in_order() {
 #[test]
 fn recipient_session_and_error_limits() {
     let (_dir, server) =
-        with_config("[smtp]\nmax_recipients = 3\nmax_sessions = 2\nmax_errors = 3\n");
+        Server::with_config("[smtp]\nmax_recipients = 3\nmax_sessions = 2\nmax_errors = 3\n");
     let mut c = greeted(&server);
     c.ask("MAIL FROM:<x@remote.test>");
     for _ in 0..3 {
@@ -254,7 +243,7 @@ fn recipient_session_and_error_limits() {
 
 #[test]
 fn idle_and_stalled_clients_are_cut_off() {
-    let (_dir, server) = with_config("[smtp]\ncommand_timeout = 1\ndata_timeout = 1\n");
+    let (_dir, server) = Server::with_config("[smtp]\ncommand_timeout = 1\ndata_timeout = 1\n");
     let mut c = server.smtp();
     c.reply();
     let start = Instant::now();

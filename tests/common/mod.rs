@@ -85,6 +85,19 @@ impl Server {
         server
     }
 
+    /// alice and bob as in `with_users`, with `toml` as the config file.
+    /// The TempDir holds the data and the config; keep it alive.
+    pub fn with_config(toml: &str) -> (tempfile::TempDir, Server) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        add_user(&data, "alice", "alice-pw");
+        add_user(&data, "bob", "bob-pw");
+        let config = dir.path().join("postbox.toml");
+        std::fs::write(&config, toml).unwrap();
+        let server = Server::start_in(&data, &["--config", config.to_str().unwrap()]);
+        (dir, server)
+    }
+
     /// Starts on `data` (kept after the server stops) with extra flags.
     /// Every listener gets an ephemeral port; passwords may be sent
     /// without TLS over loopback unless `extra` asks otherwise.
