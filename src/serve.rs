@@ -284,9 +284,12 @@ impl Shared {
     /// (once, as the mailbox passes `warn_percent`) by a message.
     pub async fn after_delivery(&self, accounts: &[Address], size: u64) {
         for account in accounts {
+            let limit = self.quota_of(account);
+            if limit == 0 {
+                continue; // unlimited: no need to know the size
+            }
             let dir = self.mailbox_dir(account);
             let before = self.add_usage(&dir, size);
-            let limit = self.quota_of(account);
             let mark = limit / 100 * u64::from(self.config.quota.warn_percent);
             if limit > 0 && before < mark && before + size >= mark {
                 let text = format!(
@@ -325,9 +328,16 @@ impl Shared {
         }
     }
 
-    /// Forgets a mailbox's usage after messages left it.
+    /// Forgets a mailbox's usage (it is scanned again when next needed).
     pub fn forget_usage(&self, dir: &Path) {
         self.usage.borrow_mut().remove(dir);
+    }
+
+    /// Takes deleted messages off a mailbox's known usage.
+    pub fn remove_usage(&self, dir: &Path, bytes: u64) {
+        if let Some(usage) = self.usage.borrow_mut().get_mut(dir) {
+            *usage = usage.saturating_sub(bytes);
+        }
     }
 
     /// Checks a login (`local` or `local@domain`) off the executor thread.

@@ -234,13 +234,16 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                         .clone();
                     let doomed: Vec<String> = session.deleted().map(str::to_owned).collect();
                     let count = doomed.len();
+                    let freed = session.deleted_bytes();
                     let mailbox = dir.clone();
                     let result = smol::unblock(move || {
                         maildir::delete_messages(&dir, doomed.iter().map(String::as_str))
                     })
                     .await;
-                    if count > 0 {
-                        c.shared.forget_usage(&mailbox);
+                    match result {
+                        Ok(()) => c.shared.remove_usage(&mailbox, freed),
+                        // Some may be gone, some not: count again next time.
+                        Err(_) => c.shared.forget_usage(&mailbox),
                     }
                     if let Err(e) = &result {
                         log::error!("pop3#{id} {peer} deleting messages failed: {e}");

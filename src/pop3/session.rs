@@ -395,6 +395,16 @@ impl Session {
             .map(|(m, _)| &*m.name)
     }
 
+    /// Bytes of the messages marked for deletion.
+    pub fn deleted_bytes(&self) -> u64 {
+        self.messages
+            .iter()
+            .zip(&self.deleted)
+            .filter(|(_, d)| **d)
+            .map(|(m, _)| m.size)
+            .sum()
+    }
+
     pub fn update_done(&mut self, ok: bool, out: &mut Replies) {
         let _ = out.push_str(if ok {
             "+OK Bye\r\n"
