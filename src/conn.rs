@@ -30,9 +30,15 @@ impl Stream {
         matches!(self, Stream::Tls(_))
     }
 
-    /// Runs the server side of a TLS handshake (bounded in time) and logs
-    /// how it went for session `who`; `false` means the connection is over.
-    pub async fn start_tls(&mut self, acceptor: TlsAcceptor, who: fmt::Arguments<'_>) -> bool {
+    /// Runs the server side of a TLS handshake (bounded in time, and cut
+    /// short by shutdown: nothing is in flight yet) and logs how it went for
+    /// session `who`; `false` means the connection is over.
+    pub async fn start_tls(
+        &mut self,
+        acceptor: TlsAcceptor,
+        shutdown: &Shutdown,
+        who: fmt::Arguments<'_>,
+    ) -> bool {
         let Stream::Plain(tcp) = std::mem::replace(self, Stream::Broken) else {
             return false;
         };
@@ -41,7 +47,11 @@ impl Stream {
             Timer::after(TLS_HANDSHAKE_TIMEOUT).await;
             Ok(None)
         };
-        match future::or(handshake, timer).await {
+        let stop = async {
+            shutdown.requested().await;
+            Err(io::Error::other("server shutting down"))
+        };
+        match future::or(handshake, future::or(timer, stop)).await {
             Ok(Some(tls)) => {
                 *self = Stream::Tls(Box::new(tls));
                 log::info!("{who} TLS {}", self.tls_summary().unwrap_or_default());

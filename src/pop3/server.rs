@@ -95,7 +95,11 @@ pub async fn serve_connection(
     log::info!("pop3#{id} {peer} connected to {}", service.name());
     if service.implicit_tls()
         && !stream
-            .start_tls(shared.tls.acceptor(), format_args!("pop3#{id} {peer}"))
+            .start_tls(
+                shared.tls.acceptor(),
+                &shared.shutdown,
+                format_args!("pop3#{id} {peer}"),
+            )
             .await
     {
         return;
@@ -160,7 +164,11 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                     let acceptor = c.shared.tls.acceptor();
                     if !c
                         .stream
-                        .start_tls(acceptor, format_args!("pop3#{id} {peer}"))
+                        .start_tls(
+                            acceptor,
+                            &c.shared.shutdown,
+                            format_args!("pop3#{id} {peer}"),
+                        )
                         .await
                     {
                         return "TLS handshake failed";

@@ -80,13 +80,19 @@ impl Connection {
     async fn fill(&mut self, in_data: bool, deadline: Instant) -> ReadOutcome {
         let smtp = &self.shared.config.smtp;
         let shutdown = &self.shared.shutdown;
-        let (timeout, watch) = match (in_data, shutdown.grace_left()) {
-            (false, _) => (smtp.command_timeout, Some(shutdown)),
-            (true, None) => (smtp.data_timeout, None),
-            (true, Some(left)) => (smtp.data_timeout.min(left), None),
+        let outcome = loop {
+            let (timeout, watch) = match (in_data, shutdown.grace_left()) {
+                (false, _) => (smtp.command_timeout, Some(shutdown)),
+                // Watching for shutdown only to start the grace clock.
+                (true, None) => (smtp.data_timeout, Some(shutdown)),
+                (true, Some(left)) => (smtp.data_timeout.min(left), None),
+            };
+            let timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
+            match conn::read(&mut self.stream, &mut self.input.buf[..], timeout, watch).await {
+                ReadOutcome::Shutdown if in_data => continue,
+                outcome => break outcome,
+            }
         };
-        let timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
-        let outcome = conn::read(&mut self.stream, &mut self.input.buf[..], timeout, watch).await;
         if let ReadOutcome::Data(n) = outcome {
             self.input.start = 0;
             self.input.end = n;
@@ -117,7 +123,11 @@ pub async fn serve_connection(
     log::info!("smtp#{id} {peer} connected to {}", service.name());
     if service.implicit_tls()
         && !stream
-            .start_tls(shared.tls.acceptor(), format_args!("smtp#{id} {peer}"))
+            .start_tls(
+                shared.tls.acceptor(),
+                &shared.shutdown,
+                format_args!("smtp#{id} {peer}"),
+            )
             .await
     {
         return;
@@ -224,7 +234,8 @@ async fn run(c: &mut Connection, mut session: Session) -> &'static str {
                     }
                     let acceptor = c.shared.tls.acceptor();
                     let who = format_args!("smtp#{} {}", c.id, c.peer);
-                    if !c.stream.start_tls(acceptor, who).await {
+                    let shutdown = &c.shared.shutdown;
+                    if !c.stream.start_tls(acceptor, shutdown, who).await {
                         return "TLS handshake failed";
                     }
                     session.tls_started();
