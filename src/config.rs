@@ -46,6 +46,7 @@ pub struct Config {
     pub dns_resolver: Option<SocketAddr>,
     /// Greylisting settings; `None` when it is off.
     pub greylist: Option<crate::greylist::Settings>,
+    pub spam: crate::spam::Settings,
 }
 
 /// Mailbox size limits.
@@ -158,6 +159,16 @@ struct FileConfig {
     dns_resolver: Option<SocketAddr>,
     #[serde(default)]
     dnsbl: DnsblFile,
+    #[serde(default)]
+    spam: SpamFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SpamFile {
+    recipient_limit: Option<usize>,
+    action: Option<String>,
+    subject_tag: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -407,10 +418,32 @@ impl Config {
                 return Err(format!("dnsbl.zones: invalid zone {zone:?}"));
             }
         }
+        let spam_defaults = crate::spam::Settings::default();
+        let spam = crate::spam::Settings {
+            recipient_limit: file
+                .spam
+                .recipient_limit
+                .unwrap_or(spam_defaults.recipient_limit),
+            action: match file.spam.action.as_deref() {
+                None => spam_defaults.action,
+                Some("reject") => crate::spam::Action::Reject,
+                Some("tag") => crate::spam::Action::Tag,
+                Some(other) => {
+                    return Err(format!(
+                        "spam.action: expected \"reject\" or \"tag\", not {other:?}"
+                    ))
+                }
+            },
+            subject_tag: file.spam.subject_tag.unwrap_or(spam_defaults.subject_tag),
+        };
+        if spam.subject_tag.contains(['\r', '\n']) {
+            return Err("spam.subject_tag must be one line".into());
+        }
         Ok(Config {
             limits,
             quota,
             greylist,
+            spam,
             dnsbl,
             dns_resolver: file.dns_resolver,
             submission,
@@ -609,5 +642,6 @@ mod tests {
             defaults.allow_plaintext_on_loopback
         );
         assert_eq!(from_example.data_dir, defaults.data_dir);
+        assert_eq!(from_example.spam, defaults.spam);
     }
 }

@@ -43,6 +43,7 @@ pub mod pop3;
 pub mod relay;
 pub mod serve;
 pub mod smtp;
+pub mod spam;
 pub mod stats;
 pub mod store;
 pub mod tls;

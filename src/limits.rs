@@ -65,6 +65,9 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest From: header field we examine on submission; longer ones are refused.
 pub const MAX_FROM_HEADER: usize = 2048;
+/// To: and Cc: bytes read for the recipient spam rule; past it, the
+/// addresses in the first part are enough to count.
+pub const MAX_RECIPIENT_HEADERS: usize = 4096;
 
 /// Traffic counters are written to flash at most this often.
 pub const STATS_SAVE_INTERVAL: Duration = Duration::from_secs(60);
@@ -81,3 +84,6 @@ pub const MAX_DOMAIN: usize = 253;
 
 /// Received: headers counted for loop detection (RFC 5321 §6.3).
 pub const MAX_RECEIVED_HEADERS: usize = 50;
+
+/// Addresses each member's automatic address book keeps (8 bytes each).
+pub const ADDRESS_BOOK_ENTRIES: usize = 2000;

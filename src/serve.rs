@@ -129,6 +129,8 @@ pub struct Shared {
     /// Traffic counters; written to flash by a task once a minute at most.
     stats: RefCell<crate::stats::Stats>,
     stats_changed: Cell<bool>,
+    /// Members' automatic address books, for the spam recipient rule.
+    pub books: crate::spam::AddressBooks,
     /// One Argon2 computation at a time bounds login memory on small boards.
     password_gate: smol::lock::Semaphore,
     /// Mailboxes with a POP3 session in the TRANSACTION state.
@@ -145,7 +147,19 @@ impl Shared {
         self.stats_changed.set(true);
     }
 
-    /// Writes the counters if they changed (off the executor thread).
+    /// Writes what is kept in RAM between rare saves: counters and
+    /// address books (off the executor thread).
+    async fn save_rarely(&self) {
+        self.save_stats().await;
+        let changes = self.books.take_changes();
+        if !changes.is_empty() {
+            if let Err(e) = smol::unblock(move || crate::spam::book::save(&changes)).await {
+                log::error!("cannot save address books: {e}");
+            }
+        }
+    }
+
+    /// Writes the counters if they changed.
     async fn save_stats(&self) {
         if !self.stats_changed.replace(false) {
             return;
@@ -532,6 +546,7 @@ pub fn run(config: Config) -> Result<(), String> {
         },
         stats: RefCell::new(stats),
         stats_changed: Cell::new(false),
+        books: crate::spam::AddressBooks::default(),
         password_gate: smol::lock::Semaphore::new(1),
         pop3_in_use: RefCell::new(HashSet::new()),
         smtp_sessions: Cell::new(0),
@@ -615,13 +630,14 @@ async fn serve(
         })
         .collect();
 
-    // Counters reach flash at most once a minute (and at shutdown).
+    // Counters and address books reach flash at most once a minute (and
+    // at shutdown).
     let saver = {
         let shared = shared.clone();
         executor.spawn(async move {
             loop {
                 Timer::after(crate::limits::STATS_SAVE_INTERVAL).await;
-                shared.save_stats().await;
+                shared.save_rarely().await;
             }
         })
     };
@@ -640,7 +656,7 @@ async fn serve(
         Timer::after(Duration::from_millis(20)).await;
     }
     drop(saver);
-    shared.save_stats().await;
+    shared.save_rarely().await;
     log::info!("stopped");
     Ok(())
 }

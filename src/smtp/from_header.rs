@@ -1,8 +1,9 @@
-//! Finds the addresses in a message's From: header as the body streams
-//! past, so submission can refuse mail that claims another sender
-//! (RFC 6409 §6.1 lets a submission server check what it is given).
+//! Finds the addresses in chosen header fields as the body streams past:
+//! From: so submission can refuse mail that claims another sender
+//! (RFC 6409 §6.1 lets a submission server check what it is given), and
+//! To:/Cc: for the spam rule on many unknown recipients.
 
-use crate::limits::MAX_FROM_HEADER;
+use crate::limits::{MAX_FROM_HEADER, MAX_RECIPIENT_HEADERS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Position {
@@ -14,15 +15,24 @@ enum Position {
     Done,
 }
 
-pub struct FromHeaderScanner {
+/// Captures the values of the fields named in `fields` (lower case), up
+/// to `N` bytes in all.
+pub struct HeaderScanner<const N: usize> {
+    fields_wanted: &'static [&'static str],
     position: Position,
     name: heapless::Vec<u8, 16>,
     name_overflow: bool,
     capturing: bool,
     fields: u32,
-    value: heapless::Vec<u8, MAX_FROM_HEADER>,
+    value: heapless::Vec<u8, N>,
     overflow: bool,
 }
+
+/// The From: field of a message.
+pub type FromHeaderScanner = HeaderScanner<MAX_FROM_HEADER>;
+
+/// The To: and Cc: fields of a message.
+pub type RecipientHeaderScanner = HeaderScanner<MAX_RECIPIENT_HEADERS>;
 
 /// Why a From: header cannot be accepted from an authenticated user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +49,20 @@ impl Default for FromHeaderScanner {
 
 impl FromHeaderScanner {
     pub fn new() -> Self {
-        FromHeaderScanner {
+        HeaderScanner::for_fields(&["from"])
+    }
+}
+
+impl RecipientHeaderScanner {
+    pub fn recipients() -> Self {
+        HeaderScanner::for_fields(&["to", "cc"])
+    }
+}
+
+impl<const N: usize> HeaderScanner<N> {
+    pub fn for_fields(fields_wanted: &'static [&'static str]) -> Self {
+        HeaderScanner {
+            fields_wanted,
             position: Position::LineStart,
             name: heapless::Vec::new(),
             name_overflow: false,
@@ -74,8 +97,12 @@ impl FromHeaderScanner {
                 Position::BlankLine => self.position = Position::Done,
                 Position::Name => match b {
                     b':' => {
+                        let name = self.name.trim_ascii_end();
                         self.capturing = !self.name_overflow
-                            && self.name.trim_ascii_end().eq_ignore_ascii_case(b"from");
+                            && self
+                                .fields_wanted
+                                .iter()
+                                .any(|f| name.eq_ignore_ascii_case(f.as_bytes()));
                         if self.capturing {
                             if self.fields > 0 {
                                 self.capture(b',');
@@ -118,17 +145,32 @@ impl FromHeaderScanner {
             return Ok(Vec::new());
         }
         let value = String::from_utf8_lossy(&self.value);
-        let found = mailboxes(&value).ok_or(FromProblem::Unparsable)?;
+        let found = mailboxes(&value, false).ok_or(FromProblem::Unparsable)?;
         if found.is_empty() {
             return Err(FromProblem::Unparsable);
         }
         Ok(found)
     }
+
+    /// Every address that can be made out, read leniently (groups,
+    /// unbalanced quotes); when the fields were longer than `N`, those in
+    /// the part kept. For counting recipients, not for trusting senders.
+    pub fn addresses_seen(&self) -> Vec<String> {
+        let mut value = &self.value[..];
+        if self.overflow {
+            // The last entry was cut: keep only whole ones.
+            let end = value.iter().rposition(|&b| b == b',').unwrap_or(0);
+            value = &value[..end];
+        }
+        mailboxes(&String::from_utf8_lossy(value), true).unwrap_or_default()
+    }
 }
 
 /// The addr-specs of an RFC 5322 mailbox-list: `<...>` when present,
 /// otherwise the bare address; display names and comments are skipped.
-fn mailboxes(value: &str) -> Option<Vec<String>> {
+/// `lenient` reads address lists with groups (`friends: a@x, b@y;`) and
+/// keeps only what looks like an address instead of refusing the lot.
+fn mailboxes(value: &str, lenient: bool) -> Option<Vec<String>> {
     let mut found = Vec::new();
     let (mut bare, mut angle) = (String::new(), None::<String>);
     let (mut in_quote, mut comment, mut escaped, mut open) = (false, 0u32, false, false);
@@ -138,6 +180,13 @@ fn mailboxes(value: &str) -> Option<Vec<String>> {
             None => bare.trim().to_string(),
         };
         bare.clear();
+        if lenient {
+            let address = address.trim();
+            if address.contains('@') && !address.chars().any(char::is_whitespace) {
+                found.push(address.to_string());
+            }
+            return true;
+        }
         if address.contains(':') || address.contains(';') {
             return false; // group syntax or a source route: not a plain sender
         }
@@ -163,6 +212,14 @@ fn mailboxes(value: &str) -> Option<Vec<String>> {
                 open = true;
             }
             '>' if open => open = false,
+            // A group's name ends at ':' (drop it), its list at ';'.
+            ':' if lenient && !open => {
+                bare.clear();
+                angle = None;
+            }
+            ';' if lenient && !open => {
+                finish(&mut bare, &mut angle, &mut found);
+            }
             ',' if !open => {
                 if !finish(&mut bare, &mut angle, &mut found) {
                     return None;
@@ -173,6 +230,13 @@ fn mailboxes(value: &str) -> Option<Vec<String>> {
                 _ => bare.push(c),
             },
         }
+    }
+    if lenient {
+        if open {
+            angle = None;
+        }
+        finish(&mut bare, &mut angle, &mut found);
+        return Some(found);
     }
     if in_quote || comment > 0 || open || !finish(&mut bare, &mut angle, &mut found) {
         return None;
@@ -222,6 +286,30 @@ mod tests {
             scan("Subject: none\r\n\r\nbody").unwrap(),
             Vec::<String>::new()
         );
+    }
+
+    fn recipients(message: &str) -> Vec<String> {
+        let mut s = RecipientHeaderScanner::recipients();
+        for b in message.as_bytes() {
+            s.feed(std::slice::from_ref(b));
+        }
+        s.addresses_seen()
+    }
+
+    #[test]
+    fn collects_to_and_cc_leniently() {
+        assert_eq!(
+            recipients(
+                "From: x@y\r\nTo: A <a@x.test>, b@x.test\r\n  , \"C, c\" <c@x.test>\r\nSubject: s\r\ncc: friends: d@y.test, e@y.test;\r\n\r\nTo: z@z\r\n"
+            ),
+            ["a@x.test", "b@x.test", "c@x.test", "d@y.test", "e@y.test"]
+        );
+        assert!(recipients("To: undisclosed-recipients:;\r\n\r\n").is_empty());
+        assert_eq!(recipients("To: <a@x, b@y\r\n\r\n"), Vec::<String>::new());
+        let many: Vec<String> = (0..500).map(|i| format!("user{i}@example.test")).collect();
+        let seen = recipients(&format!("To: {}\r\n\r\n", many.join(", ")));
+        assert!(seen.len() > 100 && seen.len() < 500, "{}", seen.len());
+        assert_eq!(seen[..], many[..seen.len()]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! the spool, and makes it durable before the 250.
 
 use super::data::DataDecoder;
-use super::from_header::FromHeaderScanner;
+use super::from_header::{FromHeaderScanner, RecipientHeaderScanner};
 use super::received::{trace_headers, Trace};
 use super::reply::{push, Replies, REPLY_HEADROOM};
 use super::session::{DataOutcome, Directory, Limits, Login, RcptVerdict, Security, Session, Step};
@@ -13,6 +13,7 @@ use crate::limits::{DATA_DEADLINE_FACTOR, READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK}
 use crate::line::LineBuffer;
 use crate::serve::{admit, Gate, Service, Shared};
 use crate::smtp::command::RcptTo;
+use crate::spam::Action;
 use crate::store::durable::is_no_space;
 use crate::store::maildir::Incoming;
 use smol::net::TcpStream;
@@ -344,18 +345,21 @@ async fn receive_message(
     let limit = session.max_message_size() + headers.len() as u64;
     let data_deadline = Instant::now() + DATA_DEADLINE_FACTOR * shared.config.smtp.data_timeout;
     let mut decoder = DataDecoder::new();
-    // Submission: the From: header must name the logged-in user.
-    let mut from_scan = session
-        .from_header_owner()
-        .map(|_| FromHeaderScanner::new());
+    // Submission: the From: header must name the logged-in user; for
+    // everyone, its addresses teach the recipients' address books.
+    let mut from_scan = FromHeaderScanner::new();
+    let judge_spam = !session.trusted() && shared.config.spam.recipient_limit > 0;
+    let mut rcpt_scan = judge_spam.then(RecipientHeaderScanner::recipients);
     let mut filled = 0;
     loop {
         let mut finished = false;
         while !c.input.pending().is_empty() && !finished {
             let p = decoder.feed(c.input.pending(), &mut chunk[filled..]);
             c.input.start += p.consumed;
-            if let Some(scan) = from_scan.as_mut() {
-                scan.feed(&chunk[filled..filled + p.produced]);
+            let produced = &chunk[filled..filled + p.produced];
+            from_scan.feed(produced);
+            if let Some(scan) = rcpt_scan.as_mut() {
+                scan.feed(produced);
             }
             filled += p.produced;
             finished = p.finished;
@@ -407,8 +411,9 @@ async fn receive_message(
             });
         }
     };
-    if let (Some(scan), Some(user)) = (&from_scan, session.from_header_owner()) {
-        let verdict = scan.addresses();
+    let from_header = from_scan.addresses();
+    if let Some(user) = session.from_header_owner() {
+        let verdict = &from_header;
         let foreign = match &verdict {
             Ok(addresses) => addresses
                 .iter()
@@ -422,40 +427,120 @@ async fn receive_message(
             return Ok(DataOutcome::ForeignFrom);
         }
     }
-    let mut mailboxes: Vec<PathBuf> = recipients
+    // One target per mailbox, whatever addresses led there.
+    let mut targets: Vec<(Address, PathBuf)> = recipients
         .iter()
-        .map(|r| shared.mailbox_dir(&r.mailbox))
+        .map(|r| (r.mailbox.clone(), shared.mailbox_dir(&r.mailbox)))
         .collect();
-    mailboxes.sort();
-    mailboxes.dedup();
-    let size = incoming.size();
-    let copies = mailboxes.len() as u64;
-    let mut accounts: Vec<Address> = recipients.iter().map(|r| r.mailbox.clone()).collect();
-    accounts.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    accounts.dedup();
-    match shared.commits.deliver(incoming, mailboxes).await {
-        Ok(_) => {
-            shared.after_delivery(&accounts, size).await;
-            shared.count(|s| {
-                s.received_messages += 1;
-                s.received_bytes += size;
-                s.delivered_local += copies;
-            });
-            let from = session.sender().map(|a| a.as_str()).unwrap_or("");
-            let to: Vec<&str> = recipients.iter().map(|r| r.mailbox.as_str()).collect();
-            log::info!(
-                "smtp#{id} {peer} delivered {name} from=<{from}> to={} size={size}",
-                to.join(",")
-            );
-            Ok(DataOutcome::Stored { id: name })
+    targets.sort_by(|a, b| a.1.cmp(&b.1));
+    targets.dedup_by(|a, b| a.1 == b.1);
+    let listed = rcpt_scan.map(|s| s.addresses_seen()).unwrap_or_default();
+    let (spam, clean): (Vec<_>, Vec<_>) = targets.into_iter().partition(|(account, dir)| {
+        let verdict = crate::spam::recipient_rule(&shared.config.spam, &listed, |a| {
+            shared.books.knows(dir, a)
+        });
+        if let Some(why) = &verdict {
+            log::warn!("smtp#{id} {peer} {name} is spam for {account}: {why}");
         }
-        Err(e) => {
+        verdict.is_some()
+    });
+    let from = session.sender().map(|a| a.as_str()).unwrap_or("");
+    if !spam.is_empty() && clean.is_empty() && shared.config.spam.action == Action::Reject {
+        log::info!("smtp#{id} {peer} rejected {name} from=<{from}> as spam");
+        incoming.discard();
+        return Ok(DataOutcome::Spam);
+    }
+    let size = incoming.size();
+    // Spam is delivered as a tagged copy; the original goes to the rest.
+    let mut deliveries = Vec::new();
+    if !spam.is_empty() {
+        match tagged_copy(&shared, &incoming) {
+            Ok(copy) => deliveries.push((copy, spam)),
+            Err(e) => {
+                log::error!("smtp#{id} {peer} cannot store message: {e}");
+                incoming.discard();
+                return Ok(if is_no_space(&e) {
+                    DataOutcome::NoSpace
+                } else {
+                    DataOutcome::Failed
+                });
+            }
+        }
+    }
+    if clean.is_empty() {
+        incoming.discard();
+    } else {
+        deliveries.push((incoming, clean.clone()));
+    }
+    for (message, targets) in deliveries {
+        let tagged = message.base_name() != name;
+        let dirs = targets.iter().map(|(_, dir)| dir.clone()).collect();
+        let accounts: Vec<Address> = targets.into_iter().map(|(a, _)| a).collect();
+        let copies = accounts.len() as u64;
+        let copy_size = message.size();
+        if let Err(e) = shared.commits.deliver(message, dirs).await {
             log::error!("smtp#{id} {peer} delivery of {name} failed: {e}");
-            Ok(if is_no_space(&e) {
+            return Ok(if is_no_space(&e) {
                 DataOutcome::NoSpace
             } else {
                 DataOutcome::Failed
-            })
+            });
+        }
+        shared.after_delivery(&accounts, copy_size).await;
+        shared.count(|s| s.delivered_local += copies);
+        let to: Vec<&str> = accounts.iter().map(|a| a.as_str()).collect();
+        log::info!(
+            "smtp#{id} {peer} delivered {name}{} from=<{from}> to={} size={size}",
+            if tagged { " tagged as spam" } else { "" },
+            to.join(",")
+        );
+    }
+    shared.count(|s| {
+        s.received_messages += 1;
+        s.received_bytes += size;
+    });
+    learn_correspondents(
+        &shared,
+        session,
+        from_header.as_deref().unwrap_or(&[]),
+        &clean,
+    );
+    Ok(DataOutcome::Stored { id: name })
+}
+
+/// Teaches the address books: the sender (envelope and From:) becomes
+/// known to recipients who got the message as mail, not spam, and a
+/// member who sends through us gets to know everyone they wrote to.
+fn learn_correspondents(
+    shared: &Shared,
+    session: &Session,
+    from_header: &[String],
+    clean: &[(Address, PathBuf)],
+) {
+    let sender = session.sender().map(Address::as_str);
+    for (_, dir) in clean {
+        let from = from_header.iter().map(String::as_str);
+        shared.books.learn(dir, sender.into_iter().chain(from));
+    }
+    if let Some(user) = session.user() {
+        let given = session.recipients().iter().map(|r| r.given.as_str());
+        shared.books.learn(&shared.mailbox_dir(user), given);
+    }
+}
+
+/// A copy of the spooled message marked as spam, in the spool itself.
+fn tagged_copy(shared: &Shared, original: &Incoming) -> io::Result<Incoming> {
+    let mut copy = Incoming::create(&shared.config.data_dir, shared.names.next())?;
+    let mut source = original.reopen()?;
+    let written =
+        crate::spam::tag::copy_tagged(&mut source, &shared.config.spam.subject_tag, |b| {
+            copy.write(b)
+        });
+    match written {
+        Ok(()) => Ok(copy),
+        Err(e) => {
+            copy.discard();
+            Err(e)
         }
     }
 }

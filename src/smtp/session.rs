@@ -93,6 +93,8 @@ pub enum DataOutcome {
     NoSpace,
     /// Any other storage failure: 451 4.3.0.
     Failed,
+    /// Judged spam for every recipient, with rejection configured.
+    Spam,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -584,8 +586,7 @@ impl Session {
                     RcptTo::Mailbox(a) => a,
                     RcptTo::Postmaster => mailbox.clone(),
                 };
-                let trusted = self.user.is_some() || self.security.relay_client;
-                if let Some(wait) = (!trusted)
+                if let Some(wait) = (!self.trusted())
                     .then(|| dir.greylist(self.from.as_ref(), &given))
                     .flatten()
                 {
@@ -622,6 +623,11 @@ impl Session {
         }
     }
 
+    /// A member or a `relay_from` client: spared greylisting and spam rules.
+    pub fn trusted(&self) -> bool {
+        self.user.is_some() || self.security.relay_client
+    }
+
     /// Who the From: header must name, when anyone: the logged-in user.
     pub fn from_header_owner(&self) -> Option<&Address> {
         self.user.as_ref()
@@ -648,6 +654,7 @@ impl Session {
                 "From: header is not one of your addresses",
             ),
             DataOutcome::NoSpace => push(out, 452, Some("4.3.1"), "Insufficient system storage"),
+            DataOutcome::Spam => push(out, 554, Some("5.7.1"), "Message refused as spam"),
             DataOutcome::Failed => push(
                 out,
                 451,

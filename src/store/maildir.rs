@@ -100,6 +100,15 @@ impl Incoming {
         self.size
     }
 
+    pub fn base_name(&self) -> &str {
+        &self.base_name
+    }
+
+    /// The spooled bytes, read from the start.
+    pub fn reopen(&self) -> io::Result<File> {
+        File::open(&self.spool_path)
+    }
+
     /// Makes the message durable in every mailbox, or in none: a failed link
     /// is rolled back so a retry by the client cannot duplicate mail.
     /// Blocking (fsync): run it on the blocking pool. [`super::commit`]
