@@ -41,6 +41,7 @@ pub mod limits;
 pub mod line;
 pub mod pop3;
 pub mod relay;
+pub mod route;
 pub mod serve;
 pub mod smtp;
 pub mod spam;
