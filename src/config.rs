@@ -19,6 +19,11 @@ pub const DEFAULT_POP3S: &str = "127.0.0.1:2995";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// Argon2id hash of the admin console's password (the appliance);
+    /// `None`: the console asks for one on first use and keeps it in the data dir.
+    pub admin_password_hash: Option<String>,
+    /// After binding its ports as root, `serve` continues as this user.
+    pub run_as: Option<String>,
     pub hostname: String,
     /// Served domains; the first is the default for bare user names.
     pub domains: Vec<String>,
@@ -112,6 +117,7 @@ pub struct Overrides {
     pub submissions: Option<Listen>,
     pub pop3s: Option<Listen>,
     pub allow_plaintext_on_loopback: bool,
+    pub run_as: Option<String>,
 }
 
 /// A listener's address, or `None` for "off".
@@ -131,6 +137,11 @@ pub fn parse_listen(text: &str) -> Result<Listen, String> {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    admin_password_hash: Option<String>,
+    /// Read by the appliance's init (address, gateway, time servers);
+    /// checked here so a typo is reported, not silently ignored.
+    #[serde(default)]
+    network: NetworkFile,
     hostname: Option<String>,
     domains: Option<Vec<String>>,
     postmaster: Option<String>,
@@ -161,6 +172,57 @@ struct FileConfig {
     dnsbl: DnsblFile,
     #[serde(default)]
     spam: SpamFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NetworkFile {
+    mode: Option<String>,
+    interface: Option<String>,
+    address: Option<String>,
+    gateway: Option<String>,
+    dns: Option<String>,
+    ntp: Option<String>,
+}
+
+impl NetworkFile {
+    fn check(&self) -> Result<(), String> {
+        match self.mode.as_deref() {
+            None | Some("dhcp") => {}
+            Some("static") => {
+                let address = self.address.as_deref().unwrap_or("");
+                let valid = address.split_once('/').is_some_and(|(ip, len)| {
+                    ip.parse::<std::net::IpAddr>().is_ok()
+                        && len.parse::<u8>().is_ok_and(|n| n <= 128)
+                });
+                if !valid {
+                    return Err(format!(
+                        "network.address: expected an address with prefix length like \"192.168.1.20/24\", not {address:?}"
+                    ));
+                }
+            }
+            Some(other) => {
+                return Err(format!(
+                    "network.mode: expected \"dhcp\" or \"static\", not {other:?}"
+                ))
+            }
+        }
+        if let Some(gateway) = &self.gateway {
+            gateway
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| format!("network.gateway: invalid address {gateway:?}"))?;
+        }
+        for server in self.dns.as_deref().unwrap_or("").split_whitespace() {
+            server
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| format!("network.dns: invalid address {server:?}"))?;
+        }
+        let words = |v: &Option<String>| v.as_deref().unwrap_or("").split_whitespace().count();
+        if words(&self.interface) > 1 || words(&self.ntp) > 8 {
+            return Err("network.interface is one name; network.ntp at most 8 servers".into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -418,6 +480,14 @@ impl Config {
                 return Err(format!("dnsbl.zones: invalid zone {zone:?}"));
             }
         }
+        file.network.check()?;
+        if let Some(hash) = &file.admin_password_hash {
+            if !hash.starts_with("$argon2") {
+                return Err(
+                    "admin_password_hash: expected an Argon2 hash (\"$argon2id$...\")".into(),
+                );
+            }
+        }
         let spam_defaults = crate::spam::Settings::default();
         let spam = crate::spam::Settings {
             recipient_limit: file
@@ -440,6 +510,8 @@ impl Config {
             return Err("spam.subject_tag must be one line".into());
         }
         Ok(Config {
+            admin_password_hash: file.admin_password_hash,
+            run_as: o.run_as.clone(),
             limits,
             quota,
             greylist,

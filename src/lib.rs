@@ -39,6 +39,7 @@ pub mod dns;
 pub mod greylist;
 pub mod limits;
 pub mod line;
+pub mod logring;
 pub mod pop3;
 pub mod relay;
 pub mod route;

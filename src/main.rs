@@ -19,6 +19,8 @@ usage:
   postbox user list
   postbox user quota NAME SIZE
   postbox console                     admin shell on stdin/stdout
+  postbox console --admin             the appliance's serial console
+  postbox system ...                  the appliance init's helpers
   postbox stats                       traffic counters (like mailstats)
   postbox tls show                    the certificate in use
   postbox tls selfsigned [--force]    make a new self-signed certificate
@@ -48,6 +50,9 @@ options:
   --log-level LEVEL    off, error, warn, info, debug or trace
   --allow-plaintext-on-loopback
                        accept passwords without TLS from 127.0.0.1 and ::1
+  --user NAME          after binding the ports as root, run as NAME
+  --log-ring FILE      also append the log to FILE, kept to 64-128 KiB
+                       (on a RAM disk; the admin console's `log` shows it)
 ";
 
 const TLS_HELP: &str = "\
@@ -89,8 +94,23 @@ A running server writes them at most once a minute and when it stops.
 
 const CONSOLE_HELP: &str = "\
 usage: postbox console [--config FILE] [--data DIR]
+       postbox console --admin [--user NAME] [--log-ring FILE] ...
 
 The admin shell on stdin/stdout: user add|passwd|del|list, status, help.
+With --admin it is the appliance's serial console: it asks for the admin
+password (on first use it has one chosen, unless the config gives
+admin_password_hash), edits lines itself on a raw terminal, and adds log,
+reboot, poweroff, passwd and a guarded repair shell. --user NAME: act on
+the data directory as NAME (the server's user).
+";
+
+const SYSTEM_HELP: &str = "\
+usage:
+  postbox system grow-part DEVICE         grow the last MBR partition to the card's end
+  postbox system grow-fs DEVICE MOUNT     grow a mounted ext4 to fill its partition
+  postbox system ntp SERVER...            set the clock from the first answering server
+  postbox system admin-hash               read a password on stdin, print its hash
+                                          (for admin_password_hash in postbox.toml)
 ";
 
 enum Failure {
@@ -130,6 +150,8 @@ struct Args {
     password_stdin: bool,
     force: bool,
     help: bool,
+    admin: bool,
+    log_ring: Option<std::path::PathBuf>,
 }
 
 fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
@@ -154,6 +176,9 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
             Long("allow-plaintext-on-loopback") => o.allow_plaintext_on_loopback = true,
             Long("password-stdin") => args.password_stdin = true,
             Long("force") => args.force = true,
+            Long("admin") => args.admin = true,
+            Long("user") => o.run_as = Some(parser.value()?.string()?),
+            Long("log-ring") => args.log_ring = Some(parser.value()?.into()),
             Value(v) => args.words.push(v.string()?),
             _ => return Err(arg.unexpected().into()),
         }
@@ -194,10 +219,9 @@ fn run() -> Result<(), Failure> {
                 return usage(format!("serve takes no argument {extra:?}"));
             }
             let config = load_config(&args)?;
-            simple_logger::SimpleLogger::new()
-                .with_level(config.log_level)
-                .init()
-                .map_err(|e| Failure::Failed(e.to_string()))?;
+            postbox::logring::RingLogger::new(config.log_level, args.log_ring.as_deref())
+                .and_then(|logger| logger.init())
+                .map_err(Failure::Failed)?;
             serve::run(config).map_err(Failure::Failed)
         }
         "user" if args.help => help(USER_HELP),
@@ -210,7 +234,11 @@ fn run() -> Result<(), Failure> {
             let config = load_config(&args)?;
             let stdin = console::StdIo(std::io::stdin().lock());
             let stdout = console::StdIo(std::io::stdout().lock());
-            console::run(&config, stdin, stdout).map_err(|e| Failure::Failed(e.to_string()))
+            if !args.admin {
+                return console::run(&config, stdin, stdout)
+                    .map_err(|e| Failure::Failed(e.to_string()));
+            }
+            admin_console(&config, &args, stdin, stdout)
         }
         "stats" if args.help => help(STATS_HELP),
         "stats" => {
@@ -223,8 +251,45 @@ fn run() -> Result<(), Failure> {
         }
         "tls" if args.help => help(TLS_HELP),
         "tls" => tls(&args),
+        "system" if args.help => help(SYSTEM_HELP),
+        "system" => {
+            let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
+            println!(
+                "{}",
+                console::system::command(&words).map_err(Failure::Failed)?
+            );
+            Ok(())
+        }
         other => usage(format!("unknown command {other:?}")),
     }
+}
+
+/// The appliance's serial console: as root, but working on the data
+/// directory as the server's user.
+fn admin_console(
+    config: &Config,
+    args: &Args,
+    stdin: console::StdIo<std::io::StdinLock<'static>>,
+    stdout: console::StdIo<std::io::StdoutLock<'static>>,
+) -> Result<(), Failure> {
+    let account = match &config.run_as {
+        Some(name) => {
+            let account = console::system::account(name).map_err(Failure::Failed)?;
+            console::system::act_as(account).map_err(Failure::Failed)?;
+            Some(account)
+        }
+        None => None,
+    };
+    let terminal = console::board::RawTerminal::new();
+    let options = console::Options {
+        admin: true,
+        echo: terminal.is_raw(),
+        log_ring: args.log_ring.clone(),
+        ..Default::default()
+    };
+    let mut board = console::board::Board { terminal, account };
+    console::run_with(config, &options, &mut board, stdin, stdout)
+        .map_err(|e| Failure::Failed(e.to_string()))
 }
 
 fn load_config(args: &Args) -> Result<Config, Failure> {

@@ -582,6 +582,11 @@ async fn serve(
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         listeners.push((service, listener, bound));
     }
+    // Ports below 1024 need root; nothing after binding them does.
+    if let Some(user) = &config.run_as {
+        crate::console::system::drop_root(user, &config.data_dir)?;
+        log::info!("running as user {user}");
+    }
     let mut signals =
         async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
             .map_err(|e| format!("cannot install signal handlers: {e}"))?;

@@ -1,20 +1,34 @@
 //! The admin shell. It speaks through `embedded-io` `Read`/`Write`, so the
 //! same code serves stdin/stdout, a tty or a board's UART, and tests drive
 //! it with in-memory buffers.
+//!
+//! On the board (`postbox console --admin`) it is what the serial line
+//! shows: it asks for the admin password first (on first use it asks to
+//! choose one, unless the config gives `admin_password_hash`), edits lines
+//! itself ([`edit`]), and adds `log`, `reboot`, `poweroff` and a guarded
+//! repair `shell`, which act through a [`Machine`].
 
+pub mod board;
+mod edit;
 mod stdio;
+pub mod system;
 
+pub use edit::{Editor, Input};
 pub use stdio::StdIo;
 
 use crate::admin;
+use crate::auth::password;
 use crate::config::Config;
-use crate::line::{LineBuffer, LineEvent};
 use crate::serve::running_status;
 use crate::store::{maildir, users};
 use embedded_io::{Read, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const PROMPT: &str = "postbox> ";
+
+/// The admin password's hash when the config gives none.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
 
 const HELP: &str = "\
 commands:
@@ -29,55 +43,96 @@ commands:
   quit                 leave the console
 ";
 
-/// Reads lines from an `embedded-io` reader, a byte at a time from the
-/// caller's view, through the shared line splitter.
-struct Lines<R> {
-    reader: R,
-    buf: [u8; 64],
-    start: usize,
-    end: usize,
-    lines: LineBuffer,
+const ADMIN_HELP: &str = "\
+  log [N]              the last N lines of the server's log (default 20)
+  reboot               stop the server cleanly and restart the board
+  poweroff             stop the server cleanly and switch off
+  shell                a root shell for repairs (asks first)
+  passwd               change this console's admin password
+";
+
+/// What the console can do to the machine it runs on.
+pub trait Machine {
+    fn reboot(&mut self) -> Result<(), String>;
+    fn poweroff(&mut self) -> Result<(), String>;
+    /// Runs an interactive root shell on the console's terminal until it exits.
+    fn shell(&mut self) -> Result<(), String>;
 }
 
-impl<R: Read> Lines<R> {
-    /// The next line as text, `None` at end of input.
-    fn next(&mut self) -> Result<Option<String>, R::Error> {
-        loop {
-            while self.start < self.end {
-                let (used, event) = self.lines.push(&self.buf[self.start..self.end]);
-                self.start += used;
-                match event {
-                    Some(LineEvent::Line(line)) => {
-                        return Ok(Some(String::from_utf8_lossy(line).into_owned()))
-                    }
-                    Some(LineEvent::TooLong) => return Ok(Some(String::new())),
-                    None => {}
-                }
-            }
-            let n = self.reader.read(&mut self.buf)?;
-            if n == 0 {
-                return Ok(None);
-            }
-            self.start = 0;
-            self.end = n;
+/// A machine that does none of it (plain `postbox console`).
+pub struct NoMachine;
+
+impl Machine for NoMachine {
+    fn reboot(&mut self) -> Result<(), String> {
+        Err("not an appliance console (postbox console --admin)".into())
+    }
+    fn poweroff(&mut self) -> Result<(), String> {
+        self.reboot()
+    }
+    fn shell(&mut self) -> Result<(), String> {
+        self.reboot()
+    }
+}
+
+/// How a console session runs.
+pub struct Options {
+    /// The appliance console: admin password, system verbs.
+    pub admin: bool,
+    /// Echo and edit lines (a raw serial line); off for pipes and cooked terminals.
+    pub echo: bool,
+    /// The log ring file `log` shows.
+    pub log_ring: Option<PathBuf>,
+    /// Pause after a wrong admin password (doubles each time).
+    pub login_delay: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            admin: false,
+            echo: false,
+            log_ring: None,
+            login_delay: Duration::from_secs(2),
         }
     }
 }
 
 /// Runs the console until `quit` or end of input.
-pub fn run<R, W>(config: &Config, reader: R, mut writer: W) -> Result<(), W::Error>
+pub fn run<R, W>(config: &Config, reader: R, writer: W) -> Result<(), W::Error>
+where
+    W: Write,
+    R: Read + embedded_io::ErrorType<Error = W::Error>,
+{
+    run_with(config, &Options::default(), &mut NoMachine, reader, writer)
+}
+
+/// Runs a console session with `options` on `machine`.
+pub fn run_with<R, W>(
+    config: &Config,
+    options: &Options,
+    machine: &mut dyn Machine,
+    reader: R,
+    mut writer: W,
+) -> Result<(), W::Error>
 where
     W: Write,
     R: Read + embedded_io::ErrorType<Error = W::Error>,
 {
     let out = &mut writer;
-    let mut lines = Lines {
-        reader,
-        buf: [0; 64],
-        start: 0,
-        end: 0,
-        lines: LineBuffer::new(),
-    };
+    let mut lines = Editor::new(reader, options.echo);
+    if options.admin {
+        say(
+            out,
+            &format!(
+                "\r\nPostbox {} on {} - admin console\r\n",
+                env!("CARGO_PKG_VERSION"),
+                config.hostname
+            ),
+        )?;
+        if !login(config, options, &mut lines, out)? {
+            return out.flush();
+        }
+    }
     say(
         out,
         &format!(
@@ -86,17 +141,25 @@ where
         ),
     )?;
     loop {
-        out.write_all(PROMPT.as_bytes())?;
-        out.flush()?;
-        let Some(line) = lines.next()? else {
-            out.write_all(b"\r\n")?;
-            return out.flush();
+        let line = match lines.read_line(out, PROMPT, false)? {
+            Input::Line(line) => line,
+            Input::Interrupt => continue,
+            Input::End => {
+                out.write_all(b"\r\n")?;
+                return out.flush();
+            }
         };
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             [] => {}
-            ["quit"] | ["exit"] => return out.flush(),
-            ["help"] => out.write_all(HELP.replace('\n', "\r\n").as_bytes())?,
+            ["quit"] | ["exit"] | ["logout"] => return out.flush(),
+            ["help"] => {
+                let mut text = HELP.to_string();
+                if options.admin {
+                    text.push_str(ADMIN_HELP);
+                }
+                out.write_all(text.replace('\n', "\r\n").as_bytes())?
+            }
             ["status"] => status(config, out)?,
             ["stats"] => report(
                 out,
@@ -128,12 +191,152 @@ where
                 out,
                 admin::delete_user(config, name).map(|a| format!("deleted {a}")),
             )?,
+            // Mail routing verbs (aliases, the outbound queue) go here, each
+            // a call into `admin` like the user verbs above.
+            ["log"] | ["log", _] if options.admin || options.log_ring.is_some() => {
+                let count = match words.get(1).map(|n| n.parse::<usize>()) {
+                    None => 20,
+                    Some(Ok(n)) => n,
+                    Some(Err(_)) => {
+                        say(out, "error: log takes a number of lines\r\n")?;
+                        continue;
+                    }
+                };
+                show_log(options, count, out)?;
+            }
+            ["passwd"] if options.admin => {
+                if config.admin_password_hash.is_some() {
+                    say(
+                        out,
+                        "error: the admin password is set by admin_password_hash in the config\r\n",
+                    )?;
+                    continue;
+                }
+                if let Some(password) = ask_password(&mut lines, out)? {
+                    report(
+                        out,
+                        save_admin_password(config, &password)
+                            .map(|()| "admin password changed".into()),
+                    )?;
+                }
+            }
+            ["reboot"] if options.admin => {
+                say(out, "stopping the server and rebooting...\r\n")?;
+                out.flush()?;
+                report(out, machine.reboot().map(|()| String::new()))?;
+            }
+            ["poweroff"] if options.admin => {
+                say(out, "stopping the server and powering off...\r\n")?;
+                out.flush()?;
+                report(out, machine.poweroff().map(|()| String::new()))?;
+            }
+            ["shell"] if options.admin => {
+                say(
+                    out,
+                    "A root shell can break the mail store. Type 'repair' to continue: ",
+                )?;
+                match lines.read_line(out, "", false)? {
+                    Input::Line(answer) if answer.trim() == "repair" => {
+                        say(out, "root shell; 'exit' returns to the console\r\n")?;
+                        out.flush()?;
+                        if let Err(e) = machine.shell() {
+                            say(out, &format!("error: {e}\r\n"))?;
+                        }
+                    }
+                    Input::End => return out.flush(),
+                    _ => say(out, "not started\r\n")?,
+                }
+            }
             _ => say(
                 out,
                 &format!("error: unknown command {:?}; type 'help'\r\n", line.trim()),
             )?,
         }
     }
+}
+
+/// Asks for the admin password, or on first use has one chosen. False when
+/// input ended.
+fn login<R: Read<Error = E>, W: Write<Error = E>, E: embedded_io::Error>(
+    config: &Config,
+    options: &Options,
+    lines: &mut Editor<R>,
+    out: &mut W,
+) -> Result<bool, E> {
+    let stored = config.admin_password_hash.clone().or_else(|| {
+        std::fs::read_to_string(config.data_dir.join(ADMIN_PASSWORD_FILE))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    });
+    let Some(hash) = stored else {
+        say(
+            out,
+            "First start: choose the admin password for this console.\r\n",
+        )?;
+        loop {
+            let Some(password) = ask_password(lines, out)? else {
+                if lines.at_end() {
+                    return Ok(false);
+                }
+                continue;
+            };
+            match save_admin_password(config, &password) {
+                Ok(()) => {
+                    say(out, "admin password set\r\n")?;
+                    return Ok(true);
+                }
+                Err(e) => say(out, &format!("error: {e}\r\n"))?,
+            }
+        }
+    };
+    let mut delay = options.login_delay;
+    loop {
+        match lines.read_line(out, "Admin password: ", true)? {
+            Input::End => return Ok(false),
+            Input::Interrupt => continue,
+            Input::Line(password) => {
+                if !lines.echo {
+                    out.write_all(b"\r\n")?;
+                }
+                if password::verify(&password, &hash) {
+                    return Ok(true);
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(30));
+                say(out, "wrong password\r\n")?;
+            }
+        }
+    }
+}
+
+fn save_admin_password(config: &Config, password: &str) -> Result<(), String> {
+    password::check_new(password)?;
+    let path = config.data_dir.join(ADMIN_PASSWORD_FILE);
+    crate::store::durable::create_dir_durable(&config.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    crate::store::durable::replace_file(
+        &path,
+        format!("{}\n", password::hash(password)).as_bytes(),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    Ok(())
+}
+
+fn show_log<W: Write>(options: &Options, count: usize, out: &mut W) -> Result<(), W::Error> {
+    let Some(path) = &options.log_ring else {
+        return say(out, "no log ring (postbox serve --log-ring FILE)\r\n");
+    };
+    let lines = crate::logring::tail(path, count);
+    if lines.is_empty() {
+        return say(out, "log is empty\r\n");
+    }
+    for line in lines {
+        say(out, &format!("{line}\r\n"))?;
+    }
+    Ok(())
 }
 
 /// Writes text; `embedded-io` has no `fmt` error to mix with the I/O one.
@@ -148,22 +351,28 @@ fn report<W: Write>(out: &mut W, result: Result<String, String>) -> Result<(), W
     }
 }
 
-/// Asks twice; `None` when the answers differ or input ended.
+/// Asks twice, unechoed; `None` when the answers differ, or on Ctrl-C or
+/// end of input (the next read sees the end again).
 fn ask_password<R: Read<Error = E>, W: Write<Error = E>, E: embedded_io::Error>(
-    lines: &mut Lines<R>,
+    lines: &mut Editor<R>,
     out: &mut W,
 ) -> Result<Option<String>, E> {
-    out.write_all(b"Password: ")?;
-    out.flush()?;
-    let Some(first) = lines.next()? else {
+    // Without echo the terminal (or nobody) shows the Enter: end the line.
+    let newline = |lines: &Editor<R>, out: &mut W| {
+        if lines.echo {
+            Ok(())
+        } else {
+            out.write_all(b"\r\n")
+        }
+    };
+    let Input::Line(first) = lines.read_line(out, "Password: ", true)? else {
         return Ok(None);
     };
-    out.write_all(b"\r\nAgain: ")?;
-    out.flush()?;
-    let Some(second) = lines.next()? else {
+    newline(lines, out)?;
+    let Input::Line(second) = lines.read_line(out, "Again: ", true)? else {
         return Ok(None);
     };
-    out.write_all(b"\r\n")?;
+    newline(lines, out)?;
     if first != second {
         out.write_all(b"error: passwords do not match\r\n")?;
         return Ok(None);
@@ -217,7 +426,34 @@ fn status<W: Write>(config: &Config, out: &mut W) -> Result<(), W::Error> {
     say(
         out,
         &format!("stored: {messages} messages, {bytes} bytes\r\n"),
-    )
+    )?;
+    if let Some((used, total)) = system::disk_use(&config.data_dir) {
+        say(
+            out,
+            &format!(
+                "disk: {} of {} MiB used ({}%)\r\n",
+                used >> 20,
+                total >> 20,
+                used * 100 / total.max(1)
+            ),
+        )?;
+    }
+    let addresses = system::addresses();
+    if !addresses.is_empty() {
+        say(out, &format!("addresses: {}\r\n", addresses.join(", ")))?;
+    }
+    if let Some(up) = system::uptime() {
+        say(
+            out,
+            &format!(
+                "machine up {}d {:02}h {:02}m\r\n",
+                up / 86400,
+                up % 86400 / 3600,
+                up % 3600 / 60
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -268,5 +504,73 @@ mod tests {
         .unwrap();
         let text = drive(&config, "user add alice\nonly-once");
         assert!(!text.contains("added"));
+    }
+
+    #[derive(Default)]
+    struct FakeBoard(Vec<&'static str>);
+
+    impl Machine for FakeBoard {
+        fn reboot(&mut self) -> Result<(), String> {
+            self.0.push("reboot");
+            Ok(())
+        }
+        fn poweroff(&mut self) -> Result<(), String> {
+            self.0.push("poweroff");
+            Ok(())
+        }
+        fn shell(&mut self) -> Result<(), String> {
+            self.0.push("shell");
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn admin_console_first_start_login_and_system_verbs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(&Overrides {
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let ring = dir.path().join("ring");
+        std::fs::write(&ring, "one\ntwo\nthree\n").unwrap();
+        let options = Options {
+            admin: true,
+            echo: true,
+            log_ring: Some(ring),
+            login_delay: Duration::ZERO,
+        };
+        let session = |input: &str, board: &mut FakeBoard| {
+            let mut out = Vec::new();
+            run_with(&config, &options, board, input.as_bytes(), &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let mut board = FakeBoard::default();
+        // First start: choose the password (a mismatch asks again).
+        let text = session(
+            "a1\ra2\radmin-pw\radmin-pw\rlog 2\rshell\rno\rshell\rrepair\rreboot\r\x04",
+            &mut board,
+        );
+        assert!(
+            text.contains("First start: choose the admin password"),
+            "{text}"
+        );
+        assert!(text.contains("passwords do not match"));
+        assert!(text.contains("admin password set"));
+        assert!(!text.contains("admin-pw"), "password echoed");
+        assert!(text.contains("two\r\nthree\r\n") && !text.contains("one\r\n"));
+        assert!(text.contains("not started"));
+        assert_eq!(board.0, ["shell", "reboot"]);
+        // Later starts ask for it; a wrong one is refused.
+        let mut board = FakeBoard::default();
+        let text = session("wrong\radmin-pw\rpoweroff\r", &mut board);
+        assert!(text.contains("wrong password"), "{text}");
+        assert!(text.contains("postbox> poweroff"));
+        assert_eq!(board.0, ["poweroff"]);
+        let text = session("wrong\r", &mut FakeBoard::default());
+        assert!(!text.contains("postbox>"), "{text}");
+        // The plain console has none of the system verbs.
+        let text = drive(&config, "reboot\n");
+        assert!(text.contains("unknown command \"reboot\""), "{text}");
     }
 }

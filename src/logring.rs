@@ -1,0 +1,229 @@
+//! The log: one line per event, `2026-11-25T09:37:28.866Z INFO  [module] text`,
+//! to stderr and, when a ring file is given, to that file too. On the board
+//! the ring file is on a tmpfs (RAM, never flash) and the admin console's
+//! `log` shows its tail; it stays between [`RING_BYTES`] and twice that.
+//!
+//! Write errors are ignored: a closed stderr (EPIPE) or a full tmpfs must
+//! never stop the server.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The newest bytes kept when the ring file is cut.
+pub const RING_BYTES: u64 = 64 * 1024;
+
+struct Ring {
+    path: PathBuf,
+    file: File,
+    size: u64,
+}
+
+impl Ring {
+    fn open(path: &Path) -> std::io::Result<Ring> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok(Ring {
+            path: path.to_path_buf(),
+            file,
+            size,
+        })
+    }
+
+    fn append(&mut self, line: &[u8]) {
+        if self.file.write_all(line).is_ok() {
+            self.size += line.len() as u64;
+        }
+        if self.size > 2 * RING_BYTES {
+            let _ = self.cut();
+        }
+    }
+
+    /// Keeps the newest [`RING_BYTES`], from a line start, by writing them
+    /// to a new file and renaming it over the old one; lines others
+    /// appended (the init's notes) are kept with the rest.
+    fn cut(&mut self) -> std::io::Result<()> {
+        let mut old = File::open(&self.path)?;
+        let len = old.metadata()?.len();
+        old.seek(SeekFrom::Start(len.saturating_sub(RING_BYTES)))?;
+        let mut tail = Vec::new();
+        old.read_to_end(&mut tail)?;
+        let start = match tail.iter().position(|&b| b == b'\n') {
+            Some(i) if len > RING_BYTES => i + 1,
+            _ => 0,
+        };
+        let tmp = self.path.with_extension("cut");
+        std::fs::write(&tmp, &tail[start..])?;
+        std::fs::rename(&tmp, &self.path)?;
+        *self = Ring::open(&self.path)?;
+        Ok(())
+    }
+}
+
+pub struct RingLogger {
+    level: log::LevelFilter,
+    ring: Option<Mutex<Ring>>,
+}
+
+impl RingLogger {
+    pub fn new(level: log::LevelFilter, ring: Option<&Path>) -> Result<RingLogger, String> {
+        let ring = match ring {
+            None => None,
+            Some(path) => {
+                Some(Mutex::new(Ring::open(path).map_err(|e| {
+                    format!("cannot open log ring {}: {e}", path.display())
+                })?))
+            }
+        };
+        Ok(RingLogger { level, ring })
+    }
+
+    /// Makes this the process's logger.
+    pub fn init(self) -> Result<(), String> {
+        log::set_max_level(self.level);
+        log::set_boxed_logger(Box::new(self)).map_err(|e| e.to_string())
+    }
+}
+
+impl log::Log for RingLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let target = if record.target().is_empty() {
+            record.module_path().unwrap_or_default()
+        } else {
+            record.target()
+        };
+        let line = format!(
+            "{} {:<5} [{}] {}\n",
+            timestamp(SystemTime::now()),
+            record.level(),
+            target,
+            record.args()
+        );
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        if let Some(ring) = &self.ring {
+            if let Ok(mut ring) = ring.lock() {
+                ring.append(line.as_bytes());
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// The last `count` lines of a ring file (empty when there is none yet).
+pub fn tail(path: &Path, count: usize) -> Vec<String> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => return Vec::new(),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// `2026-11-25T09:37:28.866Z`.
+pub fn timestamp(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (year, month, day) = civil_from_days((secs / 86400) as i64);
+    let rest = secs % 86400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_in_utc_with_millis() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_599_448_866);
+        assert_eq!(timestamp(t), "2026-11-25T09:37:28.866Z");
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(&timestamp(leap)[..10], "2000-02-29");
+    }
+
+    #[test]
+    fn ring_file_stays_bounded_and_keeps_whole_newest_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut ring = Ring::open(&path).unwrap();
+        for i in 0..10_000 {
+            ring.append(format!("line {i:05} {}\n", "x".repeat(20)).as_bytes());
+        }
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size <= 2 * RING_BYTES + 100, "{size}");
+        assert!(size >= RING_BYTES / 2, "{size}");
+        let last = tail(&path, 3);
+        assert_eq!(last.len(), 3);
+        assert!(last[2].starts_with("line 09999 "), "{last:?}");
+        let all = tail(&path, usize::MAX);
+        assert!(all.iter().all(|l| l.starts_with("line ")), "a cut line");
+    }
+
+    #[test]
+    fn logger_line_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring");
+        let logger = RingLogger::new(log::LevelFilter::Info, Some(&path)).unwrap();
+        use log::Log;
+        logger.log(
+            &log::Record::builder()
+                .level(log::Level::Info)
+                .target("postbox::serve")
+                .args(format_args!("serving localhost on smtp 127.0.0.1:25"))
+                .build(),
+        );
+        logger.log(
+            &log::Record::builder()
+                .level(log::Level::Debug)
+                .target("x")
+                .args(format_args!("hidden"))
+                .build(),
+        );
+        let lines = tail(&path, 10);
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].ends_with("Z INFO  [postbox::serve] serving localhost on smtp 127.0.0.1:25"),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines[0].as_bytes()[23], b'Z');
+    }
+}
