@@ -1,0 +1,388 @@
+#!/usr/bin/python3
+"""Boots the appliance images under qemu and drives them like a user would:
+the serial console (pexpect) for administration, and mail over the host's
+forwarded ports with Python's own SMTP and POP3 clients.
+
+  boot_test.py IMAGE_DIR
+
+IMAGE_DIR is target/image (made by scripts/build-image qemu-virt and rpi3).
+Nothing leaves the machine: qemu's user network only, the guest's time
+servers off and its DNS pointed at a closed port.
+"""
+
+import hashlib
+import os
+import poplib
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pexpect
+
+ADMIN_PW = "console-Secret-1"
+PASSWORDS = {"alice": "alice-Secret-1", "bob": "bob-Secret-2"}
+TEST_CONFIG = """\
+hostname = "postbox.test"
+domains = ["localhost"]
+dns_resolver = "127.0.0.1:9"
+[network]
+mode = "dhcp"
+interface = "eth0"
+ntp = ""
+[smtp]
+listen = "0.0.0.0:25"
+[submission]
+listen = "0.0.0.0:587"
+[submissions]
+listen = "0.0.0.0:465"
+[pop3]
+listen = "0.0.0.0:110"
+[pop3s]
+listen = "0.0.0.0:995"
+"""
+BOOT_TIMEOUT = 240
+MIB = 1024 * 1024
+
+
+def log(text):
+    print(f"[image-test] {text}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tls():
+    # The board's certificate is self-signed: no verification here.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def board_file(name):
+    values = {}
+    here = os.path.dirname(os.path.abspath(__file__))
+    text = open(os.path.join(here, "..", "..", "board", name)).read()
+    for m in re.finditer(r'^([A-Z_]+)="?([^"\n]*)"?$', text, re.M):
+        values[m.group(1)] = m.group(2)
+    return values
+
+
+class Board:
+    """One qemu run of an image; its serial console is `self.console`."""
+
+    def __init__(self, image_dir, disk, ports):
+        self.image_dir = image_dir
+        self.disk = disk
+        self.ports = ports
+        self.console = None
+
+    def start(self):
+        board = board_file("qemu-virt")
+        forwards = ",".join(
+            f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in self.ports.items()
+        )
+        args = [
+            "-M", "virt", "-cpu", "cortex-a53", "-m", "512", "-smp", "2",
+            "-kernel", f"{self.image_dir}/qemu-virt/vmlinuz",
+            "-initrd", f"{self.image_dir}/qemu-virt/initramfs.gz",
+            "-append", board["CMDLINE"],
+            "-netdev", f"user,id=n,{forwards}",
+            "-device", "virtio-net-device,netdev=n",
+            "-drive", f"if=none,file={self.disk},format=raw,id=d",
+            "-device", "virtio-blk-device,drive=d",
+            "-device", "i6300esb",
+            "-nographic",
+        ]
+        self.started = time.monotonic()
+        self.console = pexpect.spawn(
+            "qemu-system-aarch64", args, encoding="utf-8", codec_errors="replace",
+            timeout=BOOT_TIMEOUT,
+        )
+        self.console.logfile_read = open(self.disk + ".console.log", "a")
+
+    def expect(self, pattern, timeout=60):
+        return self.console.expect(pattern, timeout=timeout)
+
+    def command(self, line, answers=(), expect="postbox> ", timeout=60):
+        """Types a console command (and answers to its questions); returns
+        what it printed."""
+        self.console.send(line + "\r")
+        for prompt, answer in answers:
+            self.expect(prompt, timeout)
+            self.console.send(answer + "\r")
+        self.expect(expect, timeout)
+        return self.console.before
+
+    def login(self):
+        self.expect("Admin password: ", BOOT_TIMEOUT)
+        self.console.send(ADMIN_PW + "\r")
+        self.expect("postbox> ")
+
+    def smtp_ready(self):
+        """Seconds from qemu's start until port 25 greets."""
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.ports[25]), timeout=3) as s:
+                    s.settimeout(3)
+                    if s.recv(64).startswith(b"220"):
+                        return time.monotonic() - self.started
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError("SMTP never greeted")
+
+    def kill(self):
+        self.console.kill(signal.SIGKILL)
+        self.console.close(force=True)
+
+    def wait_exit(self, timeout=120):
+        self.console.expect(pexpect.EOF, timeout=timeout)
+        self.console.close()
+
+
+def message(sender, rcpt, subject, body):
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    return (
+        f"From: {sender}\r\nTo: {rcpt}\r\nSubject: {subject}\r\n"
+        f"X-Digest: {digest}\r\n\r\n{body}\r\nEND-OF-MESSAGE\r\n"
+    )
+
+
+def mailbox(ports, user):
+    """Subject -> full text of every message in the user's mailbox, read
+    over POP3 with STLS; checks each is whole."""
+    pop = poplib.POP3("127.0.0.1", ports[110], timeout=30)
+    pop.stls(context=tls())
+    pop.user(f"{user}@localhost")
+    pop.pass_(PASSWORDS[user])
+    found = {}
+    count, _ = pop.stat()
+    for i in range(1, count + 1):
+        lines = pop.retr(i)[1]
+        text = "\r\n".join(l.decode("utf-8", "replace") for l in lines)
+        subject = re.search(r"^Subject: (.*)$", text, re.M).group(1).strip()
+        digest = re.search(r"^X-Digest: (\w+)$", text, re.M)
+        body = text.split("\r\n\r\n", 1)[1]
+        assert body.endswith("END-OF-MESSAGE"), f"partial message {subject!r}"
+        if digest:
+            content = body[: -len("\r\nEND-OF-MESSAGE")]
+            assert hashlib.sha256(content.encode()).hexdigest() == digest.group(1), subject
+        found[subject] = text
+    pop.quit()
+    return found
+
+
+def first_boot(board):
+    board.start()
+    # Measured from qemu's start, while the console is being set up.
+    ready = []
+    waiter = threading.Thread(target=lambda: ready.append(board.smtp_ready()))
+    waiter.start()
+    board.expect("choose the admin password", BOOT_TIMEOUT)
+    board.expect("Password: ")
+    board.console.send(ADMIN_PW + "\r")
+    board.expect("Again: ")
+    board.console.send(ADMIN_PW + "\r")
+    board.expect("admin password set")
+    board.expect("postbox> ")
+    waiter.join()
+    for user in ("alice", "bob"):
+        out = board.command(
+            f"user add {user}",
+            [("Password: ", PASSWORDS[user]), ("Again: ", PASSWORDS[user])],
+        )
+        assert f"added {user}@localhost" in out, out
+    return ready[0]
+
+
+def send_mail(ports):
+    s = smtplib.SMTP("127.0.0.1", ports[25], "client.test", timeout=60)
+    s.sendmail(
+        "friend@example.org", ["alice@localhost"],
+        message("friend@example.org", "alice@localhost", "hello over smtp", "First message."),
+    )
+    s.quit()
+    s = smtplib.SMTP("127.0.0.1", ports[587], "client.test", timeout=60)
+    s.starttls(context=tls())
+    s.login("bob@localhost", PASSWORDS["bob"])
+    s.sendmail(
+        "bob@localhost", ["alice@localhost"],
+        message("bob@localhost", "alice@localhost", "from bob via submission", "Hi Alice."),
+    )
+    s.quit()
+
+
+def stream(ports, acked, stop):
+    """Delivers numbered messages until stopped or the board dies; notes
+    each one that got its 250."""
+    n = 0
+    try:
+        s = smtplib.SMTP("127.0.0.1", ports[25], "client.test", timeout=20)
+        while not stop.is_set():
+            body = f"Message {n}.\r\n" + ("x" * 70 + "\r\n") * (n % 50)
+            s.sendmail(
+                "friend@example.org", ["alice@localhost"],
+                message("friend@example.org", "alice@localhost", f"stream {n}", body),
+            )
+            acked.append(n)
+            n += 1
+    except (OSError, smtplib.SMTPException):
+        pass
+
+
+def data_partition_check(disk):
+    """Host-side e2fsck -fn of the data partition after a clean poweroff."""
+    out = subprocess.run(["sfdisk", "-J", disk], capture_output=True, text=True, check=True).stdout
+    import json
+    parts = json.loads(out)["partitiontable"]["partitions"]
+    data = parts[1]
+    part = disk + ".data"
+    subprocess.run(
+        ["dd", f"if={disk}", f"of={part}", "bs=512", f"skip={data['start']}",
+         f"count={data['size']}", "status=none"], check=True,
+    )
+    result = subprocess.run(["e2fsck", "-fn", part], capture_output=True, text=True)
+    os.unlink(part)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_qemu_virt(image_dir, work):
+    disk = os.path.join(work, "virt.img")
+    subprocess.run(f"xz -dc {image_dir}/postbox-qemu-virt.img.xz > {disk}", shell=True, check=True)
+    # What a user does on their PC: edit postbox.toml on the FAT partition.
+    conf = os.path.join(work, "postbox.toml")
+    open(conf, "w").write(TEST_CONFIG)
+    subprocess.run(["mcopy", "-o", "-i", f"{disk}@@1M", conf, "::postbox.toml"], check=True)
+    # A bigger card than the image: the data partition grows on first boot.
+    os.truncate(disk, 1024 * MIB)
+    ports = {p: free_port() for p in (25, 587, 110)}
+    board = Board(image_dir, disk, ports)
+
+    log("1. first boot: admin password, users alice and bob on the console")
+    ready = first_boot(board)
+    log(f"boot to SMTP ready: {ready:.1f} s (qemu TCG)")
+
+    log("2. mail from the host: SMTP to alice, bob via submission+STARTTLS, POP3+STLS as alice")
+    send_mail(ports)
+    box = mailbox(ports, "alice")
+    assert set(box) == {"hello over smtp", "from bob via submission"}, box.keys()
+    assert "ESMTPSA" in box["from bob via submission"]
+    status = board.command("status")
+    assert "server: running" in status and "tls SHA-256:" in status, status
+    assert "smtp 0.0.0.0:25" in status and "eth0 10.0.2.15" in status, status
+    assert re.search(r"disk: \d+ of (\d+) MiB", status), status
+    total = int(re.search(r"disk: \d+ of (\d+) MiB", status).group(1))
+    assert total > 800, f"data partition not grown: {status}"
+    logs = board.command("log 50")
+    assert "serving localhost on smtp 0.0.0.0:25" in logs and "running as user postbox" in logs, logs
+
+    log("3. reboot from the console: users and mail are still there")
+    board.console.send("reboot\r")
+    board.expect("stopping for reboot", 60)
+    board.started = time.monotonic()
+    board.login()
+    users = board.command("user list")
+    assert "alice@localhost (admin)" in users and "bob@localhost" in users, users
+    board.smtp_ready()
+    assert set(mailbox(ports, "alice")) == {"hello over smtp", "from bob via submission"}
+
+    log("4. power cut in the middle of a stream of deliveries")
+    acked, stop = [], threading.Event()
+    sender = threading.Thread(target=stream, args=(ports, acked, stop))
+    sender.start()
+    deadline = time.monotonic() + 60
+    while len(acked) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    board.kill()
+    stop.set()
+    sender.join()
+    assert len(acked) >= 20, f"only {len(acked)} messages acknowledged before the cut"
+    log(f"cut after {len(acked)} acknowledged messages")
+    board.start()
+    board.expect(r"e2fsck /dev/vda2 rc=(\d+)", BOOT_TIMEOUT)
+    rc = int(board.console.match.group(1))
+    assert rc in (0, 1), f"e2fsck -p after the power cut: rc={rc}"
+    board.login()
+    board.smtp_ready()
+    box = mailbox(ports, "alice")
+    missing = [n for n in acked if f"stream {n}" not in box]
+    assert not missing, f"acknowledged but lost: {missing}"
+    extra = len([s for s in box if s.startswith("stream ")]) - len(acked)
+    log(f"all {len(acked)} acknowledged messages readable and whole ({extra} more that were in flight)")
+
+    log("poweroff from the console; the data partition checks clean on the host")
+    board.console.send("poweroff\r")
+    board.wait_exit()
+    log(f"host e2fsck -fn: {data_partition_check(disk)}")
+
+
+def test_rpi3(image_dir, work):
+    log("5. rpi3 image on qemu -M raspi3b: admin shell on the mini-UART, data partition mounted")
+    board = board_file("rpi3")
+    card = os.path.join(work, "rpi3.img")
+    subprocess.run(f"xz -dc {image_dir}/postbox-rpi3.img.xz > {card}", shell=True, check=True)
+    os.truncate(card, 2048 * MIB)  # qemu wants an SD card of a power-of-two size
+    args = [
+        "-M", "raspi3b",
+        "-kernel", f"{image_dir}/rpi3/vmlinuz",
+        "-dtb", f"{image_dir}/rpi3/bcm2837-rpi-3-b.dtb",
+        "-initrd", f"{image_dir}/rpi3/initramfs.gz",
+        "-append", board["CMDLINE"],
+        "-drive", f"if=sd,file={card},format=raw",
+        # serial0 is the PL011 (Bluetooth on a real Pi), serial1 the mini-UART.
+        "-serial", "null", "-serial", "stdio", "-display", "none", "-monitor", "none",
+    ]
+    started = time.monotonic()
+    pi = pexpect.spawn("qemu-system-aarch64", args, encoding="utf-8", codec_errors="replace",
+                       timeout=BOOT_TIMEOUT)
+    pi.logfile_read = open(card + ".console.log", "w")
+    pi.expect("choose the admin password")
+    log(f"rpi3: admin console after {time.monotonic() - started:.1f} s")
+    pi.expect("Password: ")
+    pi.send(ADMIN_PW + "\r")
+    pi.expect("Again: ")
+    pi.send(ADMIN_PW + "\r")
+    pi.expect("postbox> ")
+    pi.send("status\r")
+    pi.expect("postbox> ", timeout=60)
+    status = pi.before
+    match = re.search(r"disk: \d+ of (\d+) MiB", status)
+    assert match and int(match.group(1)) > 1500, f"data partition not mounted and grown: {status}"
+    log(f"rpi3: data partition mounted, {match.group(1)} MiB")
+    pi.kill(signal.SIGKILL)
+    pi.close(force=True)
+
+
+def main():
+    image_dir = os.path.abspath(sys.argv[1])
+    work = tempfile.mkdtemp(prefix="postbox-image-test.")
+    try:
+        test_qemu_virt(image_dir, work)
+        test_rpi3(image_dir, work)
+    except BaseException:
+        for name in sorted(os.listdir(work)):
+            if name.endswith(".console.log"):
+                text = open(os.path.join(work, name), errors="replace").read()
+                print(f"--- last of {name} ---\n{text[-4000:]}", file=sys.stderr)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log("all image tests passed")
+
+
+if __name__ == "__main__":
+    main()
