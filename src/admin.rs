@@ -130,6 +130,35 @@ pub fn set_quota(config: &Config, name: &str, size: &str) -> Result<String, Stri
 }
 
 /// The traffic counters as `postbox stats` and the console show them.
+/// `queue list`: each waiting message with its age, sender, recipients,
+/// last error and next try.
+pub fn queue_list(config: &Config) -> Result<String, String> {
+    crate::queue::list(&config.data_dir)
+}
+
+/// `queue flush`: the running server tries every waiting message now.
+pub fn queue_flush(config: &Config) -> Result<String, String> {
+    match crate::serve::nudge_queue(&config.data_dir)? {
+        true => Ok("the server is trying every queued message now".into()),
+        false => Err("no server is running on this data directory".into()),
+    }
+}
+
+/// `queue delete ID`: drops a message from the queue without a report.
+pub fn queue_delete(config: &Config, id: &str) -> Result<String, String> {
+    if id.is_empty() || id.contains(['/', '\\']) || id.starts_with('.') {
+        return Err(format!("invalid queue id {id:?}"));
+    }
+    let removed = crate::queue::store::remove(&config.data_dir, id)
+        .map_err(|e| format!("cannot delete {id}: {e}"))?;
+    if !removed {
+        return Err(format!("no message {id} in the queue"));
+    }
+    // A running server forgets it now rather than at its next attempt.
+    let _ = crate::serve::nudge_queue(&config.data_dir);
+    Ok(format!("deleted {id} from the queue"))
+}
+
 pub fn stats_report(config: &Config) -> Result<String, String> {
     let stats = crate::stats::load(&config.data_dir)?;
     let mut report = stats.report();

@@ -43,6 +43,8 @@ pub struct Config {
     pub relay_from: Vec<Cidr>,
     /// Lets clients on 127.0.0.1/::1 log in without TLS.
     pub allow_plaintext_on_loopback: bool,
+    /// A logged-in member's MAIL FROM and From: must be their addresses.
+    pub from_must_match: bool,
     pub limits: LimitsConfig,
     pub quota: QuotaConfig,
     /// DNS blocklist zones checked for strangers on port 25 (empty: off).
@@ -52,6 +54,71 @@ pub struct Config {
     /// Greylisting settings; `None` when it is off.
     pub greylist: Option<crate::greylist::Settings>,
     pub spam: crate::spam::Settings,
+    pub queue: QueueConfig,
+}
+
+/// How mail for other domains leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Relay everything through this server; `None`: deliver direct to MX.
+    pub smarthost: Option<Smarthost>,
+    /// A delay notice goes to the sender after this long (`queue_warn`).
+    pub warn: Duration,
+    /// Undelivered mail is returned to the sender after this long
+    /// (`queue_return`).
+    pub expire: Duration,
+    /// The first retry waits this long; each next one twice as long...
+    pub retry_first: Duration,
+    /// ...up to this.
+    pub retry_max: Duration,
+    /// Deliveries running at once, in all.
+    pub max_deliveries: usize,
+    /// Deliveries running at once to one destination domain.
+    pub max_per_destination: usize,
+    /// The port of MX hosts (25; other values only for tests and odd networks).
+    pub smtp_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smarthost {
+    pub host: String,
+    pub port: u16,
+    /// Login (AUTH PLAIN, or LOGIN when only that is offered).
+    pub login: Option<(String, String)>,
+    pub tls: SmarthostTls,
+    /// PEM certificates trusted for the smarthost besides the built-in
+    /// web roots (a private CA, or the server's own certificate).
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmarthostTls {
+    /// STARTTLS, required, certificate verified (default; port 587).
+    StartTls,
+    /// TLS from the first byte (default on port 465).
+    Implicit,
+    /// Plain text: only for a smarthost on a trusted local network.
+    None,
+}
+
+/// `300`, `"30s"`, `"10m"`, `"4h"`, `"5d"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?} (e.g. 90s, 10m, 4h, 5d)"))?;
+    let unit_secs = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("invalid duration {text:?} (e.g. 90s, 10m, 4h, 5d)")),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(unit_secs)))
 }
 
 /// Mailbox size limits.
@@ -172,6 +239,86 @@ struct FileConfig {
     dnsbl: DnsblFile,
     #[serde(default)]
     spam: SpamFile,
+    smarthost: Option<String>,
+    smarthost_user: Option<String>,
+    smarthost_password: Option<String>,
+    smarthost_tls: Option<String>,
+    smarthost_ca: Option<PathBuf>,
+    queue_warn: Option<DurationValue>,
+    queue_return: Option<DurationValue>,
+    #[serde(default)]
+    queue: QueueFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct QueueFile {
+    retry_first: Option<DurationValue>,
+    retry_max: Option<DurationValue>,
+    max_deliveries: Option<usize>,
+    max_per_destination: Option<usize>,
+    smtp_port: Option<u16>,
+}
+
+/// Seconds, or text with a unit (`"4h"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Seconds(u64),
+    Text(String),
+}
+
+fn duration(
+    value: &Option<DurationValue>,
+    key: &str,
+    default: Duration,
+) -> Result<Duration, String> {
+    match value {
+        None => Ok(default),
+        Some(DurationValue::Seconds(n)) => Ok(Duration::from_secs(*n)),
+        Some(DurationValue::Text(t)) => parse_duration(t).map_err(|e| format!("{key}: {e}")),
+    }
+}
+
+fn smarthost(file: &FileConfig) -> Result<Option<Smarthost>, String> {
+    let Some(text) = file.smarthost.as_deref().filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let (host, port) = match text.trim().rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("smarthost: invalid port in {text:?}"))?,
+        ),
+        None => (text.trim(), 587),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("smarthost: no host in {text:?}"));
+    }
+    let tls = match file.smarthost_tls.as_deref() {
+        None if port == 465 => SmarthostTls::Implicit,
+        None | Some("starttls") => SmarthostTls::StartTls,
+        Some("implicit") => SmarthostTls::Implicit,
+        Some("none") => SmarthostTls::None,
+        Some(other) => {
+            return Err(format!(
+                "smarthost_tls: expected \"starttls\", \"implicit\" or \"none\", not {other:?}"
+            ))
+        }
+    };
+    let login = match (&file.smarthost_user, &file.smarthost_password) {
+        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+        (None, None) => None,
+        _ => return Err("smarthost_user and smarthost_password go together".into()),
+    };
+    Ok(Some(Smarthost {
+        host: host.to_string(),
+        port,
+        login,
+        tls,
+        ca: file.smarthost_ca.clone(),
+    }))
 }
 
 #[derive(Deserialize, Default)]
@@ -289,6 +436,7 @@ struct TlsFile {
 #[serde(deny_unknown_fields)]
 struct AuthFile {
     allow_plaintext_on_loopback: Option<bool>,
+    from_must_match: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -341,6 +489,32 @@ impl Config {
     }
 
     fn build(file: FileConfig, o: &Overrides) -> Result<Config, String> {
+        let queue = QueueConfig {
+            smarthost: smarthost(&file)?,
+            warn: duration(
+                &file.queue_warn,
+                "queue_warn",
+                Duration::from_secs(4 * 3600),
+            )?,
+            expire: duration(
+                &file.queue_return,
+                "queue_return",
+                Duration::from_secs(5 * 86400),
+            )?,
+            retry_first: duration(
+                &file.queue.retry_first,
+                "queue.retry_first",
+                Duration::from_secs(300),
+            )?,
+            retry_max: duration(
+                &file.queue.retry_max,
+                "queue.retry_max",
+                Duration::from_secs(2 * 3600),
+            )?,
+            max_deliveries: file.queue.max_deliveries.unwrap_or(8).max(1),
+            max_per_destination: file.queue.max_per_destination.unwrap_or(2).max(1),
+            smtp_port: file.queue.smtp_port.unwrap_or(25),
+        };
         let mut domains = file
             .domains
             .unwrap_or_else(|| vec![DEFAULT_DOMAIN.to_string()]);
@@ -516,6 +690,7 @@ impl Config {
             quota,
             greylist,
             spam,
+            queue,
             dnsbl,
             dns_resolver: file.dns_resolver,
             submission,
@@ -525,6 +700,7 @@ impl Config {
             relay_from,
             allow_plaintext_on_loopback: o.allow_plaintext_on_loopback
                 || file.auth.allow_plaintext_on_loopback.unwrap_or(false),
+            from_must_match: file.auth.from_must_match.unwrap_or(true),
             data_dir: o
                 .data_dir
                 .clone()
@@ -715,5 +891,7 @@ mod tests {
         );
         assert_eq!(from_example.data_dir, defaults.data_dir);
         assert_eq!(from_example.spam, defaults.spam);
+        assert_eq!(from_example.from_must_match, defaults.from_must_match);
+        assert_eq!(from_example.queue, defaults.queue);
     }
 }

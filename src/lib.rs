@@ -41,6 +41,7 @@ pub mod limits;
 pub mod line;
 pub mod logring;
 pub mod pop3;
+pub mod queue;
 pub mod relay;
 pub mod route;
 pub mod serve;

@@ -21,6 +21,7 @@ usage:
   postbox console                     admin shell on stdin/stdout
   postbox console --admin             the appliance's serial console
   postbox system ...                  the appliance init's helpers
+  postbox queue list|flush|delete ID  mail waiting to leave
   postbox stats                       traffic counters (like mailstats)
   postbox tls show                    the certificate in use
   postbox tls selfsigned [--force]    make a new self-signed certificate
@@ -82,6 +83,17 @@ Changes apply to a running server at once.
 
 options:
   --config FILE  --data DIR  --domain D  --password-stdin
+";
+
+const QUEUE_HELP: &str = "\
+usage:
+  postbox queue list        waiting messages: id, age, sender, recipients,
+                            last error and next try
+  postbox queue flush       the running server tries every message now
+  postbox queue delete ID   drop a message from the queue (no report is sent)
+
+options:
+  --config FILE  --data DIR
 ";
 
 const STATS_HELP: &str = "\
@@ -249,6 +261,8 @@ fn run() -> Result<(), Failure> {
             print!("{}", admin::stats_report(&config).map_err(Failure::Failed)?);
             Ok(())
         }
+        "queue" if args.help => help(QUEUE_HELP),
+        "queue" => queue(&args),
         "tls" if args.help => help(TLS_HELP),
         "tls" => tls(&args),
         "system" if args.help => help(SYSTEM_HELP),
@@ -335,6 +349,22 @@ fn user(args: &Args) -> Result<(), Failure> {
         ["list", ..] => usage("user list takes no arguments"),
         [other, ..] => usage(format!("unknown user subcommand {other:?}")),
     }
+}
+
+fn queue(args: &Args) -> Result<(), Failure> {
+    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
+    let config = load_config(args)?;
+    let text = match words.as_slice() {
+        ["list"] => admin::queue_list(&config),
+        ["flush"] => admin::queue_flush(&config).map(|t| t + "\n"),
+        ["delete", id] => admin::queue_delete(&config, id).map(|t| t + "\n"),
+        [] => return usage("queue needs a subcommand: list, flush or delete ID"),
+        ["delete", ..] => return usage("queue delete takes exactly one ID"),
+        ["list" | "flush", ..] => return usage(format!("queue {} takes no arguments", words[0])),
+        [other, ..] => return usage(format!("unknown queue subcommand {other:?}")),
+    };
+    print!("{}", text.map_err(Failure::Failed)?);
+    Ok(())
 }
 
 fn tls(args: &Args) -> Result<(), Failure> {

@@ -83,6 +83,28 @@ pub fn running_status(data_dir: &Path) -> Option<ServerStatus> {
         .then_some(status)
 }
 
+/// Asks the server running on `data_dir`, if any, to look at its queue
+/// again and try everything now (SIGUSR1). `Ok(false)`: none is running.
+pub fn nudge_queue(data_dir: &Path) -> Result<bool, String> {
+    let Ok(lock) = OpenOptions::new().read(true).open(data_dir.join(LOCK_FILE)) else {
+        return Ok(false);
+    };
+    // The server holds the lock while it runs: taking it means none does.
+    if lock.try_lock().is_ok() {
+        return Ok(false);
+    }
+    let status = running_status(data_dir).ok_or("the running server left no status file")?;
+    // SAFETY: kill only sends a signal to the process the lock proved alive.
+    if unsafe { libc::kill(status.pid as libc::pid_t, libc::SIGUSR1) } != 0 {
+        return Err(format!(
+            "cannot signal the server (pid {}): {}",
+            status.pid,
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(true)
+}
+
 /// Shutdown as every session sees it.
 pub struct Shutdown {
     closed: Receiver<()>,
@@ -131,6 +153,8 @@ pub struct Shared {
     stats_changed: Cell<bool>,
     /// Members' automatic address books, for the spam recipient rule.
     pub books: crate::spam::AddressBooks,
+    /// Mail waiting to leave for other domains.
+    pub queue: crate::queue::Queue,
     /// One Argon2 computation at a time bounds login memory on small boards.
     password_gate: smol::lock::Semaphore,
     /// Mailboxes with a POP3 session in the TRANSACTION state.
@@ -314,6 +338,51 @@ impl Shared {
                 );
                 self.deliver_notice(account, "Your mailbox is nearly full", &text)
                     .await;
+            }
+        }
+    }
+
+    /// The envelope sender for a copy forwarded to another domain (through
+    /// an alias or a forward), so its bounces come back here.
+    pub fn forwarding_sender(&self, sender: &str) -> String {
+        sender.to_string()
+    }
+
+    /// Sends a delivery report (complete message text) to `recipient`:
+    /// straight into the mailbox when it is a local user, otherwise
+    /// through the queue with the null sender, so it is never bounced.
+    pub async fn deliver_report(
+        &self,
+        recipient: &str,
+        name: String,
+        text: &[u8],
+    ) -> std::io::Result<()> {
+        let local = Address::parse_path(recipient)
+            .ok()
+            .map(|a| self.lookup(&RcptTo::Mailbox(a)));
+        let mut incoming = maildir::Incoming::create(&self.config.data_dir, name.clone())?;
+        if let Err(e) = incoming.write(text) {
+            incoming.discard();
+            return Err(e);
+        }
+        match local {
+            Some(RcptVerdict::Local(account)) => {
+                let dir = self.mailbox_dir(&account);
+                self.commits.deliver(incoming, vec![dir.clone()]).await?;
+                self.add_usage(&dir, text.len() as u64);
+                Ok(())
+            }
+            Some(RcptVerdict::UnknownUser | RcptVerdict::OverQuota { .. }) => {
+                incoming.discard();
+                Err(std::io::Error::other("no such local mailbox to report to"))
+            }
+            _ => {
+                let (incoming, result) = self
+                    .queue
+                    .submit(incoming, name, String::new(), vec![recipient.to_string()])
+                    .await;
+                incoming.discard();
+                result
             }
         }
     }
@@ -547,6 +616,7 @@ pub fn run(config: Config) -> Result<(), String> {
         stats: RefCell::new(stats),
         stats_changed: Cell::new(false),
         books: crate::spam::AddressBooks::default(),
+        queue: crate::queue::Queue::open(&data_dir, &config.queue)?,
         password_gate: smol::lock::Semaphore::new(1),
         pop3_in_use: RefCell::new(HashSet::new()),
         smtp_sessions: Cell::new(0),
@@ -587,9 +657,12 @@ async fn serve(
         crate::console::system::drop_root(user, &config.data_dir)?;
         log::info!("running as user {user}");
     }
-    let mut signals =
-        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mut signals = async_signal::Signals::new([
+        async_signal::Signal::Term,
+        async_signal::Signal::Int,
+        async_signal::Signal::Usr1,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
     let fingerprint = shared.tls.info().fingerprint;
     let status = ServerStatus {
@@ -647,9 +720,22 @@ async fn serve(
         })
     };
 
+    let queue_runner = executor.spawn(crate::queue::run(shared.clone(), executor.clone()));
+
     use smol::stream::StreamExt;
-    if let Some(Ok(signal)) = signals.next().await {
-        log::info!("received {signal:?}: no new connections, finishing sessions");
+    while let Some(signal) = signals.next().await {
+        match signal {
+            // `postbox queue flush` (and `delete`): look again, try now.
+            Ok(async_signal::Signal::Usr1) => {
+                log::info!("queue flush requested");
+                shared.queue.flush();
+            }
+            Ok(signal) => {
+                log::info!("received {signal:?}: no new connections, finishing sessions");
+                break;
+            }
+            Err(_) => {}
+        }
     }
     shared.shutdown.since.set(Some(Instant::now()));
     stop.close();
@@ -661,6 +747,7 @@ async fn serve(
         Timer::after(Duration::from_millis(20)).await;
     }
     drop(saver);
+    drop(queue_runner);
     shared.save_rarely().await;
     log::info!("stopped");
     Ok(())

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 const FILE: &str = "stats";
 const KIND: [u8; 4] = *b"PBSS";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 
 #[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
@@ -29,6 +29,28 @@ pub struct Stats {
     pub connections: BTreeMap<String, u64>,
     /// Refusals by reply ("550 5.1.1", "-ERR [AUTH]", ...).
     pub rejected: BTreeMap<String, u64>,
+    /// Copies handed to the outbound queue (one per remote recipient).
+    pub queued: u64,
+    /// Copies other servers accepted from the queue.
+    pub sent: u64,
+    /// Copies the queue gave up on (refused for good, or expired).
+    pub bounced: u64,
+    /// Copies judged spam (tagged or refused).
+    pub spam: u64,
+}
+
+/// The first format, read once and carried over.
+#[derive(Deserialize)]
+struct StatsV1 {
+    since: u64,
+    saved: u64,
+    received_messages: u64,
+    received_bytes: u64,
+    delivered_local: u64,
+    logins: u64,
+    failed_logins: u64,
+    connections: BTreeMap<String, u64>,
+    rejected: BTreeMap<String, u64>,
 }
 
 pub fn now() -> u64 {
@@ -46,6 +68,23 @@ fn path(data_dir: &Path) -> PathBuf {
 pub fn load(data_dir: &Path) -> Result<Stats, String> {
     match record::load(&path(data_dir), KIND, VERSION) {
         Ok(Some(stats)) => Ok(stats),
+        Err(record::RecordError::UnsupportedVersion(1)) => {
+            let old: StatsV1 = record::load(&path(data_dir), KIND, 1)
+                .map_err(|e| format!("cannot read statistics: {e}"))?
+                .expect("the file was just read");
+            Ok(Stats {
+                since: old.since,
+                saved: old.saved,
+                received_messages: old.received_messages,
+                received_bytes: old.received_bytes,
+                delivered_local: old.delivered_local,
+                logins: old.logins,
+                failed_logins: old.failed_logins,
+                connections: old.connections,
+                rejected: old.rejected,
+                ..Default::default()
+            })
+        }
         Ok(None) => Ok(Stats {
             since: now(),
             ..Default::default()
@@ -88,12 +127,16 @@ impl Stats {
     /// The report `postbox stats` prints.
     pub fn report(&self) -> String {
         let mut out = format!(
-            "since {} (saved {})\nreceived: {} messages, {} bytes\ndelivered to mailboxes: {}\nlogins: {} ok, {} failed\n",
+            "since {} (saved {})\nreceived: {} messages, {} bytes\ndelivered to mailboxes: {}\nqueued for other servers: {}, sent: {}, bounced: {}\njudged spam: {}\nlogins: {} ok, {} failed\n",
             crate::smtp::received::rfc5322_date(UNIX_EPOCH + std::time::Duration::from_secs(self.since)),
             crate::smtp::received::rfc5322_date(UNIX_EPOCH + std::time::Duration::from_secs(self.saved)),
             self.received_messages,
             self.received_bytes,
             self.delivered_local,
+            self.queued,
+            self.sent,
+            self.bounced,
+            self.spam,
             self.logins,
             self.failed_logins
         );

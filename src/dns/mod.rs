@@ -1,13 +1,13 @@
-//! A minimal DNS client over UDP for DNS blocklists (and, later, MX
-//! lookups). The resolver address is configurable so tests use a local
-//! responder and never the system's.
+//! A minimal DNS client over UDP for DNS blocklists and for finding the
+//! mail servers of a domain (MX, then A/AAAA). The resolver address is
+//! configurable so tests use a local responder and never the system's.
 
 pub mod message;
 
-use message::{parse_answer, query, Answer, DnsError};
+use message::{parse_answer, query, Answer, DnsError, Record, TYPE_A, TYPE_AAAA, TYPE_MX};
 use smol::net::UdpSocket;
 use smol::{future, Timer};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// The first `nameserver` of /etc/resolv.conf, on port 53.
@@ -22,14 +22,16 @@ pub fn system_resolver() -> Option<SocketAddr> {
     })
 }
 
-/// Asks `resolver` for `name`'s A records, waiting at most `timeout`.
-pub async fn lookup_a(
+/// Asks `resolver` for `name`'s records of type `kind`, waiting at most
+/// `timeout`.
+pub async fn lookup(
     resolver: SocketAddr,
     name: &str,
+    kind: u16,
     timeout: Duration,
 ) -> Result<Answer, String> {
     let id = query_id();
-    let packet = query(id, name).map_err(|_| format!("invalid name {name:?}"))?;
+    let packet = query(id, name, kind).map_err(|_| format!("invalid name {name:?}"))?;
     let bind: SocketAddr = if resolver.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -92,14 +94,77 @@ pub fn blocklist_name(ip: std::net::IpAddr, zone: &str) -> String {
 /// and timeouts count as not listed: a broken list must not stop mail.
 pub async fn listed(resolver: SocketAddr, ip: std::net::IpAddr, zone: &str) -> bool {
     let name = blocklist_name(ip, zone);
-    match lookup_a(resolver, &name, Duration::from_secs(3)).await {
-        Ok(Answer::Addresses(addrs)) => addrs.iter().any(|a| a.octets()[0] == 127),
-        Ok(Answer::NoSuchName) => false,
+    match lookup(resolver, &name, TYPE_A, Duration::from_secs(3)).await {
+        Ok(answer) => answer.ipv4().iter().any(|a| a.octets()[0] == 127),
         Err(e) => {
             log::warn!("blocklist {zone}: {e}");
             false
         }
     }
+}
+
+/// Where mail for a domain goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailHosts {
+    /// Host names in the order to try them (MX preference; the domain
+    /// itself when it has no MX, RFC 5321 §5.1).
+    Hosts(Vec<String>),
+    /// The domain does not exist, or says it takes no mail (null MX,
+    /// RFC 7505): a permanent failure.
+    NoMail(String),
+}
+
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The mail hosts of `domain`. `Err` is a temporary failure.
+pub async fn mail_hosts(resolver: SocketAddr, domain: &str) -> Result<MailHosts, String> {
+    match lookup(resolver, domain, TYPE_MX, LOOKUP_TIMEOUT).await? {
+        Answer::NoSuchName => Ok(MailHosts::NoMail(format!("domain {domain} does not exist"))),
+        Answer::Records(records) => {
+            let mut mx: Vec<(u16, String)> = records
+                .into_iter()
+                .filter_map(|r| match r {
+                    Record::Mx(pref, host) => Some((pref, host)),
+                    _ => None,
+                })
+                .collect();
+            if mx.is_empty() {
+                return Ok(MailHosts::Hosts(vec![domain.to_string()]));
+            }
+            if mx.iter().any(|(_, host)| host.is_empty()) {
+                return Ok(MailHosts::NoMail(format!(
+                    "domain {domain} accepts no mail (null MX)"
+                )));
+            }
+            // Stable: equal preferences keep the resolver's order.
+            mx.sort_by_key(|(pref, _)| *pref);
+            Ok(MailHosts::Hosts(mx.into_iter().map(|(_, h)| h).collect()))
+        }
+    }
+}
+
+/// The addresses of `host`: IPv4 first (what small home networks reach),
+/// then IPv6. A literal address is returned as is.
+pub async fn host_addresses(resolver: SocketAddr, host: &str) -> Result<Vec<IpAddr>, String> {
+    if let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Ok(vec![ip]);
+    }
+    let v4 = lookup(resolver, host, TYPE_A, LOOKUP_TIMEOUT).await?;
+    let mut found: Vec<IpAddr> = v4.ipv4().into_iter().map(IpAddr::V4).collect();
+    if let Ok(Answer::Records(records)) = lookup(resolver, host, TYPE_AAAA, LOOKUP_TIMEOUT).await {
+        found.extend(records.into_iter().filter_map(|r| match r {
+            Record::Aaaa(a) => Some(IpAddr::V6(a)),
+            _ => None,
+        }));
+    }
+    if found.is_empty() {
+        return Err(format!("host {host} has no address"));
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -31,6 +31,9 @@ pub struct HeaderScanner<const N: usize> {
 /// The From: field of a message.
 pub type FromHeaderScanner = HeaderScanner<MAX_FROM_HEADER>;
 
+/// Counts Received: fields (values are not kept).
+pub type ReceivedCounter = HeaderScanner<0>;
+
 /// The To: and Cc: fields of a message.
 pub type RecipientHeaderScanner = HeaderScanner<MAX_RECIPIENT_HEADERS>;
 
@@ -134,6 +137,11 @@ impl<const N: usize> HeaderScanner<N> {
         if self.capturing && self.value.push(b).is_err() {
             self.overflow = true;
         }
+    }
+
+    /// How many of the wanted fields the header section has.
+    pub fn fields_seen(&self) -> u32 {
+        self.fields
     }
 
     /// The addresses named in From: (empty when there is no From: field).

@@ -3,13 +3,17 @@
 //! the spool, and makes it durable before the 250.
 
 use super::data::DataDecoder;
-use super::from_header::{FromHeaderScanner, RecipientHeaderScanner};
+use super::from_header::{FromHeaderScanner, ReceivedCounter, RecipientHeaderScanner};
 use super::received::{trace_headers, Trace};
 use super::reply::{push, Replies, REPLY_HEADROOM};
-use super::session::{DataOutcome, Directory, Limits, Login, RcptVerdict, Security, Session, Step};
+use super::session::{
+    DataOutcome, Destination, Directory, Limits, Login, RcptVerdict, Security, Session, Step,
+};
 use crate::address::Address;
 use crate::conn::{self, ReadOutcome, Stream};
-use crate::limits::{DATA_DEADLINE_FACTOR, READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK};
+use crate::limits::{
+    DATA_DEADLINE_FACTOR, MAX_RECEIVED_HEADERS, READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK,
+};
 use crate::line::LineBuffer;
 use crate::serve::{admit, Gate, Service, Shared};
 use crate::smtp::command::RcptTo;
@@ -31,7 +35,7 @@ impl Directory for LiveDirectory<'_> {
     }
 
     fn owns(&mut self, user: &Address, address: &str) -> bool {
-        self.0.owns(user, address)
+        !self.0.config.from_must_match || self.0.owns(user, address)
     }
 
     fn greylist(&mut self, sender: Option<&Address>, rcpt: &Address) -> Option<u64> {
@@ -350,6 +354,7 @@ async fn receive_message(
     let mut from_scan = FromHeaderScanner::new();
     let judge_spam = !session.trusted() && shared.config.spam.recipient_limit > 0;
     let mut rcpt_scan = judge_spam.then(RecipientHeaderScanner::recipients);
+    let mut received = ReceivedCounter::for_fields(&["received"]);
     let mut filled = 0;
     loop {
         let mut finished = false;
@@ -358,6 +363,7 @@ async fn receive_message(
             c.input.start += p.consumed;
             let produced = &chunk[filled..filled + p.produced];
             from_scan.feed(produced);
+            received.feed(produced);
             if let Some(scan) = rcpt_scan.as_mut() {
                 scan.feed(produced);
             }
@@ -412,7 +418,10 @@ async fn receive_message(
         }
     };
     let from_header = from_scan.addresses();
-    if let Some(user) = session.from_header_owner() {
+    let from_owner = session
+        .from_header_owner()
+        .filter(|_| shared.config.from_must_match);
+    if let Some(user) = from_owner {
         let verdict = &from_header;
         let foreign = match &verdict {
             Ok(addresses) => addresses
@@ -427,13 +436,35 @@ async fn receive_message(
             return Ok(DataOutcome::ForeignFrom);
         }
     }
-    // One target per mailbox, whatever addresses led there.
-    let mut targets: Vec<(Address, PathBuf)> = recipients
-        .iter()
-        .map(|r| (r.mailbox.clone(), shared.mailbox_dir(&r.mailbox)))
-        .collect();
+    if received.fields_seen() as usize >= MAX_RECEIVED_HEADERS {
+        log::warn!(
+            "smtp#{id} {peer} refused {name}: {} Received: headers, a mail loop",
+            received.fields_seen()
+        );
+        incoming.discard();
+        return Ok(DataOutcome::Loop);
+    }
+    // One target per mailbox and per remote address, whatever led there.
+    let mut targets: Vec<(Address, PathBuf)> = Vec::new();
+    let mut relayed: Vec<String> = Vec::new();
+    let mut forwarded: Vec<String> = Vec::new();
+    for destination in recipients.iter().flat_map(|r| &r.destinations) {
+        match destination {
+            Destination::Mailbox(account) => {
+                let dir = shared.mailbox_dir(account);
+                if !targets.iter().any(|(_, d)| *d == dir) {
+                    targets.push((account.clone(), dir));
+                }
+            }
+            Destination::Remote { to, forwarded: f } => {
+                let list = if *f { &mut forwarded } else { &mut relayed };
+                if !list.iter().any(|a| a.eq_ignore_ascii_case(to.as_str())) {
+                    list.push(to.as_str().to_string());
+                }
+            }
+        }
+    }
     targets.sort_by(|a, b| a.1.cmp(&b.1));
-    targets.dedup_by(|a, b| a.1 == b.1);
     let listed = rcpt_scan.map(|s| s.addresses_seen()).unwrap_or_default();
     let (spam, clean): (Vec<_>, Vec<_>) = targets.into_iter().partition(|(account, dir)| {
         let verdict = crate::spam::recipient_rule(&shared.config.spam, &listed, |a| {
@@ -444,13 +475,51 @@ async fn receive_message(
         }
         verdict.is_some()
     });
+    if !spam.is_empty() {
+        shared.count(|s| s.spam += spam.len() as u64);
+    }
     let from = session.sender().map(|a| a.as_str()).unwrap_or("");
-    if !spam.is_empty() && clean.is_empty() && shared.config.spam.action == Action::Reject {
+    let remote = !relayed.is_empty() || !forwarded.is_empty();
+    if !spam.is_empty()
+        && clean.is_empty()
+        && !remote
+        && shared.config.spam.action == Action::Reject
+    {
         log::info!("smtp#{id} {peer} rejected {name} from=<{from}> as spam");
         incoming.discard();
         return Ok(DataOutcome::Spam);
     }
     let size = incoming.size();
+    // Remote copies first: once queued, they are the queue's to deliver.
+    let mut incoming = incoming;
+    for (rcpts, sender) in [
+        (relayed, from.to_string()),
+        (forwarded, shared.forwarding_sender(from)),
+    ] {
+        if rcpts.is_empty() {
+            continue;
+        }
+        let queue_id = shared.names.next();
+        let (back, queued) = shared
+            .queue
+            .submit(incoming, queue_id.clone(), sender.clone(), rcpts.clone())
+            .await;
+        incoming = back;
+        if let Err(e) = queued {
+            log::error!("smtp#{id} {peer} cannot queue {name}: {e}");
+            incoming.discard();
+            return Ok(if is_no_space(&e) {
+                DataOutcome::NoSpace
+            } else {
+                DataOutcome::Failed
+            });
+        }
+        log::info!(
+            "smtp#{id} {peer} queued {name} as {queue_id} from=<{sender}> to={} size={size}",
+            rcpts.join(",")
+        );
+        shared.count(|s| s.queued += rcpts.len() as u64);
+    }
     // Spam is delivered as a tagged copy; the original goes to the rest.
     let mut deliveries = Vec::new();
     if !spam.is_empty() {
@@ -468,6 +537,7 @@ async fn receive_message(
         }
     }
     if clean.is_empty() {
+        // Any copies are in the queue or tagged: the original is done.
         incoming.discard();
     } else {
         deliveries.push((incoming, clean.clone()));

@@ -23,6 +23,22 @@ pub enum RcptVerdict {
     Remote,
     /// A user whose mailbox is at its quota.
     OverQuota { temporary: bool },
+    /// An alias, list or forward: where its copies go.
+    Routed(Vec<Destination>),
+    /// An alias that leads nowhere (a loop, too deep): 550 with the reason.
+    Unroutable(&'static str),
+}
+
+/// Where one copy of a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Mailbox(Address),
+    /// Out through the queue. `forwarded`: reached through an alias or a
+    /// forward, so bounces must come back here (the sender is rewritten).
+    Remote {
+        to: Address,
+        forwarded: bool,
+    },
 }
 
 /// The server side of address lookups; a trait so tests use a plain table.
@@ -95,6 +111,8 @@ pub enum DataOutcome {
     Failed,
     /// Judged spam for every recipient, with rejection configured.
     Spam,
+    /// Too many Received: fields: 554 5.4.6.
+    Loop,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,12 +142,12 @@ enum Phase {
     Data,
 }
 
-/// One accepted recipient: the address the client gave and the mailbox it
-/// resolved to.
+/// One accepted recipient: the address the client gave and where it
+/// leads.
 #[derive(Debug, Clone)]
 pub struct Recipient {
     pub given: Address,
-    pub mailbox: Address,
+    pub destinations: Vec<Destination>,
 }
 
 pub struct Session {
@@ -586,20 +604,20 @@ impl Session {
                     RcptTo::Mailbox(a) => a,
                     RcptTo::Postmaster => mailbox.clone(),
                 };
-                if let Some(wait) = (!self.trusted())
-                    .then(|| dir.greylist(self.from.as_ref(), &given))
-                    .flatten()
-                {
-                    let mut text: heapless::String<96> = heapless::String::new();
-                    let _ = write!(text, "Greylisted, please try again in {wait} seconds");
-                    push(out, 451, Some("4.7.1"), &text);
-                    return Step::Continue;
-                }
-                self.recipients.push(Recipient { given, mailbox });
-                self.phase = Phase::Rcpt;
-                push(out, 250, Some("2.1.5"), "Recipient OK");
-                Step::Continue
+                self.accept_rcpt(given, vec![Destination::Mailbox(mailbox)], dir, out)
             }
+            RcptVerdict::Routed(destinations) => {
+                let given = match rcpt {
+                    RcptTo::Mailbox(a) => a,
+                    RcptTo::Postmaster => match destinations.first() {
+                        Some(Destination::Mailbox(a)) => a.clone(),
+                        Some(Destination::Remote { to, .. }) => to.clone(),
+                        None => return self.error(out, 550, "5.1.1", "No such user here"),
+                    },
+                };
+                self.accept_rcpt(given, destinations, dir, out)
+            }
+            RcptVerdict::Unroutable(why) => self.error(out, 550, "5.4.6", why),
             RcptVerdict::UnknownUser => self.error(out, 550, "5.1.1", "No such user here"),
             RcptVerdict::OverQuota { temporary: true } => {
                 push(out, 452, Some("4.2.2"), "Mailbox full, try again later");
@@ -609,18 +627,50 @@ impl Session {
                 push(out, 552, Some("5.2.2"), "Mailbox full");
                 Step::Continue
             }
-            RcptVerdict::Remote if self.user.is_some() || self.security.relay_client => {
-                // Allowed to relay, but there is no outbound queue to hold it yet.
-                push(
-                    out,
-                    451,
-                    Some("4.3.0"),
-                    "Outbound delivery is not available yet, try again later",
-                );
+            RcptVerdict::Remote if self.trusted() => {
+                let RcptTo::Mailbox(to) = rcpt else {
+                    return self.error(out, 550, "5.1.1", "No such user here");
+                };
+                let destination = Destination::Remote {
+                    to: to.clone(),
+                    forwarded: false,
+                };
+                self.recipients.push(Recipient {
+                    given: to,
+                    destinations: vec![destination],
+                });
+                self.phase = Phase::Rcpt;
+                push(out, 250, Some("2.1.5"), "Recipient OK");
                 Step::Continue
             }
             RcptVerdict::Remote => self.error(out, 550, "5.7.1", "Relaying denied"),
         }
+    }
+
+    /// Accepts a local recipient, unless greylisting defers it.
+    fn accept_rcpt(
+        &mut self,
+        given: Address,
+        destinations: Vec<Destination>,
+        dir: &mut impl Directory,
+        out: &mut Replies,
+    ) -> Step {
+        if let Some(wait) = (!self.trusted())
+            .then(|| dir.greylist(self.from.as_ref(), &given))
+            .flatten()
+        {
+            let mut text: heapless::String<96> = heapless::String::new();
+            let _ = write!(text, "Greylisted, please try again in {wait} seconds");
+            push(out, 451, Some("4.7.1"), &text);
+            return Step::Continue;
+        }
+        self.recipients.push(Recipient {
+            given,
+            destinations,
+        });
+        self.phase = Phase::Rcpt;
+        push(out, 250, Some("2.1.5"), "Recipient OK");
+        Step::Continue
     }
 
     /// A member or a `relay_from` client: spared greylisting and spam rules.
@@ -655,6 +705,12 @@ impl Session {
             ),
             DataOutcome::NoSpace => push(out, 452, Some("4.3.1"), "Insufficient system storage"),
             DataOutcome::Spam => push(out, 554, Some("5.7.1"), "Message refused as spam"),
+            DataOutcome::Loop => push(
+                out,
+                554,
+                Some("5.4.6"),
+                "Too many hops (Received: headers), mail loop?",
+            ),
             DataOutcome::Failed => push(
                 out,
                 451,
@@ -955,8 +1011,15 @@ mod tests {
         assert_eq!(h.code("MAIL FROM:<Alice@LOCALHOST>"), "250 2.1.0");
         assert_eq!(h.session.from_header_owner(), Some(&alice()));
         assert_eq!(h.code("RCPT TO:<bob@localhost>"), "250 2.1.5");
-        // May relay, but nothing can leave yet.
-        assert_eq!(h.code("RCPT TO:<friend@elsewhere.test>"), "451 4.3.0");
+        // May relay: the copy goes through the queue.
+        assert_eq!(h.code("RCPT TO:<friend@elsewhere.test>"), "250 2.1.5");
+        assert!(matches!(
+            &h.session.recipients()[1].destinations[..],
+            [Destination::Remote {
+                forwarded: false,
+                ..
+            }]
+        ));
     }
 
     #[test]
@@ -967,7 +1030,7 @@ mod tests {
         });
         h.send("EHLO c");
         h.send("MAIL FROM:<x@y.test>");
-        assert_eq!(h.code("RCPT TO:<friend@elsewhere.test>"), "451 4.3.0");
+        assert_eq!(h.code("RCPT TO:<friend@elsewhere.test>"), "250 2.1.5");
         let mut h = Harness::new();
         h.send("EHLO c");
         h.send("MAIL FROM:<x@y.test>");

@@ -104,6 +104,11 @@ impl Incoming {
         &self.base_name
     }
 
+    /// Gives the spooled bytes a second name (the outbound queue's).
+    pub fn link_to(&self, path: &Path) -> io::Result<()> {
+        fs::hard_link(&self.spool_path, path)
+    }
+
     /// The spooled bytes, read from the start.
     pub fn reopen(&self) -> io::Result<File> {
         File::open(&self.spool_path)

@@ -209,8 +209,10 @@ impl Drop for Server {
     }
 }
 
+/// Message files of `user` (`local` at localhost, or `local@domain`).
 pub fn mailbox_files(data: &Path, user: &str) -> Vec<PathBuf> {
-    let dir = data.join("mail/localhost").join(user);
+    let (local, domain) = user.split_once('@').unwrap_or((user, "localhost"));
+    let dir = data.join("mail").join(domain).join(local);
     let mut files = Vec::new();
     for sub in ["new", "cur"] {
         if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {

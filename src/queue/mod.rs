@@ -1,0 +1,687 @@
+//! The outbound queue: mail for other domains is made durable here before
+//! the 250, then handed on (to a smarthost, or to each domain's MX hosts)
+//! by tasks on the same executor, retried with growing delays, and
+//! reported back to the sender when it fails or takes long.
+//!
+//! * `store`: the files on flash (message + checksummed envelope).
+//! * `client`: the SMTP client that talks to the next server.
+//! * `dsn`: delivery status notifications (RFC 3464).
+//! * this file: the in-RAM index, the scheduler and one delivery attempt.
+
+pub mod client;
+pub mod dsn;
+pub mod store;
+
+use crate::config::{QueueConfig, SmarthostTls};
+use crate::serve::Shared;
+use client::{Attempt, Failure, TlsPolicy};
+use smol::{future, LocalExecutor, Timer};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use store::{Envelope, RcptState};
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+struct Slot {
+    envelope: Envelope,
+    /// An attempt is running.
+    busy: bool,
+}
+
+pub struct Queue {
+    data_dir: PathBuf,
+    config: QueueConfig,
+    entries: RefCell<BTreeMap<String, Slot>>,
+    running: Cell<usize>,
+    /// Attempts running per destination (a domain, or the smarthost).
+    per_destination: RefCell<HashMap<String, usize>>,
+    wake_tx: smol::channel::Sender<()>,
+    wake_rx: smol::channel::Receiver<()>,
+    smarthost_tls: Option<TlsPolicy>,
+    opportunistic: Arc<rustls::ClientConfig>,
+}
+
+impl Queue {
+    /// Opens the queue on flash, sweeping what a crash left half-made.
+    pub fn open(data_dir: &std::path::Path, config: &QueueConfig) -> Result<Queue, String> {
+        let found =
+            store::scan(data_dir, true).map_err(|e| format!("cannot read the queue: {e}"))?;
+        if !found.is_empty() {
+            log::info!("queue: {} messages waiting", found.len());
+        }
+        let smarthost_tls = match &config.smarthost {
+            None => None,
+            Some(s) => Some(match s.tls {
+                SmarthostTls::None => TlsPolicy::Off,
+                SmarthostTls::StartTls => {
+                    TlsPolicy::Required(client::verified_config(s.ca.as_deref())?)
+                }
+                SmarthostTls::Implicit => {
+                    TlsPolicy::Implicit(client::verified_config(s.ca.as_deref())?)
+                }
+            }),
+        };
+        let (wake_tx, wake_rx) = smol::channel::bounded(1);
+        Ok(Queue {
+            data_dir: data_dir.to_path_buf(),
+            config: config.clone(),
+            entries: RefCell::new(
+                found
+                    .into_iter()
+                    .map(|envelope| {
+                        (
+                            envelope.id.clone(),
+                            Slot {
+                                envelope,
+                                busy: false,
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+            running: Cell::new(0),
+            per_destination: RefCell::new(HashMap::new()),
+            wake_tx,
+            wake_rx,
+            smarthost_tls,
+            opportunistic: client::opportunistic_config(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn wake(&self) {
+        let _ = self.wake_tx.try_send(());
+    }
+
+    /// Puts a spooled message in the queue for `recipients`, durably.
+    pub async fn submit(
+        &self,
+        message: crate::store::maildir::Incoming,
+        id: String,
+        sender: String,
+        recipients: Vec<String>,
+    ) -> (crate::store::maildir::Incoming, std::io::Result<()>) {
+        let envelope = Envelope::new(id, sender, recipients, unix_now());
+        let dir = self.data_dir.clone();
+        let saved = envelope.clone();
+        let (message, result) = smol::unblock(move || {
+            let result = store::enqueue(&dir, &message, &saved);
+            (message, result)
+        })
+        .await;
+        if result.is_ok() {
+            self.entries.borrow_mut().insert(
+                envelope.id.clone(),
+                Slot {
+                    envelope,
+                    busy: false,
+                },
+            );
+            self.wake();
+        }
+        (message, result)
+    }
+
+    /// Re-reads the queue directory (an admin deleted or added entries)
+    /// and makes everything due now: `postbox queue flush`.
+    pub fn flush(&self) {
+        match store::scan(&self.data_dir, false) {
+            Ok(found) => {
+                let mut entries = self.entries.borrow_mut();
+                entries.retain(|id, slot| slot.busy || found.iter().any(|e| &e.id == id));
+                for envelope in found {
+                    entries.entry(envelope.id.clone()).or_insert(Slot {
+                        envelope,
+                        busy: false,
+                    });
+                }
+                for slot in entries.values_mut() {
+                    slot.envelope.next_try = 0;
+                }
+            }
+            Err(e) => log::error!("queue: cannot rescan: {e}"),
+        }
+        self.wake();
+    }
+
+    /// Ids of the entries to attempt now, marked busy.
+    fn take_due(&self, now: u64) -> Vec<String> {
+        let mut due = Vec::new();
+        let mut entries = self.entries.borrow_mut();
+        for (id, slot) in entries.iter_mut() {
+            if self.running.get() + due.len() >= self.config.max_deliveries {
+                break;
+            }
+            if !slot.busy && slot.envelope.next_try <= now {
+                slot.busy = true;
+                due.push(id.clone());
+            }
+        }
+        due
+    }
+
+    /// How long the scheduler may sleep.
+    fn next_wakeup(&self, now: u64) -> Duration {
+        let entries = self.entries.borrow();
+        let soonest = entries
+            .values()
+            .filter(|s| !s.busy)
+            .map(|s| s.envelope.next_try)
+            .min();
+        match soonest {
+            Some(t) => Duration::from_secs(t.saturating_sub(now).clamp(1, 60)),
+            None => Duration::from_secs(60),
+        }
+    }
+
+    fn backoff(&self, attempts: u32) -> u64 {
+        let first = self.config.retry_first.as_secs().max(1);
+        let factor = 1u64 << attempts.saturating_sub(1).min(20);
+        first
+            .saturating_mul(factor)
+            .min(self.config.retry_max.as_secs().max(first))
+    }
+}
+
+/// The scheduler: runs until the executor is dropped.
+pub async fn run(shared: Rc<Shared>, executor: Rc<LocalExecutor<'static>>) {
+    let queue = &shared.queue;
+    loop {
+        if shared.shutdown.is_requested() {
+            return;
+        }
+        let now = unix_now();
+        for id in queue.take_due(now) {
+            queue.running.set(queue.running.get() + 1);
+            let shared = shared.clone();
+            executor
+                .spawn(async move {
+                    attempt(&shared, &id).await;
+                    let queue = &shared.queue;
+                    queue.running.set(queue.running.get() - 1);
+                    queue.wake();
+                })
+                .detach();
+        }
+        let wait = queue.next_wakeup(now);
+        future::or(
+            async {
+                let _ = queue.wake_rx.recv().await;
+            },
+            async {
+                Timer::after(wait).await;
+            },
+        )
+        .await;
+    }
+}
+
+/// A destination and the recipients going there.
+struct Group {
+    destination: String,
+    recipients: Vec<String>,
+}
+
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// One delivery attempt for every pending recipient of entry `id`.
+async fn attempt(shared: &Shared, id: &str) {
+    let queue = &shared.queue;
+    let Some(mut envelope) = queue.entries.borrow().get(id).map(|s| s.envelope.clone()) else {
+        return;
+    };
+    let mut groups: Vec<Group> = Vec::new();
+    for r in envelope.pending() {
+        let destination = match &queue.config.smarthost {
+            Some(s) => format!("{}:{}", s.host, s.port),
+            None => domain_of(&r.address),
+        };
+        match groups.iter_mut().find(|g| g.destination == destination) {
+            Some(g) => g.recipients.push(r.address.clone()),
+            None => groups.push(Group {
+                destination,
+                recipients: vec![r.address.clone()],
+            }),
+        }
+    }
+    let size = std::fs::metadata(store::queue_dir(&queue.data_dir).join(format!("{id}.msg")))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    for group in groups {
+        let busy = *queue
+            .per_destination
+            .borrow()
+            .get(&group.destination)
+            .unwrap_or(&0);
+        if busy >= queue.config.max_per_destination {
+            // Its turn comes in the next round.
+            for r in &group.recipients {
+                note(
+                    shared,
+                    &mut envelope,
+                    r,
+                    Err(Failure {
+                        permanent: false,
+                        text: format!(
+                            "waiting: {} deliveries to {} already running",
+                            busy, group.destination
+                        ),
+                    }),
+                    None,
+                );
+            }
+            continue;
+        }
+        *queue
+            .per_destination
+            .borrow_mut()
+            .entry(group.destination.clone())
+            .or_insert(0) += 1;
+        let outcome = deliver_group(shared, id, &envelope.sender, &group, size).await;
+        if let Some(n) = queue
+            .per_destination
+            .borrow_mut()
+            .get_mut(&group.destination)
+        {
+            *n -= 1;
+        }
+        match outcome {
+            Ok((results, mta)) => {
+                for (rcpt, result) in group.recipients.iter().zip(results) {
+                    note(shared, &mut envelope, rcpt, result, Some(&mta));
+                }
+            }
+            Err(failure) => {
+                for rcpt in &group.recipients {
+                    note(shared, &mut envelope, rcpt, Err(failure.clone()), None);
+                }
+            }
+        }
+    }
+    finish_attempt(shared, envelope).await;
+}
+
+/// Records one recipient's result in the envelope and the log.
+fn note(
+    shared: &Shared,
+    envelope: &mut Envelope,
+    rcpt: &str,
+    result: Result<(), Failure>,
+    mta: Option<&str>,
+) {
+    let Some(r) = envelope
+        .recipients
+        .iter_mut()
+        .find(|r| r.address == rcpt && r.state == RcptState::Pending)
+    else {
+        return;
+    };
+    r.remote_mta = mta.map(str::to_string);
+    match result {
+        Ok(()) => {
+            r.state = RcptState::Delivered;
+            r.last_error = None;
+            shared.count(|s| s.sent += 1);
+            log::info!(
+                "queue {} delivered to <{rcpt}> via {}",
+                envelope.id,
+                mta.unwrap_or("?")
+            );
+        }
+        Err(f) => {
+            if f.permanent {
+                r.state = RcptState::Failed;
+                shared.count(|s| s.bounced += 1);
+                log::warn!("queue {} <{rcpt}> failed: {}", envelope.id, f.text);
+            } else {
+                log::info!("queue {} <{rcpt}> deferred: {}", envelope.id, f.text);
+            }
+            r.last_error = Some(f.text);
+        }
+    }
+}
+
+/// Where to connect for a group: (host name, address) pairs in order.
+async fn targets(shared: &Shared, group: &Group) -> Result<Vec<(String, SocketAddr)>, Failure> {
+    let queue = &shared.queue;
+    let (hosts, port) = match &queue.config.smarthost {
+        Some(s) => (vec![s.host.clone()], s.port),
+        None => {
+            let resolver = resolver(shared)?;
+            match crate::dns::mail_hosts(resolver, &group.destination).await {
+                Ok(crate::dns::MailHosts::Hosts(h)) => (h, queue.config.smtp_port),
+                Ok(crate::dns::MailHosts::NoMail(why)) => {
+                    return Err(Failure {
+                        permanent: true,
+                        text: why,
+                    })
+                }
+                Err(e) => {
+                    return Err(Failure {
+                        permanent: false,
+                        text: format!("looking up MX of {}: {e}", group.destination),
+                    })
+                }
+            }
+        }
+    };
+    let mut found = Vec::new();
+    let mut last_error = None;
+    for host in hosts {
+        let addresses = if host.eq_ignore_ascii_case("localhost") {
+            Ok(vec![IpAddr::from([127, 0, 0, 1])])
+        } else if let Ok(ip) = host.parse::<IpAddr>() {
+            Ok(vec![ip])
+        } else {
+            match resolver(shared) {
+                Ok(r) => crate::dns::host_addresses(r, &host).await,
+                Err(f) => Err(f.text),
+            }
+        };
+        match addresses {
+            Ok(list) => found.extend(
+                list.into_iter()
+                    .map(|ip| (host.clone(), SocketAddr::new(ip, port))),
+            ),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    if found.is_empty() {
+        return Err(Failure {
+            permanent: false,
+            text: last_error.unwrap_or_else(|| "no host to try".into()),
+        });
+    }
+    Ok(found)
+}
+
+fn resolver(shared: &Shared) -> Result<SocketAddr, Failure> {
+    shared
+        .config
+        .dns_resolver
+        .or_else(crate::dns::system_resolver)
+        .ok_or_else(|| Failure {
+            permanent: false,
+            text: "no DNS resolver configured".into(),
+        })
+}
+
+/// Tries the group's hosts in order until one gives answers.
+async fn deliver_group(
+    shared: &Shared,
+    id: &str,
+    sender: &str,
+    group: &Group,
+    size: u64,
+) -> Result<(client::RecipientResults, String), Failure> {
+    let queue = &shared.queue;
+    let mut last = Failure {
+        permanent: false,
+        text: "no host to try".into(),
+    };
+    for (host, addr) in targets(shared, group).await? {
+        let message = store::open_message(&queue.data_dir, id).map_err(|e| Failure {
+            permanent: false,
+            text: format!("queued message unreadable: {e}"),
+        })?;
+        let tls = match &queue.smarthost_tls {
+            Some(policy) => policy.clone(),
+            None => TlsPolicy::Opportunistic(queue.opportunistic.clone()),
+        };
+        let login = queue
+            .config
+            .smarthost
+            .as_ref()
+            .and_then(|s| s.login.as_ref())
+            .map(|(u, p)| (u.as_str(), p.as_str()));
+        let attempt = Attempt {
+            host: &host,
+            addr,
+            helo: &shared.config.hostname,
+            tls,
+            login,
+            sender,
+            recipients: &group.recipients,
+            size,
+        };
+        match client::deliver(&attempt, message).await {
+            Ok(results) => return Ok((results, format!("{host} [{}]", addr.ip()))),
+            Err(f) if f.permanent => return Err(f),
+            Err(f) => {
+                log::info!("queue {id}: {host} [{addr}]: {}", f.text);
+                last = f;
+            }
+        }
+    }
+    Err(last)
+}
+
+/// After an attempt: expire, warn, bounce, reschedule or remove.
+async fn finish_attempt(shared: &Shared, mut envelope: Envelope) {
+    let queue = &shared.queue;
+    let now = unix_now();
+    let id = envelope.id.clone();
+    let age = now.saturating_sub(envelope.arrived);
+    if age >= queue.config.expire.as_secs() {
+        for r in envelope
+            .recipients
+            .iter_mut()
+            .filter(|r| r.state == RcptState::Pending)
+        {
+            let last = r.last_error.take().unwrap_or_default();
+            r.last_error = Some(format!(
+                "4.4.7 message expired after {age} seconds in the queue; last error: {last}"
+            ));
+            r.state = RcptState::Failed;
+            shared.count(|s| s.bounced += 1);
+            log::warn!("queue {id} <{}> expired", r.address);
+        }
+    }
+    envelope.attempts += 1;
+    let done = envelope.pending().next().is_none();
+    // An admin may have deleted the entry meanwhile: leave it deleted.
+    let deleted = !store::queue_dir(&queue.data_dir)
+        .join(format!("{id}.env"))
+        .exists();
+    if deleted {
+        queue.entries.borrow_mut().remove(&id);
+        return;
+    }
+    if done {
+        if envelope
+            .recipients
+            .iter()
+            .any(|r| r.state == RcptState::Failed)
+        {
+            notify_sender(shared, &envelope, dsn::Kind::Failed).await;
+        }
+        let dir = queue.data_dir.clone();
+        let gone = id.clone();
+        if let Err(e) = smol::unblock(move || store::remove(&dir, &gone)).await {
+            log::error!("queue {id}: cannot remove: {e}");
+        }
+        queue.entries.borrow_mut().remove(&id);
+        return;
+    }
+    if !envelope.warned && age >= queue.config.warn.as_secs() {
+        notify_sender(shared, &envelope, dsn::Kind::Delayed).await;
+        envelope.warned = true;
+    }
+    envelope.next_try = now + queue.backoff(envelope.attempts);
+    let dir = queue.data_dir.clone();
+    let saved = envelope.clone();
+    if let Err(e) = smol::unblock(move || store::save(&dir, &saved)).await {
+        log::error!("queue {id}: cannot save its state: {e}");
+    }
+    if let Some(slot) = queue.entries.borrow_mut().get_mut(&id) {
+        slot.envelope = envelope;
+        slot.busy = false;
+    }
+}
+
+/// The enhanced status code in a reply text, or a generic one.
+fn status_of(text: &str, failed: bool) -> String {
+    let found = text.split_whitespace().find(|w| {
+        let parts: Vec<&str> = w.split('.').collect();
+        parts.len() == 3
+            && matches!(parts[0], "2" | "4" | "5")
+            && parts[1..]
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()))
+    });
+    match found {
+        Some(code) if !failed || code.starts_with('5') || code == "4.4.7" => code.to_string(),
+        _ if failed => "5.0.0".into(),
+        _ => "4.0.0".into(),
+    }
+}
+
+/// Tells the envelope sender what happened (failure or delay), unless the
+/// message was itself a notification.
+async fn notify_sender(shared: &Shared, envelope: &Envelope, kind: dsn::Kind) {
+    if dsn::must_not_bounce(&envelope.sender) {
+        log::info!(
+            "queue {}: no report for a message from <{}>",
+            envelope.id,
+            envelope.sender
+        );
+        return;
+    }
+    let wanted = match kind {
+        dsn::Kind::Failed => RcptState::Failed,
+        dsn::Kind::Delayed => RcptState::Pending,
+    };
+    let recipients: Vec<dsn::RecipientStatus> = envelope
+        .recipients
+        .iter()
+        .filter(|r| r.state == wanted)
+        .map(|r| {
+            let text = r.last_error.clone().unwrap_or_default();
+            dsn::RecipientStatus {
+                recipient: r.address.clone(),
+                status: status_of(&text, kind == dsn::Kind::Failed),
+                diagnostic: (!text.is_empty()).then_some(text),
+                remote_mta: r.remote_mta.clone(),
+            }
+        })
+        .collect();
+    let queue = &shared.queue;
+    let name = shared.names.next();
+    let report = dsn::Report {
+        kind,
+        hostname: &shared.config.hostname,
+        queue_id: &envelope.id,
+        sender: &envelope.sender,
+        arrival: UNIX_EPOCH + Duration::from_secs(envelope.arrived),
+        retry_until: Some(UNIX_EPOCH + Duration::from_secs(envelope.arrived) + queue.config.expire),
+        recipients: &recipients,
+        message_id: &name,
+        now: SystemTime::now(),
+    };
+    let mut text = Vec::new();
+    let written = store::open_message(&queue.data_dir, &envelope.id).and_then(|f| {
+        let mut original = std::io::BufReader::new(f);
+        dsn::write(&report, &mut original, &mut text)
+    });
+    if let Err(e) = written {
+        log::error!("queue {}: cannot write the report: {e}", envelope.id);
+        return;
+    }
+    let what = match kind {
+        dsn::Kind::Failed => "failure report",
+        dsn::Kind::Delayed => "delay notice",
+    };
+    match shared.deliver_report(&envelope.sender, name, &text).await {
+        Ok(()) => log::info!(
+            "queue {}: {what} sent to <{}>",
+            envelope.id,
+            envelope.sender
+        ),
+        Err(e) => log::error!(
+            "queue {}: cannot send the {what} to <{}>: {e}",
+            envelope.id,
+            envelope.sender
+        ),
+    }
+}
+
+/// One line per entry for `postbox queue list`.
+pub fn list(data_dir: &std::path::Path) -> Result<String, String> {
+    let entries =
+        store::scan(data_dir, false).map_err(|e| format!("cannot read the queue: {e}"))?;
+    if entries.is_empty() {
+        return Ok("queue is empty\n".into());
+    }
+    let now = unix_now();
+    let mut out = String::new();
+    for e in &entries {
+        let recipients: Vec<&str> = e.pending().map(|r| r.address.as_str()).collect();
+        let next = if e.next_try <= now {
+            "now".to_string()
+        } else {
+            format!("in {}", human(e.next_try - now))
+        };
+        out.push_str(&format!(
+            "{}  age {}  from <{}>  to {}  tries {}  next {}\n",
+            e.id,
+            human(now.saturating_sub(e.arrived)),
+            e.sender,
+            recipients.join(","),
+            e.attempts,
+            next
+        ));
+        if let Some(err) = e.last_error() {
+            out.push_str(&format!("    last error: {err}\n"));
+        }
+    }
+    out.push_str(&format!("{} messages\n", entries.len()));
+    Ok(out)
+}
+
+fn human(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_from_replies() {
+        assert_eq!(status_of("RCPT TO: 550 5.1.1 No such user", true), "5.1.1");
+        assert_eq!(status_of("RCPT TO: 550 No such user", true), "5.0.0");
+        assert_eq!(status_of("connect: refused", false), "4.0.0");
+        assert_eq!(
+            status_of("4.4.7 message expired; last error: 451 4.3.0 x", true),
+            "4.4.7"
+        );
+        assert_eq!(status_of("RCPT TO: 451 4.3.0 later", false), "4.3.0");
+    }
+}

@@ -1,0 +1,543 @@
+//! Mail that leaves: two Postbox instances on loopback. A (serving a.test)
+//! queues mail for b.test and hands it to B, through B as a smarthost
+//! (login over STARTTLS) or direct to B as b.test's MX (found through a
+//! DNS responder of the test's own). Retries while B is down, reports
+//! (RFC 3464) for refused and expired mail, the queue commands, and a
+//! SIGKILL with a full queue.
+
+mod common;
+use base64::Engine;
+use common::*;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A data dir with a config serving `domain` and the given users
+/// (password: the user's local part + "-pw").
+fn prepare(domain: &str, users: &[&str], toml: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("postbox.toml");
+    std::fs::write(&config, format!("domains = [\"{domain}\"]\n{toml}")).unwrap();
+    for user in users {
+        let out = postbox(
+            &[
+                "user",
+                "add",
+                user,
+                "--password-stdin",
+                "--config",
+                config.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+            ],
+            &format!("{user}-pw\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (dir, data, config)
+}
+
+fn start(data: &Path, config: &Path, hostname: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--config", config.to_str().unwrap(), "--hostname", hostname];
+    args.extend_from_slice(extra);
+    Server::start_in(data, &args)
+}
+
+/// B: the b.test mail server with carol and a relay account that may
+/// send any From: (as a provider's smarthost lets its customers).
+fn peer_b(extra: &[&str]) -> (tempfile::TempDir, Server) {
+    let (dir, data, config) = prepare(
+        "b.test",
+        &["carol", "relay"],
+        "[auth]\nfrom_must_match = false\n",
+    );
+    let server = start(&data, &config, "mx.b.test", extra);
+    (dir, server)
+}
+
+/// A: a.test with alice, with `toml` for its queue.
+fn sender_a(toml: &str) -> (tempfile::TempDir, Server) {
+    let base = "[queue]\nretry_first = 1\nretry_max = 2\n";
+    let (dir, data, config) = prepare("a.test", &["alice"], &format!("{toml}\n{base}"));
+    let server = start(&data, &config, "a.test", &[]);
+    (dir, server)
+}
+
+/// alice@a.test sends through A's submission port; returns the reply to
+/// the final dot.
+fn submit(a: &Server, from_header: &str, to: &[&str], subject: &str) -> String {
+    let mut c = Client::connect(a.submission.unwrap());
+    c.reply();
+    c.ask("EHLO laptop.a.test");
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0alice-pw");
+    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
+    assert!(c.ask("MAIL FROM:<alice@a.test>").starts_with("250"));
+    for rcpt in to {
+        let reply = c.ask(&format!("RCPT TO:<{rcpt}>"));
+        assert!(reply.starts_with("250"), "RCPT {rcpt}: {reply}");
+    }
+    assert!(c.ask("DATA").starts_with("354"));
+    c.send(format!("From: {from_header}\r\nTo: {}\r\nSubject: {subject}\r\n\r\nHello from A.\r\n..line starting with a dot\r\n.\r\n", to.join(", ")).as_bytes());
+    let reply = c.reply();
+    c.ask("QUIT");
+    reply
+}
+
+/// Waits for `n` messages in `user`'s mailbox; returns their texts.
+fn wait_for_mail(
+    data: &Path,
+    user: &str,
+    n: usize,
+    limit: Duration,
+    log: &dyn Fn() -> String,
+) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let files = mailbox_files(data, user);
+        if files.len() >= n {
+            return files
+                .iter()
+                .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
+                .collect();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{user} has {} of {n} messages after {limit:?}; log:\n{}",
+            files.len(),
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn queue_cmd(data: &Path, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["queue"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--data", data.to_str().unwrap()]);
+    let out = postbox(&all, "");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A DNS responder for the tests: MX of b.test is mx.b.test, which is
+/// 127.0.0.1; nothing.test has no such name; everything else is answered
+/// empty. Returns its address.
+fn dns_responder() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let q = &buf[..n];
+            let mut labels = Vec::new();
+            let mut pos = 12;
+            while pos < n && q[pos] != 0 {
+                let len = q[pos] as usize;
+                labels
+                    .push(String::from_utf8_lossy(&q[pos + 1..pos + 1 + len]).to_ascii_lowercase());
+                pos += 1 + len;
+            }
+            let name = labels.join(".");
+            let kind = u16::from_be_bytes([q[pos + 1], q[pos + 2]]);
+            let mut reply = q[..pos + 5].to_vec();
+            reply[2] = 0x81;
+            reply[3] = 0x80;
+            let mut answers = 0u16;
+            match (name.as_str(), kind) {
+                ("b.test", 15) => {
+                    // MX 10 mx.b.test
+                    reply.extend_from_slice(&[
+                        0xc0, 12, 0, 15, 0, 1, 0, 0, 0, 60, 0, 6, 0, 10, 2, b'm', b'x', 0xc0, 12,
+                    ]);
+                    answers = 1;
+                }
+                ("mx.b.test", 1) => {
+                    reply.extend_from_slice(&[
+                        0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1,
+                    ]);
+                    answers = 1;
+                }
+                (n, _) if n.ends_with("nothing.test") => reply[3] = 0x83,
+                _ => {}
+            }
+            reply[6..8].copy_from_slice(&answers.to_be_bytes());
+            let _ = socket.send_to(&reply, from);
+        }
+    });
+    addr
+}
+
+#[test]
+fn through_a_smarthost_with_login_over_starttls() {
+    let (b_dir, b) = peer_b(&[]);
+    let cert = b_dir.path().join("data/tls/cert.pem");
+    let (_a_dir, a) = sender_a(&format!(
+        "smarthost = \"localhost:{}\"\nsmarthost_user = \"relay@b.test\"\nsmarthost_password = \"relay-pw\"\nsmarthost_ca = \"{}\"\n",
+        b.submission.unwrap().port(),
+        cert.display()
+    ));
+    let reply = submit(&a, "alice@a.test", &["carol@b.test"], "via smarthost");
+    assert!(reply.starts_with("250"), "{reply}");
+    let got = wait_for_mail(&b.data, "carol@b.test", 1, Duration::from_secs(20), &|| {
+        a.log()
+    });
+    assert!(got[0].contains("Subject: via smarthost"), "{}", got[0]);
+    assert_eq!(got[0].matches("Return-Path:").count(), 1, "{}", got[0]);
+    assert!(
+        got[0].contains("\r\n.line starting with a dot\r\n"),
+        "dot-stuffing undone: {}",
+        got[0]
+    );
+    assert!(b.log().contains("TLS"), "B saw no TLS:\n{}", b.log());
+    assert!(
+        b.log().contains("relay@b.test"),
+        "no login on B:\n{}",
+        b.log()
+    );
+    assert!(
+        a.log().contains("delivered to <carol@b.test>"),
+        "{}",
+        a.log()
+    );
+    assert_eq!(queue_cmd(&a.data, &["list"]).1, "queue is empty\n");
+}
+
+#[test]
+fn a_smarthost_with_an_unknown_certificate_is_not_trusted() {
+    let (_b_dir, b) = peer_b(&[]);
+    let (_a_dir, a) = sender_a(&format!(
+        "smarthost = \"localhost:{}\"\nsmarthost_user = \"relay@b.test\"\nsmarthost_password = \"relay-pw\"\n",
+        b.submission.unwrap().port(),
+    ));
+    assert!(submit(&a, "alice@a.test", &["carol@b.test"], "untrusted").starts_with("250"));
+    let start = Instant::now();
+    while !a.log().contains("deferred") {
+        assert!(start.elapsed() < Duration::from_secs(20), "{}", a.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(a.log().contains("TLS handshake"), "{}", a.log());
+    assert!(mailbox_files(&b.data, "carol@b.test").is_empty());
+    let (_, list) = queue_cmd(&a.data, &["list"]);
+    assert!(
+        list.contains("carol@b.test") && list.contains("1 messages"),
+        "{list}"
+    );
+}
+
+#[test]
+fn direct_to_the_mx_with_opportunistic_tls() {
+    let (_b_dir, b) = peer_b(&[]);
+    let resolver = dns_responder();
+    let (_a_dir, data, config) = prepare(
+        "a.test",
+        &["alice"],
+        &format!(
+            "dns_resolver = \"{resolver}\"\n[queue]\nsmtp_port = {}\nretry_first = 1\n",
+            b.smtp.port()
+        ),
+    );
+    let a = start(&data, &config, "a.test", &[]);
+    let reply = submit(
+        &a,
+        "alice@a.test",
+        &["carol@b.test", "nobody@nothing.test"],
+        "direct",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let got = wait_for_mail(&b.data, "carol@b.test", 1, Duration::from_secs(20), &|| {
+        a.log()
+    });
+    assert!(got[0].contains("Subject: direct"));
+    // B's Received: line names A's greeting and the TLS it used.
+    assert!(got[0].contains("from a.test"), "{}", got[0]);
+    assert!(b.log().contains("TLS"), "{}", b.log());
+    // The domain that does not exist bounces at once.
+    let reports = wait_for_mail(&a.data, "alice@a.test", 1, Duration::from_secs(20), &|| {
+        a.log()
+    });
+    assert!(reports[0].contains("nobody@nothing.test"), "{}", reports[0]);
+    assert!(reports[0].contains("does not exist"), "{}", reports[0]);
+}
+
+/// Checks a delivery report with Python's `email` package: a
+/// multipart/report with a delivery-status part naming `recipient` with
+/// `status`, and the original headers.
+fn check_report(report: &str, recipient: &str, status: &str, action: &str, subject: &str) {
+    let script = r#"
+import email, sys
+from email import policy
+msg = email.message_from_bytes(sys.stdin.buffer.read(), policy=policy.default)
+assert msg.get_content_type() == "multipart/report", msg.get_content_type()
+assert msg.get_param("report-type") == "delivery-status"
+assert msg["From"].addresses[0].username == "MAILER-DAEMON", msg["From"]
+parts = list(msg.iter_parts())
+kinds = [p.get_content_type() for p in parts]
+assert kinds[:3] == ["text/plain", "message/delivery-status", "text/rfc822-headers"], kinds
+status = parts[1]
+fields = {}
+for block in status.get_payload():
+    for k, v in block.items():
+        fields.setdefault(k.lower(), []).append(str(v))
+recipient, code, action, subject = sys.argv[1:5]
+assert any(recipient in v for v in fields["final-recipient"]), fields
+assert any(v.startswith(code) for v in fields["status"]), fields
+assert action in fields["action"], fields
+assert subject in parts[2].get_content(), parts[2].get_content()
+print("ok")
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script, recipient, status, action, subject])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(report.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "report does not parse as expected: {}\n{report}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_permanent_refusal_is_reported_to_the_sender_at_once() {
+    let (_b_dir, b) = peer_b(&[]);
+    let (_a_dir, a) = sender_a(&format!(
+        "smarthost = \"127.0.0.1:{}\"\nsmarthost_tls = \"none\"\nrelay_from = [\"127.0.0.1/32\"]\n",
+        b.smtp.port()
+    ));
+    let reply = submit(
+        &a,
+        "alice@a.test",
+        &["nobody@b.test", "carol@b.test"],
+        "partly refused",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let reports = wait_for_mail(&a.data, "alice@a.test", 1, Duration::from_secs(20), &|| {
+        a.log()
+    });
+    check_report(
+        &reports[0],
+        "nobody@b.test",
+        "5.1.1",
+        "failed",
+        "Subject: partly refused",
+    );
+    assert!(
+        !reports[0].contains("Final-Recipient: rfc822; carol@b.test"),
+        "{}",
+        reports[0]
+    );
+    assert_eq!(
+        wait_for_mail(&b.data, "carol@b.test", 1, Duration::from_secs(5), &|| a
+            .log())
+        .len(),
+        1
+    );
+
+    // A report is never reported on: a bounce from the null sender that
+    // fails is dropped with a log line.
+    let mut c = a.smtp();
+    c.reply();
+    c.ask("EHLO relay.a.test");
+    assert!(c.ask("MAIL FROM:<>").starts_with("250"));
+    assert!(c.ask("RCPT TO:<nobody@b.test>").starts_with("250"));
+    c.ask("DATA");
+    c.send(b"Subject: a bounce\r\n\r\nx\r\n.\r\n");
+    assert!(c.reply().starts_with("250"));
+    let start = Instant::now();
+    while !a.log().contains("no report for a message from <>") {
+        assert!(start.elapsed() < Duration::from_secs(20), "{}", a.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(mailbox_files(&a.data, "alice@a.test").len(), 1);
+}
+
+#[test]
+fn retried_while_the_peer_is_down_then_delivered() {
+    let port = free_port();
+    let (_a_dir, a) = sender_a(&format!(
+        "smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\n"
+    ));
+    assert!(submit(&a, "alice@a.test", &["carol@b.test"], "patience").starts_with("250"));
+    let start = Instant::now();
+    while a.log().matches("deferred").count() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(20), "{}", a.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, list) = queue_cmd(&a.data, &["list"]);
+    assert!(
+        ok && list.contains("carol@b.test") && list.contains("last error: connect"),
+        "{list}"
+    );
+    let (_b_dir, b) = peer_b(&["--smtp", &format!("127.0.0.1:{port}")]);
+    let got = wait_for_mail(&b.data, "carol@b.test", 1, Duration::from_secs(20), &|| {
+        a.log()
+    });
+    assert!(got[0].contains("Subject: patience"));
+    let start = Instant::now();
+    while queue_cmd(&a.data, &["list"]).1 != "queue is empty\n" {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_delay_notice_then_the_message_returned_when_it_expires() {
+    let port = free_port();
+    let (_a_dir, a) = sender_a(&format!(
+        "smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\nqueue_warn = \"1s\"\nqueue_return = 4\n"
+    ));
+    assert!(submit(&a, "alice@a.test", &["carol@b.test"], "never arrives").starts_with("250"));
+    let reports = wait_for_mail(&a.data, "alice@a.test", 2, Duration::from_secs(30), &|| {
+        a.log()
+    });
+    let delayed = reports
+        .iter()
+        .find(|r| r.contains("Action: delayed"))
+        .expect("a delay notice");
+    check_report(
+        delayed,
+        "carol@b.test",
+        "4.",
+        "delayed",
+        "Subject: never arrives",
+    );
+    let failed = reports
+        .iter()
+        .find(|r| r.contains("Action: failed"))
+        .expect("a failure report");
+    check_report(
+        failed,
+        "carol@b.test",
+        "4.4.7",
+        "failed",
+        "Subject: never arrives",
+    );
+    assert_eq!(queue_cmd(&a.data, &["list"]).1, "queue is empty\n");
+}
+
+#[test]
+fn queue_commands_list_flush_and_delete() {
+    let port = free_port();
+    // An hour between tries: only a flush makes it try again.
+    let (_a_dir, data, config) = prepare(
+        "a.test",
+        &["alice"],
+        &format!("smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\n[queue]\nretry_first = 3600\n"),
+    );
+    let a = start(&data, &config, "a.test", &[]);
+    assert!(submit(&a, "alice@a.test", &["carol@b.test"], "one").starts_with("250"));
+    assert!(submit(&a, "alice@a.test", &["carol@b.test"], "two").starts_with("250"));
+    let start_wait = Instant::now();
+    while a.log().matches("deferred").count() < 2 {
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(20),
+            "{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, list) = queue_cmd(&data, &["list"]);
+    assert!(
+        list.contains("2 messages") && list.contains("next in"),
+        "{list}"
+    );
+    let first_id = list
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let (ok, said) = queue_cmd(&data, &["delete", &first_id]);
+    assert!(ok, "{said}");
+    assert!(queue_cmd(&data, &["list"]).1.contains("1 messages"));
+    let (ok, said) = queue_cmd(&data, &["delete", &first_id]);
+    assert!(!ok && said.contains("no message"), "{said}");
+
+    let (_b_dir, b) = peer_b(&["--smtp", &format!("127.0.0.1:{port}")]);
+    let (ok, said) = queue_cmd(&data, &["flush"]);
+    assert!(ok, "{said}");
+    let got = wait_for_mail(&b.data, "carol@b.test", 1, Duration::from_secs(20), &|| {
+        a.log()
+    });
+    assert!(
+        got[0].contains("Subject: two"),
+        "the deleted one went out: {}",
+        got[0]
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(mailbox_files(&b.data, "carol@b.test").len(), 1);
+
+    drop(a);
+    let (ok, said) = queue_cmd(&data, &["flush"]);
+    assert!(!ok && said.contains("no server is running"), "{said}");
+    let (ok, said) = queue_cmd(&data, &["bogus"]);
+    assert!(!ok && said.contains("unknown queue subcommand"), "{said}");
+}
+
+#[test]
+fn a_full_queue_survives_sigkill() {
+    let port = free_port();
+    let (a_dir, data, config) = prepare(
+        "a.test",
+        &["alice"],
+        &format!("smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\n[queue]\nretry_first = 1\nretry_max = 1\n"),
+    );
+    let mut a = start(&data, &config, "a.test", &[]);
+    const N: usize = 20;
+    for i in 0..N {
+        assert!(submit(
+            &a,
+            "alice@a.test",
+            &["carol@b.test"],
+            &format!("number {i}")
+        )
+        .starts_with("250"));
+    }
+    a.kill();
+    let (_b_dir, b) = peer_b(&["--smtp", &format!("127.0.0.1:{port}")]);
+    let a = start(&data, &config, "a.test", &[]);
+    let got = wait_for_mail(&b.data, "carol@b.test", N, Duration::from_secs(30), &|| {
+        a.log()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(mailbox_files(&b.data, "carol@b.test").len(), N);
+    for i in 0..N {
+        let subject = format!("Subject: number {i}\r\n");
+        assert_eq!(
+            got.iter().filter(|m| m.contains(&subject)).count(),
+            1,
+            "{subject}"
+        );
+    }
+    drop(a_dir);
+}
