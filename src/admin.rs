@@ -130,6 +130,69 @@ pub fn set_quota(config: &Config, name: &str, size: &str) -> Result<String, Stri
 }
 
 /// The traffic counters as `postbox stats` and the console show them.
+/// `alias add NAME TARGET...`: targets may also be given comma-separated.
+pub fn alias_add(config: &Config, name: &str, targets: &[&str]) -> Result<String, String> {
+    let targets: Vec<String> = targets
+        .iter()
+        .flat_map(|t| t.split(','))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if targets.is_empty() {
+        return Err(format!("alias {name} needs at least one target"));
+    }
+    crate::route::aliases::add(&config.aliases, name, &targets)?;
+    Ok(format!("{name}: {}", targets.join(", ")))
+}
+
+pub fn alias_del(config: &Config, name: &str) -> Result<String, String> {
+    match crate::route::aliases::remove(&config.aliases, name)? {
+        true => Ok(format!("alias {name} removed")),
+        false => Err(format!("no alias {name}")),
+    }
+}
+
+/// `alias list`: one `name: targets` line per alias.
+pub fn alias_list(config: &Config) -> Result<Vec<String>, String> {
+    let aliases = crate::route::Aliases::load(&config.aliases)?;
+    Ok(aliases
+        .names()
+        .map(|n| format!("{n}: {}", aliases.targets(n).unwrap_or_default().join(", ")))
+        .collect())
+}
+
+/// `user forward NAME ADDRESS... [--keep]`, or `off` to stop forwarding.
+pub fn set_forward(
+    config: &Config,
+    name: &str,
+    targets: &[&str],
+    keep: bool,
+) -> Result<String, String> {
+    let (local, domain) = users::split_name(name, config.default_domain())?;
+    let account = format!("{local}@{domain}");
+    let list = users::load(&config.data_dir).map_err(|e| format!("cannot read users: {e}"))?;
+    if list.find(&local, &domain).is_none() {
+        return Err(format!("no user {account}"));
+    }
+    if targets == ["off"] {
+        crate::route::forward::set(&config.data_dir, &account, None)?;
+        return Ok(format!("{account} no longer forwards"));
+    }
+    let to: Vec<String> = targets
+        .iter()
+        .flat_map(|t| t.split(','))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let forward = crate::route::Forward { to, keep };
+    crate::route::forward::set(&config.data_dir, &account, Some(forward.clone()))?;
+    Ok(format!(
+        "{account} forwards to {}{}",
+        forward.to.join(", "),
+        if keep { " and keeps a copy" } else { "" }
+    ))
+}
+
 /// `queue list`: each waiting message with its age, sender, recipients,
 /// last error and next try.
 pub fn queue_list(config: &Config) -> Result<String, String> {

@@ -55,6 +55,8 @@ pub struct Config {
     pub greylist: Option<crate::greylist::Settings>,
     pub spam: crate::spam::Settings,
     pub queue: QueueConfig,
+    /// The aliases file (/etc/aliases syntax); default DATA/aliases.
+    pub aliases: PathBuf,
 }
 
 /// How mail for other domains leaves.
@@ -246,6 +248,7 @@ struct FileConfig {
     smarthost_ca: Option<PathBuf>,
     queue_warn: Option<DurationValue>,
     queue_return: Option<DurationValue>,
+    aliases: Option<PathBuf>,
     #[serde(default)]
     queue: QueueFile,
 }
@@ -683,7 +686,13 @@ impl Config {
         if spam.subject_tag.contains(['\r', '\n']) {
             return Err("spam.subject_tag must be one line".into());
         }
+        let data_dir = o
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         Ok(Config {
+            aliases: file.aliases.unwrap_or_else(|| data_dir.join("aliases")),
             admin_password_hash: file.admin_password_hash,
             run_as: o.run_as.clone(),
             limits,
@@ -701,11 +710,7 @@ impl Config {
             allow_plaintext_on_loopback: o.allow_plaintext_on_loopback
                 || file.auth.allow_plaintext_on_loopback.unwrap_or(false),
             from_must_match: file.auth.from_must_match.unwrap_or(true),
-            data_dir: o
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir,
             hostname: o
                 .hostname
                 .clone()

@@ -21,6 +21,8 @@ usage:
   postbox console                     admin shell on stdin/stdout
   postbox console --admin             the appliance's serial console
   postbox system ...                  the appliance init's helpers
+  postbox user forward NAME ADDRESS [--keep] | off
+  postbox alias add NAME TARGET... | del NAME | list
   postbox queue list|flush|delete ID  mail waiting to leave
   postbox stats                       traffic counters (like mailstats)
   postbox tls show                    the certificate in use
@@ -76,13 +78,31 @@ usage:
   postbox user list                            list users
   postbox user quota NAME SIZE                 mailbox limit: 500M, 2G, unlimited,
                                                or default (from the config)
+  postbox user forward NAME ADDRESS... [--keep]
+                                               send NAME's mail on (--keep: and
+                                               keep a copy); 'off' stops it
 
 NAME is 'local' (default domain) or 'local@domain'. Without
 --password-stdin the password is asked twice on the terminal, unechoed.
 Changes apply to a running server at once.
 
 options:
-  --config FILE  --data DIR  --domain D  --password-stdin
+  --config FILE  --data DIR  --domain D  --password-stdin  --keep
+";
+
+const ALIAS_HELP: &str = "\
+usage:
+  postbox alias add NAME TARGET...   NAME's mail goes to every TARGET: a user,
+                                     another alias, or any address
+  postbox alias del NAME
+  postbox alias list
+
+NAME is 'name' (every served domain) or 'name@domain'. The aliases file
+(DATA/aliases, or `aliases` in the config) uses /etc/aliases syntax and may
+be edited by hand; a running server reads changes at once.
+
+options:
+  --config FILE  --data DIR
 ";
 
 const QUEUE_HELP: &str = "\
@@ -161,6 +181,7 @@ struct Args {
     words: Vec<String>,
     password_stdin: bool,
     force: bool,
+    keep: bool,
     help: bool,
     admin: bool,
     log_ring: Option<std::path::PathBuf>,
@@ -188,6 +209,7 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
             Long("allow-plaintext-on-loopback") => o.allow_plaintext_on_loopback = true,
             Long("password-stdin") => args.password_stdin = true,
             Long("force") => args.force = true,
+            Long("keep") => args.keep = true,
             Long("admin") => args.admin = true,
             Long("user") => o.run_as = Some(parser.value()?.string()?),
             Long("log-ring") => args.log_ring = Some(parser.value()?.into()),
@@ -261,6 +283,8 @@ fn run() -> Result<(), Failure> {
             print!("{}", admin::stats_report(&config).map_err(Failure::Failed)?);
             Ok(())
         }
+        "alias" if args.help => help(ALIAS_HELP),
+        "alias" => alias(&args),
         "queue" if args.help => help(QUEUE_HELP),
         "queue" => queue(&args),
         "tls" if args.help => help(TLS_HELP),
@@ -346,9 +370,44 @@ fn user(args: &Args) -> Result<(), Failure> {
             done(admin::set_quota(&config, name, size).map_err(Failure::Failed)?)
         }
         ["quota", ..] => usage("user quota takes NAME and SIZE (e.g. 500M, unlimited, default)"),
+        ["forward", name, targets @ ..] if !targets.is_empty() => {
+            done(admin::set_forward(&config, name, targets, args.keep).map_err(Failure::Failed)?)
+        }
+        ["forward", ..] => usage("user forward takes NAME and ADDRESS... [--keep], or NAME off"),
         ["list", ..] => usage("user list takes no arguments"),
         [other, ..] => usage(format!("unknown user subcommand {other:?}")),
     }
+}
+
+fn alias(args: &Args) -> Result<(), Failure> {
+    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
+    let config = load_config(args)?;
+    match words.as_slice() {
+        ["add", name, targets @ ..] if !targets.is_empty() => {
+            println!(
+                "{}",
+                admin::alias_add(&config, name, targets).map_err(Failure::Failed)?
+            );
+        }
+        ["add", ..] => return usage("alias add takes NAME and at least one TARGET"),
+        ["del", name] => println!(
+            "{}",
+            admin::alias_del(&config, name).map_err(Failure::Failed)?
+        ),
+        ["del", ..] => return usage("alias del takes exactly one NAME"),
+        ["list"] => {
+            let lines = admin::alias_list(&config).map_err(Failure::Failed)?;
+            if lines.is_empty() {
+                println!("no aliases");
+            }
+            for line in lines {
+                println!("{line}");
+            }
+        }
+        [] => return usage("alias needs a subcommand: add, del or list"),
+        [other, ..] => return usage(format!("unknown alias subcommand {other:?}")),
+    }
+    Ok(())
 }
 
 fn queue(args: &Args) -> Result<(), Failure> {

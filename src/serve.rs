@@ -10,7 +10,7 @@ use crate::clients::{AddressSlot, Clients};
 use crate::config::Config;
 use crate::conn::Stream;
 use crate::smtp::command::RcptTo;
-use crate::smtp::session::RcptVerdict;
+use crate::smtp::session::{Destination, RcptVerdict};
 use crate::store::commit::GroupCommit;
 use crate::store::{maildir, record, users};
 use crate::tls::Tls;
@@ -105,6 +105,29 @@ pub fn nudge_queue(data_dir: &Path) -> Result<bool, String> {
     Ok(true)
 }
 
+/// Users, forwards and domains as alias expansion sees them.
+struct RouteDirectory<'a> {
+    config: &'a Config,
+    users: &'a users::UserList,
+    forwards: &'a crate::route::forward::Forwards,
+}
+
+impl crate::route::Directory for RouteDirectory<'_> {
+    fn serves(&self, domain: &str) -> bool {
+        self.config.serves(domain)
+    }
+
+    fn account(&self, local: &str, domain: &str) -> Option<String> {
+        self.users
+            .find(local, domain)
+            .map(|u| format!("{}@{}", u.local, u.domain))
+    }
+
+    fn forward(&self, account: &str) -> Option<crate::route::Forward> {
+        self.forwards.get(account).cloned()
+    }
+}
+
 /// Shutdown as every session sees it.
 pub struct Shutdown {
     closed: Receiver<()>,
@@ -155,6 +178,9 @@ pub struct Shared {
     pub books: crate::spam::AddressBooks,
     /// Mail waiting to leave for other domains.
     pub queue: crate::queue::Queue,
+    aliases: RefCell<crate::route::aliases::AliasesCache>,
+    forwards: RefCell<crate::route::forward::ForwardCache>,
+    srs: crate::route::Srs,
     /// One Argon2 computation at a time bounds login memory on small boards.
     password_gate: smol::lock::Semaphore,
     /// Mailboxes with a POP3 session in the TRANSACTION state.
@@ -255,7 +281,8 @@ impl Shared {
         }
     }
 
-    /// Where an RCPT goes: a user, the postmaster, or nowhere.
+    /// Where an RCPT goes: a bounce to forwarded mail (SRS), an alias or a
+    /// forward, a user, the postmaster, or nowhere.
     pub fn lookup(&self, rcpt: &RcptTo) -> RcptVerdict {
         let (local, domain) = match rcpt {
             RcptTo::Postmaster => ("postmaster", self.config.default_domain()),
@@ -264,10 +291,30 @@ impl Shared {
         if !self.config.serves(domain) {
             return RcptVerdict::Remote;
         }
+        if crate::route::Srs::is_srs(local) {
+            let today = crate::route::srs::day_number(SystemTime::now());
+            return match self
+                .srs
+                .reverse(local, today)
+                .and_then(|a| Address::parse_path(&a).ok())
+            {
+                Some(to) => RcptVerdict::Routed(vec![Destination::Remote {
+                    to,
+                    forwarded: false,
+                }]),
+                None => RcptVerdict::UnknownUser,
+            };
+        }
+        if let Some(verdict) = self.route(local, domain) {
+            return verdict;
+        }
         let mut cache = self.users.borrow_mut();
         let list = cache.current();
         let account = list.find(local, domain).or_else(|| {
-            if !local.eq_ignore_ascii_case("postmaster") {
+            // Reports to MAILER-DAEMON go where the postmaster's mail goes.
+            if !local.eq_ignore_ascii_case("postmaster")
+                && !local.eq_ignore_ascii_case("mailer-daemon")
+            {
                 return None;
             }
             let named = self.config.postmaster.as_deref().and_then(|name| {
@@ -288,6 +335,62 @@ impl Shared {
             };
         }
         RcptVerdict::Local(address)
+    }
+
+    /// An address with an alias, or a user with a forward: where its
+    /// copies go. `None`: neither (plain user lookup applies).
+    fn route(&self, local: &str, domain: &str) -> Option<RcptVerdict> {
+        let mut users = self.users.borrow_mut();
+        let mut forwards = self.forwards.borrow_mut();
+        let mut aliases = self.aliases.borrow_mut();
+        let (users, forwards, aliases) = (users.current(), forwards.current(), aliases.current());
+        let aliased = aliases
+            .targets(&format!("{local}@{domain}"))
+            .or_else(|| aliases.targets(local))
+            .is_some();
+        let forwarded = users
+            .find(local, domain)
+            .is_some_and(|u| forwards.contains_key(&format!("{}@{}", u.local, u.domain)));
+        if !aliased && !forwarded {
+            return None;
+        }
+        let directory = RouteDirectory {
+            config: &self.config,
+            users,
+            forwards,
+        };
+        Some(
+            match crate::route::expand(aliases, &directory, local, domain) {
+                Ok(targets) => {
+                    let destinations = targets
+                        .into_iter()
+                        .filter_map(|t| match t {
+                            crate::route::Target::Mailbox(account) => {
+                                Address::parse_path(&account).ok().map(Destination::Mailbox)
+                            }
+                            crate::route::Target::External(address) => {
+                                Address::parse_path(&address)
+                                    .ok()
+                                    .map(|to| Destination::Remote {
+                                        to,
+                                        forwarded: true,
+                                    })
+                            }
+                        })
+                        .collect();
+                    RcptVerdict::Routed(destinations)
+                }
+                Err(crate::route::ExpandError::NoSuchUser) => RcptVerdict::UnknownUser,
+                Err(e) => {
+                    log::warn!("routing {local}@{domain}: {e}");
+                    RcptVerdict::Unroutable {
+                        code: e.code(),
+                        enhanced: e.enhanced(),
+                        text: e.to_string(),
+                    }
+                }
+            },
+        )
     }
 
     /// The user's mailbox limit in bytes (0: unlimited).
@@ -343,9 +446,11 @@ impl Shared {
     }
 
     /// The envelope sender for a copy forwarded to another domain (through
-    /// an alias or a forward), so its bounces come back here.
+    /// an alias or a forward), so its bounces come back here (SRS).
     pub fn forwarding_sender(&self, sender: &str) -> String {
-        sender.to_string()
+        let today = crate::route::srs::day_number(SystemTime::now());
+        self.srs
+            .forward(sender, self.config.default_domain(), today)
     }
 
     /// Sends a delivery report (complete message text) to `recipient`:
@@ -365,26 +470,49 @@ impl Shared {
             incoming.discard();
             return Err(e);
         }
-        match local {
-            Some(RcptVerdict::Local(account)) => {
-                let dir = self.mailbox_dir(&account);
-                self.commits.deliver(incoming, vec![dir.clone()]).await?;
-                self.add_usage(&dir, text.len() as u64);
-                Ok(())
+        // Where the report goes: a mailbox here, or out through the queue
+        // (also where a bounce to forwarded mail finds the real sender).
+        let (mailboxes, remote): (Vec<Address>, Vec<String>) = match local {
+            Some(RcptVerdict::Local(account)) => (vec![account], Vec::new()),
+            Some(RcptVerdict::Routed(destinations)) => {
+                let mut mailboxes = Vec::new();
+                let mut remote = Vec::new();
+                for d in destinations {
+                    match d {
+                        Destination::Mailbox(a) => mailboxes.push(a),
+                        Destination::Remote { to, .. } => remote.push(to.as_str().to_string()),
+                    }
+                }
+                (mailboxes, remote)
             }
-            Some(RcptVerdict::UnknownUser | RcptVerdict::OverQuota { .. }) => {
+            Some(RcptVerdict::Remote) | None => (Vec::new(), vec![recipient.to_string()]),
+            Some(_) => (Vec::new(), Vec::new()),
+        };
+        if mailboxes.is_empty() && remote.is_empty() {
+            incoming.discard();
+            return Err(std::io::Error::other("no mailbox here to report to"));
+        }
+        if !remote.is_empty() {
+            let (back, result) = self
+                .queue
+                .submit(incoming, name, String::new(), remote)
+                .await;
+            incoming = back;
+            if let Err(e) = result {
                 incoming.discard();
-                Err(std::io::Error::other("no such local mailbox to report to"))
-            }
-            _ => {
-                let (incoming, result) = self
-                    .queue
-                    .submit(incoming, name, String::new(), vec![recipient.to_string()])
-                    .await;
-                incoming.discard();
-                result
+                return Err(e);
             }
         }
+        if mailboxes.is_empty() {
+            incoming.discard();
+            return Ok(());
+        }
+        let dirs: Vec<PathBuf> = mailboxes.iter().map(|a| self.mailbox_dir(a)).collect();
+        self.commits.deliver(incoming, dirs.clone()).await?;
+        for dir in &dirs {
+            self.add_usage(dir, text.len() as u64);
+        }
+        Ok(())
     }
 
     /// Puts a message from the postmaster straight into a user's mailbox.
@@ -617,6 +745,12 @@ pub fn run(config: Config) -> Result<(), String> {
         stats_changed: Cell::new(false),
         books: crate::spam::AddressBooks::default(),
         queue: crate::queue::Queue::open(&data_dir, &config.queue)?,
+        aliases: RefCell::new(crate::route::aliases::AliasesCache::open(&config.aliases)?),
+        forwards: RefCell::new(
+            crate::route::forward::ForwardCache::open(&data_dir)
+                .map_err(|e| format!("cannot read forwards: {e}"))?,
+        ),
+        srs: crate::route::Srs::load_or_create(&data_dir)?,
         password_gate: smol::lock::Semaphore::new(1),
         pop3_in_use: RefCell::new(HashSet::new()),
         smtp_sessions: Cell::new(0),

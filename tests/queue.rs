@@ -6,48 +6,11 @@
 //! SIGKILL with a full queue.
 
 mod common;
-use base64::Engine;
 use common::*;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A data dir with a config serving `domain` and the given users
-/// (password: the user's local part + "-pw").
-fn prepare(domain: &str, users: &[&str], toml: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = dir.path().join("postbox.toml");
-    std::fs::write(&config, format!("domains = [\"{domain}\"]\n{toml}")).unwrap();
-    for user in users {
-        let out = postbox(
-            &[
-                "user",
-                "add",
-                user,
-                "--password-stdin",
-                "--config",
-                config.to_str().unwrap(),
-                "--data",
-                data.to_str().unwrap(),
-            ],
-            &format!("{user}-pw\n"),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    (dir, data, config)
-}
-
-fn start(data: &Path, config: &Path, hostname: &str, extra: &[&str]) -> Server {
-    let mut args = vec!["--config", config.to_str().unwrap(), "--hostname", hostname];
-    args.extend_from_slice(extra);
-    Server::start_in(data, &args)
-}
 
 /// B: the b.test mail server with carol and a relay account that may
 /// send any From: (as a provider's smarthost lets its customers).
@@ -67,53 +30,6 @@ fn sender_a(toml: &str) -> (tempfile::TempDir, Server) {
     let (dir, data, config) = prepare("a.test", &["alice"], &format!("{toml}\n{base}"));
     let server = start(&data, &config, "a.test", &[]);
     (dir, server)
-}
-
-/// alice@a.test sends through A's submission port; returns the reply to
-/// the final dot.
-fn submit(a: &Server, from_header: &str, to: &[&str], subject: &str) -> String {
-    let mut c = Client::connect(a.submission.unwrap());
-    c.reply();
-    c.ask("EHLO laptop.a.test");
-    let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0alice-pw");
-    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
-    assert!(c.ask("MAIL FROM:<alice@a.test>").starts_with("250"));
-    for rcpt in to {
-        let reply = c.ask(&format!("RCPT TO:<{rcpt}>"));
-        assert!(reply.starts_with("250"), "RCPT {rcpt}: {reply}");
-    }
-    assert!(c.ask("DATA").starts_with("354"));
-    c.send(format!("From: {from_header}\r\nTo: {}\r\nSubject: {subject}\r\n\r\nHello from A.\r\n..line starting with a dot\r\n.\r\n", to.join(", ")).as_bytes());
-    let reply = c.reply();
-    c.ask("QUIT");
-    reply
-}
-
-/// Waits for `n` messages in `user`'s mailbox; returns their texts.
-fn wait_for_mail(
-    data: &Path,
-    user: &str,
-    n: usize,
-    limit: Duration,
-    log: &dyn Fn() -> String,
-) -> Vec<String> {
-    let start = Instant::now();
-    loop {
-        let files = mailbox_files(data, user);
-        if files.len() >= n {
-            return files
-                .iter()
-                .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
-                .collect();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "{user} has {} of {n} messages after {limit:?}; log:\n{}",
-            files.len(),
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn free_port() -> u16 {

@@ -25,8 +25,12 @@ pub enum RcptVerdict {
     OverQuota { temporary: bool },
     /// An alias, list or forward: where its copies go.
     Routed(Vec<Destination>),
-    /// An alias that leads nowhere (a loop, too deep): 550 with the reason.
-    Unroutable(&'static str),
+    /// An alias that leads nowhere (a loop, too deep): refused with why.
+    Unroutable {
+        code: u16,
+        enhanced: &'static str,
+        text: String,
+    },
 }
 
 /// Where one copy of a message goes.
@@ -617,7 +621,11 @@ impl Session {
                 };
                 self.accept_rcpt(given, destinations, dir, out)
             }
-            RcptVerdict::Unroutable(why) => self.error(out, 550, "5.4.6", why),
+            RcptVerdict::Unroutable {
+                code,
+                enhanced,
+                text,
+            } => self.error(out, code, enhanced, &text),
             RcptVerdict::UnknownUser => self.error(out, 550, "5.1.1", "No such user here"),
             RcptVerdict::OverQuota { temporary: true } => {
                 push(out, 452, Some("4.2.2"), "Mailbox full, try again later");

@@ -365,3 +365,89 @@ pub fn pop3_login(server: &Server, user: &str, password: &str) -> Client {
     assert!(reply.starts_with("+OK"), "login as {user}: {reply}");
     c
 }
+
+/// A data dir with a config serving `domain` and the given users
+/// (password: the user's local part + "-pw").
+pub fn prepare(domain: &str, users: &[&str], toml: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("postbox.toml");
+    std::fs::write(&config, format!("domains = [\"{domain}\"]\n{toml}")).unwrap();
+    for user in users {
+        let out = postbox(
+            &[
+                "user",
+                "add",
+                user,
+                "--password-stdin",
+                "--config",
+                config.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+            ],
+            &format!("{user}-pw\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (dir, data, config)
+}
+
+pub fn start(data: &Path, config: &Path, hostname: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--config", config.to_str().unwrap(), "--hostname", hostname];
+    args.extend_from_slice(extra);
+    Server::start_in(data, &args)
+}
+
+/// alice@a.test (password alice-pw) sends through `a`'s submission
+/// port; returns the reply to the final dot.
+pub fn submit(a: &Server, from_header: &str, to: &[&str], subject: &str) -> String {
+    let mut c = Client::connect(a.submission.unwrap());
+    c.reply();
+    c.ask("EHLO laptop.a.test");
+    let plain = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "\0alice\0alice-pw",
+    );
+    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
+    assert!(c.ask("MAIL FROM:<alice@a.test>").starts_with("250"));
+    for rcpt in to {
+        let reply = c.ask(&format!("RCPT TO:<{rcpt}>"));
+        assert!(reply.starts_with("250"), "RCPT {rcpt}: {reply}");
+    }
+    assert!(c.ask("DATA").starts_with("354"));
+    c.send(format!("From: {from_header}\r\nTo: {}\r\nSubject: {subject}\r\n\r\nHello from A.\r\n..line starting with a dot\r\n.\r\n", to.join(", ")).as_bytes());
+    let reply = c.reply();
+    c.ask("QUIT");
+    reply
+}
+
+/// Waits for `n` messages in `user`'s mailbox; returns their texts.
+pub fn wait_for_mail(
+    data: &Path,
+    user: &str,
+    n: usize,
+    limit: Duration,
+    log: &dyn Fn() -> String,
+) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let files = mailbox_files(data, user);
+        if files.len() >= n {
+            return files
+                .iter()
+                .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
+                .collect();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{user} has {} of {n} messages after {limit:?}; log:\n{}",
+            files.len(),
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
