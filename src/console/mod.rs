@@ -37,6 +37,9 @@ commands:
   user del NAME        remove a user and their mail
   user list            list users
   user quota NAME SIZE mailbox limit: 500M, 2G, unlimited or default
+  user forward NAME ADDRESS [--keep] | off   send NAME's mail on
+  alias add NAME TARGET... | del NAME | list  aliases and club lists
+  queue list | flush | delete ID              mail waiting to leave
   status               server, listeners, users and stored mail
   stats                traffic counters: received, delivered, refused
   help                 this text
@@ -191,8 +194,30 @@ where
                 out,
                 admin::delete_user(config, name).map(|a| format!("deleted {a}")),
             )?,
-            // Mail routing verbs (aliases, the outbound queue) go here, each
-            // a call into `admin` like the user verbs above.
+            ["user", "forward", name, "off"] => {
+                report(out, admin::set_forward(config, name, &["off"], false))?
+            }
+            ["user", "forward", name, targets @ ..] if !targets.is_empty() => {
+                let keep = targets.contains(&"--keep");
+                let targets: Vec<&str> =
+                    targets.iter().copied().filter(|t| *t != "--keep").collect();
+                report(out, admin::set_forward(config, name, &targets, keep))?
+            }
+            ["alias", "add", name, targets @ ..] if !targets.is_empty() => {
+                report(out, admin::alias_add(config, name, targets))?
+            }
+            ["alias", "del", name] => report(out, admin::alias_del(config, name))?,
+            ["alias", "list"] => match admin::alias_list(config) {
+                Ok(lines) if lines.is_empty() => say(out, "no aliases\r\n")?,
+                Ok(lines) => say(out, &format!("{}\r\n", lines.join("\r\n")))?,
+                Err(e) => say(out, &format!("error: {e}\r\n"))?,
+            },
+            ["queue", "list"] => match admin::queue_list(config) {
+                Ok(text) => say(out, &text.replace('\n', "\r\n"))?,
+                Err(e) => say(out, &format!("error: {e}\r\n"))?,
+            },
+            ["queue", "flush"] => report(out, admin::queue_flush(config))?,
+            ["queue", "delete", id] => report(out, admin::queue_delete(config, id))?,
             ["log"] | ["log", _] if options.admin || options.log_ring.is_some() => {
                 let count = match words.get(1).map(|n| n.parse::<usize>()) {
                     None => 20,
@@ -492,6 +517,29 @@ mod tests {
         assert!(text.contains("error: unknown command \"bogus\""));
         // Nothing after quit runs.
         assert_eq!(text.matches("no users").count(), 1);
+    }
+
+    #[test]
+    fn routing_and_queue_verbs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(&Overrides {
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let text = drive(
+            &config,
+            "user add alice\nsecret1\nsecret1\nalias add club alice, friend@elsewhere.test\nalias list\nalias del club\nalias del club\nalias list\nuser forward alice bob@elsewhere.test --keep\nuser forward alice off\nqueue list\nqueue flush\nqueue delete nope\n",
+        );
+        assert!(text.contains("club: alice, friend@elsewhere.test\r\n"), "{text}");
+        assert!(text.contains("alias club removed"), "{text}");
+        assert!(text.contains("error: no alias club"), "{text}");
+        assert!(text.contains("no aliases"), "{text}");
+        assert!(text.contains("forwards to bob@elsewhere.test and keeps a copy"), "{text}");
+        assert!(text.contains("alice@localhost no longer forwards"), "{text}");
+        assert!(text.contains("queue is empty\r\n"), "{text}");
+        assert!(text.contains("error: no server is running"), "{text}");
+        assert!(text.contains("error: no message nope in the queue"), "{text}");
     }
 
     #[test]

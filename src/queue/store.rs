@@ -130,14 +130,14 @@ pub fn open_message(data_dir: &Path, id: &str) -> io::Result<File> {
 /// Takes a message out of the queue: envelope first, so a crash halfway
 /// leaves only an orphan message file for the start-up sweep.
 pub fn remove(data_dir: &Path, id: &str) -> io::Result<bool> {
-    let existed = match fs::remove_file(envelope_path(data_dir, id)) {
-        Ok(()) => true,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+    match fs::remove_file(envelope_path(data_dir, id)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
-    };
+    }
     let _ = fs::remove_file(message_path(data_dir, id));
     sync_dir(&queue_dir(data_dir))?;
-    Ok(existed)
+    Ok(true)
 }
 
 /// Every envelope in the queue, oldest first. With `sweep`, message files
