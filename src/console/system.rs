@@ -273,7 +273,7 @@ pub fn ntp(servers: &[&str]) -> Result<String, String> {
                 if offset.abs() > 0.5 {
                     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
                     let spec = libc::timespec {
-                        tv_sec: since.as_secs() as libc::time_t,
+                        tv_sec: since.as_secs() as _,
                         tv_nsec: since.subsec_nanos() as _,
                     };
                     // SAFETY: a valid timespec for CLOCK_REALTIME.
