@@ -191,6 +191,7 @@ def first_boot(board):
     ready = []
     waiter = threading.Thread(target=lambda: ready.append(board.smtp_ready()))
     waiter.start()
+    board.expect(r"watchdog on", BOOT_TIMEOUT)
     board.expect("choose the admin password", BOOT_TIMEOUT)
     board.expect("Password: ")
     board.console.send(ADMIN_PW + "\r")
