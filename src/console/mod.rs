@@ -531,15 +531,27 @@ mod tests {
             &config,
             "user add alice\nsecret1\nsecret1\nalias add club alice, friend@elsewhere.test\nalias list\nalias del club\nalias del club\nalias list\nuser forward alice bob@elsewhere.test --keep\nuser forward alice off\nqueue list\nqueue flush\nqueue delete nope\n",
         );
-        assert!(text.contains("club: alice, friend@elsewhere.test\r\n"), "{text}");
+        assert!(
+            text.contains("club: alice, friend@elsewhere.test\r\n"),
+            "{text}"
+        );
         assert!(text.contains("alias club removed"), "{text}");
         assert!(text.contains("error: no alias club"), "{text}");
         assert!(text.contains("no aliases"), "{text}");
-        assert!(text.contains("forwards to bob@elsewhere.test and keeps a copy"), "{text}");
-        assert!(text.contains("alice@localhost no longer forwards"), "{text}");
+        assert!(
+            text.contains("forwards to bob@elsewhere.test and keeps a copy"),
+            "{text}"
+        );
+        assert!(
+            text.contains("alice@localhost no longer forwards"),
+            "{text}"
+        );
         assert!(text.contains("queue is empty\r\n"), "{text}");
         assert!(text.contains("error: no server is running"), "{text}");
-        assert!(text.contains("error: no message nope in the queue"), "{text}");
+        assert!(
+            text.contains("error: no message nope in the queue"),
+            "{text}"
+        );
     }
 
     #[test]
