@@ -161,20 +161,63 @@ impl Queue {
         self.wake();
     }
 
-    /// Ids of the entries to attempt now, marked busy.
+    /// Where a recipient's mail is handed on: the smarthost, or its domain.
+    fn destination_of(&self, address: &str) -> String {
+        match &self.config.smarthost {
+            Some(s) => format!("{}:{}", s.host, s.port),
+            None => domain_of(address),
+        }
+    }
+
+    /// Ids of the entries to attempt now, marked busy, with a delivery
+    /// slot taken for each of their destinations (both limits hold).
     fn take_due(&self, now: u64) -> Vec<String> {
         let mut due = Vec::new();
         let mut entries = self.entries.borrow_mut();
+        let mut per_destination = self.per_destination.borrow_mut();
         for (id, slot) in entries.iter_mut() {
             if self.running.get() + due.len() >= self.config.max_deliveries {
                 break;
             }
-            if !slot.busy && slot.envelope.next_try <= now {
-                slot.busy = true;
-                due.push(id.clone());
+            if slot.busy || slot.envelope.next_try > now {
+                continue;
             }
+            let mut destinations: Vec<String> = slot
+                .envelope
+                .pending()
+                .map(|r| self.destination_of(&r.address))
+                .collect();
+            destinations.sort();
+            destinations.dedup();
+            let full = destinations.iter().any(|d| {
+                per_destination.get(d).copied().unwrap_or(0) >= self.config.max_per_destination
+            });
+            if full {
+                continue;
+            }
+            for d in destinations {
+                *per_destination.entry(d).or_insert(0) += 1;
+            }
+            slot.busy = true;
+            due.push(id.clone());
         }
         due
+    }
+
+    /// Gives back the slots [`Queue::take_due`] took for `envelope`.
+    fn release(&self, envelope: &Envelope) {
+        let mut destinations: Vec<String> = envelope
+            .pending()
+            .map(|r| self.destination_of(&r.address))
+            .collect();
+        destinations.sort();
+        destinations.dedup();
+        let mut per_destination = self.per_destination.borrow_mut();
+        for d in destinations {
+            if let Some(n) = per_destination.get_mut(&d) {
+                *n = n.saturating_sub(1);
+            }
+        }
     }
 
     /// How long the scheduler may sleep.
@@ -254,10 +297,7 @@ async fn attempt(shared: &Shared, id: &str) {
     };
     let mut groups: Vec<Group> = Vec::new();
     for r in envelope.pending() {
-        let destination = match &queue.config.smarthost {
-            Some(s) => format!("{}:{}", s.host, s.port),
-            None => domain_of(&r.address),
-        };
+        let destination = queue.destination_of(&r.address);
         match groups.iter_mut().find(|g| g.destination == destination) {
             Some(g) => g.recipients.push(r.address.clone()),
             None => groups.push(Group {
@@ -266,47 +306,13 @@ async fn attempt(shared: &Shared, id: &str) {
             }),
         }
     }
+    // The slots were taken for the recipients pending now.
+    let taken = envelope.clone();
     let size = std::fs::metadata(store::queue_dir(&queue.data_dir).join(format!("{id}.msg")))
         .map(|m| m.len())
         .unwrap_or(0);
     for group in groups {
-        let busy = *queue
-            .per_destination
-            .borrow()
-            .get(&group.destination)
-            .unwrap_or(&0);
-        if busy >= queue.config.max_per_destination {
-            // Its turn comes in the next round.
-            for r in &group.recipients {
-                note(
-                    shared,
-                    &mut envelope,
-                    r,
-                    Err(Failure {
-                        permanent: false,
-                        text: format!(
-                            "waiting: {} deliveries to {} already running",
-                            busy, group.destination
-                        ),
-                    }),
-                    None,
-                );
-            }
-            continue;
-        }
-        *queue
-            .per_destination
-            .borrow_mut()
-            .entry(group.destination.clone())
-            .or_insert(0) += 1;
         let outcome = deliver_group(shared, id, &envelope.sender, &group, size).await;
-        if let Some(n) = queue
-            .per_destination
-            .borrow_mut()
-            .get_mut(&group.destination)
-        {
-            *n -= 1;
-        }
         match outcome {
             Ok((results, mta)) => {
                 for (rcpt, result) in group.recipients.iter().zip(results) {
@@ -320,6 +326,7 @@ async fn attempt(shared: &Shared, id: &str) {
             }
         }
     }
+    queue.release(&taken);
     finish_attempt(shared, envelope).await;
 }
 
