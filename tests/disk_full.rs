@@ -118,3 +118,91 @@ fn full_disk_refuses_temporarily_and_recovers() {
     let reply = try_send(&server, 1000);
     assert!(reply.starts_with("250"), "{reply}");
 }
+
+#[test]
+fn full_disk_and_the_outbound_queue() {
+    let disk = SmallDisk::mount();
+    let data = disk.path.join("data");
+    add_user(&data, "alice", "alice-pw");
+    // Nothing listens at the smarthost: everything stays queued.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = disk._dir.path().join("postbox.toml");
+    std::fs::write(
+        &config,
+        format!("relay_from = [\"127.0.0.1/32\"]\nsmarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\n[queue]\nretry_first = 3600\n"),
+    )
+    .unwrap();
+    let server = Server::start_in(&data, &["--config", config.to_str().unwrap()]);
+    let queue_for = |n: usize| {
+        let mut c = server.smtp();
+        c.reply();
+        c.ask("EHLO fill.test");
+        c.ask("MAIL FROM:<printer@lan.test>");
+        c.ask("RCPT TO:<friend@elsewhere.test>");
+        c.ask("DATA");
+        c.send(body(n).as_bytes());
+        c.send(b"\r\n.\r\n");
+        c.reply()
+    };
+    let mut accepted = 0;
+    let refusal = loop {
+        let reply = queue_for(accepted);
+        if !reply.starts_with("250") {
+            break reply;
+        }
+        accepted += 1;
+        assert!(accepted < 200, "the small disk never filled");
+    };
+    assert!(refusal.starts_with("452 4.3.1"), "{refusal}");
+    // Every queued message is listed (its record parses) and whole.
+    let list = |data: &Path| {
+        let out = postbox(&["queue", "list", "--data", data.to_str().unwrap()], "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = list(&data);
+    assert!(
+        listed.ends_with(&format!("{accepted} messages\n")),
+        "{listed}"
+    );
+    let queue_dir = data.join("queue");
+    let mut bodies: Vec<String> = std::fs::read_dir(&queue_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "msg"))
+        .map(|p| String::from_utf8(std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies.len(), accepted);
+    for n in 0..accepted {
+        assert!(bodies
+            .iter()
+            .any(|b| b.contains(&format!("Subject: fill {n}\r\n")) && b.ends_with("\r\n")));
+    }
+    assert!(std::fs::read_dir(data.join("tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+    // Room made by deleting from the queue: queueing resumes.
+    let first = listed.split_whitespace().next().unwrap().to_string();
+    let out = postbox(
+        &["queue", "delete", &first, "--data", data.to_str().unwrap()],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply = queue_for(1000);
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(list(&data).ends_with(&format!("{accepted} messages\n")));
+}

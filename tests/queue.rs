@@ -457,3 +457,132 @@ fn a_full_queue_survives_sigkill() {
     }
     drop(a_dir);
 }
+
+/// One message for carol@b.test from a relay_from client; errors (the
+/// server was killed) end it quietly. Returns the reply to the final dot.
+fn relay_once(addr: SocketAddr, subject: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let mut reply = || -> std::io::Result<String> {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(all);
+            }
+        }
+    };
+    reply()?;
+    for line in [
+        "EHLO lan.test",
+        "MAIL FROM:<printer@lan.test>",
+        "RCPT TO:<carol@b.test>",
+        "DATA",
+    ] {
+        writer.write_all(format!("{line}\r\n").as_bytes())?;
+        reply()?;
+    }
+    writer.write_all(
+        format!("Subject: {subject}\r\n\r\nbody of {subject}\r\nend\r\n.\r\n").as_bytes(),
+    )?;
+    reply()
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_no_queued_mail() {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    const ROUNDS: usize = 6;
+    let (_b_dir, b) = peer_b(&[]);
+    let (_a_dir, data, config) = prepare(
+        "a.test",
+        &["alice"],
+        &format!(
+            "relay_from = [\"127.0.0.1/32\"]\nsmarthost = \"127.0.0.1:{}\"\nsmarthost_tls = \"none\"\n[queue]\nretry_first = 1\nretry_max = 1\n",
+            b.smtp.port()
+        ),
+    );
+    let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut seed: u64 = 0x5eed_0e0e_2026;
+    let mut next = 0usize;
+    for round in 0..ROUNDS {
+        let a = start(&data, &config, "a.test", &[]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let (stop, accepted, addr) = (stop.clone(), accepted.clone(), a.smtp);
+            let first = next;
+            std::thread::spawn(move || {
+                let mut n = first;
+                while !stop.load(Ordering::SeqCst) {
+                    let subject = format!("crash {n}");
+                    n += 1;
+                    match relay_once(addr, &subject) {
+                        Ok(reply) if reply.starts_with("250") => {
+                            accepted.lock().unwrap().push(subject)
+                        }
+                        _ => break,
+                    }
+                }
+                n
+            })
+        };
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(100 + (seed >> 33) % 400));
+        let mut a = a;
+        a.kill();
+        stop.store(true, Ordering::SeqCst);
+        next = sender.join().unwrap_or(next + 1000) + 1;
+        // Every queue record still parses.
+        let (ok, list) = queue_cmd(&data, &["list"]);
+        assert!(ok, "round {round}: {list}");
+    }
+    let a = start(&data, &config, "a.test", &[]);
+    let start_wait = Instant::now();
+    while queue_cmd(&data, &["list"]).1 != "queue is empty\n" {
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(60),
+            "{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for m in mailbox_files(&b.data, "carol@b.test") {
+        let text = String::from_utf8(std::fs::read(&m).unwrap()).unwrap();
+        let subject = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .expect("a whole message")
+            .to_string();
+        assert!(
+            text.ends_with(&format!("body of {subject}\r\nend\r\n")),
+            "partial: {text}"
+        );
+        *seen.entry(subject).or_insert(0) += 1;
+    }
+    let accepted = accepted.lock().unwrap();
+    assert!(
+        accepted.len() > ROUNDS,
+        "too little load: {}",
+        accepted.len()
+    );
+    for subject in accepted.iter() {
+        assert!(
+            seen.contains_key(subject),
+            "{subject} answered 250 but never delivered"
+        );
+    }
+    // A copy may go twice only if A died between B's 250 and forgetting it.
+    let twice: usize = seen.values().map(|n| n - 1).sum();
+    assert!(twice <= ROUNDS * 8, "{twice} duplicates");
+}

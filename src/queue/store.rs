@@ -14,8 +14,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub const QUEUE_DIR: &str = "queue";
-const KIND: [u8; 4] = *b"PBQE";
-const VERSION: u16 = 1;
+pub const KIND: [u8; 4] = *b"PBQE";
+pub const VERSION: u16 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RcptState {
@@ -116,6 +116,11 @@ pub fn save(data_dir: &Path, envelope: &Envelope) -> io::Result<()> {
         VERSION,
         envelope,
     )
+}
+
+/// An envelope from its record bytes.
+pub fn decode(bytes: &[u8]) -> Result<Envelope, record::RecordError> {
+    record::decode(KIND, VERSION, bytes)
 }
 
 /// Reads one envelope; `Ok(None)` when the message left the queue.
