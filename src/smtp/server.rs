@@ -271,7 +271,9 @@ async fn run(c: &mut Connection, mut session: Session) -> &'static str {
                     }
                     let buf =
                         body_buf.get_or_insert_with(|| vec![0; WRITE_CHUNK].into_boxed_slice());
-                    match receive_message(c, &session, buf).await {
+                    // Boxed: its state (header scanners, spool file) exists
+                    // only during DATA, not in every idle session.
+                    match Box::pin(receive_message(c, &session, buf)).await {
                         Ok(outcome) => session.data_done(outcome, &mut c.out),
                         Err(why) => return why,
                     }
