@@ -8,7 +8,6 @@ use crate::store::users::{lock_users, split_name};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 const FILE: &str = "forwards";
 const KIND: [u8; 4] = *b"PBFW";
@@ -100,42 +99,16 @@ pub fn validate(account: &str, forward: Forward) -> Result<Forward, String> {
     })
 }
 
-/// The forwards as the server sees them: re-read only when the file changes.
-pub struct ForwardCache {
-    data_dir: PathBuf,
-    stamp: Option<SystemTime>,
-    forwards: Forwards,
-}
+/// The forwards as the server sees them.
+pub struct ForwardCache(record::RecordCache<Forwards>);
 
 impl ForwardCache {
     pub fn open(data_dir: &Path) -> Result<Self, RecordError> {
-        let mut cache = ForwardCache {
-            data_dir: data_dir.to_path_buf(),
-            stamp: None,
-            forwards: Forwards::new(),
-        };
-        cache.refresh()?;
-        Ok(cache)
+        record::RecordCache::open(&path(data_dir), KIND, VERSION).map(ForwardCache)
     }
 
-    fn refresh(&mut self) -> Result<(), RecordError> {
-        let stamp = std::fs::metadata(path(&self.data_dir))
-            .and_then(|m| m.modified())
-            .ok();
-        if stamp != self.stamp || stamp.is_none() {
-            self.forwards = load(&self.data_dir)?;
-            self.stamp = stamp;
-        }
-        Ok(())
-    }
-
-    /// The current forwards; a damaged file is logged and the last good
-    /// ones kept, so a bad write never sends mail somewhere unexpected.
     pub fn current(&mut self) -> &Forwards {
-        if let Err(e) = self.refresh() {
-            log::error!("cannot read forwards, keeping the last ones: {e}");
-        }
-        &self.forwards
+        self.0.current()
     }
 }
 

@@ -412,11 +412,7 @@ async fn receive_message(
         }
         Sink::Failed(e) => {
             log::error!("smtp#{id} {peer} cannot store message: {e}");
-            return Ok(if is_no_space(&e) {
-                DataOutcome::NoSpace
-            } else {
-                DataOutcome::Failed
-            });
+            return Ok(storage_failure(&e));
         }
     };
     let from_header = from_scan.addresses();
@@ -510,11 +506,7 @@ async fn receive_message(
         if let Err(e) = queued {
             log::error!("smtp#{id} {peer} cannot queue {name}: {e}");
             incoming.discard();
-            return Ok(if is_no_space(&e) {
-                DataOutcome::NoSpace
-            } else {
-                DataOutcome::Failed
-            });
+            return Ok(storage_failure(&e));
         }
         log::info!(
             "smtp#{id} {peer} queued {name} as {queue_id} from=<{sender}> to={} size={size}",
@@ -530,11 +522,7 @@ async fn receive_message(
             Err(e) => {
                 log::error!("smtp#{id} {peer} cannot store message: {e}");
                 incoming.discard();
-                return Ok(if is_no_space(&e) {
-                    DataOutcome::NoSpace
-                } else {
-                    DataOutcome::Failed
-                });
+                return Ok(storage_failure(&e));
             }
         }
     }
@@ -552,11 +540,7 @@ async fn receive_message(
         let copy_size = message.size();
         if let Err(e) = shared.commits.deliver(message, dirs).await {
             log::error!("smtp#{id} {peer} delivery of {name} failed: {e}");
-            return Ok(if is_no_space(&e) {
-                DataOutcome::NoSpace
-            } else {
-                DataOutcome::Failed
-            });
+            return Ok(storage_failure(&e));
         }
         shared.after_delivery(&accounts, copy_size).await;
         shared.count(|s| s.delivered_local += copies);
@@ -614,6 +598,16 @@ fn tagged_copy(shared: &Shared, original: &Incoming) -> io::Result<Incoming> {
             copy.discard();
             Err(e)
         }
+    }
+}
+
+/// How a failure to store or queue a message is answered: a full disk is
+/// 452 4.3.1 (the client retries later), anything else 451 4.3.0.
+fn storage_failure(e: &io::Error) -> DataOutcome {
+    if is_no_space(e) {
+        DataOutcome::NoSpace
+    } else {
+        DataOutcome::Failed
     }
 }
 

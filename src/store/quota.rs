@@ -6,7 +6,6 @@ use super::record::{self, RecordError};
 use super::users::lock_users;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 const FILE: &str = "quotas";
 const KIND: [u8; 4] = *b"PBQU";
@@ -60,41 +59,17 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {text:?} is too large"))
 }
 
-/// The overrides as the server sees them: re-read only when the file changes.
-pub struct QuotaCache {
-    data_dir: PathBuf,
-    stamp: Option<SystemTime>,
-    overrides: Overrides,
-}
+/// The overrides as the server sees them.
+pub struct QuotaCache(record::RecordCache<Overrides>);
 
 impl QuotaCache {
     pub fn open(data_dir: &Path) -> Result<Self, RecordError> {
-        let mut cache = QuotaCache {
-            data_dir: data_dir.to_path_buf(),
-            stamp: None,
-            overrides: Overrides::new(),
-        };
-        cache.refresh()?;
-        Ok(cache)
-    }
-
-    fn refresh(&mut self) -> Result<(), RecordError> {
-        let stamp = std::fs::metadata(path(&self.data_dir))
-            .and_then(|m| m.modified())
-            .ok();
-        if stamp != self.stamp || stamp.is_none() {
-            self.overrides = load(&self.data_dir)?;
-            self.stamp = stamp;
-        }
-        Ok(())
+        record::RecordCache::open(&path(data_dir), KIND, VERSION).map(QuotaCache)
     }
 
     /// The limit for `account` in bytes (0: unlimited).
     pub fn limit(&mut self, account: &str, default: u64) -> u64 {
-        if let Err(e) = self.refresh() {
-            log::error!("cannot read quotas, keeping the last ones: {e}");
-        }
-        self.overrides.get(account).copied().unwrap_or(default)
+        self.0.current().get(account).copied().unwrap_or(default)
     }
 }
 

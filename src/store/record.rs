@@ -103,6 +103,53 @@ pub fn save<T: Serialize>(path: &Path, kind: [u8; 4], version: u16, value: &T) -
     super::durable::replace_file(path, &encode(kind, version, value))
 }
 
+/// A record file as a long-running reader sees it: read again only when
+/// its modification time changes; when a new version cannot be read, the
+/// last good one is kept (and the error logged), so a damaged write never
+/// changes what the server does.
+pub struct RecordCache<T> {
+    path: std::path::PathBuf,
+    kind: [u8; 4],
+    version: u16,
+    stamp: Option<std::time::SystemTime>,
+    value: T,
+}
+
+impl<T: DeserializeOwned + Default> RecordCache<T> {
+    pub fn open(path: &Path, kind: [u8; 4], version: u16) -> Result<Self, RecordError> {
+        let mut cache = RecordCache {
+            path: path.to_path_buf(),
+            kind,
+            version,
+            stamp: None,
+            value: T::default(),
+        };
+        cache.refresh()?;
+        Ok(cache)
+    }
+
+    fn refresh(&mut self) -> Result<(), RecordError> {
+        let stamp = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        if stamp != self.stamp || stamp.is_none() {
+            self.value = load(&self.path, self.kind, self.version)?.unwrap_or_default();
+            self.stamp = stamp;
+        }
+        Ok(())
+    }
+
+    pub fn current(&mut self) -> &T {
+        if let Err(e) = self.refresh() {
+            log::error!(
+                "cannot read {}, keeping what was read before: {e}",
+                self.path.display()
+            );
+        }
+        &self.value
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
