@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use std::time::Duration;
 
 #[test]
 fn unreadable_message_affects_only_itself() {
@@ -30,5 +31,5 @@ fn unreadable_message_affects_only_itself() {
     }
     c.cmd("QUIT");
     assert!(c.line().starts_with("+OK"));
-    assert!(server.log().contains("cannot read"));
+    assert!(server.logged("cannot read", Duration::from_secs(10)));
 }

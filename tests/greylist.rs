@@ -28,5 +28,5 @@ fn first_attempt_deferred_retry_accepted() {
     assert!(rcpt(&server, "other@remote.test", "alice@localhost").starts_with("451"));
     // Unknown users are refused outright, not greylisted.
     assert!(rcpt(&server, "news@remote.test", "nobody@localhost").starts_with("550 5.1.1"));
-    assert!(server.log().contains("greylisted"));
+    assert!(server.logged("greylisted", Duration::from_secs(10)));
 }

@@ -122,14 +122,18 @@ fn through_a_smarthost_with_login_over_starttls() {
         "dot-stuffing undone: {}",
         got[0]
     );
-    assert!(b.log().contains("TLS"), "B saw no TLS:\n{}", b.log());
     assert!(
-        b.log().contains("relay@b.test"),
+        b.logged("TLS", Duration::from_secs(10)),
+        "B saw no TLS:\n{}",
+        b.log()
+    );
+    assert!(
+        b.logged("relay@b.test", Duration::from_secs(10)),
         "no login on B:\n{}",
         b.log()
     );
     assert!(
-        a.log().contains("delivered to <carol@b.test>"),
+        a.logged("delivered to <carol@b.test>", Duration::from_secs(10)),
         "{}",
         a.log()
     );
@@ -149,7 +153,11 @@ fn a_smarthost_with_an_unknown_certificate_is_not_trusted() {
         assert!(start.elapsed() < Duration::from_secs(20), "{}", a.log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(a.log().contains("TLS handshake"), "{}", a.log());
+    assert!(
+        a.logged("TLS handshake", Duration::from_secs(10)),
+        "{}",
+        a.log()
+    );
     assert!(mailbox_files(&b.data, "carol@b.test").is_empty());
     let (_, list) = queue_cmd(&a.data, &["list"]);
     assert!(
@@ -184,7 +192,7 @@ fn direct_to_the_mx_with_opportunistic_tls() {
     assert!(got[0].contains("Subject: direct"));
     // B's Received: line names A's greeting and the TLS it used.
     assert!(got[0].contains("from a.test"), "{}", got[0]);
-    assert!(b.log().contains("TLS"), "{}", b.log());
+    assert!(b.logged("TLS", Duration::from_secs(10)), "{}", b.log());
     // The domain that does not exist bounces at once.
     let reports = wait_for_mail(&a.data, "alice@a.test", 1, Duration::from_secs(20), &|| {
         a.log()

@@ -378,7 +378,11 @@ fn commands_pipelined_with_starttls_are_discarded() {
         reply.starts_with("-ERR"),
         "injected USER took effect: {reply}"
     );
-    assert!(server.log().contains("discarded"), "{}", server.log());
+    assert!(
+        server.logged("discarded", Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -523,7 +527,7 @@ fn self_signed_certificate_is_shown_regenerated_and_reloaded() {
     assert!(shown.contains("subject:     CN=mx.test"), "{shown}");
     let fingerprint = fingerprint_in(&shown);
     assert!(
-        server.log().contains(&fingerprint),
+        server.logged(&fingerprint, Duration::from_secs(10)),
         "log lacks the fingerprint"
     );
     assert_eq!(presented_fingerprint(&server), fingerprint);
@@ -672,7 +676,7 @@ fn handshake_garbage_ends_only_that_connection() {
     let mut tls = smtp_starttls(server.submission.unwrap(), &cert_path(&server));
     assert!(tls_ask(&mut tls, "NOOP").starts_with("250"));
     assert!(
-        server.log().contains("TLS handshake failed"),
+        server.logged("TLS handshake failed", Duration::from_secs(10)),
         "{}",
         server.log()
     );

@@ -178,6 +178,20 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Whether the log says `needle` within `limit`: the log is read from
+    /// the server's stderr by a thread, so a line may trail the reply it
+    /// belongs to.
+    pub fn logged(&self, needle: &str, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     pub fn smtp(&self) -> Client {
         Client::connect(self.smtp)
     }
