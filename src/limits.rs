@@ -75,8 +75,6 @@ pub const STATS_SAVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long sessions in DATA may keep going after a shutdown request.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Files in `tmp/` older than this are leftovers of a crash and are removed at start.
-pub const TMP_GRACE: Duration = Duration::from_secs(36 * 3600);
 
 /// Longest user name (local part) and domain we accept.
 pub const MAX_LOCAL_PART: usize = 64;
