@@ -75,7 +75,6 @@ pub const STATS_SAVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long sessions in DATA may keep going after a shutdown request.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-
 /// Longest user name (local part) and domain we accept.
 pub const MAX_LOCAL_PART: usize = 64;
 pub const MAX_DOMAIN: usize = 253;
