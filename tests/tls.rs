@@ -474,7 +474,19 @@ fn relay_from_networks_may_relay() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("postbox.toml");
-    std::fs::write(&config, "relay_from = [\"127.0.0.1/32\"]\n").unwrap();
+    // A smarthost nobody answers at: the message stays queued, and no
+    // DNS question is asked.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "relay_from = [\"127.0.0.1/32\"]\nsmarthost = \"{dead}\"\nsmarthost_tls = \"none\"\n"
+        ),
+    )
+    .unwrap();
     let server = Server::start_in(&data, &["--config", config.to_str().unwrap()]);
     let mut c = server.smtp();
     c.reply();
