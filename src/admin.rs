@@ -129,15 +129,19 @@ pub fn set_quota(config: &Config, name: &str, size: &str) -> Result<String, Stri
     })
 }
 
-/// The traffic counters as `postbox stats` and the console show them.
-/// `alias add NAME TARGET...`: targets may also be given comma-separated.
-pub fn alias_add(config: &Config, name: &str, targets: &[&str]) -> Result<String, String> {
-    let targets: Vec<String> = targets
+/// Addresses given as words, each possibly a comma-separated list.
+fn address_list(words: &[&str]) -> Vec<String> {
+    words
         .iter()
         .flat_map(|t| t.split(','))
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
-        .collect();
+        .collect()
+}
+
+/// `alias add NAME TARGET...`: targets may also be given comma-separated.
+pub fn alias_add(config: &Config, name: &str, targets: &[&str]) -> Result<String, String> {
+    let targets = address_list(targets);
     if targets.is_empty() {
         return Err(format!("alias {name} needs at least one target"));
     }
@@ -178,13 +182,10 @@ pub fn set_forward(
         crate::route::forward::set(&config.data_dir, &account, None)?;
         return Ok(format!("{account} no longer forwards"));
     }
-    let to: Vec<String> = targets
-        .iter()
-        .flat_map(|t| t.split(','))
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect();
-    let forward = crate::route::Forward { to, keep };
+    let forward = crate::route::Forward {
+        to: address_list(targets),
+        keep,
+    };
     crate::route::forward::set(&config.data_dir, &account, Some(forward.clone()))?;
     Ok(format!(
         "{account} forwards to {}{}",
@@ -222,6 +223,7 @@ pub fn queue_delete(config: &Config, id: &str) -> Result<String, String> {
     Ok(format!("deleted {id} from the queue"))
 }
 
+/// The traffic counters as `postbox stats` and the console show them.
 pub fn stats_report(config: &Config) -> Result<String, String> {
     let stats = crate::stats::load(&config.data_dir)?;
     let mut report = stats.report();

@@ -508,10 +508,8 @@ impl Shared {
             return Ok(());
         }
         let dirs: Vec<PathBuf> = mailboxes.iter().map(|a| self.mailbox_dir(a)).collect();
-        self.commits.deliver(incoming, dirs.clone()).await?;
-        for dir in &dirs {
-            self.add_usage(dir, text.len() as u64);
-        }
+        self.commits.deliver(incoming, dirs).await?;
+        self.after_delivery(&mailboxes, text.len() as u64).await;
         Ok(())
     }
 

@@ -40,16 +40,21 @@ fn body(n: usize) -> String {
     format!("Subject: fill {n}\r\n\r\n{}", line.repeat(1500))
 }
 
-fn try_send(server: &Server, n: usize) -> String {
+/// Message `n` from `from` to `to`; the reply to its final dot.
+fn send_fill(server: &Server, from: &str, to: &str, n: usize) -> String {
     let mut c = server.smtp();
     c.reply();
     c.ask("EHLO fill.test");
-    c.ask("MAIL FROM:<x@remote.test>");
-    c.ask("RCPT TO:<alice@localhost>");
+    c.ask(&format!("MAIL FROM:<{from}>"));
+    c.ask(&format!("RCPT TO:<{to}>"));
     c.ask("DATA");
     c.send(body(n).as_bytes());
     c.send(b"\r\n.\r\n");
     c.reply()
+}
+
+fn try_send(server: &Server, n: usize) -> String {
+    send_fill(server, "x@remote.test", "alice@localhost", n)
 }
 
 fn users_file(data: &Path) -> Vec<u8> {
@@ -137,17 +142,7 @@ fn full_disk_and_the_outbound_queue() {
     )
     .unwrap();
     let server = Server::start_in(&data, &["--config", config.to_str().unwrap()]);
-    let queue_for = |n: usize| {
-        let mut c = server.smtp();
-        c.reply();
-        c.ask("EHLO fill.test");
-        c.ask("MAIL FROM:<printer@lan.test>");
-        c.ask("RCPT TO:<friend@elsewhere.test>");
-        c.ask("DATA");
-        c.send(body(n).as_bytes());
-        c.send(b"\r\n.\r\n");
-        c.reply()
-    };
+    let queue_for = |n: usize| send_fill(&server, "printer@lan.test", "friend@elsewhere.test", n);
     let mut accepted = 0;
     let refusal = loop {
         let reply = queue_for(accepted);

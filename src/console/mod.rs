@@ -486,6 +486,15 @@ mod tests {
     use super::*;
     use crate::config::Overrides;
 
+    /// The defaults, with data in `dir`.
+    fn config_in(dir: &std::path::Path) -> Config {
+        Config::load(&Overrides {
+            data_dir: Some(dir.into()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
     fn drive(config: &Config, input: &str) -> String {
         let mut output = Vec::new();
         run(config, input.as_bytes(), &mut output).unwrap();
@@ -495,11 +504,7 @@ mod tests {
     #[test]
     fn manages_users_through_in_memory_buffers() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config::load(&Overrides {
-            data_dir: Some(dir.path().into()),
-            ..Default::default()
-        })
-        .unwrap();
+        let config = config_in(dir.path());
         let text = drive(
             &config,
             "help\nuser add alice\nsecret\nsecret\nuser add bob\none\ntwo\nuser list\nstatus\nuser passwd alice\nnew\nnew\nuser del alice\nuser list\nbogus\nquit\nuser list\n",
@@ -522,11 +527,7 @@ mod tests {
     #[test]
     fn routing_and_queue_verbs() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config::load(&Overrides {
-            data_dir: Some(dir.path().into()),
-            ..Default::default()
-        })
-        .unwrap();
+        let config = config_in(dir.path());
         let text = drive(
             &config,
             "user add alice\nsecret1\nsecret1\nalias add club alice, friend@elsewhere.test\nalias list\nalias del club\nalias del club\nalias list\nuser forward alice bob@elsewhere.test --keep\nuser forward alice off\nqueue list\nqueue flush\nqueue delete nope\n",
@@ -557,11 +558,7 @@ mod tests {
     #[test]
     fn end_of_input_ends_the_console() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config::load(&Overrides {
-            data_dir: Some(dir.path().into()),
-            ..Default::default()
-        })
-        .unwrap();
+        let config = config_in(dir.path());
         let text = drive(&config, "user add alice\nonly-once");
         assert!(!text.contains("added"));
     }
@@ -587,11 +584,7 @@ mod tests {
     #[test]
     fn admin_console_first_start_login_and_system_verbs() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config::load(&Overrides {
-            data_dir: Some(dir.path().into()),
-            ..Default::default()
-        })
-        .unwrap();
+        let config = config_in(dir.path());
         let ring = dir.path().join("ring");
         std::fs::write(&ring, "one\ntwo\nthree\n").unwrap();
         let options = Options {

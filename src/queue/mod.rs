@@ -182,13 +182,7 @@ impl Queue {
             if slot.busy || slot.envelope.next_try > now {
                 continue;
             }
-            let mut destinations: Vec<String> = slot
-                .envelope
-                .pending()
-                .map(|r| self.destination_of(&r.address))
-                .collect();
-            destinations.sort();
-            destinations.dedup();
+            let destinations = self.destinations(&slot.envelope);
             let full = destinations.iter().any(|d| {
                 per_destination.get(d).copied().unwrap_or(0) >= self.config.max_per_destination
             });
@@ -204,14 +198,19 @@ impl Queue {
         due
     }
 
-    /// Gives back the slots [`Queue::take_due`] took for `envelope`.
-    fn release(&self, envelope: &Envelope) {
+    /// Each destination of `envelope`'s pending recipients, once.
+    fn destinations(&self, envelope: &Envelope) -> Vec<String> {
         let mut destinations: Vec<String> = envelope
             .pending()
             .map(|r| self.destination_of(&r.address))
             .collect();
         destinations.sort();
         destinations.dedup();
+        destinations
+    }
+
+    /// Gives back the slots [`Queue::take_due`] took for `destinations`.
+    fn release(&self, destinations: Vec<String>) {
         let mut per_destination = self.per_destination.borrow_mut();
         for d in destinations {
             if let Some(n) = per_destination.get_mut(&d) {
@@ -307,7 +306,7 @@ async fn attempt(shared: &Shared, id: &str) {
         }
     }
     // The slots were taken for the recipients pending now.
-    let taken = envelope.clone();
+    let taken = queue.destinations(&envelope);
     let size = std::fs::metadata(store::queue_dir(&queue.data_dir).join(format!("{id}.msg")))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -326,7 +325,7 @@ async fn attempt(shared: &Shared, id: &str) {
             }
         }
     }
-    queue.release(&taken);
+    queue.release(taken);
     finish_attempt(shared, envelope).await;
 }
 
