@@ -223,18 +223,15 @@ impl Drop for Server {
     }
 }
 
-/// Message files of `user` (`local` at localhost, or `local@domain`).
+/// Message files of `user` (`local` at localhost, or `local@domain`), in
+/// arrival order: the order POP3 numbers them.
 pub fn mailbox_files(data: &Path, user: &str) -> Vec<PathBuf> {
     let (local, domain) = user.split_once('@').unwrap_or((user, "localhost"));
     let dir = data.join("mail").join(domain).join(local);
-    let mut files = Vec::new();
-    for sub in ["new", "cur"] {
-        if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {
-            files.extend(entries.map(|e| e.unwrap().path()));
-        }
+    match postbox::store::maildir::scan_mailbox(&dir) {
+        Ok(messages) => messages.iter().map(|m| dir.join(&*m.name)).collect(),
+        Err(_) => Vec::new(),
     }
-    files.sort();
-    files
 }
 
 /// The `serving ... on smtp ADDR pop3 ADDR ...` line: (service, address) pairs.
