@@ -5,7 +5,7 @@
 //! routes are read and dropped, quoted local parts are kept verbatim) and
 //! refuses anything with control characters or without a domain.
 
-use crate::limits::{MAX_ADDRESS, MAX_DOMAIN, MAX_LOCAL_PART};
+use crate::limits::{MAX_ADDRESS, MAX_DOMAIN, MAX_USER_NAME};
 use core::fmt;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -34,12 +34,12 @@ impl fmt::Display for AddressError {
 }
 
 impl Address {
-    /// Builds `local@domain`, validating both halves.
+    /// Builds `local@domain`, validating both halves. A local part may be
+    /// longer than RFC 5321's 64 octets, as long as the whole fits: VERP
+    /// and SRS return paths often are, and refusing them would lose their
+    /// mail or bounces (RFC 5321 §4.5.3.1 asks for no limits where possible).
     pub fn new(local: &str, domain: &str) -> Result<Self, AddressError> {
-        if local.is_empty() || local.len() > MAX_LOCAL_PART {
-            return Err(AddressError::BadLocalPart);
-        }
-        if !local_part_is_valid(local) {
+        if local.is_empty() || !local_part_is_valid(local) {
             return Err(AddressError::BadLocalPart);
         }
         let domain = domain.strip_suffix('.').unwrap_or(domain);
@@ -154,7 +154,7 @@ pub fn domain_is_valid(domain: &str) -> bool {
 /// leading dot (no `..`, no hidden files, no path separators).
 pub fn user_name_is_valid(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= MAX_LOCAL_PART
+        && name.len() <= MAX_USER_NAME
         && !name.starts_with('.')
         && !name.ends_with('.')
         && !name.contains("..")
@@ -217,6 +217,17 @@ mod tests {
         }
         let long = format!("{}@x.org", "a".repeat(300));
         assert_eq!(Address::parse_path(&long), Err(AddressError::TooLong));
+    }
+
+    #[test]
+    fn long_return_paths_are_kept() {
+        let srs = format!(
+            "SRS0=HHHH=TT=lists.example.org={}@club.example",
+            "b".repeat(80)
+        );
+        let address = Address::parse_path(&srs).unwrap();
+        assert_eq!(address.local().len(), 80 + 31);
+        assert!(!user_name_is_valid(address.local()));
     }
 
     #[test]

@@ -72,11 +72,15 @@ pub const MAX_RECIPIENT_HEADERS: usize = 4096;
 /// Traffic counters are written to flash at most this often.
 pub const STATS_SAVE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Age after which a file in a mailbox's `tmp/` counts as abandoned
+/// (qmail's 36 hours).
+pub const MAILDIR_TMP_GRACE: Duration = Duration::from_secs(36 * 3600);
+
 /// How long sessions in DATA may keep going after a shutdown request.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Longest user name (local part) and domain we accept.
-pub const MAX_LOCAL_PART: usize = 64;
+/// Longest user name (RFC 5321's local-part limit) and domain we accept.
+pub const MAX_USER_NAME: usize = 64;
 pub const MAX_DOMAIN: usize = 253;
 
 /// Received: headers counted for loop detection (RFC 5321 §6.3).

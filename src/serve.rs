@@ -709,6 +709,11 @@ pub fn run(config: Config) -> Result<(), String> {
     if cleared > 0 {
         log::warn!("removed {cleared} partial messages left in the spool by an earlier crash");
     }
+    match maildir::sweep_mailbox_tmp(&data_dir, crate::limits::MAILDIR_TMP_GRACE) {
+        Ok(0) => {}
+        Ok(swept) => log::warn!("removed {swept} abandoned files from mailboxes' tmp/"),
+        Err(e) => log::warn!("cannot sweep mailboxes' tmp/: {e}"),
+    }
     let user_cache =
         users::UserCache::open(&data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
     let tls = Tls::open(&config)?;

@@ -201,6 +201,46 @@ pub fn clear_spool(data_dir: &Path) -> io::Result<usize> {
     Ok(removed)
 }
 
+/// Removes files older than `grace` from every mailbox's `tmp/`. Postbox
+/// never writes there, but another Maildir writer sharing the mailboxes
+/// (a local delivery agent) may; qmail's rule is that a file that old was
+/// abandoned by a crashed writer, while younger ones may still be in use.
+pub fn sweep_mailbox_tmp(data_dir: &Path, grace: std::time::Duration) -> io::Result<usize> {
+    let now = SystemTime::now();
+    let mut removed = 0;
+    for domain in read_dir_or_empty(&data_dir.join(MAIL_DIR))? {
+        for mailbox in read_dir_or_empty(&domain?.path())? {
+            let tmp = mailbox?.path().join("tmp");
+            for entry in read_dir_or_empty(&tmp)? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                let age = now.duration_since(meta.modified()?).unwrap_or_default();
+                if meta.is_file() && age > grace {
+                    fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// The entries of `dir`; none when it does not exist or is not a folder.
+fn read_dir_or_empty(dir: &Path) -> io::Result<impl Iterator<Item = io::Result<fs::DirEntry>>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(Some(entries).into_iter().flatten()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None.into_iter().flatten())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// One message in a mailbox, as POP3 sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
@@ -314,6 +354,35 @@ pub fn usage(data_dir: &Path) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweeps_only_old_files_from_mailbox_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = mailbox_dir(dir.path(), "a", "localhost");
+        create_mailbox(&mailbox).unwrap();
+        let old = mailbox.join("tmp/old");
+        let young = mailbox.join("tmp/young");
+        fs::write(&old, b"x").unwrap();
+        fs::write(&young, b"x").unwrap();
+        let two_days_ago = SystemTime::now() - std::time::Duration::from_secs(48 * 3600);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+        // A stray file where a domain folder belongs is not an error.
+        fs::write(dir.path().join(MAIL_DIR).join("stray"), b"x").unwrap();
+
+        let grace = std::time::Duration::from_secs(36 * 3600);
+        assert_eq!(sweep_mailbox_tmp(dir.path(), grace).unwrap(), 1);
+        assert!(!old.exists());
+        assert!(young.exists());
+        assert_eq!(
+            sweep_mailbox_tmp(&dir.path().join("none"), grace).unwrap(),
+            0
+        );
+    }
 
     #[test]
     fn delivers_once_linked_into_each_mailbox() {
