@@ -208,37 +208,27 @@ pub fn clear_spool(data_dir: &Path) -> io::Result<usize> {
 pub fn sweep_mailbox_tmp(data_dir: &Path, grace: std::time::Duration) -> io::Result<usize> {
     let now = SystemTime::now();
     let mut removed = 0;
-    for domain in read_dir_or_empty(&data_dir.join(MAIL_DIR))? {
-        for mailbox in read_dir_or_empty(&domain?.path())? {
-            let tmp = mailbox?.path().join("tmp");
-            for entry in read_dir_or_empty(&tmp)? {
-                let entry = entry?;
-                let meta = entry.metadata()?;
-                let age = now.duration_since(meta.modified()?).unwrap_or_default();
-                if meta.is_file() && age > grace {
-                    fs::remove_file(entry.path())?;
-                    removed += 1;
-                }
+    for mailbox in mailbox_dirs(data_dir) {
+        for entry in fs::read_dir(mailbox.join("tmp")).into_iter().flatten() {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            let age = now.duration_since(meta.modified()?).unwrap_or_default();
+            if meta.is_file() && age > grace {
+                fs::remove_file(entry.path())?;
+                removed += 1;
             }
         }
     }
     Ok(removed)
 }
 
-/// The entries of `dir`; none when it does not exist or is not a folder.
-fn read_dir_or_empty(dir: &Path) -> io::Result<impl Iterator<Item = io::Result<fs::DirEntry>>> {
-    match fs::read_dir(dir) {
-        Ok(entries) => Ok(Some(entries).into_iter().flatten()),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            Ok(None.into_iter().flatten())
-        }
-        Err(e) => Err(e),
-    }
+/// Every mailbox folder, `mail/DOMAIN/LOCAL`; what cannot be read as a
+/// folder (missing, or a stray file) is skipped.
+fn mailbox_dirs(data_dir: &Path) -> impl Iterator<Item = PathBuf> {
+    let subfolders = |dir: PathBuf| fs::read_dir(dir).into_iter().flatten().flatten();
+    subfolders(data_dir.join(MAIL_DIR))
+        .flat_map(move |domain| subfolders(domain.path()))
+        .map(|mailbox| mailbox.path())
 }
 
 /// One message in a mailbox, as POP3 sees it.
@@ -336,16 +326,10 @@ pub fn delete_messages<'a>(dir: &Path, names: impl IntoIterator<Item = &'a str>)
 pub fn usage(data_dir: &Path) -> (u64, u64) {
     let mut count = 0;
     let mut bytes = 0;
-    let domains = fs::read_dir(data_dir.join(MAIL_DIR))
-        .into_iter()
-        .flatten()
-        .flatten();
-    for domain in domains {
-        for mailbox in fs::read_dir(domain.path()).into_iter().flatten().flatten() {
-            if let Ok(messages) = scan_mailbox(&mailbox.path()) {
-                count += messages.len() as u64;
-                bytes += messages.iter().map(|m| m.size).sum::<u64>();
-            }
+    for mailbox in mailbox_dirs(data_dir) {
+        if let Ok(messages) = scan_mailbox(&mailbox) {
+            count += messages.len() as u64;
+            bytes += messages.iter().map(|m| m.size).sum::<u64>();
         }
     }
     (count, bytes)
