@@ -897,3 +897,27 @@ fn serve_refuses_a_second_server_on_the_same_data() {
     // The first one goes on serving.
     assert!(server.smtp().reply().starts_with("220 "));
 }
+
+#[test]
+fn data_directories_are_neither_tracked_nor_trackable() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let git = |args: &[&str]| Command::new("git").args(args).current_dir(repo).output();
+    // Built from a source tarball there is no repository to check.
+    let Ok(tracked) = git(&["ls-files", "-z"]) else {
+        return;
+    };
+    if !tracked.status.success() {
+        return;
+    }
+    let tracked = text(&tracked.stdout);
+    let data_files: Vec<&str> = tracked
+        .split('\0')
+        .filter(|p| p.ends_with(".pem") || p.ends_with("serve.lock") || p.ends_with("/users"))
+        .collect();
+    assert!(data_files.is_empty(), "tracked data files: {data_files:?}");
+    // A data directory made by hand in the checkout stays out of commits.
+    for path in ["d/tls/key.pem", "postbox-data/users", "data/tls/key.pem"] {
+        let ignored = git(&["check-ignore", "-q", "--no-index", path]).unwrap();
+        assert!(ignored.status.success(), "{path} is not ignored");
+    }
+}
