@@ -169,6 +169,8 @@ pub struct SmtpConfig {
 pub struct Pop3Config {
     pub listen: SocketAddr,
     pub max_sessions: usize,
+    /// Client errors before the session is closed.
+    pub max_errors: u32,
     pub timeout: Duration,
 }
 
@@ -460,6 +462,7 @@ struct SmtpFile {
 struct Pop3File {
     listen: Option<SocketAddr>,
     max_sessions: Option<usize>,
+    max_errors: Option<u32>,
     timeout: Option<u64>,
 }
 
@@ -573,6 +576,7 @@ impl Config {
                 .or(file.pop3.listen)
                 .unwrap_or_else(|| DEFAULT_POP3.parse().unwrap()),
             max_sessions: file.pop3.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
+            max_errors: file.pop3.max_errors.unwrap_or(DEFAULT_MAX_ERRORS),
             timeout: file
                 .pop3
                 .timeout
@@ -587,6 +591,7 @@ impl Config {
             ("smtp.command_timeout", smtp.command_timeout.is_zero()),
             ("smtp.data_timeout", smtp.data_timeout.is_zero()),
             ("pop3.max_sessions", pop3.max_sessions == 0),
+            ("pop3.max_errors", pop3.max_errors == 0),
             ("pop3.timeout", pop3.timeout.is_zero()),
         ] {
             if zero {
@@ -812,6 +817,13 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.contains("max_errors"));
+        let (_d, path) = write("[pop3]\nmax_errors = 0\n");
+        let e = Config::load(&Overrides {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("pop3.max_errors"), "{e}");
         let e = Config::load(&Overrides {
             domains: vec!["bad domain".into()],
             ..Default::default()

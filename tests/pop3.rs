@@ -177,6 +177,62 @@ fn uidls_survive_sessions_and_restarts() {
     assert_eq!(c.line(), format!("+OK 2 {}", before[1].1));
 }
 
+/// RFC 1939 §7: a unique-id is 1 to 70 characters in 0x21..=0x7E.
+fn assert_valid_uid(uid: &str) {
+    assert!(
+        (1..=70).contains(&uid.len()) && uid.bytes().all(|b| (0x21..=0x7e).contains(&b)),
+        "not a valid unique-id ({} chars): {uid:?}",
+        uid.len()
+    );
+}
+
+#[test]
+fn uidls_fit_rfc_1939_with_a_long_hostname() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice", "alice-pw");
+    let host = format!("{}.example.test", "relay-".repeat(10));
+    assert!(host.len() > 60);
+    let mut server = Server::start_in(&data, &["--hostname", &host]);
+    deliver(&server, "alice@localhost", "Subject: a\r\n\r\na");
+    deliver(&server, "alice@localhost", "Subject: b\r\n\r\nb");
+    let mut c = pop3_login(&server, "alice", "alice-pw");
+    let uids = listing(&mut c, "UIDL");
+    assert_eq!(uids.len(), 2);
+    for (_, uid) in &uids {
+        assert_valid_uid(uid);
+    }
+    assert_ne!(uids[0].1, uids[1].1);
+    c.cmd("UIDL 1");
+    assert_eq!(c.line(), format!("+OK 1 {}", uids[0].1));
+    c.cmd("RETR 2"); // moving to cur/ keeps the id
+    c.line();
+    c.multiline();
+    c.cmd("QUIT");
+    c.line();
+    server.kill();
+    let server = Server::start_in(&data, &["--hostname", &host]);
+    let mut c = pop3_login(&server, "alice", "alice-pw");
+    assert_eq!(listing(&mut c, "UIDL"), uids);
+}
+
+#[test]
+fn uidls_that_fit_are_the_file_names() {
+    // Ids already handed out must not change, or clients fetch old mail again.
+    let server = server_with_mail();
+    let mut c = pop3_login(&server, "alice", "alice-pw");
+    let uids = listing(&mut c, "UIDL");
+    let names: Vec<String> = server
+        .messages("alice")
+        .iter()
+        .map(|p| {
+            let file = p.file_name().unwrap().to_str().unwrap();
+            file.split(':').next().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(uids.into_iter().map(|(_, u)| u).collect::<Vec<_>>(), names);
+}
+
 #[test]
 fn one_session_per_mailbox() {
     let server = server_with_mail();
@@ -277,4 +333,18 @@ fn large_message_streams_without_growing_memory() {
         grown < 8 * 1024,
         "RSS grew by {grown} KiB while sending 25 MiB"
     );
+}
+
+#[test]
+fn pop3_has_its_own_error_limit() {
+    let (_dir, server) = Server::with_config("[smtp]\nmax_errors = 2\n[pop3]\nmax_errors = 4\n");
+    let mut c = server.pop3();
+    assert!(c.line().starts_with("+OK"));
+    for _ in 0..3 {
+        c.cmd("FROB");
+        assert_eq!(c.line(), "-ERR Unknown command");
+    }
+    c.cmd("FROB");
+    assert_eq!(c.line(), "-ERR Too many errors, closing connection");
+    assert!(c.closed());
 }

@@ -112,7 +112,7 @@ pub async fn serve_connection(
     let mut out = Replies::new();
     let session = Session::new(
         &shared.config.hostname,
-        shared.config.smtp.max_errors,
+        shared.config.pop3.max_errors,
         security,
         &mut out,
     );

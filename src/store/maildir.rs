@@ -240,13 +240,41 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
-    /// The unique id: the file name without directory and flags, which
-    /// never changes while the message exists.
-    pub fn uid(&self) -> &str {
+    /// The POP3 unique id: the file name without directory and flags, which
+    /// never changes while the message exists. A name that is no valid id
+    /// (RFC 1939 §7: 1 to 70 characters in 0x21..=0x7E; a long host name
+    /// makes it longer) becomes its arrival part plus a hash of the whole,
+    /// just as stable; names that fit keep the ids clients already know.
+    pub fn uid(&self) -> std::borrow::Cow<'_, str> {
         let file = self.name.rsplit('/').next().unwrap_or(&self.name);
-        file.split(':').next().unwrap_or(file)
+        let base = file.split(':').next().unwrap_or(file);
+        let printable = |s: &str| s.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        if (1..=MAX_UID).contains(&base.len()) && printable(base) {
+            return base.into();
+        }
+        // "SECONDS.MmicrosPpidQseq", without the host part.
+        let arrival: String = base
+            .splitn(3, '.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".")
+            .chars()
+            .filter(|c| ('\x21'..='\x7e').contains(c))
+            .take(MAX_UID - 1 - UID_HASH_HEX)
+            .collect();
+        let digest = ring::digest::digest(&ring::digest::SHA256, base.as_bytes());
+        let hash: String = digest.as_ref()[..UID_HASH_HEX / 2]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{arrival}.{hash}").into()
     }
 }
+
+/// The longest POP3 unique id (RFC 1939 §7).
+const MAX_UID: usize = 70;
+/// Hex digits of the hash in a shortened unique id (96 bits).
+const UID_HASH_HEX: usize = 24;
 
 /// The `,S=` size from a Dovecot-style name.
 fn size_from_name(name: &str) -> Option<u64> {
@@ -419,6 +447,7 @@ mod tests {
         assert_eq!(listed.len(), 2);
         assert_eq!(&*listed[0].name, "cur/100.M1P1Q0.h:2,S");
         assert_eq!(listed[0].uid(), "100.M1P1Q0.h");
+        assert_eq!(listed[1].uid(), "200.M1P1Q1.h,S=5,W=5");
         assert_eq!(listed[0].size, 3);
         assert_eq!(listed[1].size, 5);
         delete_messages(dir.path(), listed.iter().map(|m| &*m.name)).unwrap();
@@ -457,6 +486,37 @@ mod tests {
                 "new/1700000000.M100000P1Q2.h,S=1",
                 "new/1700000000.M100000P1Q10.h,S=1",
             ]
+        );
+    }
+
+    #[test]
+    fn uids_fit_rfc_1939() {
+        let uid = |name: &str| {
+            StoredMessage {
+                name: name.into(),
+                size: 0,
+            }
+            .uid()
+            .into_owned()
+        };
+        let fits = format!("1.M2P3Q4.{},S=9", "h".repeat(70 - 13));
+        assert_eq!(fits.len(), 70);
+        assert_eq!(uid(&format!("cur/{fits}:2,S")), fits);
+        let long = format!("1700000000.M123456P4242Q7.{}.test,S=9,W=9", "h".repeat(60));
+        let short = uid(&format!("new/{long}"));
+        assert!(short.len() <= 70 && short.starts_with("1700000000.M123456P4242Q7."));
+        assert!(short.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{short}");
+        assert_eq!(
+            uid(&format!("cur/{long}:2,S")),
+            short,
+            "stable across moves"
+        );
+        let other = long.replace("Q7", "Q8");
+        assert_ne!(uid(&format!("new/{other}")), short);
+        let spaced = uid("new/1.M1P1Q1.a host");
+        assert!(
+            !spaced.contains(' ') && spaced.starts_with("1.M1P1Q1."),
+            "{spaced}"
         );
     }
 }
