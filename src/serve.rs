@@ -628,8 +628,10 @@ impl Drop for SessionSlot {
 pub struct Gate {
     pub counter: fn(&Shared) -> &Cell<usize>,
     pub max: usize,
-    pub busy: &'static [u8],
-    pub address: &'static [u8],
+    /// The reply when all sessions are taken, and what it counts as.
+    pub busy: (&'static [u8], crate::stats::Refusal<'static>),
+    /// The reply when this address holds too many, and what it counts as.
+    pub address: (&'static [u8], crate::stats::Refusal<'static>),
 }
 
 /// A connection's right to a session: its protocol's slot and its
@@ -652,7 +654,7 @@ pub async fn admit(
 ) -> Option<Admission> {
     let slot = SessionSlot::take(shared, gate.counter, gate.max);
     let address = slot.as_ref().map(|_| shared.clients.admit(ip));
-    let (reply, why) = match (slot, address) {
+    let ((reply, refusal), why) = match (slot, address) {
         (Some(slot), Some(Ok(address))) => {
             return Some(Admission {
                 _slot: slot,
@@ -663,7 +665,7 @@ pub async fn admit(
         _ => (gate.busy, "too many sessions".to_string()),
     };
     log::warn!("{who} refused: {why}");
-    shared.count(|s| s.count_refusals(std::str::from_utf8(reply).unwrap_or("")));
+    shared.count(|s| s.count_refusal(refusal));
     if !service.implicit_tls() {
         let _ = crate::conn::write(stream, reply, shared.config.smtp.command_timeout).await;
     }

@@ -39,6 +39,28 @@ pub struct Stats {
     pub spam: u64,
 }
 
+/// A refusal as the server decided it: the code of the reply, never
+/// read back from the text sent (a POP3 listing line may start "450 ").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal<'a> {
+    /// An SMTP 4xx/5xx reply and its enhanced status code (RFC 3463), if any.
+    Smtp(u16, Option<&'a str>),
+    /// A POP3 -ERR and its response code (RFC 2449), if any.
+    Pop3(Option<&'a str>),
+}
+
+impl Refusal<'_> {
+    /// The key in [`Stats::rejected`]: "550 5.1.1", "421", "-ERR [AUTH]", "-ERR".
+    fn key(&self) -> String {
+        match self {
+            Refusal::Smtp(code, Some(enhanced)) => format!("{code} {enhanced}"),
+            Refusal::Smtp(code, None) => code.to_string(),
+            Refusal::Pop3(Some(code)) => format!("-ERR [{code}]"),
+            Refusal::Pop3(None) => "-ERR".to_string(),
+        }
+    }
+}
+
 /// The first format, read once and carried over.
 #[derive(Deserialize)]
 struct StatsV1 {
@@ -98,30 +120,9 @@ pub fn save(data_dir: &Path, stats: &Stats) -> io::Result<()> {
 }
 
 impl Stats {
-    /// Counts a refusal from the replies a session just wrote: every final
-    /// line of a 4xx/5xx reply (SMTP) or an -ERR (POP3), by its code.
-    pub fn count_refusals(&mut self, replies: &str) {
-        for line in replies.split("\r\n") {
-            let key = if line.starts_with(['4', '5']) && line.as_bytes().get(3) == Some(&b' ') {
-                // "550 5.1.1 text" → "550 5.1.1"; "421 text" → "421".
-                match line[4..].split(' ').next() {
-                    Some(e) if e.split('.').count() == 3 => line[..4 + e.len()].to_string(),
-                    _ => line[..3].to_string(),
-                }
-            } else if line == "-ERR" || line.starts_with("-ERR ") {
-                match line[4..]
-                    .trim_start()
-                    .strip_prefix('[')
-                    .and_then(|r| r.split_once(']'))
-                {
-                    Some((code, _)) => format!("-ERR [{code}]"),
-                    None => "-ERR".to_string(),
-                }
-            } else {
-                continue;
-            };
-            *self.rejected.entry(key).or_insert(0) += 1;
-        }
+    /// Counts one refusal the server decided on, by its code.
+    pub fn count_refusal(&mut self, refusal: Refusal<'_>) {
+        *self.rejected.entry(refusal.key()).or_insert(0) += 1;
     }
 
     /// The report `postbox stats` prints.
@@ -166,11 +167,12 @@ mod tests {
     #[test]
     fn refusals_are_counted_by_code() {
         let mut s = Stats::default();
-        s.count_refusals("250 2.1.0 Sender OK\r\n550 5.1.1 No such user here\r\n");
-        s.count_refusals("550 5.1.1 No such user here\r\n452 4.5.3 Too many recipients\r\n");
-        s.count_refusals("250-mx Hello\r\n250 SIZE 1\r\n354 Start\r\n221 2.0.0 Bye\r\n");
-        s.count_refusals("421 Too busy\r\n");
-        s.count_refusals("-ERR [AUTH] Authentication failed\r\n-ERR No such message\r\n+OK\r\n");
+        s.count_refusal(Refusal::Smtp(550, Some("5.1.1")));
+        s.count_refusal(Refusal::Smtp(550, Some("5.1.1")));
+        s.count_refusal(Refusal::Smtp(452, Some("4.5.3")));
+        s.count_refusal(Refusal::Smtp(421, None));
+        s.count_refusal(Refusal::Pop3(Some("AUTH")));
+        s.count_refusal(Refusal::Pop3(None));
         assert_eq!(s.rejected["550 5.1.1"], 2);
         assert_eq!(s.rejected["452 4.5.3"], 1);
         assert_eq!(s.rejected["421"], 1);

@@ -71,3 +71,38 @@ fn counters_are_kept_and_shown() {
     );
     assert!(text.contains("server running"), "{text}");
 }
+
+#[test]
+fn listings_are_not_counted_as_refusals() {
+    // LIST lines numbered 400 to 599 look like SMTP refusals; only what
+    // the server decided counts.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice", "alice-pw");
+    let mailbox = data.join("mail/localhost/alice");
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(mailbox.join(sub)).unwrap();
+    }
+    for i in 0..450 {
+        let name = format!("{}.M0P1Q{i}.elsewhere.test", 1_700_000_000 + i);
+        std::fs::write(mailbox.join("new").join(name), "Subject: s\r\n\r\nhi\r\n").unwrap();
+    }
+    let mut server = Server::start_in(&data, &[]);
+    let mut c = pop3_login(&server, "alice", "alice-pw");
+    c.cmd("LIST");
+    assert!(c.line().starts_with("+OK 450 messages"));
+    let listing = String::from_utf8(c.multiline()).unwrap();
+    assert!(listing.contains("\r\n450 "), "{listing}");
+    c.cmd("UIDL");
+    assert!(c.line().starts_with("+OK"));
+    c.multiline();
+    c.cmd("LIST 999");
+    assert!(c.line().starts_with("-ERR"));
+    c.cmd("QUIT");
+    assert!(c.line().starts_with("+OK"));
+    assert_eq!(server.terminate().code(), Some(0));
+
+    let shown = stats(&data);
+    let rejected = shown.split("rejected:").nth(1).unwrap();
+    assert_eq!(rejected.trim(), "-ERR: 1", "{shown}");
+}

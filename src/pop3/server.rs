@@ -10,6 +10,7 @@ use crate::conn::{self, ReadOutcome, Stream};
 use crate::limits::{POP3_OUTPUT, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
 use crate::line::LineBuffer;
 use crate::serve::{admit, Gate, Service, Shared};
+use crate::stats::Refusal;
 use crate::store::maildir;
 use smol::net::TcpStream;
 use std::io::{self, Read};
@@ -47,9 +48,15 @@ impl Connection {
         conn::write(&mut self.stream, bytes, self.shared.config.pop3.timeout).await
     }
 
+    /// Counts the refusals the session decided on.
+    fn count_refusals(&self, session: &mut Session) {
+        for code in session.take_refusals() {
+            self.shared.count(|s| s.count_refusal(Refusal::Pop3(code)));
+        }
+    }
+
     /// Moves the session's replies behind what is already queued.
     fn queue_replies(&mut self) {
-        self.shared.count(|s| s.count_refusals(&self.out));
         self.bulk.extend_from_slice(self.out.as_bytes());
         self.out.clear();
     }
@@ -84,8 +91,14 @@ pub async fn serve_connection(
     let gate = Gate {
         counter: |s| &s.pop3_sessions,
         max: shared.config.pop3.max_sessions,
-        busy: b"-ERR [SYS/TEMP] Too many connections\r\n",
-        address: b"-ERR [SYS/TEMP] Too many connections from your address\r\n",
+        busy: (
+            b"-ERR [SYS/TEMP] Too many connections\r\n",
+            Refusal::Pop3(Some("SYS/TEMP")),
+        ),
+        address: (
+            b"-ERR [SYS/TEMP] Too many connections from your address\r\n",
+            Refusal::Pop3(Some("SYS/TEMP")),
+        ),
     };
     let who = format_args!("pop3#{id} {peer}");
     let admission = admit(&shared, &mut stream, peer.ip(), service, gate, who);
@@ -142,6 +155,7 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
             let Some(event) = event else { break };
             deadline = Instant::now() + idle;
             let step = session.handle(event, &mut c.out);
+            c.count_refusals(&mut session);
             match step {
                 Step::Continue => {}
                 Step::Close => {
@@ -203,6 +217,7 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                             }
                         },
                     }
+                    c.count_refusals(&mut session);
                 }
                 Step::Listing(kind) => {
                     if send_listing(c, &session, kind).await.is_err() {
@@ -259,6 +274,7 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                         log::info!("pop3#{id} {peer} deleted {count} messages");
                     }
                     session.update_done(result.is_ok(), &mut c.out);
+                    c.count_refusals(&mut session);
                     let _ = c.flush().await;
                     return "session ended";
                 }
@@ -355,6 +371,8 @@ async fn send_message(
         c.bulk.truncate(rollback);
         c.bulk
             .extend_from_slice(b"-ERR [SYS/TEMP] Message unreadable\r\n");
+        c.shared
+            .count(|s| s.count_refusal(Refusal::Pop3(Some("SYS/TEMP"))));
         SendError::Unreadable(e)
     };
     let mut file = match std::fs::File::open(&path) {

@@ -87,6 +87,9 @@ pub struct Session {
     deleted: Vec<bool>,
     errors: u32,
     max_errors: u32,
+    /// Response codes of the -ERR replies written since the last
+    /// [`Session::take_refusals`] (for the statistics).
+    refusals: Vec<Option<&'static str>>,
 }
 
 impl Session {
@@ -103,18 +106,38 @@ impl Session {
             deleted: Vec::new(),
             errors: 0,
             max_errors,
+            refusals: Vec::new(),
         }
     }
 
     fn err(&mut self, out: &mut Replies, text: &str) -> Step {
+        self.err_coded(out, None, text)
+    }
+
+    /// A client error; `code` is the response code (RFC 2449) before `text`.
+    fn err_coded(&mut self, out: &mut Replies, code: Option<&'static str>, text: &str) -> Step {
         self.errors += 1;
         if self.errors >= self.max_errors {
-            let _ = write!(out, "-ERR Too many errors, closing connection\r\n");
+            self.refuse(out, None, "Too many errors, closing connection");
             self.state = State::Done;
             return Step::Close;
         }
-        let _ = write!(out, "-ERR {text}\r\n");
+        self.refuse(out, code, text);
         Step::Continue
+    }
+
+    /// Writes an -ERR reply and notes it as a refusal.
+    fn refuse(&mut self, out: &mut Replies, code: Option<&'static str>, text: &str) {
+        self.refusals.push(code);
+        let _ = match code {
+            Some(code) => write!(out, "-ERR [{code}] {text}\r\n"),
+            None => write!(out, "-ERR {text}\r\n"),
+        };
+    }
+
+    /// The response codes of the -ERR replies written since the last call.
+    pub fn take_refusals(&mut self) -> Vec<Option<&'static str>> {
+        std::mem::take(&mut self.refusals)
     }
 
     fn ok(out: &mut Replies, text: &str) -> Step {
@@ -198,9 +221,10 @@ impl Session {
             Command::User(_) | Command::Pass(_) | Command::Auth { .. }
         ) && !self.login_allowed()
         {
-            return self.err(
+            return self.err_coded(
                 out,
-                "[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS",
+                Some("AUTH"),
+                "Plaintext authentication disallowed on non-secure connections; use STLS",
             );
         }
         match command {
@@ -245,11 +269,7 @@ impl Session {
                     password: c.password,
                 }
             }
-            Err(e) => {
-                let mut text: heapless::String<64> = heapless::String::new();
-                let _ = write!(text, "[AUTH] {}", e.text());
-                self.err(out, &text)
-            }
+            Err(e) => self.err_coded(out, Some("AUTH"), e.text()),
         }
     }
 
@@ -282,14 +302,16 @@ impl Session {
     pub fn login_failed(&mut self, why: LoginFailure, out: &mut Replies) {
         self.state = State::Authorization { user: None };
         self.errors += 1;
-        let _ = out.push_str(match why {
-            LoginFailure::BadCredentials => "-ERR [AUTH] Authentication failed\r\n",
-            LoginFailure::InUse => "-ERR [IN-USE] Mailbox is in use by another session\r\n",
-            LoginFailure::Unavailable => "-ERR [SYS/TEMP] Mailbox unavailable, try again later\r\n",
-            LoginFailure::TooManyFailures => {
-                "-ERR [SYS/TEMP] Too many failed logins from your address, try again later\r\n"
-            }
-        });
+        let (code, text) = match why {
+            LoginFailure::BadCredentials => ("AUTH", "Authentication failed"),
+            LoginFailure::InUse => ("IN-USE", "Mailbox is in use by another session"),
+            LoginFailure::Unavailable => ("SYS/TEMP", "Mailbox unavailable, try again later"),
+            LoginFailure::TooManyFailures => (
+                "SYS/TEMP",
+                "Too many failed logins from your address, try again later",
+            ),
+        };
+        self.refuse(out, Some(code), text);
     }
 
     fn totals(&self) -> (usize, u64) {
@@ -406,11 +428,11 @@ impl Session {
     }
 
     pub fn update_done(&mut self, ok: bool, out: &mut Replies) {
-        let _ = out.push_str(if ok {
-            "+OK Bye\r\n"
+        if ok {
+            let _ = out.push_str("+OK Bye\r\n");
         } else {
-            "-ERR [SYS/TEMP] Some deleted messages not removed\r\n"
-        });
+            self.refuse(out, Some("SYS/TEMP"), "Some deleted messages not removed");
+        }
     }
 
     pub fn message_count(&self) -> usize {
@@ -629,6 +651,20 @@ mod tests {
         h.out.clear();
         h.s.update_done(true, &mut h.out);
         assert_eq!(h.out.as_str(), "+OK Bye\r\n");
+    }
+
+    #[test]
+    fn refusals_are_kept_as_values() {
+        let mut h = H::logged_in();
+        h.s.take_refusals();
+        h.send("LIST");
+        h.listing(Listing::Sizes);
+        h.send("LIST 9");
+        h.send("FROB");
+        assert_eq!(h.s.take_refusals(), vec![None, None]);
+        h.s.login_failed(LoginFailure::InUse, &mut h.out);
+        assert_eq!(h.s.take_refusals(), vec![Some("IN-USE")]);
+        assert!(h.s.take_refusals().is_empty());
     }
 
     #[test]

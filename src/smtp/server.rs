@@ -18,6 +18,7 @@ use crate::line::LineBuffer;
 use crate::serve::{admit, Gate, Service, Shared};
 use crate::smtp::command::RcptTo;
 use crate::spam::Action;
+use crate::stats::Refusal;
 use crate::store::durable::is_no_space;
 use crate::store::maildir::Incoming;
 use smol::net::TcpStream;
@@ -71,7 +72,10 @@ struct Connection {
 
 impl Connection {
     async fn flush(&mut self) -> io::Result<()> {
-        self.shared.count(|s| s.count_refusals(&self.out));
+        for (code, enhanced) in self.out.take_refusals() {
+            let refusal = Refusal::Smtp(code, enhanced.as_deref());
+            self.shared.count(|s| s.count_refusal(refusal));
+        }
         let timeout = self.shared.config.smtp.command_timeout;
         let result = conn::write(&mut self.stream, self.out.as_bytes(), timeout).await;
         self.out.clear();
@@ -117,8 +121,14 @@ pub async fn serve_connection(
     let gate = Gate {
         counter: |s| &s.smtp_sessions,
         max: shared.config.smtp.max_sessions,
-        busy: b"421 4.3.2 Too many connections, try again later\r\n",
-        address: b"421 4.7.0 Too many connections from your address, try again later\r\n",
+        busy: (
+            b"421 4.3.2 Too many connections, try again later\r\n",
+            Refusal::Smtp(421, Some("4.3.2")),
+        ),
+        address: (
+            b"421 4.7.0 Too many connections from your address, try again later\r\n",
+            Refusal::Smtp(421, Some("4.7.0")),
+        ),
     };
     let who = format_args!("smtp#{id} {peer}");
     let admission = admit(&shared, &mut stream, peer.ip(), service, gate, who);
@@ -144,7 +154,7 @@ pub async fn serve_connection(
                 "554 5.7.1 Service unavailable; client [{}] blocked using {zone}\r\n",
                 peer.ip()
             );
-            shared.count(|s| s.count_refusals(&reply));
+            shared.count(|s| s.count_refusal(Refusal::Smtp(554, Some("5.7.1"))));
             let timeout = shared.config.smtp.command_timeout;
             let _ = conn::write(&mut stream, reply.as_bytes(), timeout).await;
             return;
@@ -158,7 +168,7 @@ pub async fn serve_connection(
             ReadOutcome::Data(_) => {
                 log::warn!("smtp#{id} {peer} refused: talked before the greeting");
                 let reply = "554 5.5.1 Protocol error: talking before the greeting\r\n";
-                shared.count(|s| s.count_refusals(reply));
+                shared.count(|s| s.count_refusal(Refusal::Smtp(554, Some("5.5.1"))));
                 let timeout = shared.config.smtp.command_timeout;
                 let _ = conn::write(&mut stream, reply.as_bytes(), timeout).await;
                 return;
