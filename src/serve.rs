@@ -9,6 +9,7 @@ use crate::auth::Login;
 use crate::clients::{AddressSlot, Clients};
 use crate::config::Config;
 use crate::conn::Stream;
+use crate::console::system::{self, Account};
 use crate::smtp::command::RcptTo;
 use crate::smtp::session::{Destination, RcptVerdict};
 use crate::store::commit::GroupCommit;
@@ -22,6 +23,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -674,8 +676,6 @@ pub async fn admit(
 
 /// Holds the data directory for this process; released on exit.
 fn lock_data_dir(data_dir: &Path) -> Result<File, String> {
-    crate::store::durable::create_dir_durable(data_dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -689,6 +689,55 @@ fn lock_data_dir(data_dir: &Path) -> Result<File, String> {
         )
     })?;
     Ok(file)
+}
+
+/// As root, for `--user`: makes a missing data directory (and parents)
+/// for the service user. One that exists is left as it is: the ownership
+/// check refuses it, after the drop, if it is not that user's.
+fn make_data_dir_for(data_dir: &Path, account: Account) -> Result<(), String> {
+    let cannot =
+        |e: std::io::Error| format!("cannot create data directory {}: {e}", data_dir.display());
+    let parent = data_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(parent)
+        .map_err(cannot)?;
+    match std::fs::DirBuilder::new().mode(0o700).create(data_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(cannot(e)),
+    }
+    // lchown: should the new directory be swapped for a link, only the
+    // link changes hands.
+    std::os::unix::fs::lchown(data_dir, Some(account.uid), Some(account.gid)).map_err(cannot)?;
+    crate::store::durable::sync_dir(parent).map_err(cannot)
+}
+
+/// Every configured listener, bound (ports below 1024 need root).
+fn bind_listeners(config: &Config) -> Result<Vec<(Service, TcpListener, SocketAddr)>, String> {
+    let wanted = [
+        (Service::Smtp, Some(config.smtp.listen)),
+        (Service::Pop3, Some(config.pop3.listen)),
+        (Service::Submission, config.submission),
+        (Service::Submissions, config.submissions),
+        (Service::Pop3s, config.pop3s),
+    ];
+    let mut listeners = Vec::new();
+    for (service, addr) in wanted {
+        let Some(addr) = addr else { continue };
+        let cannot =
+            |e: std::io::Error| format!("cannot listen on {addr} for {}: {e}", service.name());
+        let listener = std::net::TcpListener::bind(addr)
+            .and_then(TcpListener::try_from)
+            .map_err(cannot)?;
+        let bound = listener.local_addr().map_err(cannot)?;
+        listeners.push((service, listener, bound));
+    }
+    Ok(listeners)
 }
 
 /// glibc keeps freed large blocks in per-thread arenas once its dynamic
@@ -705,6 +754,25 @@ fn return_large_allocations_to_the_os() {
 pub fn run(config: Config) -> Result<(), String> {
     return_large_allocations_to_the_os();
     let data_dir = config.data_dir.clone();
+    // With --user, root only binds the ports (and makes a missing data
+    // directory): everything in the data directory is done as the service
+    // user, so links it planted there lead nowhere it could not go itself.
+    let run_as = match &config.run_as {
+        Some(name) => Some((name, system::account(name)?)),
+        None => None,
+    };
+    if let Some((_, account)) = run_as {
+        make_data_dir_for(&data_dir, account)?;
+    }
+    let listeners = bind_listeners(&config)?;
+    if let Some((name, account)) = run_as {
+        system::drop_root(account)?;
+        log::info!("running as user {name}");
+    }
+    crate::store::durable::create_dir_durable(&data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    // SAFETY: geteuid has no preconditions.
+    crate::store::owner::check(&data_dir, unsafe { libc::geteuid() })?;
     let _lock = lock_data_dir(&data_dir)?;
     let cleared = maildir::clear_spool(&data_dir)
         .map_err(|e| format!("cannot prepare spool in {}: {e}", data_dir.display()))?;
@@ -764,7 +832,7 @@ pub fn run(config: Config) -> Result<(), String> {
         config,
     });
     let executor = Rc::new(LocalExecutor::new());
-    let result = smol::block_on(executor.run(serve(executor.clone(), shared, stop)));
+    let result = smol::block_on(executor.run(serve(executor.clone(), shared, listeners, stop)));
     let _ = std::fs::remove_file(data_dir.join(STATUS_FILE));
     result
 }
@@ -772,30 +840,10 @@ pub fn run(config: Config) -> Result<(), String> {
 async fn serve(
     executor: Rc<LocalExecutor<'static>>,
     shared: Rc<Shared>,
+    listeners: Vec<(Service, TcpListener, SocketAddr)>,
     stop: Sender<()>,
 ) -> Result<(), String> {
     let config = &shared.config;
-    let wanted = [
-        (Service::Smtp, Some(config.smtp.listen)),
-        (Service::Pop3, Some(config.pop3.listen)),
-        (Service::Submission, config.submission),
-        (Service::Submissions, config.submissions),
-        (Service::Pop3s, config.pop3s),
-    ];
-    let mut listeners = Vec::new();
-    for (service, addr) in wanted {
-        let Some(addr) = addr else { continue };
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr} for {}: {e}", service.name()))?;
-        let bound = listener.local_addr().map_err(|e| e.to_string())?;
-        listeners.push((service, listener, bound));
-    }
-    // Ports below 1024 need root; nothing after binding them does.
-    if let Some(user) = &config.run_as {
-        crate::console::system::drop_root(user, &config.data_dir)?;
-        log::info!("running as user {user}");
-    }
     let mut signals = async_signal::Signals::new([
         async_signal::Signal::Term,
         async_signal::Signal::Int,

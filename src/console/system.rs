@@ -8,7 +8,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,13 +43,9 @@ fn os_error(what: &str) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
 }
 
-/// For `serve`, once its ports are bound: hands the data directory to
-/// `name` (files made as root before, or by a repair shell) and becomes
-/// that user for good.
-pub fn drop_root(name: &str, data_dir: &Path) -> Result<(), String> {
-    let account = account(name)?;
-    chown_tree(data_dir, account)
-        .map_err(|e| format!("cannot hand {} to {name}: {e}", data_dir.display()))?;
+/// For `serve`, once its ports are bound and before it touches the data
+/// directory: becomes `account` for good.
+pub fn drop_root(account: Account) -> Result<(), String> {
     // SAFETY: plain system calls with no pointers but the empty group list.
     unsafe {
         if libc::setgroups(0, std::ptr::null()) != 0 {
@@ -67,6 +62,19 @@ pub fn drop_root(name: &str, data_dir: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The name of user `uid` in /etc/passwd, or `uid N`.
+pub fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.len() >= 3 && fields[2].parse() == Ok(uid)).then(|| fields[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// For the console: works on the data directory as `name` (so the server
@@ -91,19 +99,6 @@ pub fn act_as_root() -> Result<(), String> {
     unsafe {
         if libc::seteuid(0) != 0 || libc::setegid(0) != 0 {
             return Err(os_error("cannot get root back"));
-        }
-    }
-    Ok(())
-}
-
-fn chown_tree(dir: &Path, account: Account) -> std::io::Result<()> {
-    let meta = std::fs::symlink_metadata(dir)?;
-    if meta.uid() != account.uid || meta.gid() != account.gid {
-        std::os::unix::fs::lchown(dir, Some(account.uid), Some(account.gid))?;
-    }
-    if meta.is_dir() {
-        for entry in std::fs::read_dir(dir)? {
-            chown_tree(&entry?.path(), account)?;
         }
     }
     Ok(())

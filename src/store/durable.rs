@@ -18,12 +18,14 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(format!(".tmp.{}", std::process::id()));
     let tmp = dir.join(tmp_name);
+    // A leftover of a crash, or a link someone planted: a new file is made
+    // at that name, never written through what is there.
+    let _ = fs::remove_file(&tmp);
     let result = (|| {
         // Private: the users file holds password hashes.
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
         file.write_all(bytes)?;
@@ -78,6 +80,21 @@ mod tests {
         replace_file(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn replace_file_never_writes_through_a_link_at_its_temp_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other");
+        fs::write(&other, b"keep").unwrap();
+        let path = dir.path().join("key.pem");
+        let tmp = dir
+            .path()
+            .join(format!("key.pem.tmp.{}", std::process::id()));
+        std::os::unix::fs::symlink(&other, &tmp).unwrap();
+        replace_file(&path, b"new").unwrap();
+        assert_eq!(fs::read(&other).unwrap(), b"keep");
+        assert_eq!(fs::read(&path).unwrap(), b"new");
     }
 
     #[test]

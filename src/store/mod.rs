@@ -3,6 +3,7 @@
 pub mod commit;
 pub mod durable;
 pub mod maildir;
+pub mod owner;
 pub mod quota;
 pub mod record;
 pub mod users;
