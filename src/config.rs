@@ -260,28 +260,176 @@ struct FileConfig {
 struct QueueFile {
     retry_first: Option<DurationValue>,
     retry_max: Option<DurationValue>,
-    max_deliveries: Option<usize>,
-    max_per_destination: Option<usize>,
-    smtp_port: Option<u16>,
+    max_deliveries: Option<i64>,
+    max_per_destination: Option<i64>,
+    smtp_port: Option<i64>,
 }
 
 /// Seconds, or text with a unit (`"4h"`).
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum DurationValue {
-    Seconds(u64),
+    Seconds(i64),
     Text(String),
 }
 
-fn duration(
-    value: &Option<DurationValue>,
-    key: &str,
-    default: Duration,
-) -> Result<Duration, String> {
-    match value {
-        None => Ok(default),
-        Some(DurationValue::Seconds(n)) => Ok(Duration::from_secs(*n)),
-        Some(DurationValue::Text(t)) => parse_duration(t).map_err(|e| format!("{key}: {e}")),
+/// What a number in the file counts, for its range and its error message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Percent,
+    /// Written as a number of bytes or as text (`"500M"`).
+    Bytes,
+    /// Written as a number of seconds or as text (`"4h"`).
+    Seconds,
+    Hours,
+    Days,
+}
+
+/// The allowed values of one numeric key.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub key: &'static str,
+    pub min: u64,
+    pub max: u64,
+    pub unit: Unit,
+}
+
+const fn bound(key: &'static str, min: u64, max: u64, unit: Unit) -> Bound {
+    Bound {
+        key,
+        min,
+        max,
+        unit,
+    }
+}
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 3600;
+const DAY: u64 = 86400;
+const KIB: u64 = 1024;
+const GIB: u64 = 1 << 30;
+
+/// Every number a config file may set, with its range: each is checked
+/// here, so no value can overflow a clock or a size later. The example
+/// file states the same ranges (a test compares them).
+pub const BOUNDS: &[Bound] = &[
+    bound("smtp.max_sessions", 1, 10_000, Unit::Count),
+    bound("smtp.max_message_size", KIB, GIB, Unit::Bytes),
+    bound("smtp.max_recipients", 1, 10_000, Unit::Count),
+    bound("smtp.max_errors", 1, 1000, Unit::Count),
+    bound("smtp.command_timeout", 1, HOUR, Unit::Seconds),
+    bound("smtp.data_timeout", 1, HOUR, Unit::Seconds),
+    bound("smtp.greet_delay", 0, MINUTE, Unit::Seconds),
+    bound("pop3.max_sessions", 1, 10_000, Unit::Count),
+    bound("pop3.max_errors", 1, 1000, Unit::Count),
+    bound("pop3.timeout", 1, HOUR, Unit::Seconds),
+    bound("limits.sessions_per_address", 1, 10_000, Unit::Count),
+    bound("limits.connections_per_minute", 0, 100_000, Unit::Count),
+    bound("limits.login_failures", 1, 1000, Unit::Count),
+    bound("quota.default", 0, 16384 * GIB, Unit::Bytes),
+    bound("quota.warn_percent", 1, 100, Unit::Percent),
+    bound("greylist.delay", 0, DAY, Unit::Seconds),
+    bound("greylist.retry_window_hours", 1, 720, Unit::Hours),
+    bound("greylist.allow_days", 1, 365, Unit::Days),
+    bound("spam.recipient_limit", 0, 1000, Unit::Count),
+    bound("queue_warn", 1, 30 * DAY, Unit::Seconds),
+    bound("queue_return", 1, 30 * DAY, Unit::Seconds),
+    bound("queue.retry_first", 1, DAY, Unit::Seconds),
+    bound("queue.retry_max", 1, DAY, Unit::Seconds),
+    bound("queue.max_deliveries", 1, 100, Unit::Count),
+    bound("queue.max_per_destination", 1, 100, Unit::Count),
+    bound("queue.smtp_port", 1, 65535, Unit::Count),
+];
+
+impl Bound {
+    pub fn of(key: &str) -> &'static Bound {
+        BOUNDS
+            .iter()
+            .find(|b| b.key == key)
+            .unwrap_or_else(|| panic!("no range for config key {key}"))
+    }
+
+    /// `1 to 10000`, `1s to 1h`, `1K to 1G`, as the example file says it.
+    pub fn range(&self) -> String {
+        let show = |n: u64| match self.unit {
+            Unit::Seconds => human(n, &[(DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (1, "s")]),
+            Unit::Bytes => human(n, &[(GIB, "G"), (1 << 20, "M"), (KIB, "K")]),
+            _ => n.to_string(),
+        };
+        format!("{} to {}", show(self.min), show(self.max))
+    }
+
+    /// The value when it is in range; otherwise an error naming the key,
+    /// the range and what was given.
+    fn check(&self, value: i64, given: impl std::fmt::Display) -> Result<u64, String> {
+        match u64::try_from(value) {
+            Ok(n) if (self.min..=self.max).contains(&n) => Ok(n),
+            _ => {
+                let unit = match self.unit {
+                    Unit::Hours => " hours",
+                    Unit::Days => " days",
+                    Unit::Percent => " percent",
+                    _ => "",
+                };
+                Err(format!(
+                    "{} must be {}{unit}, not {given}",
+                    self.key,
+                    self.range()
+                ))
+            }
+        }
+    }
+
+    fn number<T: TryFrom<u64>>(&self, value: Option<i64>, default: T) -> Result<T, String> {
+        match value {
+            None => Ok(default),
+            Some(n) => {
+                let n = self.check(n, n)?;
+                // Every maximum fits the field's type.
+                Ok(T::try_from(n).unwrap_or_else(|_| unreachable!("{} range", self.key)))
+            }
+        }
+    }
+
+    fn duration(
+        &self,
+        value: &Option<DurationValue>,
+        default: Duration,
+    ) -> Result<Duration, String> {
+        let seconds = match value {
+            None => return Ok(default),
+            Some(DurationValue::Seconds(n)) => self.check(*n, format_args!("{n} seconds"))?,
+            Some(DurationValue::Text(t)) => {
+                let d = parse_duration(t).map_err(|e| format!("{}: {e}", self.key))?;
+                let n = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+                self.check(n, format_args!("{t:?}"))?
+            }
+        };
+        Ok(Duration::from_secs(seconds))
+    }
+
+    fn size(&self, value: &Option<SizeValue>, default: u64) -> Result<u64, String> {
+        match value {
+            None => Ok(default),
+            Some(SizeValue::Bytes(n)) => self.check(*n, format_args!("{n} bytes")),
+            Some(SizeValue::Text(t)) => {
+                let n =
+                    crate::store::quota::parse_size(t).map_err(|e| format!("{}: {e}", self.key))?;
+                self.check(i64::try_from(n).unwrap_or(i64::MAX), format_args!("{t:?}"))
+            }
+        }
+    }
+}
+
+/// `n` in the largest unit that divides it evenly (`3600` -> `1h`).
+fn human(n: u64, units: &[(u64, &str)]) -> String {
+    if n == 0 {
+        return "0".into();
+    }
+    match units.iter().find(|(size, _)| n.is_multiple_of(*size)) {
+        Some((size, suffix)) => format!("{}{suffix}", n / size),
+        None => n.to_string(),
     }
 }
 
@@ -380,7 +528,7 @@ impl NetworkFile {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct SpamFile {
-    recipient_limit: Option<usize>,
+    recipient_limit: Option<i64>,
     action: Option<String>,
     subject_tag: Option<String>,
 }
@@ -395,9 +543,9 @@ struct DnsblFile {
 #[serde(deny_unknown_fields)]
 struct GreylistFile {
     enabled: Option<bool>,
-    delay: Option<u64>,
-    retry_window_hours: Option<u64>,
-    allow_days: Option<u64>,
+    delay: Option<DurationValue>,
+    retry_window_hours: Option<i64>,
+    allow_days: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -405,23 +553,23 @@ struct GreylistFile {
 struct QuotaFile {
     default: Option<SizeValue>,
     temporary: Option<bool>,
-    warn_percent: Option<u8>,
+    warn_percent: Option<i64>,
 }
 
 /// A size as bytes or as text (`"500M"`, `"unlimited"`).
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum SizeValue {
-    Bytes(u64),
+    Bytes(i64),
     Text(String),
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct LimitsFile {
-    sessions_per_address: Option<usize>,
-    connections_per_minute: Option<u32>,
-    login_failures: Option<u32>,
+    sessions_per_address: Option<i64>,
+    connections_per_minute: Option<i64>,
+    login_failures: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -448,22 +596,22 @@ struct AuthFile {
 #[serde(deny_unknown_fields)]
 struct SmtpFile {
     listen: Option<SocketAddr>,
-    max_sessions: Option<usize>,
-    max_message_size: Option<u64>,
-    max_recipients: Option<usize>,
-    max_errors: Option<u32>,
-    command_timeout: Option<u64>,
-    data_timeout: Option<u64>,
-    greet_delay: Option<u64>,
+    max_sessions: Option<i64>,
+    max_message_size: Option<SizeValue>,
+    max_recipients: Option<i64>,
+    max_errors: Option<i64>,
+    command_timeout: Option<DurationValue>,
+    data_timeout: Option<DurationValue>,
+    greet_delay: Option<DurationValue>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Pop3File {
     listen: Option<SocketAddr>,
-    max_sessions: Option<usize>,
-    max_errors: Option<u32>,
-    timeout: Option<u64>,
+    max_sessions: Option<i64>,
+    max_errors: Option<i64>,
+    timeout: Option<DurationValue>,
 }
 
 pub fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
@@ -495,31 +643,19 @@ impl Config {
     }
 
     fn build(file: FileConfig, o: &Overrides) -> Result<Config, String> {
+        let b = Bound::of;
         let queue = QueueConfig {
             smarthost: smarthost(&file)?,
-            warn: duration(
-                &file.queue_warn,
-                "queue_warn",
-                Duration::from_secs(4 * 3600),
-            )?,
-            expire: duration(
-                &file.queue_return,
-                "queue_return",
-                Duration::from_secs(5 * 86400),
-            )?,
-            retry_first: duration(
-                &file.queue.retry_first,
-                "queue.retry_first",
-                Duration::from_secs(300),
-            )?,
-            retry_max: duration(
-                &file.queue.retry_max,
-                "queue.retry_max",
-                Duration::from_secs(2 * 3600),
-            )?,
-            max_deliveries: file.queue.max_deliveries.unwrap_or(8).max(1),
-            max_per_destination: file.queue.max_per_destination.unwrap_or(2).max(1),
-            smtp_port: file.queue.smtp_port.unwrap_or(25),
+            warn: b("queue_warn").duration(&file.queue_warn, Duration::from_secs(4 * HOUR))?,
+            expire: b("queue_return").duration(&file.queue_return, Duration::from_secs(5 * DAY))?,
+            retry_first: b("queue.retry_first")
+                .duration(&file.queue.retry_first, Duration::from_secs(5 * MINUTE))?,
+            retry_max: b("queue.retry_max")
+                .duration(&file.queue.retry_max, Duration::from_secs(2 * HOUR))?,
+            max_deliveries: b("queue.max_deliveries").number(file.queue.max_deliveries, 8)?,
+            max_per_destination: b("queue.max_per_destination")
+                .number(file.queue.max_per_destination, 2)?,
+            smtp_port: b("queue.smtp_port").number(file.queue.smtp_port, 25)?,
         };
         let mut domains = file
             .domains
@@ -551,53 +687,29 @@ impl Config {
                 .smtp
                 .or(file.smtp.listen)
                 .unwrap_or_else(|| DEFAULT_SMTP.parse().unwrap()),
-            max_sessions: file.smtp.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
-            max_message_size: file
-                .smtp
-                .max_message_size
-                .unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
-            max_recipients: file.smtp.max_recipients.unwrap_or(DEFAULT_MAX_RECIPIENTS),
-            max_errors: file.smtp.max_errors.unwrap_or(DEFAULT_MAX_ERRORS),
-            command_timeout: file
-                .smtp
-                .command_timeout
-                .map(Duration::from_secs)
-                .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
-            data_timeout: file
-                .smtp
-                .data_timeout
-                .map(Duration::from_secs)
-                .unwrap_or(DEFAULT_DATA_TIMEOUT),
-            greet_delay: Duration::from_secs(file.smtp.greet_delay.unwrap_or(0)),
+            max_sessions: b("smtp.max_sessions")
+                .number(file.smtp.max_sessions, DEFAULT_MAX_SESSIONS)?,
+            max_message_size: b("smtp.max_message_size")
+                .size(&file.smtp.max_message_size, DEFAULT_MAX_MESSAGE_SIZE)?,
+            max_recipients: b("smtp.max_recipients")
+                .number(file.smtp.max_recipients, DEFAULT_MAX_RECIPIENTS)?,
+            max_errors: b("smtp.max_errors").number(file.smtp.max_errors, DEFAULT_MAX_ERRORS)?,
+            command_timeout: b("smtp.command_timeout")
+                .duration(&file.smtp.command_timeout, DEFAULT_COMMAND_TIMEOUT)?,
+            data_timeout: b("smtp.data_timeout")
+                .duration(&file.smtp.data_timeout, DEFAULT_DATA_TIMEOUT)?,
+            greet_delay: b("smtp.greet_delay").duration(&file.smtp.greet_delay, Duration::ZERO)?,
         };
         let pop3 = Pop3Config {
             listen: o
                 .pop3
                 .or(file.pop3.listen)
                 .unwrap_or_else(|| DEFAULT_POP3.parse().unwrap()),
-            max_sessions: file.pop3.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
-            max_errors: file.pop3.max_errors.unwrap_or(DEFAULT_MAX_ERRORS),
-            timeout: file
-                .pop3
-                .timeout
-                .map(Duration::from_secs)
-                .unwrap_or(DEFAULT_POP3_TIMEOUT),
+            max_sessions: b("pop3.max_sessions")
+                .number(file.pop3.max_sessions, DEFAULT_MAX_SESSIONS)?,
+            max_errors: b("pop3.max_errors").number(file.pop3.max_errors, DEFAULT_MAX_ERRORS)?,
+            timeout: b("pop3.timeout").duration(&file.pop3.timeout, DEFAULT_POP3_TIMEOUT)?,
         };
-        for (name, zero) in [
-            ("smtp.max_sessions", smtp.max_sessions == 0),
-            ("smtp.max_recipients", smtp.max_recipients == 0),
-            ("smtp.max_errors", smtp.max_errors == 0),
-            ("smtp.max_message_size", smtp.max_message_size == 0),
-            ("smtp.command_timeout", smtp.command_timeout.is_zero()),
-            ("smtp.data_timeout", smtp.data_timeout.is_zero()),
-            ("pop3.max_sessions", pop3.max_sessions == 0),
-            ("pop3.max_errors", pop3.max_errors == 0),
-            ("pop3.timeout", pop3.timeout.is_zero()),
-        ] {
-            if zero {
-                return Err(format!("{name} must be greater than 0"));
-            }
-        }
         let listen = |flag: &Option<Listen>, file: &ListenFile, default: &str| match flag {
             Some(l) => Ok(*l),
             None => parse_listen(file.listen.as_deref().unwrap_or(default)),
@@ -620,42 +732,30 @@ impl Config {
             .map(|text| Cidr::parse(text).map_err(|e| format!("relay_from: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let limits = LimitsConfig {
-            sessions_per_address: file
-                .limits
-                .sessions_per_address
-                .unwrap_or(DEFAULT_SESSIONS_PER_ADDRESS),
-            connections_per_minute: file.limits.connections_per_minute.unwrap_or(0),
-            login_failures: file.limits.login_failures.unwrap_or(DEFAULT_LOGIN_FAILURES),
+            sessions_per_address: b("limits.sessions_per_address").number(
+                file.limits.sessions_per_address,
+                DEFAULT_SESSIONS_PER_ADDRESS,
+            )?,
+            connections_per_minute: b("limits.connections_per_minute")
+                .number(file.limits.connections_per_minute, 0)?,
+            login_failures: b("limits.login_failures")
+                .number(file.limits.login_failures, DEFAULT_LOGIN_FAILURES)?,
         };
-        if limits.sessions_per_address == 0 || limits.login_failures == 0 {
-            return Err(
-                "limits.sessions_per_address and limits.login_failures must be greater than 0"
-                    .into(),
-            );
-        }
         let quota = QuotaConfig {
-            default: match &file.quota.default {
-                None => 0,
-                Some(SizeValue::Bytes(n)) => *n,
-                Some(SizeValue::Text(t)) => {
-                    crate::store::quota::parse_size(t).map_err(|e| format!("quota.default: {e}"))?
-                }
-            },
+            default: b("quota.default").size(&file.quota.default, 0)?,
             temporary: file.quota.temporary.unwrap_or(false),
-            warn_percent: file.quota.warn_percent.unwrap_or(90),
+            warn_percent: b("quota.warn_percent").number(file.quota.warn_percent, 90)?,
         };
-        if !(1..=100).contains(&quota.warn_percent) {
-            return Err("quota.warn_percent must be between 1 and 100".into());
-        }
         let g = &file.greylist;
-        let greylist = g
-            .enabled
-            .unwrap_or(false)
-            .then(|| crate::greylist::Settings {
-                delay: Duration::from_secs(g.delay.unwrap_or(300)),
-                retry_window: Duration::from_secs(g.retry_window_hours.unwrap_or(48) * 3600),
-                allow: Duration::from_secs(g.allow_days.unwrap_or(36) * 86400),
-            });
+        // Checked even while greylisting is off, so turning it on cannot fail later.
+        let greylist_settings = crate::greylist::Settings {
+            delay: b("greylist.delay").duration(&g.delay, Duration::from_secs(5 * MINUTE))?,
+            retry_window: Duration::from_secs(
+                b("greylist.retry_window_hours").number(g.retry_window_hours, 48u64)? * HOUR,
+            ),
+            allow: Duration::from_secs(b("greylist.allow_days").number(g.allow_days, 36u64)? * DAY),
+        };
+        let greylist = g.enabled.unwrap_or(false).then_some(greylist_settings);
         let dnsbl = file.dnsbl.zones.unwrap_or_default();
         for zone in &dnsbl {
             if !crate::address::domain_is_valid(zone.trim_end_matches('.')) {
@@ -672,10 +772,8 @@ impl Config {
         }
         let spam_defaults = crate::spam::Settings::default();
         let spam = crate::spam::Settings {
-            recipient_limit: file
-                .spam
-                .recipient_limit
-                .unwrap_or(spam_defaults.recipient_limit),
+            recipient_limit: b("spam.recipient_limit")
+                .number(file.spam.recipient_limit, spam_defaults.recipient_limit)?,
             action: match file.spam.action.as_deref() {
                 None => spam_defaults.action,
                 Some("reject") => crate::spam::Action::Reject,
@@ -735,6 +833,99 @@ impl Config {
 
     pub fn serves(&self, domain: &str) -> bool {
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}
+
+/// Every key a config file may set (`smtp.listen`, `queue_warn`), read
+/// from the parser itself, so documentation can be checked against it.
+pub fn known_keys() -> Vec<String> {
+    let mut keys = Vec::new();
+    FileConfig::deserialize(KeyLister {
+        path: String::new(),
+        keys: &mut keys,
+    })
+    .expect("every config key is optional");
+    keys
+}
+
+/// A deserializer that offers every field of each section and records the
+/// path of each leaf (an `Option`, left `None`).
+struct KeyLister<'a> {
+    path: String,
+    keys: &'a mut Vec<String>,
+}
+
+impl<'de> serde::Deserializer<'de> for KeyLister<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom(format!(
+            "{} is neither optional nor a section",
+            self.path
+        )))
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.keys.push(self.path);
+        visitor.visit_none()
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_map(Fields {
+            lister: self,
+            fields: fields.iter(),
+            current: "",
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct newtype_struct seq tuple tuple_struct
+        map enum identifier ignored_any
+    }
+}
+
+struct Fields<'a> {
+    lister: KeyLister<'a>,
+    fields: std::slice::Iter<'static, &'static str>,
+    current: &'static str,
+}
+
+impl<'de> serde::de::MapAccess<'de> for Fields<'_> {
+    type Error = serde::de::value::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        use serde::de::IntoDeserializer;
+        let Some(field) = self.fields.next() else {
+            return Ok(None);
+        };
+        self.current = field;
+        seed.deserialize(field.into_deserializer()).map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let path = match self.lister.path.as_str() {
+            "" => self.current.to_string(),
+            section => format!("{section}.{}", self.current),
+        };
+        seed.deserialize(KeyLister {
+            path,
+            keys: &mut *self.lister.keys,
+        })
     }
 }
 
@@ -910,5 +1101,164 @@ mod tests {
         assert_eq!(from_example.spam, defaults.spam);
         assert_eq!(from_example.from_must_match, defaults.from_must_match);
         assert_eq!(from_example.queue, defaults.queue);
+    }
+
+    fn example_text() -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("postbox.toml.example");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// `name` of a `name = value` line, or of `[name]` when `section`.
+    fn key_of(line: &str, section: bool) -> Option<&str> {
+        let name = if section {
+            line.strip_prefix('[')?.strip_suffix(']')?
+        } else {
+            line.split_once(" = ")?.0
+        };
+        let plain = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+        (!name.is_empty() && name.chars().all(plain)).then_some(name)
+    }
+
+    /// The example's keys (commented out or not) with the comment lines
+    /// just above each, and its text with every such key uncommented.
+    fn example_keys() -> (Vec<(String, String)>, String) {
+        let (mut keys, mut uncommented) = (Vec::new(), String::new());
+        let (mut section, mut comments) = (String::new(), String::new());
+        for line in example_text().lines() {
+            let setting = line.strip_prefix("# ").unwrap_or(line);
+            if let Some(name) = key_of(setting, true) {
+                section = name.to_string();
+                comments.clear();
+            } else if let Some(name) = key_of(setting, false) {
+                let key = match section.as_str() {
+                    "" => name.to_string(),
+                    s => format!("{s}.{name}"),
+                };
+                keys.push((key, std::mem::take(&mut comments)));
+            } else if line.starts_with('#') {
+                comments.push_str(line);
+                comments.push('\n');
+                uncommented.push_str(line);
+                uncommented.push('\n');
+                continue;
+            } else {
+                comments.clear();
+            }
+            uncommented.push_str(setting);
+            uncommented.push('\n');
+        }
+        (keys, uncommented)
+    }
+
+    #[test]
+    fn example_lists_every_key_the_parser_knows() {
+        let (documented, uncommented) = example_keys();
+        let documented: Vec<&str> = documented.iter().map(|(k, _)| k.as_str()).collect();
+        let known = known_keys();
+        assert!(known.contains(&"smtp.listen".to_string()), "{known:?}");
+        let missing: Vec<&String> = known
+            .iter()
+            .filter(|k| !documented.contains(&k.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in postbox.toml.example: {missing:?}"
+        );
+        // And every key shown there is one the parser takes, with a valid
+        // example value: the whole file parses with each one set.
+        Config::from_toml(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        for key in &documented {
+            assert!(known.iter().any(|k| k == key), "{key} is not a key");
+        }
+    }
+
+    #[test]
+    fn example_states_each_range() {
+        let (documented, _) = example_keys();
+        for bound in BOUNDS {
+            let comments = documented
+                .iter()
+                .find(|(key, _)| key == bound.key)
+                .map(|(_, c)| c.as_str())
+                .unwrap_or_else(|| panic!("{} not in the example", bound.key));
+            assert!(
+                comments.contains(&format!("{})", bound.range())),
+                "{}: no \"{}\" in its comment:\n{comments}",
+                bound.key,
+                bound.range()
+            );
+        }
+    }
+
+    #[test]
+    fn every_number_has_a_range() {
+        // Each key that takes a number refuses one beyond any range, by
+        // name and with its range; every other key refuses numbers.
+        for key in known_keys() {
+            let toml = format!("{key} = 9223372036854775807\n");
+            let e = Config::from_toml(&toml).unwrap_err();
+            match BOUNDS.iter().find(|b| b.key == key) {
+                Some(b) => assert!(
+                    e.starts_with(&format!("{key} must be {}", b.range())),
+                    "{key}: {e}"
+                ),
+                None => assert!(e.contains("invalid type"), "{key}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_out_of_range_fail_with_key_and_range() {
+        for (toml, expected) in [
+            (
+                "[smtp]\ncommand_timeout = 9223372036854775807\n",
+                "smtp.command_timeout must be 1s to 1h, not 9223372036854775807 seconds",
+            ),
+            (
+                "[greylist]\nallow_days = 213503982334601\n",
+                "greylist.allow_days must be 1 to 365 days, not 213503982334601",
+            ),
+            (
+                "[smtp]\ndata_timeout = \"99999999999999d\"\n",
+                "smtp.data_timeout must be 1s to 1h, not \"99999999999999d\"",
+            ),
+            (
+                "[pop3]\nmax_sessions = -1\n",
+                "pop3.max_sessions must be 1 to 10000, not -1",
+            ),
+            (
+                "[smtp]\nmax_errors = 0\n",
+                "smtp.max_errors must be 1 to 1000, not 0",
+            ),
+            (
+                "[smtp]\nmax_message_size = \"unlimited\"\n",
+                "smtp.max_message_size must be 1K to 1G, not \"unlimited\"",
+            ),
+            (
+                "[quota]\nwarn_percent = 101\n",
+                "quota.warn_percent must be 1 to 100 percent",
+            ),
+            ("queue_return = \"31d\"\n", "queue_return must be 1s to 30d"),
+            (
+                "[queue]\nmax_deliveries = 0\n",
+                "queue.max_deliveries must be 1 to 100",
+            ),
+            (
+                "[queue]\nsmtp_port = 65536\n",
+                "queue.smtp_port must be 1 to 65535",
+            ),
+        ] {
+            let e = Config::from_toml(toml).unwrap_err();
+            assert!(e.starts_with(expected), "{toml:?}: {e}");
+        }
+        // The ends of a range are in it.
+        let c = Config::from_toml(
+            "[smtp]\ncommand_timeout = \"1h\"\ngreet_delay = 0\nmax_message_size = \"1G\"\n\
+             [greylist]\nenabled = true\nallow_days = 365\n",
+        )
+        .unwrap();
+        assert_eq!(c.smtp.command_timeout, Duration::from_secs(3600));
+        assert_eq!(c.smtp.max_message_size, 1 << 30);
+        assert_eq!(c.greylist.unwrap().allow, Duration::from_secs(365 * 86400));
     }
 }

@@ -921,3 +921,50 @@ fn data_directories_are_neither_tracked_nor_trackable() {
         assert!(ignored.status.success(), "{path} is not ignored");
     }
 }
+
+#[test]
+fn numbers_out_of_range_stop_serve_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("postbox.toml");
+    let file = config.to_str().unwrap();
+    let ports = [
+        "--smtp",
+        "127.0.0.1:0",
+        "--pop3",
+        "127.0.0.1:0",
+        "--submission",
+        "off",
+        "--submissions",
+        "off",
+        "--pop3s",
+        "off",
+    ];
+    for (content, reason) in [
+        (
+            "[smtp]\ncommand_timeout = 9223372036854775807\n",
+            "smtp.command_timeout must be 1s to 1h",
+        ),
+        (
+            "[greylist]\nenabled = true\nallow_days = 213503982334601\n",
+            "greylist.allow_days must be 1 to 365 days",
+        ),
+    ] {
+        std::fs::write(&config, content).unwrap();
+        let mut args = vec!["--config", file, "--data", "data"];
+        args.extend(ports);
+        let mut serve = Serve::start(dir.path(), &args);
+        let status = wait_timeout(&mut serve.child, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("serve started with {content:?}"));
+        let out = Output {
+            status,
+            stdout: Vec::new(),
+            stderr: serve.log.rest().into_bytes(),
+        };
+        let err = check_failure(&["serve"], &out).unwrap_or_else(|e| panic!("{e}"));
+        assert!(err.contains(reason), "{content:?}: {err}");
+        // Every command reads the same config, and says the same.
+        let err = fails(dir.path(), &["user", "list", "--config", file], "");
+        assert!(err.contains(reason), "{content:?}: {err}");
+    }
+    assert!(!dir.path().join("data").exists());
+}
