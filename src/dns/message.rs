@@ -1,6 +1,7 @@
 //! DNS messages (RFC 1035) as far as Postbox needs them: a query for A,
-//! AAAA or MX records, and those records in its answer. Sans-IO: bytes
-//! in, bytes out.
+//! AAAA or MX records (with an EDNS0 OPT record, RFC 6891), those records
+//! in its answer, and the 2-byte length framing of DNS over TCP (RFC 1035
+//! §4.2.2, RFC 7766). Sans-IO: bytes in, bytes out.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -8,6 +9,10 @@ pub const TYPE_A: u16 = 1;
 pub const TYPE_MX: u16 = 15;
 pub const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
+const TYPE_OPT: u16 = 41;
+/// The UDP payload size offered in EDNS0: what fits unfragmented on
+/// common paths (the DNS flag day 2020 figure).
+pub const UDP_PAYLOAD: u16 = 1232;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
@@ -44,18 +49,21 @@ impl Answer {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DnsError {
-    /// Not an answer to our query (wrong id, not a response, truncated...).
+    /// Not an answer to our query (wrong id, not a response, cut short...).
     Malformed,
+    /// The answer did not fit in UDP (TC bit): ask again over TCP.
+    Truncated,
     /// The server failed (SERVFAIL, REFUSED...).
     ServerFailure(u8),
 }
 
-/// A recursive query for `name`'s records of type `kind`.
+/// A recursive query for `name`'s records of type `kind`, offering
+/// [`UDP_PAYLOAD`] bytes of answer over UDP (EDNS0).
 pub fn query(id: u16, name: &str, kind: u16) -> Result<Vec<u8>, DnsError> {
-    let mut out = Vec::with_capacity(17 + name.len());
+    let mut out = Vec::with_capacity(28 + name.len());
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&[0x01, 0x00]); // RD
-    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // one question
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]); // one question, one additional
     for label in name.trim_end_matches('.').split('.') {
         if label.is_empty() || label.len() > 63 {
             return Err(DnsError::Malformed);
@@ -69,7 +77,25 @@ pub fn query(id: u16, name: &str, kind: u16) -> Result<Vec<u8>, DnsError> {
     }
     out.extend_from_slice(&kind.to_be_bytes());
     out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    // OPT: root name, payload size in the class, no extended flags, no options.
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&UDP_PAYLOAD.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
     Ok(out)
+}
+
+/// A message as sent over TCP: its length, then the message.
+pub fn tcp_frame(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + message.len());
+    out.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+/// The length of the message that follows a TCP length prefix.
+pub fn tcp_length(prefix: [u8; 2]) -> usize {
+    u16::from_be_bytes(prefix) as usize
 }
 
 /// Reads a (possibly compressed) name at `pos`, following at most a
@@ -130,7 +156,7 @@ pub fn parse_answer(id: u16, msg: &[u8]) -> Result<Answer, DnsError> {
         return Err(bad);
     }
     if msg[2] & 0x02 != 0 {
-        return Err(bad); // truncated: we only speak UDP
+        return Err(DnsError::Truncated);
     }
     match msg[3] & 0x0f {
         0 => {}
@@ -176,11 +202,18 @@ pub fn parse_answer(id: u16, msg: &[u8]) -> Result<Answer, DnsError> {
 mod tests {
     use super::*;
 
+    /// The header and question of a query, without its OPT record.
+    fn question(id: u16, name: &str, kind: u16) -> Vec<u8> {
+        let mut q = query(id, name, kind).unwrap();
+        q.truncate(q.len() - 11);
+        q[10..12].copy_from_slice(&[0, 0]);
+        q
+    }
+
     /// An answer as a server builds it: our question, then A records
     /// whose names point back at it.
     fn answer(id: u16, name: &str, rcode: u8, addrs: &[[u8; 4]]) -> Vec<u8> {
-        let q = query(id, name, TYPE_A).unwrap();
-        let mut m = q.clone();
+        let mut m = question(id, name, TYPE_A);
         m[2] = 0x81;
         m[3] = 0x80 | rcode;
         m[6..8].copy_from_slice(&(addrs.len() as u16).to_be_bytes());
@@ -196,12 +229,22 @@ mod tests {
         let q = query(0x1234, "2.0.0.127.bl.test.", TYPE_A).unwrap();
         assert_eq!(&q[..4], &[0x12, 0x34, 0x01, 0x00]);
         assert_eq!(&q[12..16], &[1, b'2', 1, b'0']);
-        assert!(q.ends_with(&[0, 0, 1, 0, 1]));
+        assert_eq!(&q[4..12], &[0, 1, 0, 0, 0, 0, 0, 1]);
+        // The question, then OPT offering 1232 bytes (0x04d0).
+        assert!(q.ends_with(&[0, 0, 1, 0, 1, 0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]));
         assert!(query(1, "a..b", TYPE_A).is_err());
         assert!(query(1, &"x".repeat(64), TYPE_A).is_err());
-        assert!(query(1, "b.test", TYPE_MX)
-            .unwrap()
-            .ends_with(&[0, 15, 0, 1]));
+        assert!(question(1, "b.test", TYPE_MX).ends_with(&[0, 15, 0, 1]));
+    }
+
+    #[test]
+    fn truncation_and_tcp_framing() {
+        let mut a = answer(7, "big.test", 0, &[[127, 0, 0, 2]]);
+        a[2] |= 0x02;
+        assert_eq!(parse_answer(7, &a), Err(DnsError::Truncated));
+        let framed = tcp_frame(&a);
+        assert_eq!(tcp_length([framed[0], framed[1]]), a.len());
+        assert_eq!(&framed[2..], &a[..]);
     }
 
     #[test]
@@ -222,7 +265,7 @@ mod tests {
 
     #[test]
     fn mx_and_aaaa_answers() {
-        let mut m = query(9, "b.test", TYPE_MX).unwrap();
+        let mut m = question(9, "b.test", TYPE_MX);
         m[2] = 0x81;
         m[3] = 0x80;
         m[6..8].copy_from_slice(&3u16.to_be_bytes());

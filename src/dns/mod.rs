@@ -1,18 +1,74 @@
-//! A minimal DNS client over UDP for DNS blocklists and for finding the
-//! mail servers of a domain (MX, then A/AAAA). The resolver address is
-//! configurable so tests use a local responder and never the system's.
+//! A minimal DNS client for DNS blocklists and for finding the mail
+//! servers of a domain (MX, then A/AAAA): over UDP with EDNS0, and again
+//! over TCP when the answer is truncated. The messages are built and read
+//! in [`message`]; this is the thin layer that moves them. The resolver
+//! address is configurable so tests use a local responder and never the
+//! system's.
 
 pub mod message;
 
-use message::{parse_answer, query, Answer, DnsError, Record, TYPE_A, TYPE_AAAA, TYPE_MX};
-use smol::net::UdpSocket;
+use message::{
+    parse_answer, query, tcp_frame, tcp_length, Answer, DnsError, Record, TYPE_A, TYPE_AAAA,
+    TYPE_MX,
+};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::{TcpStream, UdpSocket};
 use smol::{future, Timer};
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-/// The first `nameserver` of /etc/resolv.conf, on port 53.
+/// The first `nameserver` of /etc/resolv.conf, on port 53. The file is
+/// read again only when it changes (DHCP may rewrite it).
 pub fn system_resolver() -> Option<SocketAddr> {
-    let text = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    thread_local! {
+        static SYSTEM: ResolvConf = ResolvConf::new("/etc/resolv.conf");
+    }
+    SYSTEM.with(ResolvConf::resolver)
+}
+
+/// A resolv.conf and what was read from it, by modification time.
+pub struct ResolvConf {
+    path: PathBuf,
+    read: RefCell<Option<(SystemTime, Option<SocketAddr>)>>,
+    reads: std::cell::Cell<u64>,
+}
+
+impl ResolvConf {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        ResolvConf {
+            path: path.into(),
+            read: RefCell::new(None),
+            reads: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Its first nameserver, read again only if the file changed.
+    pub fn resolver(&self) -> Option<SocketAddr> {
+        let Ok(modified) = std::fs::metadata(&self.path).and_then(|m| m.modified()) else {
+            *self.read.borrow_mut() = None;
+            return None;
+        };
+        if let Some((seen, resolver)) = *self.read.borrow() {
+            if seen == modified {
+                return resolver;
+            }
+        }
+        let resolver = first_nameserver(&self.path);
+        self.reads.set(self.reads.get() + 1);
+        *self.read.borrow_mut() = Some((modified, resolver));
+        resolver
+    }
+
+    /// How many times the file was read.
+    pub fn reads(&self) -> u64 {
+        self.reads.get()
+    }
+}
+
+fn first_nameserver(path: &Path) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(path).ok()?;
     text.lines().find_map(|line| {
         let addr = line.trim().strip_prefix("nameserver")?.trim();
         format!("{addr}:53")
@@ -22,8 +78,8 @@ pub fn system_resolver() -> Option<SocketAddr> {
     })
 }
 
-/// Asks `resolver` for `name`'s records of type `kind`, waiting at most
-/// `timeout`.
+/// Asks `resolver` for `name`'s records of type `kind`, over UDP and, if
+/// the answer is truncated, over TCP; waiting at most `timeout` in all.
 pub async fn lookup(
     resolver: SocketAddr,
     name: &str,
@@ -32,6 +88,25 @@ pub async fn lookup(
 ) -> Result<Answer, String> {
     let id = query_id();
     let packet = query(id, name, kind).map_err(|_| format!("invalid name {name:?}"))?;
+    let exchange = async {
+        match exchange_udp(resolver, id, &packet).await? {
+            Some(answer) => Ok(answer),
+            None => exchange_tcp(resolver, id, &packet).await,
+        }
+    };
+    future::or(exchange, async {
+        Timer::after(timeout).await;
+        Err(format!("no answer from {resolver} within {timeout:?}"))
+    })
+    .await
+}
+
+/// One query over UDP; `None` when the answer was truncated.
+async fn exchange_udp(
+    resolver: SocketAddr,
+    id: u16,
+    packet: &[u8],
+) -> Result<Option<Answer>, String> {
     let bind: SocketAddr = if resolver.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -41,26 +116,40 @@ pub async fn lookup(
     .expect("literal address");
     let socket = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
     socket.connect(resolver).await.map_err(|e| e.to_string())?;
-    socket.send(&packet).await.map_err(|e| e.to_string())?;
-    let exchange = async {
-        let mut buf = [0u8; 1232];
-        loop {
-            let n = socket.recv(&mut buf).await.map_err(|e| e.to_string())?;
-            match parse_answer(id, &buf[..n]) {
-                // Not ours (a late answer to someone else): keep waiting.
-                Err(DnsError::Malformed) => continue,
-                Err(DnsError::ServerFailure(code)) => {
-                    return Err(format!("resolver failed (rcode {code})"))
-                }
-                Ok(answer) => return Ok(answer),
+    socket.send(packet).await.map_err(|e| e.to_string())?;
+    // Room beyond what was offered, for servers that send more anyway.
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket.recv(&mut buf).await.map_err(|e| e.to_string())?;
+        match parse_answer(id, &buf[..n]) {
+            Ok(answer) => return Ok(Some(answer)),
+            Err(DnsError::Truncated) => return Ok(None),
+            // Not ours (a late answer to someone else): keep waiting.
+            Err(DnsError::Malformed) => continue,
+            Err(DnsError::ServerFailure(code)) => {
+                return Err(format!("resolver failed (rcode {code})"))
             }
         }
-    };
-    future::or(exchange, async {
-        Timer::after(timeout).await;
-        Err(format!("no answer from {resolver} within {timeout:?}"))
-    })
-    .await
+    }
+}
+
+/// One query over TCP, each message behind its 2-byte length.
+async fn exchange_tcp(resolver: SocketAddr, id: u16, packet: &[u8]) -> Result<Answer, String> {
+    let tcp_error = |e: std::io::Error| format!("over TCP: {e}");
+    let mut stream = TcpStream::connect(resolver).await.map_err(tcp_error)?;
+    stream
+        .write_all(&tcp_frame(packet))
+        .await
+        .map_err(tcp_error)?;
+    let mut prefix = [0u8; 2];
+    stream.read_exact(&mut prefix).await.map_err(tcp_error)?;
+    let mut msg = vec![0u8; tcp_length(prefix)];
+    stream.read_exact(&mut msg).await.map_err(tcp_error)?;
+    match parse_answer(id, &msg) {
+        Ok(answer) => Ok(answer),
+        Err(DnsError::ServerFailure(code)) => Err(format!("resolver failed (rcode {code})")),
+        Err(_) => Err("malformed answer over TCP".into()),
+    }
 }
 
 /// A query id that is hard to guess (answers are matched on it).
@@ -170,6 +259,29 @@ pub async fn host_addresses(resolver: SocketAddr, host: &str) -> Result<Vec<IpAd
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolv_conf_is_read_again_only_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resolv.conf");
+        let conf = ResolvConf::new(&path);
+        assert_eq!(conf.resolver(), None, "no file yet");
+        std::fs::write(&path, "# comment\nnameserver 192.0.2.53\n").unwrap();
+        let first: SocketAddr = "192.0.2.53:53".parse().unwrap();
+        assert_eq!(conf.resolver(), Some(first));
+        assert_eq!(conf.resolver(), Some(first));
+        assert_eq!(conf.reads(), 1);
+        std::fs::write(&path, "nameserver 2001:db8::53\n").unwrap();
+        let later = SystemTime::now() + Duration::from_secs(10);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert_eq!(conf.resolver(), Some("[2001:db8::53]:53".parse().unwrap()));
+        assert_eq!(conf.reads(), 2);
+    }
 
     #[test]
     fn blocklist_names() {
