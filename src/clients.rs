@@ -25,6 +25,16 @@ pub enum Refusal {
     TooFast,
 }
 
+/// For the log, which a person reads.
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::TooManySessions => "too many sessions from this address",
+            Refusal::TooFast => "too many connections per minute from this address",
+        })
+    }
+}
+
 pub struct Clients {
     max_sessions: usize,
     /// 0: no limit.

@@ -663,7 +663,7 @@ pub async fn admit(
                 _address: address,
             })
         }
-        (Some(_), Some(Err(why))) => (gate.address, format!("{why:?}")),
+        (Some(_), Some(Err(why))) => (gate.address, why.to_string()),
         _ => (gate.busy, "too many sessions".to_string()),
     };
     log::warn!("{who} refused: {why}");
@@ -918,7 +918,11 @@ async fn serve(
                 shared.queue.flush();
             }
             Ok(signal) => {
-                log::info!("received {signal:?}: no new connections, finishing sessions");
+                let name = match signal {
+                    async_signal::Signal::Int => "SIGINT",
+                    _ => "SIGTERM",
+                };
+                log::info!("received {name}: no new connections, finishing sessions");
                 break;
             }
             Err(_) => {}

@@ -864,12 +864,14 @@ fn sigterm_and_sigint_stop_an_idle_server_with_0() {
             serve.serving_line();
             let started = Instant::now();
             let status = serve.stop(signal_name);
-            (signal_name, status, started.elapsed())
+            (signal_name, status, started.elapsed(), serve.log.rest())
         })
     };
     // Both at once: independent servers, half the wall time.
     for handle in [stop("TERM"), stop("INT")] {
-        let (name, status, took) = handle.join().unwrap();
+        let (name, status, took, log) = handle.join().unwrap();
+        // Said as a person knows it.
+        assert!(log.contains(&format!("received SIG{name}: ")), "{log}");
         let status = status.unwrap_or_else(|| panic!("SIG{name}: still running after 5 s"));
         assert_eq!(status.code(), Some(0), "SIG{name}: {status}");
         assert!(took < Duration::from_secs(5), "SIG{name}: {took:?}");

@@ -77,6 +77,12 @@ fn sessions_per_address_and_connection_rate() {
         third.reply().starts_with("421 4.7.0"),
         "third session admitted"
     );
+    let why = "refused: too many sessions from this address";
+    assert!(
+        server.logged(why, Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
     let mut pop = server.pop3();
     assert!(
         pop.line().starts_with("-ERR [SYS/TEMP]"),
@@ -94,6 +100,12 @@ fn sessions_per_address_and_connection_rate() {
         assert!(server.smtp().reply().starts_with("220"));
     }
     assert!(server.smtp().reply().starts_with("421 4.7.0"));
+    let why = "refused: too many connections per minute from this address";
+    assert!(
+        server.logged(why, Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]

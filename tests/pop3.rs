@@ -243,6 +243,13 @@ fn one_session_per_mailbox() {
     second.line();
     second.cmd("PASS alice-pw");
     assert!(second.line().starts_with("-ERR [IN-USE]"));
+    // The log says it in words.
+    let why = "alice@localhost: the mailbox is in use by another session";
+    assert!(
+        server.logged(why, Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
     // Another mailbox is free.
     drop(pop3_login(&server, "bob", "bob-pw"));
     first.cmd("QUIT");

@@ -212,7 +212,7 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                                 session.login_succeeded(messages, &mut c.out);
                             }
                             Err(why) => {
-                                log::warn!("pop3#{id} {peer} {account}: {why:?}");
+                                log::warn!("pop3#{id} {peer} {account}: {why}");
                                 session.login_failed(why, &mut c.out);
                             }
                         },

@@ -68,6 +68,18 @@ pub enum LoginFailure {
     TooManyFailures,
 }
 
+/// For the log, which a person reads.
+impl std::fmt::Display for LoginFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LoginFailure::BadCredentials => "wrong user name or password",
+            LoginFailure::InUse => "the mailbox is in use by another session",
+            LoginFailure::Unavailable => "the mailbox cannot be read",
+            LoginFailure::TooManyFailures => "too many failed logins from this address",
+        })
+    }
+}
+
 enum State {
     Authorization {
         user: Option<Name>,
