@@ -4,7 +4,8 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,35 @@ struct Activity {
     sessions: usize,
     window_start: Instant,
     connections: u32,
+    last: Instant,
+}
+
+/// Who counts as one client for per-address limits: an IPv4 address, or an
+/// IPv6 /64 (one subscriber's prefix; a host there can pick any address).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
+/// Makes room in a full table: drops the least recently used eighth of
+/// the entries `last_used` may give up (`None`: in use, kept), so a flood
+/// of new keys pushes out only the oldest, never everyone's state at once.
+pub fn evict_least_recent<K: Eq + Hash, V>(
+    map: &mut HashMap<K, V>,
+    last_used: impl Fn(&V) -> Option<Instant>,
+) {
+    let mut times: Vec<Instant> = map.values().filter_map(&last_used).collect();
+    if times.is_empty() {
+        return;
+    }
+    let nth = (times.len() / 8).max(1) - 1;
+    let cutoff = *times.select_nth_unstable(nth).1;
+    map.retain(|_, v| last_used(v).is_none_or(|t| t > cutoff));
 }
 
 /// Why an address was turned away.
@@ -54,22 +84,24 @@ impl Clients {
     /// Admits a new connection from `ip`, or says why not. The returned
     /// guard holds the session until dropped.
     pub fn admit(self: &Rc<Self>, ip: IpAddr) -> Result<AddressSlot, Refusal> {
-        let ip = ip.to_canonical();
+        let ip = client_key(ip);
         let now = Instant::now();
         let mut map = self.by_address.borrow_mut();
         if map.len() >= TRACKED && !map.contains_key(&ip) {
             map.retain(|_, a| a.sessions > 0 || now.duration_since(a.window_start) < WINDOW);
             if map.len() >= TRACKED {
-                // A flood from many addresses: keep only those with sessions
-                // (bounded by the session limits); rates restart for the rest.
-                map.retain(|_, a| a.sessions > 0);
+                // A flood from many addresses: those with sessions stay
+                // (bounded by the session limits), then the most recent.
+                evict_least_recent(&mut map, |a| (a.sessions == 0).then_some(a.last));
             }
         }
         let activity = map.entry(ip).or_insert(Activity {
             sessions: 0,
             window_start: now,
             connections: 0,
+            last: now,
         });
+        activity.last = now;
         if now.duration_since(activity.window_start) >= WINDOW {
             activity.window_start = now;
             activity.connections = 0;
@@ -131,6 +163,38 @@ mod tests {
         }
         assert_eq!(clients.admit(a).err(), Some(Refusal::TooFast));
         assert!(clients.admit("192.0.2.9".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_are_their_64() {
+        let clients = Clients::new(1, 0);
+        let _held = clients.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        assert_eq!(
+            clients.admit("2001:db8:1:2:ffff::9".parse().unwrap()).err(),
+            Some(Refusal::TooManySessions)
+        );
+        assert!(clients.admit("2001:db8:1:3::1".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_flood_of_new_addresses_keeps_recent_rates() {
+        let clients = Clients::new(100, 2);
+        let busy: IpAddr = "198.51.100.7".parse().unwrap();
+        for i in 0..TRACKED as u32 {
+            drop(clients.admit(IpAddr::from(i.to_be_bytes())).unwrap());
+        }
+        for _ in 0..2 {
+            drop(clients.admit(busy).unwrap());
+        }
+        // New addresses push out the oldest entries, not the busy one's.
+        for i in 0..(TRACKED as u32 / 4) {
+            drop(
+                clients
+                    .admit(IpAddr::from((1u32 << 31 | i).to_be_bytes()))
+                    .unwrap(),
+            );
+        }
+        assert_eq!(clients.admit(busy).err(), Some(Refusal::TooFast));
     }
 
     #[test]

@@ -7,6 +7,11 @@ use std::time::Duration;
 /// for 512; extensions (SIZE, BODY, SMTPUTF8, AUTH) make a little more useful.
 pub const MAX_COMMAND_LINE: usize = 1024;
 
+/// Longest SASL line (an AUTH command or a response to its challenge),
+/// CRLF included: RFC 4954 §4 asks servers to take 12,288 octets. Only such
+/// a line is buffered beyond [`MAX_COMMAND_LINE`], on the heap, while it lasts.
+pub const MAX_SASL_LINE: usize = 12_288 + 2;
+
 /// Longest mail address (RFC 5321 §4.5.3.1.3 path limit).
 pub const MAX_ADDRESS: usize = 256;
 
@@ -52,7 +57,10 @@ pub const DEFAULT_POP3_TIMEOUT: Duration = Duration::from_secs(600);
 /// further failure from the same address, up to the maximum.
 pub const FAILED_LOGIN_DELAY: Duration = Duration::from_millis(800);
 pub const MAX_FAILED_LOGIN_DELAY: Duration = Duration::from_secs(15);
-/// Addresses remembered for login throttling, and for how long.
+/// Failed logins at one account (from anywhere, within THROTTLE_MEMORY),
+/// as a multiple of the per-address limit, before guesses at it are refused.
+pub const USER_FAILURES_FACTOR: u32 = 5;
+/// Addresses (and accounts) remembered for login throttling, and for how long.
 pub const THROTTLE_ENTRIES: usize = 4096;
 pub const THROTTLE_MEMORY: Duration = Duration::from_secs(15 * 60);
 

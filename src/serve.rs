@@ -4,7 +4,7 @@
 
 use crate::address::Address;
 use crate::auth::cache::LoginCache;
-use crate::auth::throttle::LoginThrottle;
+use crate::auth::throttle::{LoginThrottle, Refusal};
 use crate::auth::Login;
 use crate::clients::{AddressSlot, Clients};
 use crate::config::Config;
@@ -258,29 +258,49 @@ impl Shared {
         }
     }
 
-    /// Checks a login from `ip`; failures wait longer each time (per
-    /// address), and an address with too many is refused without a check.
+    /// Checks a login from `ip`; failures wait longer each time, and a
+    /// client or account with too many lately is refused without a check
+    /// (the account's owner still gets in with a recently verified password).
     pub async fn login(&self, name: &str, password: &str, ip: IpAddr) -> Login {
-        let ip = ip.to_canonical();
-        if self
-            .throttle
-            .too_many(ip, self.config.limits.login_failures)
-        {
-            Timer::after(crate::limits::FAILED_LOGIN_DELAY).await;
-            return Login::Refused;
-        }
+        let account = users::split_name(name, self.config.default_domain())
+            .map(|(local, domain)| format!("{local}@{domain}"))
+            .unwrap_or_else(|_| name.to_string());
+        let limit = self.config.limits.login_failures;
+        let attempt = match self.throttle.begin(ip, &account, limit) {
+            Ok(attempt) => Some(attempt),
+            Err(Refusal::Account) if self.recently_verified(&account, password) => None,
+            Err(_) => {
+                Timer::after(crate::limits::FAILED_LOGIN_DELAY).await;
+                return Login::Refused;
+            }
+        };
         match self.authenticate(name, password).await {
             Some(account) => {
-                self.throttle.succeeded(ip);
                 self.count(|s| s.logins += 1);
                 Login::Ok(account)
             }
             None => {
                 self.count(|s| s.failed_logins += 1);
-                Timer::after(self.throttle.failed(ip)).await;
+                if let Some(attempt) = attempt {
+                    Timer::after(attempt.failed()).await;
+                }
                 Login::Failed
             }
         }
+    }
+
+    /// Whether `password` was verified for `account` lately (no hash needed).
+    fn recently_verified(&self, account: &str, password: &str) -> bool {
+        let Some((local, domain)) = account.split_once('@') else {
+            return false;
+        };
+        let stored = self
+            .users
+            .borrow_mut()
+            .current()
+            .find(local, domain)
+            .map(|u| u.password.clone());
+        stored.is_some_and(|phc| self.login_cache.knows(account, &phc, password))
     }
 
     /// Where an RCPT goes: a bounce to forwarded mail (SRS), an alias or a

@@ -21,6 +21,8 @@ pub enum SaslError {
     Malformed,
     /// An authorization identity other than the login itself.
     OtherIdentity,
+    /// A name or password longer than any account's: it cannot match.
+    TooLong,
 }
 
 impl SaslError {
@@ -30,40 +32,46 @@ impl SaslError {
             SaslError::Base64 => "Invalid base64 data",
             SaslError::Malformed => "Malformed authentication response",
             SaslError::OtherIdentity => "Cannot act as another user",
+            SaslError::TooLong => "Authentication credentials invalid",
         }
+    }
+
+    /// Whether this is a refused login (535) rather than a protocol error.
+    pub fn is_refusal(self) -> bool {
+        matches!(self, SaslError::OtherIdentity | SaslError::TooLong)
     }
 }
 
-/// Room for any response that fits on one command line.
-const DECODED_MAX: usize = 3 * crate::limits::MAX_COMMAND_LINE / 4 + 3;
-
-fn decode(response: &[u8], buf: &mut [u8; DECODED_MAX]) -> Result<usize, SaslError> {
+/// Decodes a response (at most one SASL line, so the buffer is bounded).
+fn decode(response: &[u8]) -> Result<Vec<u8>, SaslError> {
     if response == b"*" {
         return Err(SaslError::Cancelled);
     }
+    if response.len() > crate::limits::MAX_SASL_LINE {
+        return Err(SaslError::TooLong);
+    }
     base64::engine::general_purpose::STANDARD
-        .decode_slice(response, buf)
+        .decode(response)
         .map_err(|_| SaslError::Base64)
 }
 
 fn text<const N: usize>(bytes: &[u8]) -> Result<heapless::String<N>, SaslError> {
     let text = std::str::from_utf8(bytes).map_err(|_| SaslError::Malformed)?;
     let mut out = heapless::String::new();
-    out.push_str(text).map_err(|_| SaslError::Malformed)?;
+    out.push_str(text).map_err(|_| SaslError::TooLong)?;
     Ok(out)
 }
 
 /// PLAIN: base64 of `authzid NUL authcid NUL password`.
 pub fn decode_plain(response: &[u8]) -> Result<Credentials, SaslError> {
-    let mut buf = [0u8; DECODED_MAX];
-    let n = decode(response, &mut buf)?;
-    let mut parts = buf[..n].split(|&b| b == 0);
+    let decoded = decode(response)?;
+    let mut parts = decoded.split(|&b| b == 0);
     let (Some(authz), Some(authc), Some(password), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(SaslError::Malformed);
     };
-    if !authz.is_empty() && authz != authc {
+    if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
         return Err(SaslError::OtherIdentity);
     }
     if authc.is_empty() {
@@ -79,9 +87,7 @@ pub fn decode_plain(response: &[u8]) -> Result<Credentials, SaslError> {
 pub fn decode_login_field<const N: usize>(
     response: &[u8],
 ) -> Result<heapless::String<N>, SaslError> {
-    let mut buf = [0u8; DECODED_MAX];
-    let n = decode(response, &mut buf)?;
-    text(&buf[..n])
+    text(&decode(response)?)
 }
 
 #[cfg(test)]
@@ -114,7 +120,7 @@ mod tests {
         let mut raw = b"\0".to_vec();
         raw.extend_from_slice(&long);
         raw.extend_from_slice(b"\0pw");
-        assert_eq!(decode_plain(&b64(&raw)), Err(SaslError::Malformed));
+        assert_eq!(decode_plain(&b64(&raw)), Err(SaslError::TooLong));
     }
 
     #[test]
@@ -123,7 +129,7 @@ mod tests {
         assert_eq!(name.as_str(), "alice@localhost");
         assert_eq!(
             decode_login_field::<8>(&b64(b"far too long")),
-            Err(SaslError::Malformed)
+            Err(SaslError::TooLong)
         );
         assert_eq!(decode_login_field::<8>(b"*"), Err(SaslError::Cancelled));
         let empty: Name = decode_login_field(b"").unwrap();

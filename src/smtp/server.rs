@@ -215,6 +215,7 @@ async fn run(c: &mut Connection, mut session: Session) -> &'static str {
     let mut command_deadline = Instant::now() + command_timeout;
     loop {
         while !c.input.pending().is_empty() {
+            lines.expect_sasl(session.awaiting_sasl());
             let (used, event) = lines.push(c.input.pending());
             c.input.start += used;
             let Some(event) = event else { break };

@@ -256,6 +256,11 @@ impl Session {
         Step::Continue
     }
 
+    /// Whether the next line answers a SASL challenge (and may be long).
+    pub fn awaiting_sasl(&self) -> bool {
+        matches!(self.phase, Phase::Auth(_))
+    }
+
     /// Handles one command line (or an over-long one).
     pub fn handle(
         &mut self,
@@ -529,6 +534,9 @@ impl Session {
     fn sasl_failed(&mut self, e: SaslError, out: &mut Replies) -> Step {
         self.phase = Phase::Ready;
         self.login_name.clear();
+        if e.is_refusal() {
+            return self.error(out, 535, "5.7.8", e.text());
+        }
         let code = if e == SaslError::Cancelled {
             "5.0.0"
         } else {
