@@ -15,7 +15,10 @@
 //!   before the listeners open) and the users file still logs people in.
 //!
 //! The seed is printed; `CRASH_SEED=0x...` replays another one (timing
-//! still varies from run to run, the choices do not).
+//! still varies from run to run, the choices do not). `CRASH_ROUNDS=N`
+//! sets the number of kills (`scripts/crash-soak` runs many); the last
+//! line printed is a summary a script can read:
+//! `crash summary: cycles C acknowledged A lost L damaged D`.
 
 mod common;
 use common::*;
@@ -30,7 +33,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const DEFAULT_SEED: u64 = 0x5eed_2026_c0de_0001;
-const ROUNDS: usize = 12;
+/// Kills per run unless `CRASH_ROUNDS` says otherwise.
+const DEFAULT_ROUNDS: usize = 12;
 const SENDERS: usize = 4;
 /// Milliseconds of load before each SIGKILL.
 const KILL_AFTER_MS: (u64, u64) = (50, 600);
@@ -59,6 +63,15 @@ impl Rng {
 
     fn between(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo + 1)
+    }
+}
+
+fn rounds() -> usize {
+    match std::env::var("CRASH_ROUNDS") {
+        Ok(n) => n
+            .parse()
+            .unwrap_or_else(|_| panic!("CRASH_ROUNDS={n}: not a number")),
+        Err(_) => DEFAULT_ROUNDS,
     }
 }
 
@@ -713,6 +726,10 @@ fn verify(data: &Path, host: &str, ledger: &mut Ledger) -> Vec<String> {
     problems
 }
 
+fn print_summary(cycles: usize, acked: usize, lost: usize, damaged: usize) {
+    eprintln!("crash summary: cycles {cycles} acknowledged {acked} lost {lost} damaged {damaged}");
+}
+
 /// After every start: both users can still log in (the users file is whole).
 fn check_logins(server: &Server) -> Vec<String> {
     let mut problems = Vec::new();
@@ -735,10 +752,18 @@ fn check_logins(server: &Server) -> Vec<String> {
     problems
 }
 
-fn assert_clean(problems: Vec<String>, when: &str, seed: u64) {
+/// Prints the summary line and panics with the problems, if there are any.
+fn assert_clean(problems: Vec<String>, when: &str, seed: u64, cycles: usize, acked: usize) {
     if problems.is_empty() {
         return;
     }
+    // Acknowledged mail that is not where it belongs is lost; anything
+    // else wrong in the store (partial, stray, duplicated, resurrected) is damage.
+    let lost = problems
+        .iter()
+        .filter(|p| p.contains("is missing for") || p.contains("vanished"))
+        .count();
+    print_summary(cycles, acked, lost, problems.len() - lost);
     panic!(
         "{when} (seed {seed:#x}): {} problems:\n  {}",
         problems.len(),
@@ -749,6 +774,7 @@ fn assert_clean(problems: Vec<String>, when: &str, seed: u64) {
 #[test]
 fn sigkill_at_random_moments_loses_and_damages_nothing() {
     let seed = seed();
+    let rounds = rounds();
     eprintln!("crash harness: seed {seed:#x} (CRASH_SEED=... to change)");
     let started = Instant::now();
     let mut rng = Rng::new(seed);
@@ -766,10 +792,19 @@ fn sigkill_at_random_moments_loses_and_damages_nothing() {
     let mut server = start();
     let (mut leftovers_after_kill, mut planted) = (0, 0);
 
-    for round in 1..=ROUNDS {
+    for round in 1..=rounds {
         let mut problems = check_logins(&server); // also warms the login cache
-        problems.extend(verify(&data, &host, &mut ledger.lock().unwrap()));
-        assert_clean(problems, &format!("after start {round}"), seed);
+        let mut ledger_now = ledger.lock().unwrap();
+        problems.extend(verify(&data, &host, &mut ledger_now));
+        let acked = ledger_now.acked.len();
+        drop(ledger_now);
+        assert_clean(
+            problems,
+            &format!("after start {round}"),
+            seed,
+            round - 1,
+            acked,
+        );
 
         let ctx = Arc::new(Ctx {
             smtp: server.smtp,
@@ -820,8 +855,9 @@ fn sigkill_at_random_moments_loses_and_damages_nothing() {
     }
 
     let mut problems = check_logins(&server);
+    let acked = ledger.lock().unwrap().acked.len();
     problems.extend(verify(&data, &host, &mut ledger.lock().unwrap()));
-    assert_clean(problems, "after the last start", seed);
+    assert_clean(problems, "after the last start", seed, rounds, acked);
     // And a clean stop leaves a clean store.
     assert_eq!(
         server.terminate().code(),
@@ -832,11 +868,13 @@ fn sigkill_at_random_moments_loses_and_damages_nothing() {
         verify(&data, &host, &mut ledger.lock().unwrap()),
         "after SIGTERM",
         seed,
+        rounds,
+        acked,
     );
 
     let ledger = ledger.lock().unwrap();
     eprintln!(
-        "crash harness: {ROUNDS} kills in {:.1}s; {} acknowledged, {} in doubt ({} stored, {} in only some mailboxes), {} never sent; \
+        "crash harness: {rounds} kills in {:.1}s; {} acknowledged, {} in doubt ({} stored, {} in only some mailboxes), {} never sent; \
          {} deletions confirmed, {} RETR checks; {} spool files left by kills (+{planted} planted) all cleared",
         started.elapsed().as_secs_f64(),
         ledger.acked.len(),
@@ -848,6 +886,7 @@ fn sigkill_at_random_moments_loses_and_damages_nothing() {
         ledger.retr_checked,
         leftovers_after_kill,
     );
+    print_summary(rounds, ledger.acked.len(), 0, 0);
     assert!(
         ledger.odd.is_empty(),
         "unexpected replies from a running server (seed {seed:#x}):\n  {}",
