@@ -2,7 +2,7 @@
 //! deadlines every session needs: a client that goes quiet, or stops
 //! reading, is cut off, and shutdown interrupts a wait for the next command.
 
-use crate::limits::TLS_HANDSHAKE_TIMEOUT;
+use crate::limits::{TLS_CLOSE_TIMEOUT, TLS_HANDSHAKE_TIMEOUT};
 use crate::serve::Shutdown;
 use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
@@ -65,6 +65,21 @@ impl Stream {
                 log::info!("{who} TLS handshake failed: {e}");
                 false
             }
+        }
+    }
+
+    /// Ends a TLS session with close_notify (RFC 8446 §6.1), so the client
+    /// can tell the end of the session from a cut connection; a plain one
+    /// needs nothing. Errors are moot: the session is over either way.
+    pub async fn close_tls(&mut self) {
+        if let Stream::Tls(tls) = self {
+            let close = async {
+                let _ = tls.close().await;
+            };
+            future::or(close, async {
+                Timer::after(TLS_CLOSE_TIMEOUT).await;
+            })
+            .await;
         }
     }
 

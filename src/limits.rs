@@ -71,6 +71,9 @@ pub const LOGIN_CACHE_TTL: Duration = Duration::from_secs(3600);
 /// Time allowed for a TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Time allowed for a TLS close_notify to leave at the end of a session.
+pub const TLS_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Longest From: header field we examine on submission; longer ones are refused.
 pub const MAX_FROM_HEADER: usize = 2048;
 /// To: and Cc: bytes read for the recipient spam rule; past it, the

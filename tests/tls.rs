@@ -693,3 +693,81 @@ fn handshake_garbage_ends_only_that_connection() {
         server.log()
     );
 }
+
+#[test]
+fn tls_sessions_end_with_close_notify() {
+    // Reading to the end with ragged EOFs reported: a TCP close without
+    // close_notify raises SSLEOFError, a clean TLS close reads b"".
+    let server = Server::with_users();
+    let script = r#"
+import socket, ssl, sys
+cert = sys.argv[1]
+smtps, pop3s, submission, pop3 = (int(p) for p in sys.argv[2:6])
+ctx = ssl.create_default_context(cafile=cert)
+ctx.check_hostname = False  # connected by address; the chain is still verified
+
+def until(sock, end):
+    got = b""
+    while not got.endswith(end):
+        chunk = sock.recv(1)
+        if not chunk:
+            sys.exit("closed early: %r" % got)
+        got += chunk
+    return got
+
+def quit_cleanly(name, tls, expect):
+    tls.sendall(b"QUIT\r\n")
+    got = b""
+    try:
+        while True:
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except ssl.SSLEOFError as e:
+        sys.exit("%s: no close_notify after QUIT (%s); got %r" % (name, e, got))
+    if expect not in got:
+        sys.exit("%s: %r" % (name, got))
+    print(name, "clean")
+
+def implicit(port):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    return ctx.wrap_socket(raw, suppress_ragged_eofs=False)
+
+tls = implicit(smtps)
+until(tls, b"\r\n")
+quit_cleanly("smtps", tls, b"221 ")
+
+tls = implicit(pop3s)
+until(tls, b"\r\n")
+quit_cleanly("pop3s", tls, b"+OK")
+
+raw = socket.create_connection(("127.0.0.1", submission), timeout=20)
+until(raw, b"\r\n")
+raw.sendall(b"EHLO client.test\r\n")
+while True:
+    line = until(raw, b"\r\n")
+    if line.startswith(b"250 "):
+        break
+raw.sendall(b"STARTTLS\r\n")
+until(raw, b"\r\n")
+quit_cleanly("starttls", ctx.wrap_socket(raw, suppress_ragged_eofs=False), b"221 ")
+
+raw = socket.create_connection(("127.0.0.1", pop3), timeout=20)
+until(raw, b"\r\n")
+raw.sendall(b"STLS\r\n")
+until(raw, b"\r\n")
+quit_cleanly("stls", ctx.wrap_socket(raw, suppress_ragged_eofs=False), b"+OK")
+print("ok")
+"#;
+    let (ok, out) = run(Command::new("python3").args([
+        "-c",
+        script,
+        cert_path(&server).to_str().unwrap(),
+        &server.submissions.unwrap().port().to_string(),
+        &server.pop3s.unwrap().port().to_string(),
+        &server.submission.unwrap().port().to_string(),
+        &server.pop3.port().to_string(),
+    ]));
+    assert!(ok && out.trim_end().ends_with("ok"), "{out}");
+}

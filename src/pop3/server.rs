@@ -137,6 +137,7 @@ pub async fn serve_connection(
         writes: 0,
     };
     let end = run(&mut c, session, id, peer).await;
+    c.stream.close_tls().await;
     log::info!("pop3#{id} {peer} closed: {end}");
 }
 

@@ -204,6 +204,7 @@ pub async fn serve_connection(
         out,
     };
     let end = run(&mut connection, session).await;
+    connection.stream.close_tls().await;
     log::info!("smtp#{id} {peer} closed: {end}");
 }
 
