@@ -76,23 +76,39 @@ impl Service {
     }
 }
 
-/// The running server's status, if one is running on `data_dir`.
+/// The running server's status, if one is running on `data_dir`. The
+/// serve lock decides, not the PID in the status file: after a crash that
+/// number may belong to any other process.
 pub fn running_status(data_dir: &Path) -> Option<ServerStatus> {
-    let status: ServerStatus =
-        record::load(&data_dir.join(STATUS_FILE), STATUS_KIND, STATUS_VERSION).ok()??;
-    Path::new(&format!("/proc/{}", status.pid))
-        .exists()
-        .then_some(status)
+    if !serve_lock_held(data_dir) {
+        return None;
+    }
+    record::load(&data_dir.join(STATUS_FILE), STATUS_KIND, STATUS_VERSION).ok()?
+}
+
+/// Records what `status` shows about this server.
+pub fn save_status(data_dir: &Path, status: &ServerStatus) -> std::io::Result<()> {
+    record::save(
+        &data_dir.join(STATUS_FILE),
+        STATUS_KIND,
+        STATUS_VERSION,
+        status,
+    )
+}
+
+/// Whether a server holds the data directory's lock (taking it, briefly,
+/// proves none does).
+fn serve_lock_held(data_dir: &Path) -> bool {
+    match OpenOptions::new().read(true).open(data_dir.join(LOCK_FILE)) {
+        Ok(lock) => lock.try_lock().is_err(),
+        Err(_) => false,
+    }
 }
 
 /// Asks the server running on `data_dir`, if any, to look at its queue
 /// again and try everything now (SIGUSR1). `Ok(false)`: none is running.
 pub fn nudge_queue(data_dir: &Path) -> Result<bool, String> {
-    let Ok(lock) = OpenOptions::new().read(true).open(data_dir.join(LOCK_FILE)) else {
-        return Ok(false);
-    };
-    // The server holds the lock while it runs: taking it means none does.
-    if lock.try_lock().is_ok() {
+    if !serve_lock_held(data_dir) {
         return Ok(false);
     }
     let status = running_status(data_dir).ok_or("the running server left no status file")?;
@@ -883,13 +899,7 @@ async fn serve(
             .map(|(service, _, addr)| (service.name().to_string(), addr.to_string()))
             .collect(),
     };
-    record::save(
-        &config.data_dir.join(STATUS_FILE),
-        STATUS_KIND,
-        STATUS_VERSION,
-        &status,
-    )
-    .map_err(|e| format!("cannot write status file: {e}"))?;
+    save_status(&config.data_dir, &status).map_err(|e| format!("cannot write status file: {e}"))?;
     let described: Vec<String> = listeners
         .iter()
         .map(|(service, _, addr)| format!("{} {addr}", service.name()))
