@@ -5,6 +5,18 @@ use crate::auth::password;
 use crate::config::Config;
 use crate::store::{maildir, users};
 
+/// Commands that read or change what is in the data directory need it to
+/// exist: a mistyped --data must not look like "no users" (nor be made).
+fn existing_data_dir(config: &Config) -> Result<(), String> {
+    if config.data_dir.is_dir() {
+        return Ok(());
+    }
+    Err(format!(
+        "no data directory {} (check --data or data_dir; 'postbox user add' or 'postbox serve' makes one)",
+        config.data_dir.display()
+    ))
+}
+
 /// Adds a user of a served domain and creates their mailbox. The first
 /// user becomes admin (and so receives `postmaster@` mail). Returns the
 /// full address.
@@ -43,6 +55,7 @@ pub fn add_user(config: &Config, name: &str, new_password: &str) -> Result<Strin
 }
 
 pub fn set_password(config: &Config, name: &str, new_password: &str) -> Result<String, String> {
+    existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     password::check_new(new_password)?;
     let hash = password::hash(new_password);
@@ -61,6 +74,7 @@ pub fn set_password(config: &Config, name: &str, new_password: &str) -> Result<S
 
 /// Removes a user and their mailbox with all its mail.
 pub fn delete_user(config: &Config, name: &str) -> Result<String, String> {
+    existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let address = format!("{local}@{domain}");
     users::modify(&config.data_dir, |list| {
@@ -94,6 +108,7 @@ pub fn delete_user(config: &Config, name: &str) -> Result<String, String> {
 
 /// One line per user: address, and `(admin)` where it applies.
 pub fn list_users(config: &Config) -> Result<Vec<String>, String> {
+    existing_data_dir(config)?;
     let list = users::load(&config.data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
     Ok(list
         .users
@@ -111,6 +126,7 @@ pub fn list_users(config: &Config) -> Result<Vec<String>, String> {
 /// Sets a user's own mailbox limit (`500M`, `unlimited`), or `default`
 /// to follow the config again.
 pub fn set_quota(config: &Config, name: &str, size: &str) -> Result<String, String> {
+    existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let address = format!("{local}@{domain}");
     let list = users::load(&config.data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
@@ -150,6 +166,7 @@ pub fn alias_add(config: &Config, name: &str, targets: &[&str]) -> Result<String
 }
 
 pub fn alias_del(config: &Config, name: &str) -> Result<String, String> {
+    existing_data_dir(config)?;
     match crate::route::aliases::remove(&config.aliases, name)? {
         true => Ok(format!("alias {name} removed")),
         false => Err(format!("no alias {name}")),
@@ -158,6 +175,7 @@ pub fn alias_del(config: &Config, name: &str) -> Result<String, String> {
 
 /// `alias list`: one `name: targets` line per alias.
 pub fn alias_list(config: &Config) -> Result<Vec<String>, String> {
+    existing_data_dir(config)?;
     let aliases = crate::route::Aliases::load(&config.aliases)?;
     Ok(aliases
         .names()
@@ -172,6 +190,7 @@ pub fn set_forward(
     targets: &[&str],
     keep: bool,
 ) -> Result<String, String> {
+    existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let account = format!("{local}@{domain}");
     let list = users::load(&config.data_dir).map_err(|e| format!("cannot read users: {e}"))?;
@@ -179,8 +198,10 @@ pub fn set_forward(
         return Err(format!("no user {account}"));
     }
     if targets == ["off"] {
-        crate::route::forward::set(&config.data_dir, &account, None)?;
-        return Ok(format!("{account} no longer forwards"));
+        return match crate::route::forward::set(&config.data_dir, &account, None)? {
+            Some(_) => Ok(format!("{account} no longer forwards")),
+            None => Err(format!("{account} has no forward")),
+        };
     }
     let forward = crate::route::Forward {
         to: address_list(targets),
@@ -197,11 +218,13 @@ pub fn set_forward(
 /// `queue list`: each waiting message with its age, sender, recipients,
 /// last error and next try.
 pub fn queue_list(config: &Config) -> Result<String, String> {
+    existing_data_dir(config)?;
     crate::queue::list(&config.data_dir)
 }
 
 /// `queue flush`: the running server tries every waiting message now.
 pub fn queue_flush(config: &Config) -> Result<String, String> {
+    existing_data_dir(config)?;
     match crate::serve::nudge_queue(&config.data_dir)? {
         true => Ok("the server is trying every queued message now".into()),
         false => Err("no server is running on this data directory".into()),
@@ -210,6 +233,7 @@ pub fn queue_flush(config: &Config) -> Result<String, String> {
 
 /// `queue delete ID`: drops a message from the queue without a report.
 pub fn queue_delete(config: &Config, id: &str) -> Result<String, String> {
+    existing_data_dir(config)?;
     if id.is_empty() || id.contains(['/', '\\']) || id.starts_with('.') {
         return Err(format!("invalid queue id {id:?}"));
     }
@@ -225,6 +249,7 @@ pub fn queue_delete(config: &Config, id: &str) -> Result<String, String> {
 
 /// The traffic counters as `postbox stats` and the console show them.
 pub fn stats_report(config: &Config) -> Result<String, String> {
+    existing_data_dir(config)?;
     let stats = crate::stats::load(&config.data_dir)?;
     let mut report = stats.report();
     if crate::serve::running_status(&config.data_dir).is_some() {

@@ -970,3 +970,48 @@ fn numbers_out_of_range_stop_serve_at_start() {
     }
     assert!(!dir.path().join("data").exists());
 }
+
+#[test]
+fn reading_a_missing_data_directory_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexistent");
+    let data = missing.to_str().unwrap();
+    for args in [
+        &["user", "list", "--data", data][..],
+        &["user", "del", "alice", "--data", data],
+        &["user", "quota", "alice", "1M", "--data", data],
+        &["user", "forward", "alice", "off", "--data", data],
+        &["alias", "list", "--data", data],
+        &["queue", "list", "--data", data],
+        &["stats", "--data", data],
+    ] {
+        let err = fails(dir.path(), args, "");
+        assert!(err.contains(data), "{args:?}: {err}");
+        assert!(err.contains("no data directory"), "{args:?}: {err}");
+    }
+    // Nothing was made on the way.
+    assert!(!missing.exists());
+}
+
+#[test]
+fn stopping_a_forward_that_does_not_exist_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    ok(
+        dir.path(),
+        &["user", "add", "alice", "--password-stdin", "--data", data],
+        "pw\n",
+    );
+    let off = ["user", "forward", "alice", "off", "--data", data];
+    let err = fails(dir.path(), &off, "");
+    assert!(err.contains("alice@localhost has no forward"), "{err}");
+    let on = ["user", "forward", "alice", "a@example.org", "--data", data];
+    ok(dir.path(), &on, "");
+    assert_eq!(
+        ok(dir.path(), &off, ""),
+        "alice@localhost no longer forwards\n"
+    );
+    let err = fails(dir.path(), &off, "");
+    assert!(err.contains("alice@localhost has no forward"), "{err}");
+}

@@ -38,18 +38,28 @@ pub fn load(data_dir: &Path) -> Result<Forwards, RecordError> {
 /// Sets (`Some`) or clears (`None`) the forwarding of `account`
 /// (`local@domain`). Targets are checked and normalised first (domain in
 /// lower case, duplicates dropped), so a bad address never reaches the file.
-pub fn set(data_dir: &Path, account: &str, forward: Option<Forward>) -> Result<(), String> {
+/// Returns the forwarding it replaced.
+pub fn set(
+    data_dir: &Path,
+    account: &str,
+    forward: Option<Forward>,
+) -> Result<Option<Forward>, String> {
     let account = normalise_account(account)?;
     let forward = forward.map(|f| validate(&account, f)).transpose()?;
     // The users lock serialises every admin change to the data directory.
     let _lock = lock_users(data_dir)?;
     let mut all = load(data_dir).map_err(|e| format!("cannot read forwards: {e}"))?;
-    match forward {
+    let previous = match forward {
         Some(f) => all.insert(account, f),
-        None => all.remove(&account),
+        None => match all.remove(&account) {
+            Some(old) => Some(old),
+            // Nothing to stop: the file stays as it is.
+            None => return Ok(None),
+        },
     };
     record::save(&path(data_dir), KIND, VERSION, &all)
-        .map_err(|e| format!("cannot write forwards: {e}"))
+        .map_err(|e| format!("cannot write forwards: {e}"))?;
+    Ok(previous)
 }
 
 fn normalise_account(account: &str) -> Result<String, String> {
