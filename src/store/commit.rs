@@ -3,14 +3,21 @@
 //! whole batch (file data, then the links into new/) instead of two
 //! fsyncs per message. A lone message takes the per-file path, which is
 //! cheaper when the filesystem is shared with other writers.
+//!
+//! Any waiting caller may lead the next batch, and a batch, once taken,
+//! runs to the end on the blocking pool whatever becomes of its leader: a
+//! client that goes away mid-commit (its future dropped) never leaves the
+//! others waiting for a commit nobody runs.
 
 use super::maildir::{unlink_all, Incoming};
 use smol::channel::{bounded, Sender};
+use smol::lock::Mutex;
 use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 struct Job {
     incoming: Incoming,
@@ -21,7 +28,8 @@ struct Job {
 #[derive(Default)]
 pub struct GroupCommit {
     pending: RefCell<Vec<Job>>,
-    running: Cell<bool>,
+    /// Held by the batch being committed, until it is on stable storage.
+    leading: Arc<Mutex<()>>,
     /// Messages committed together with others (for statistics).
     grouped: Cell<u64>,
 }
@@ -36,25 +44,42 @@ impl GroupCommit {
             mailboxes,
             done,
         });
-        if !self.running.get() {
-            // This caller leads: it commits batches until none are waiting.
-            self.running.set(true);
-            loop {
-                let batch = std::mem::take(&mut *self.pending.borrow_mut());
-                if batch.is_empty() {
-                    break;
-                }
-                if batch.len() > 1 {
-                    self.grouped.set(self.grouped.get() + batch.len() as u64);
-                }
-                smol::unblock(move || commit(batch)).await;
+        let answered = async {
+            result
+                .recv()
+                .await
+                .unwrap_or_else(|_| Err(io::Error::other("commit abandoned")))
+        };
+        // Answered first when both are ready, so a caller whose message
+        // is committed leaves rather than leading yet another batch.
+        smol::future::or(answered, self.lead()).await
+    }
+
+    /// Commits the waiting messages whenever no batch is under way; never
+    /// returns (the caller stops when its own answer comes).
+    async fn lead(&self) -> io::Result<String> {
+        loop {
+            let leading = self.leading.lock_arc().await;
+            let batch = std::mem::take(&mut *self.pending.borrow_mut());
+            if batch.is_empty() {
+                // Ours is in a batch under way: its answer is coming.
+                drop(leading);
+                return smol::future::pending().await;
             }
-            self.running.set(false);
+            if batch.len() > 1 {
+                self.grouped.set(self.grouped.get() + batch.len() as u64);
+            }
+            let (finished, wait) = bounded::<()>(1);
+            // Detached: the batch is committed and answered even if this
+            // caller goes away; the lock is released only when it is done.
+            smol::unblock(move || {
+                commit(batch);
+                drop(leading);
+                drop(finished);
+            })
+            .detach();
+            let _ = wait.recv().await;
         }
-        result
-            .recv()
-            .await
-            .unwrap_or_else(|_| Err(io::Error::other("commit abandoned")))
     }
 }
 
@@ -163,5 +188,40 @@ mod tests {
         assert_eq!(scan_mailbox(&b).unwrap().len(), 10);
         assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0);
         assert!(commits.grouped() >= 2, "no batch was committed together");
+    }
+
+    #[test]
+    fn a_dropped_leader_does_not_stall_later_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        std::fs::create_dir_all(data.join("tmp")).unwrap();
+        let mailbox = data.join("mail/a");
+        let commits = GroupCommit::default();
+        let executor = smol::LocalExecutor::new();
+        let message = |i: u32| {
+            let mut m = Incoming::create(data, format!("1700000000.M{i}P1Q{i}.test")).unwrap();
+            m.write(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+            m
+        };
+        let leader = executor.spawn(commits.deliver(message(1), vec![mailbox.clone()]));
+        // The leader starts its commit; the second waits for it.
+        assert!(executor.try_tick());
+        let follower = executor.spawn(commits.deliver(message(2), vec![mailbox.clone()]));
+        assert!(executor.try_tick());
+        // The leader's client goes away mid-commit.
+        drop(leader);
+        let finished = smol::block_on(executor.run(smol::future::or(
+            async { Some(follower.await) },
+            async {
+                smol::Timer::after(std::time::Duration::from_secs(30)).await;
+                None
+            },
+        )));
+        let result = finished.expect("the commit after a dropped leader never finished");
+        assert!(result.is_ok(), "{result:?}");
+        // And later deliveries still go through.
+        let later =
+            smol::block_on(executor.run(commits.deliver(message(3), vec![mailbox.clone()])));
+        assert!(later.is_ok(), "{later:?}");
     }
 }
