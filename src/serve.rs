@@ -221,7 +221,9 @@ impl Shared {
         self.save_stats().await;
         let changes = self.books.take_changes();
         if !changes.is_empty() {
-            if let Err(e) = smol::unblock(move || crate::spam::book::save(&changes)).await {
+            let (written, result) = smol::unblock(move || crate::spam::book::save(changes)).await;
+            self.books.saved(&written);
+            if let Err(e) = result {
                 log::error!("cannot save address books: {e}");
             }
         }
@@ -469,8 +471,12 @@ impl Shared {
             }
             let dir = self.mailbox_dir(account);
             let before = self.add_usage(&dir, size);
-            let mark = limit / 100 * u64::from(self.config.quota.warn_percent);
-            if limit > 0 && before < mark && before + size >= mark {
+            if crate::store::quota::warning_crossed(
+                before,
+                size,
+                limit,
+                self.config.quota.warn_percent,
+            ) {
                 let text = format!(
                     "Your mailbox {account} holds {} of its {} bytes ({}%).\r\n\r\nWhen it is full, new mail is refused. Fetch and delete\r\nsome messages with your mail program to make room.\r\n",
                     before + size,
@@ -820,10 +826,9 @@ pub fn run(config: Config) -> Result<(), String> {
         Ok(swept) => log::warn!("removed {swept} abandoned files from mailboxes' tmp/"),
         Err(e) => log::warn!("cannot sweep mailboxes' tmp/: {e}"),
     }
-    let user_cache =
-        users::UserCache::open(&data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
+    let user_cache = users::UserCache::open(&data_dir);
     let tls = Tls::open(&config)?;
-    let stats = crate::stats::load(&data_dir)?;
+    let stats = crate::stats::load_or_start_afresh(&data_dir);
     let (stop, closed): (Sender<()>, Receiver<()>) = smol::channel::bounded(1);
     let shared = Rc::new(Shared {
         tls,
@@ -840,10 +845,7 @@ pub fn run(config: Config) -> Result<(), String> {
         names: maildir::NameMaker::new(&config.hostname),
         commits: GroupCommit::default(),
         users: RefCell::new(user_cache),
-        quotas: RefCell::new(
-            crate::store::quota::QuotaCache::open(&data_dir)
-                .map_err(|e| format!("cannot read quotas: {e}"))?,
-        ),
+        quotas: RefCell::new(crate::store::quota::QuotaCache::open(&data_dir)),
         usage: RefCell::new(std::collections::HashMap::new()),
         started: Instant::now(),
         shutdown: Shutdown {
@@ -854,11 +856,8 @@ pub fn run(config: Config) -> Result<(), String> {
         stats_changed: Cell::new(false),
         books: crate::spam::AddressBooks::default(),
         queue: crate::queue::Queue::open(&data_dir, &config.queue)?,
-        aliases: RefCell::new(crate::route::aliases::AliasesCache::open(&config.aliases)?),
-        forwards: RefCell::new(
-            crate::route::forward::ForwardCache::open(&data_dir)
-                .map_err(|e| format!("cannot read forwards: {e}"))?,
-        ),
+        aliases: RefCell::new(crate::route::aliases::AliasesCache::open(&config.aliases)),
+        forwards: RefCell::new(crate::route::forward::ForwardCache::open(&data_dir)),
         srs: crate::route::Srs::load_or_create(&data_dir)?,
         password_gate: smol::lock::Semaphore::new(1),
         pop3_in_use: RefCell::new(HashSet::new()),

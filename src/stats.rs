@@ -88,12 +88,32 @@ fn path(data_dir: &Path) -> PathBuf {
 
 /// The saved counters, or fresh ones starting now.
 pub fn load(data_dir: &Path) -> Result<Stats, String> {
+    read(data_dir).map_err(|e| format!("cannot read statistics: {e}"))
+}
+
+/// For the server: damaged counters are set aside and counting starts
+/// afresh, since they are never worth refusing mail over.
+pub fn load_or_start_afresh(data_dir: &Path) -> Stats {
+    read(data_dir).unwrap_or_else(|e| {
+        record::start_afresh(&path(data_dir), &e);
+        fresh()
+    })
+}
+
+fn fresh() -> Stats {
+    Stats {
+        since: now(),
+        ..Default::default()
+    }
+}
+
+fn read(data_dir: &Path) -> Result<Stats, record::RecordError> {
     match record::load(&path(data_dir), KIND, VERSION) {
         Ok(Some(stats)) => Ok(stats),
         Err(record::RecordError::UnsupportedVersion(1)) => {
-            let old: StatsV1 = record::load(&path(data_dir), KIND, 1)
-                .map_err(|e| format!("cannot read statistics: {e}"))?
-                .expect("the file was just read");
+            let Some(old) = record::load::<StatsV1>(&path(data_dir), KIND, 1)? else {
+                return Ok(fresh());
+            };
             Ok(Stats {
                 since: old.since,
                 saved: old.saved,
@@ -107,11 +127,8 @@ pub fn load(data_dir: &Path) -> Result<Stats, String> {
                 ..Default::default()
             })
         }
-        Ok(None) => Ok(Stats {
-            since: now(),
-            ..Default::default()
-        }),
-        Err(e) => Err(format!("cannot read statistics: {e}")),
+        Ok(None) => Ok(fresh()),
+        Err(e) => Err(e),
     }
 }
 
@@ -194,5 +211,9 @@ mod tests {
         assert!(s.report().contains("received: 3 messages"));
         std::fs::write(dir.path().join(FILE), b"garbage").unwrap();
         assert!(load(dir.path()).is_err());
+        // The server sets them aside and counts afresh.
+        assert_eq!(load_or_start_afresh(dir.path()).received_messages, 0);
+        assert!(!dir.path().join(FILE).exists());
+        assert_eq!(load(dir.path()).unwrap().received_messages, 0);
     }
 }

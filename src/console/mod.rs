@@ -445,7 +445,27 @@ fn status<W: Write>(config: &Config, out: &mut W) -> Result<(), W::Error> {
     say(out, &format!("domains: {}\r\n", config.domains.join(", ")))?;
     match users::load(&config.data_dir) {
         Ok(list) => say(out, &format!("users: {}\r\n", list.users.len()))?,
-        Err(e) => say(out, &format!("users: cannot read users file: {e}\r\n"))?,
+        Err(e) => say(
+            out,
+            &format!("users: {}\r\n", users::damage_report(&config.data_dir, &e)),
+        )?,
+    }
+    if let Err(e) = crate::route::aliases::Aliases::load(&config.aliases) {
+        let last_good = crate::route::aliases::last_good_path(&config.aliases);
+        let kept = match last_good.exists() {
+            true => format!(
+                "the server keeps the last good copy in service ({})",
+                last_good.display()
+            ),
+            false => "there is no last good copy: no aliases until it is repaired".into(),
+        };
+        say(
+            out,
+            &format!("aliases: {e}: the aliases file is damaged; {kept}\r\n"),
+        )?;
+    }
+    if let Some(line) = crate::queue::store::damaged_report(&config.data_dir) {
+        say(out, &format!("{line}\r\n"))?;
     }
     let (messages, bytes) = maildir::usage(&config.data_dir);
     say(

@@ -637,8 +637,11 @@ async fn notify_sender(shared: &Shared, envelope: &Envelope, kind: dsn::Kind) {
 pub fn list(data_dir: &std::path::Path) -> Result<String, String> {
     let entries =
         store::scan(data_dir, false).map_err(|e| format!("cannot read the queue: {e}"))?;
+    let damaged = store::damaged_report(data_dir)
+        .map(|line| line + "\n")
+        .unwrap_or_default();
     if entries.is_empty() {
-        return Ok("queue is empty\n".into());
+        return Ok(format!("queue is empty\n{damaged}"));
     }
     let now = unix_now();
     let mut out = String::new();
@@ -663,6 +666,7 @@ pub fn list(data_dir: &std::path::Path) -> Result<String, String> {
         }
     }
     out.push_str(&format!("{} messages\n", entries.len()));
+    out.push_str(&damaged);
     Ok(out)
 }
 

@@ -3,7 +3,9 @@
 //! every recipient's state), both in `DATA/queue`. The message is linked
 //! and its directory synced before the envelope is written, so an
 //! envelope always has its message; a message without an envelope is a
-//! crash before the 250 and is removed at start.
+//! crash before the 250 and is removed at start. A damaged envelope is
+//! moved with its message into `DATA/queue/damaged`, where nothing
+//! removes them: acknowledged bytes are never deleted for a bad record.
 
 use crate::store::durable::{create_dir_durable, sync_dir};
 use crate::store::maildir::Incoming;
@@ -14,6 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub const QUEUE_DIR: &str = "queue";
+pub const DAMAGED_DIR: &str = "damaged";
 pub const KIND: [u8; 4] = *b"PBQE";
 pub const VERSION: u16 = 1;
 
@@ -87,6 +90,11 @@ pub fn queue_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(QUEUE_DIR)
 }
 
+/// Where damaged envelopes and their messages are set aside.
+pub fn damaged_dir(data_dir: &Path) -> PathBuf {
+    queue_dir(data_dir).join(DAMAGED_DIR)
+}
+
 fn message_path(data_dir: &Path, id: &str) -> PathBuf {
     queue_dir(data_dir).join(format!("{id}.msg"))
 }
@@ -146,8 +154,9 @@ pub fn remove(data_dir: &Path, id: &str) -> io::Result<bool> {
 }
 
 /// Every envelope in the queue, oldest first. With `sweep`, message files
-/// without an envelope are removed and unreadable envelopes set aside as
-/// `ID.env.damaged` (only the server does this, under its lock).
+/// without an envelope are removed and unreadable envelopes set aside
+/// with their messages in `queue/damaged/` (only the server does this,
+/// under its lock).
 pub fn scan(data_dir: &Path, sweep: bool) -> io::Result<Vec<Envelope>> {
     let dir = queue_dir(data_dir);
     if sweep {
@@ -155,6 +164,7 @@ pub fn scan(data_dir: &Path, sweep: bool) -> io::Result<Vec<Envelope>> {
     }
     let mut found = Vec::new();
     let mut messages = Vec::new();
+    let mut damaged = Vec::new();
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
@@ -169,10 +179,18 @@ pub fn scan(data_dir: &Path, sweep: bool) -> io::Result<Vec<Envelope>> {
                 Ok(Some(envelope)) => found.push(envelope),
                 Ok(None) => {}
                 Err(e) => {
-                    log::error!("queue: envelope {id} unreadable ({e}); set aside");
-                    if sweep {
-                        let path = envelope_path(data_dir, id);
-                        let _ = fs::rename(&path, path.with_extension("env.damaged"));
+                    damaged.push(id.to_string());
+                    if !sweep {
+                        log::error!("queue: envelope {id} unreadable ({e})");
+                    } else {
+                        match set_aside(data_dir, id) {
+                            Ok(()) => log::error!(
+                                "queue: envelope {id} damaged ({e}); it and its message set aside in {QUEUE_DIR}/{DAMAGED_DIR}/"
+                            ),
+                            Err(moving) => log::error!(
+                                "queue: envelope {id} damaged ({e}); cannot set it aside: {moving}"
+                            ),
+                        }
                     }
                 }
             }
@@ -181,7 +199,9 @@ pub fn scan(data_dir: &Path, sweep: bool) -> io::Result<Vec<Envelope>> {
     if sweep {
         let mut changed = false;
         for id in messages {
-            if !found.iter().any(|e| e.id == id) {
+            // A damaged envelope's message is kept, even where it could
+            // not be set aside.
+            if !found.iter().any(|e| e.id == id) && !damaged.contains(&id) {
                 let _ = fs::remove_file(message_path(data_dir, &id));
                 changed = true;
             }
@@ -192,6 +212,58 @@ pub fn scan(data_dir: &Path, sweep: bool) -> io::Result<Vec<Envelope>> {
     }
     found.sort_by(|a, b| (a.arrived, &a.id).cmp(&(b.arrived, &b.id)));
     Ok(found)
+}
+
+/// Moves a damaged envelope and its message into `queue/damaged/`:
+/// message first, so a crash halfway never leaves a message without an
+/// envelope in the queue (which the sweep would remove).
+fn set_aside(data_dir: &Path, id: &str) -> io::Result<()> {
+    let aside = damaged_dir(data_dir);
+    create_dir_durable(&aside)?;
+    for from in [message_path(data_dir, id), envelope_path(data_dir, id)] {
+        let to = aside.join(from.file_name().unwrap_or_default());
+        match fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+        sync_dir(&aside)?;
+        sync_dir(&queue_dir(data_dir))?;
+    }
+    Ok(())
+}
+
+/// How many messages are set aside in `queue/damaged/`.
+pub fn damaged(data_dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(damaged_dir(data_dir)) else {
+        return 0;
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            let id = name
+                .strip_suffix(".msg")
+                .or_else(|| name.strip_suffix(".env"))?;
+            Some(id.to_string())
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids.len()
+}
+
+/// The line `queue list` and the console's `status` show when messages
+/// are set aside; `None` when none are.
+pub fn damaged_report(data_dir: &Path) -> Option<String> {
+    match damaged(data_dir) {
+        0 => None,
+        1 => Some(format!(
+            "damaged: 1 message set aside in {QUEUE_DIR}/{DAMAGED_DIR}/"
+        )),
+        n => Some(format!(
+            "damaged: {n} messages set aside in {QUEUE_DIR}/{DAMAGED_DIR}/"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -216,7 +288,8 @@ mod tests {
         let all = scan(data, true).unwrap();
         assert_eq!(all, vec![env.clone()]);
         assert!(!message_path(data, "orphan").exists());
-        assert!(queue_dir(data).join("torn.env.damaged").exists());
+        assert!(damaged_dir(data).join("torn.env").exists());
+        assert_eq!(damaged(data), 1);
         let mut body = String::new();
         open_message(data, "q1")
             .unwrap()
@@ -230,5 +303,29 @@ mod tests {
         assert!(remove(data, "q1").unwrap());
         assert!(!remove(data, "q1").unwrap());
         assert!(scan(data, true).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_damaged_envelope_is_set_aside_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        create_dir_durable(&queue_dir(data)).unwrap();
+        fs::write(message_path(data, "torn"), b"acknowledged bytes").unwrap();
+        fs::write(envelope_path(data, "torn"), b"PBQE\x01").unwrap();
+        assert!(scan(data, true).unwrap().is_empty());
+        let damaged = queue_dir(data).join("damaged");
+        assert_eq!(
+            fs::read(damaged.join("torn.msg")).unwrap(),
+            b"acknowledged bytes"
+        );
+        assert_eq!(fs::read(damaged.join("torn.env")).unwrap(), b"PBQE\x01");
+        assert!(!message_path(data, "torn").exists());
+        // A later scan leaves them alone.
+        assert!(scan(data, true).unwrap().is_empty());
+        assert!(damaged.join("torn.msg").exists());
+        assert_eq!(
+            damaged_report(data).unwrap(),
+            "damaged: 1 message set aside in queue/damaged/"
+        );
     }
 }

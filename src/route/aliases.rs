@@ -124,11 +124,7 @@ impl Aliases {
 
     /// Reads and parses `path`; a missing file means no aliases.
     pub fn load(path: &Path) -> Result<Aliases, String> {
-        match fs::read_to_string(path) {
-            Ok(text) => Aliases::parse(&text).map_err(|e| format!("{}: {e}", path.display())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Aliases::default()),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-        }
+        read(path).map(|(aliases, _)| aliases)
     }
 
     /// Every name, lower-cased, in sorted order.
@@ -545,6 +541,34 @@ pub fn remove(path: &Path, name: &str) -> Result<bool, String> {
     })
 }
 
+/// The parsed file and its text ("" when missing).
+fn read(path: &Path) -> Result<(Aliases, String), String> {
+    match fs::read_to_string(path) {
+        Ok(text) => Aliases::parse(&text)
+            .map(|aliases| (aliases, text))
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((Aliases::default(), String::new())),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Where the last version of `path` that parsed is kept, so a damaged
+/// aliases file never takes the lists out of service: `PATH.last-good`.
+pub fn last_good_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".last-good");
+    path.with_file_name(name)
+}
+
+/// Keeps `text` (which parsed) as the last good copy, when it differs.
+fn keep_last_good(path: &Path, text: &str) -> io::Result<()> {
+    let last_good = last_good_path(path);
+    if fs::read(&last_good).is_ok_and(|kept| kept == text.as_bytes()) {
+        return Ok(());
+    }
+    durable::replace_file(&last_good, text.as_bytes())
+}
+
 /// `name: a, b, c`, wrapped onto tab-indented continuation lines.
 fn render(name: &str, targets: &[&str], eol: &str) -> String {
     const WIDTH: usize = 76;
@@ -589,6 +613,9 @@ fn edit(
     let mode = file.metadata().map(|m| m.mode() & 0o7777).ok();
     durable::replace_file(path, new_text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if let Err(e) = keep_last_good(path, &new_text) {
+        log::warn!("cannot keep a last good copy of {}: {e}", path.display());
+    }
     // The durable write makes a private file; an aliases file is usually
     // readable by others (and by the server running as another user).
     if let Some(mode) = mode {
@@ -631,7 +658,8 @@ fn lock(path: &Path, create: bool) -> Result<Option<File>, String> {
 }
 
 /// The aliases as the server sees them: re-read only when the file changes,
-/// and the last good version kept if a new one does not parse.
+/// and the last good version kept in service if a new one does not parse
+/// (at start, the copy kept in `aliases.last-good`), so mail keeps flowing.
 pub struct AliasesCache {
     path: PathBuf,
     stamp: Option<(u64, i64, i64, u64)>,
@@ -639,15 +667,50 @@ pub struct AliasesCache {
 }
 
 impl AliasesCache {
-    pub fn open(path: &Path) -> Result<Self, String> {
+    pub fn open(path: &Path) -> Self {
         let mut cache = AliasesCache {
             path: path.to_path_buf(),
             stamp: None,
             aliases: Aliases::default(),
         };
         cache.stamp = cache.stamp();
-        cache.aliases = Aliases::load(path)?;
-        Ok(cache)
+        cache.aliases = match cache.read() {
+            Ok(aliases) => aliases,
+            Err(e) => {
+                let last_good = last_good_path(path);
+                match Aliases::load(&last_good) {
+                    Ok(aliases) => {
+                        log::error!(
+                            "{e}; the aliases file is damaged: serving its last good copy ({} names, {}) until it is repaired",
+                            aliases.len(),
+                            last_good.display()
+                        );
+                        aliases
+                    }
+                    Err(e2) => {
+                        log::error!(
+                            "{e}; the aliases file is damaged and there is no last good copy ({e2}): no aliases until it is repaired"
+                        );
+                        Aliases::default()
+                    }
+                }
+            }
+        };
+        cache
+    }
+
+    /// Reads the file, keeping a copy of it as the last good one.
+    fn read(&self) -> Result<Aliases, String> {
+        let (aliases, text) = read(&self.path)?;
+        if self.path.exists() {
+            if let Err(e) = keep_last_good(&self.path, &text) {
+                log::debug!(
+                    "cannot keep a last good copy of {}: {e}",
+                    self.path.display()
+                );
+            }
+        }
+        Ok(aliases)
     }
 
     fn stamp(&self) -> Option<(u64, i64, i64, u64)> {
@@ -658,12 +721,14 @@ impl AliasesCache {
     pub fn current(&mut self) -> &Aliases {
         let stamp = self.stamp();
         if stamp != self.stamp {
-            match Aliases::load(&self.path) {
+            match self.read() {
                 Ok(aliases) => {
                     log::info!("aliases reloaded: {} names", aliases.len());
                     self.aliases = aliases;
                 }
-                Err(e) => log::error!("{e}; keeping the previous aliases"),
+                Err(e) => log::error!(
+                    "{e}; the aliases file is damaged: keeping the last good copy in service"
+                ),
             }
             self.stamp = stamp;
         }
@@ -1078,11 +1143,14 @@ mod tests {
     fn cache_reloads_and_keeps_last_good() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("aliases");
-        let mut cache = AliasesCache::open(&path).unwrap();
+        let mut cache = AliasesCache::open(&path);
         assert!(cache.current().is_empty());
         add(&path, "a", &["b".into()]).unwrap();
         assert_eq!(cache.current().len(), 1);
         fs::write(&path, "broken\n").unwrap();
         assert_eq!(cache.current().len(), 1);
+        // At the next start too, from the copy kept beside the file.
+        assert_eq!(AliasesCache::open(&path).current().len(), 1);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "broken\n");
     }
 }

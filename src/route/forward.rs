@@ -113,8 +113,8 @@ pub fn validate(account: &str, forward: Forward) -> Result<Forward, String> {
 pub struct ForwardCache(record::RecordCache<Forwards>);
 
 impl ForwardCache {
-    pub fn open(data_dir: &Path) -> Result<Self, RecordError> {
-        record::RecordCache::open(&path(data_dir), KIND, VERSION).map(ForwardCache)
+    pub fn open(data_dir: &Path) -> Self {
+        ForwardCache(record::RecordCache::open(&path(data_dir), KIND, VERSION))
     }
 
     pub fn current(&mut self) -> &Forwards {
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn cache_sees_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cache = ForwardCache::open(dir.path()).unwrap();
+        let mut cache = ForwardCache::open(dir.path());
         assert!(cache.current().is_empty());
         set(
             dir.path(),

@@ -57,19 +57,24 @@ impl Srs {
     }
 
     /// The key kept in `DATA/srs-key`, made from 32 random bytes the first
-    /// time. It must outlive restarts: bounces arrive days later.
+    /// time. It must outlive restarts: bounces arrive days later. A
+    /// damaged key is set aside and a new one made: only bounces to mail
+    /// forwarded before are lost, never new mail.
     pub fn load_or_create(data_dir: &Path) -> Result<Srs, String> {
         let path = data_dir.join(FILE);
-        let read = || {
-            record::load::<[u8; 32]>(&path, KIND, VERSION)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        let read = |set_aside: bool| match record::load::<[u8; 32]>(&path, KIND, VERSION) {
+            Err(e) if e.is_damage() && set_aside => {
+                record::start_afresh(&path, &e);
+                Ok(None)
+            }
+            other => other.map_err(|e| format!("cannot read {}: {e}", path.display())),
         };
-        if let Some(secret) = read()? {
+        if let Ok(Some(secret)) = read(false) {
             return Ok(Srs::new(secret));
         }
         // Under the lock, so two processes starting together agree on one key.
         let _lock = lock_users(data_dir)?;
-        if let Some(secret) = read()? {
+        if let Some(secret) = read(true)? {
             return Ok(Srs::new(secret));
         }
         let mut secret = [0u8; 32];
@@ -344,7 +349,20 @@ mod tests {
             rewritten
         );
         assert!(b.reverse(local(&rewritten), DAY).is_some());
+        // A damaged key is set aside and a new one made: mail goes on.
         std::fs::write(dir.path().join(FILE), b"damaged").unwrap();
-        assert!(Srs::load_or_create(dir.path()).is_err());
+        let c = Srs::load_or_create(dir.path()).unwrap();
+        assert_ne!(
+            c.forward("alice@example.org", "club.example", DAY),
+            rewritten
+        );
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.starts_with("srs-key.damaged-")),
+            "{names:?}"
+        );
     }
 }

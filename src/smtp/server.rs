@@ -476,6 +476,13 @@ async fn receive_message(
     }
     targets.sort_by(|a, b| a.1.cmp(&b.1));
     let listed = rcpt_scan.map(|s| s.addresses_seen()).unwrap_or_default();
+    if judge_spam {
+        // Read from flash off the executor thread, before the rule asks.
+        shared
+            .books
+            .load(targets.iter().map(|(_, dir)| dir.as_path()))
+            .await;
+    }
     let (spam, clean): (Vec<_>, Vec<_>) = targets.into_iter().partition(|(account, dir)| {
         let verdict = crate::spam::recipient_rule(&shared.config.spam, &listed, |a| {
             shared.books.knows(dir, a)

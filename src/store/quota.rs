@@ -59,12 +59,22 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {text:?} is too large"))
 }
 
+/// Whether a delivery of `size` bytes onto `before` takes a mailbox of
+/// `limit` bytes (not unlimited) past `percent` of it, which earns its
+/// owner a warning.
+pub fn warning_crossed(before: u64, size: u64, limit: u64, percent: u8) -> bool {
+    // Exactly: `used * 100 >= limit * percent`, in 128 bits so neither
+    // side truncates or overflows.
+    let past = |used: u64| u128::from(used) * 100 >= u128::from(limit) * u128::from(percent);
+    limit > 0 && !past(before) && past(before.saturating_add(size))
+}
+
 /// The overrides as the server sees them.
 pub struct QuotaCache(record::RecordCache<Overrides>);
 
 impl QuotaCache {
-    pub fn open(data_dir: &Path) -> Result<Self, RecordError> {
-        record::RecordCache::open(&path(data_dir), KIND, VERSION).map(QuotaCache)
+    pub fn open(data_dir: &Path) -> Self {
+        QuotaCache(record::RecordCache::open(&path(data_dir), KIND, VERSION))
     }
 
     /// The limit for `account` in bytes (0: unlimited).
@@ -90,9 +100,25 @@ mod tests {
     }
 
     #[test]
+    fn warning_mark_is_exact() {
+        // 90 % of 150 bytes is 135.
+        assert!(!warning_crossed(0, 134, 150, 90));
+        assert!(warning_crossed(0, 135, 150, 90));
+        assert!(warning_crossed(134, 1, 150, 90));
+        assert!(!warning_crossed(135, 1, 150, 90), "warned twice");
+        // 90 % of 1001 bytes is 900.9: 901 is past it, 900 is not.
+        assert!(!warning_crossed(0, 900, 1001, 90));
+        assert!(warning_crossed(0, 901, 1001, 90));
+        assert!(warning_crossed(0, 100, 100, 100));
+        assert!(!warning_crossed(0, 99, 100, 100));
+        assert!(!warning_crossed(0, 1 << 40, 0, 90), "unlimited");
+        assert!(warning_crossed(0, u64::MAX, u64::MAX, 100));
+    }
+
+    #[test]
     fn overrides_round_trip_and_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cache = QuotaCache::open(dir.path()).unwrap();
+        let mut cache = QuotaCache::open(dir.path());
         assert_eq!(cache.limit("alice@localhost", 7), 7);
         set(dir.path(), "alice@localhost", Some(100)).unwrap();
         assert_eq!(cache.limit("alice@localhost", 7), 100);

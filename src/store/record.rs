@@ -103,39 +103,118 @@ pub fn save<T: Serialize>(path: &Path, kind: [u8; 4], version: u16, value: &T) -
     super::durable::replace_file(path, &encode(kind, version, value))
 }
 
+impl RecordError {
+    /// The file's content is bad (as opposed to the file being unreadable).
+    pub fn is_damage(&self) -> bool {
+        !matches!(self, RecordError::Io(_))
+    }
+}
+
+/// Renames a damaged file next to itself as `NAME.damaged-UNIXTIME`, kept
+/// for a look, so a fresh one can take its place.
+pub fn set_aside(path: &Path) -> io::Result<std::path::PathBuf> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".damaged-{now}"));
+    let aside = path.with_file_name(name);
+    std::fs::rename(path, &aside)?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    super::durable::sync_dir(dir.unwrap_or(Path::new(".")))?;
+    Ok(aside)
+}
+
+/// What to do about a record the server can do without (counters, caches,
+/// address books) that failed to load: a damaged one is set aside and
+/// started afresh, so it never stops mail; either way it is logged.
+pub fn start_afresh(path: &Path, error: &RecordError) {
+    if !error.is_damage() {
+        log::warn!("cannot read {}, starting afresh: {error}", path.display());
+        return;
+    }
+    match set_aside(path) {
+        Ok(aside) => log::warn!(
+            "{} is damaged ({error}): set aside as {}, starting afresh",
+            path.display(),
+            aside.display()
+        ),
+        Err(e) => log::warn!(
+            "{} is damaged ({error}), cannot set it aside ({e}): starting afresh",
+            path.display()
+        ),
+    }
+}
+
+/// Reads a record the server can do without: `None` when it does not
+/// exist, or when it was damaged (then set aside, see [`start_afresh`]).
+pub fn load_or_start_afresh<T: DeserializeOwned>(
+    path: &Path,
+    kind: [u8; 4],
+    version: u16,
+) -> Option<T> {
+    load(path, kind, version).unwrap_or_else(|e| {
+        start_afresh(path, &e);
+        None
+    })
+}
+
 /// A record file as a long-running reader sees it: read again only when
-/// its modification time changes; when a new version cannot be read, the
-/// last good one is kept (and the error logged), so a damaged write never
-/// changes what the server does.
+/// it changes (or appears, or goes); when a new version cannot be read,
+/// the last good one is kept (and the error logged), so a damaged write
+/// never changes what the server does. Only for records the server can do
+/// without: one damaged at start is set aside and started afresh.
 pub struct RecordCache<T> {
     path: std::path::PathBuf,
     kind: [u8; 4],
     version: u16,
-    stamp: Option<std::time::SystemTime>,
+    /// Which version of the file `value` holds; `None`: absent.
+    stamp: Option<Stamp>,
     value: T,
+    /// Times the file was read, for tests.
+    #[cfg(test)]
+    reads: usize,
+}
+
+/// Identity of one version of a file: a replacement is a new inode, an
+/// edit in place changes the time or length.
+type Stamp = (u64, i64, i64, u64);
+
+fn modified(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
 }
 
 impl<T: DeserializeOwned + Default> RecordCache<T> {
-    pub fn open(path: &Path, kind: [u8; 4], version: u16) -> Result<Self, RecordError> {
-        let mut cache = RecordCache {
+    pub fn open(path: &Path, kind: [u8; 4], version: u16) -> Self {
+        let stamp = modified(path);
+        let value = load_or_start_afresh(path, kind, version).unwrap_or_default();
+        RecordCache {
             path: path.to_path_buf(),
             kind,
             version,
-            stamp: None,
-            value: T::default(),
-        };
-        cache.refresh()?;
-        Ok(cache)
+            // Set aside: absent now.
+            stamp: stamp.and_then(|_| modified(path)),
+            value,
+            #[cfg(test)]
+            reads: 1,
+        }
     }
 
     fn refresh(&mut self) -> Result<(), RecordError> {
-        let stamp = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
-        if stamp != self.stamp || stamp.is_none() {
-            self.value = load(&self.path, self.kind, self.version)?.unwrap_or_default();
-            self.stamp = stamp;
+        let stamp = modified(&self.path);
+        if stamp == self.stamp {
+            return Ok(());
         }
+        // Noted first: a damaged version is reported once, not on every call.
+        self.stamp = stamp;
+        #[cfg(test)]
+        {
+            self.reads += 1;
+        }
+        self.value = load(&self.path, self.kind, self.version)?.unwrap_or_default();
         Ok(())
     }
 
@@ -195,5 +274,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let got: Option<String> = load(&dir.path().join("none"), KIND, 1).unwrap();
         assert!(got.is_none());
+    }
+
+    #[test]
+    fn cache_remembers_an_absent_file_until_it_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("overrides");
+        let mut cache = RecordCache::<Vec<u32>>::open(&path, KIND, 1);
+        for _ in 0..3 {
+            assert!(cache.current().is_empty());
+        }
+        assert_eq!(cache.reads, 1, "an absent file was looked for again");
+        save(&path, KIND, 1, &vec![7u32]).unwrap();
+        assert_eq!(cache.current(), &vec![7]);
+        std::fs::remove_file(&path).unwrap();
+        assert!(cache.current().is_empty(), "removal not noticed");
+    }
+
+    #[test]
+    fn a_damaged_record_is_set_aside_and_started_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counters");
+        std::fs::write(&path, b"TEST torn").unwrap();
+        let mut cache = RecordCache::<Vec<u32>>::open(&path, KIND, 1);
+        assert!(cache.current().is_empty());
+        assert!(!path.exists());
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1);
+        assert!(names[0].starts_with("counters.damaged-"), "{names:?}");
+        // A damaged new version later keeps the good one in service.
+        save(&path, KIND, 1, &vec![1u32]).unwrap();
+        assert_eq!(cache.current(), &vec![1]);
+        std::fs::write(&path, b"TEST torn again").unwrap();
+        assert_eq!(cache.current(), &vec![1]);
     }
 }

@@ -2,6 +2,9 @@
 //! atomically on each change. Writers (CLI, console) hold an exclusive lock
 //! on `users.lock` for their read-modify-write; the server only reads and
 //! notices a new file by its inode and mtime, so changes apply at once.
+//! Every write also replaces `users.last-good`, which the server serves
+//! from (saying so loudly) when the users file is damaged: a bad write
+//! never locks everybody out or stops mail.
 
 use super::record::{self, RecordError};
 use crate::address::{domain_is_valid, user_name_is_valid};
@@ -13,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub const KIND: [u8; 4] = *b"PBUS";
 pub const VERSION: u16 = 1;
 pub const USERS_FILE: &str = "users";
+pub const LAST_GOOD_FILE: &str = "users.last-good";
 const LOCK_FILE: &str = "users.lock";
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -85,6 +89,24 @@ pub fn load(data_dir: &Path) -> Result<UserList, RecordError> {
     Ok(record::load(&users_path(data_dir), KIND, VERSION)?.unwrap_or_default())
 }
 
+/// The copy of the users file as it was after the last successful change.
+pub fn load_last_good(data_dir: &Path) -> Result<UserList, RecordError> {
+    Ok(record::load(&data_dir.join(LAST_GOOD_FILE), KIND, VERSION)?.unwrap_or_default())
+}
+
+/// What to tell the admin when the users file cannot be read.
+pub fn damage_report(data_dir: &Path, error: &RecordError) -> String {
+    match load_last_good(data_dir) {
+        Ok(list) => format!(
+            "the users file is damaged ({error}); the server keeps the last good copy in service ({} users, {LAST_GOOD_FILE}): copy it over {USERS_FILE} to repair",
+            list.users.len()
+        ),
+        Err(e) => format!(
+            "the users file is damaged ({error}) and there is no last good copy ({e})"
+        ),
+    }
+}
+
 /// Read-modify-write of the users file under an exclusive lock, so two
 /// admins (or the CLI and the console) never lose each other's change.
 pub fn modify<R>(
@@ -92,10 +114,14 @@ pub fn modify<R>(
     change: impl FnOnce(&mut UserList) -> Result<R, String>,
 ) -> Result<R, String> {
     let _lock = lock_users(data_dir)?;
-    let mut list = load(data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
+    let mut list = load(data_dir).map_err(|e| damage_report(data_dir, &e))?;
     let result = change(&mut list)?;
     record::save(&users_path(data_dir), KIND, VERSION, &list)
         .map_err(|e| format!("cannot write users file: {e}"))?;
+    // Second, so it always holds a list that was once the users file.
+    if let Err(e) = record::save(&data_dir.join(LAST_GOOD_FILE), KIND, VERSION, &list) {
+        log::warn!("cannot keep a last good copy of the users file: {e}");
+    }
     Ok(result)
 }
 
@@ -132,14 +158,28 @@ pub struct UserCache {
 }
 
 impl UserCache {
-    pub fn open(data_dir: &Path) -> Result<Self, RecordError> {
+    /// The users file, or when it is damaged its last good copy (logged
+    /// as an error), so the server starts and mail keeps flowing.
+    pub fn open(data_dir: &Path) -> Self {
         let mut cache = UserCache {
             path: users_path(data_dir),
             list: UserList::default(),
             stamp: None,
         };
-        cache.reload()?;
-        Ok(cache)
+        if let Err(e) = cache.reload() {
+            cache.stamp = cache.stamp();
+            match load_last_good(data_dir) {
+                Ok(list) => {
+                    log::error!("{}", damage_report(data_dir, &e));
+                    cache.list = list;
+                }
+                Err(_) => log::error!(
+                    "{}: no users until it is repaired",
+                    damage_report(data_dir, &e)
+                ),
+            }
+        }
+        cache
     }
 
     fn stamp(&self) -> Option<FileStamp> {
@@ -171,7 +211,7 @@ impl UserCache {
         if self.stamp() != self.stamp {
             if let Err(e) = self.reload() {
                 log::error!(
-                    "users file {}: {e}; keeping the previous list",
+                    "the users file {} is damaged ({e}): keeping the last good copy in service",
                     self.path.display()
                 );
                 self.stamp = self.stamp();
@@ -214,7 +254,7 @@ mod tests {
     #[test]
     fn modify_persists_and_cache_sees_change() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cache = UserCache::open(dir.path()).unwrap();
+        let mut cache = UserCache::open(dir.path());
         assert!(cache.current().users.is_empty());
         modify(dir.path(), |l| {
             l.users.push(user("alice", "localhost", true));
@@ -235,9 +275,15 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let mut cache = UserCache::open(dir.path()).unwrap();
+        let mut cache = UserCache::open(dir.path());
         std::fs::write(users_path(dir.path()), b"PBUS garbage that is long enough").unwrap();
         assert!(cache.current().find("alice", "localhost").is_some());
+        // At the next start too, from the copy kept beside the file.
+        let mut restarted = UserCache::open(dir.path());
+        assert!(restarted.current().find("alice", "localhost").is_some());
+        // Changes are refused until the file is repaired, saying how.
+        let err = modify(dir.path(), |_| Ok(())).unwrap_err();
+        assert!(err.contains("last good copy"), "{err}");
     }
 
     #[test]
