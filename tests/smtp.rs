@@ -1,5 +1,5 @@
 //! SMTP receiving against the real server over raw sockets: replies and
-//! codes, smuggling, limits, timeouts, and what lands in the store.
+//! codes (smuggling: tests/audit.rs), limits, timeouts, and what lands in the store.
 
 mod common;
 use common::*;
@@ -124,48 +124,6 @@ fn several_recipients_share_one_stored_file() {
     // Dot-unstuffed; a shared file names no single recipient.
     assert!(text.ends_with("\r\n\r\n.dotted line\r\nlast\r\n"), "{text}");
     assert!(!text.contains("for <"), "{text}");
-}
-
-#[test]
-fn smuggled_second_message_stays_inside_the_first() {
-    let server = Server::with_users();
-    for (i, trick) in ["\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r.\r\n", "\n..\n"]
-        .iter()
-        .enumerate()
-    {
-        let mut c = greeted(&server);
-        c.ask("MAIL FROM:<x@remote.test>");
-        c.ask("RCPT TO:<alice@localhost>");
-        assert!(c.ask("DATA").starts_with("354"));
-        let body = format!(
-            "Subject: outer {i}\r\n\r\nhello{trick}MAIL FROM:<admin@localhost>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\nSubject: smuggled {i}\r\n\r\nevil\r\n.\r\n"
-        );
-        c.send(body.as_bytes());
-        let reply = c.reply();
-        assert!(reply.starts_with("250"), "{reply}");
-        // The rest of the body was data, so the next command is ours.
-        assert!(
-            c.ask("NOOP").starts_with("250"),
-            "trick {trick:?} desynchronised"
-        );
-    }
-    assert!(
-        server.messages("bob").is_empty(),
-        "a smuggled message got through"
-    );
-    let files = server.messages("alice");
-    assert_eq!(files.len(), 6);
-    for file in files {
-        let text = read(&file);
-        assert!(text.contains("smuggled"), "{text}");
-        // Bare CR and LF never reach the store alone.
-        let bytes = text.as_bytes();
-        for (i, &b) in bytes.iter().enumerate() {
-            if b == b'\n' {
-                assert_eq!(bytes[i - 1], b'\r', "bare LF stored");
-            }
-        }
-    }
 }
 
 #[test]

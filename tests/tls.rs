@@ -435,41 +435,6 @@ fn failed_logins_wait_longer_each_time() {
 }
 
 #[test]
-fn open_relay_tricks_are_refused() {
-    let server = Server::with_users();
-    let session = || {
-        let mut c = server.smtp();
-        c.reply();
-        c.ask("EHLO client.test");
-        assert!(c.ask("MAIL FROM:<someone@evil.test>").starts_with("250"));
-        c
-    };
-    for rcpt in [
-        "<joe@evil.test>",
-        "<joe%evil.test@localhost>",
-        "<@localhost:joe@evil.test>",
-        "<@localhost,@relay.test:joe@evil.test>",
-        "<\"joe@evil.test\"@localhost>",
-        "<evil.test!joe@localhost>",
-        "<joe@evil.test@localhost>",
-        "<joe@localhost.evil.test>",
-        "<joe@EVIL.TEST>",
-        "<joe@[192.0.2.1]>",
-        "<joe@evil.test.>",
-        "<alice@localhost@evil.test>",
-        "<joe@evil.test%localhost>",
-    ] {
-        // A session each: refusals count toward the error limit.
-        let reply = session().ask(&format!("RCPT TO:{rcpt}"));
-        assert!(reply.starts_with('5'), "{rcpt} got {reply}");
-    }
-    // Domains match in any letter case: this is delivery, not relaying.
-    assert!(session()
-        .ask("RCPT TO:<alice@LOCALHOST>")
-        .starts_with("250"));
-}
-
-#[test]
 fn relay_from_networks_may_relay() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
