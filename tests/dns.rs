@@ -73,8 +73,18 @@ fn read_query(query: &[u8]) -> (String, u16, Option<u16>) {
     (labels.join("."), kind, edns)
 }
 
-/// The answer to `query`: complete, or (for UDP) only the header and
-/// question with TC set.
+/// How the responder answers over UDP.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Udp {
+    /// Only the header and question, with TC set.
+    Truncated,
+    /// FORMERR to queries with EDNS0 (as a server that does not know it),
+    /// the full answer to those without.
+    NoEdns,
+}
+
+/// The answer to `query`: complete, or only the header and question with
+/// TC set.
 fn reply(query: &[u8], truncated: bool) -> Vec<u8> {
     let (name, kind, _) = read_query(query);
     let question_end = 12 + encode_name(&name).len() + 4;
@@ -103,6 +113,10 @@ fn reply(query: &[u8], truncated: bool) -> Vec<u8> {
 
 /// Starts the responder; returns its address and the queries it got.
 fn responder() -> (SocketAddr, Arc<Mutex<Vec<Asked>>>) {
+    responder_with(Udp::Truncated)
+}
+
+fn responder_with(udp_mode: Udp) -> (SocketAddr, Arc<Mutex<Vec<Asked>>>) {
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = tcp.local_addr().unwrap();
     let udp = UdpSocket::bind(addr).unwrap();
@@ -117,7 +131,17 @@ fn responder() -> (SocketAddr, Arc<Mutex<Vec<Asked>>>) {
                 tcp: false,
                 edns_payload,
             });
-            let _ = udp.send_to(&reply(&buf[..n], true), from);
+            let answer = match udp_mode {
+                Udp::Truncated => reply(&buf[..n], true),
+                Udp::NoEdns if edns_payload.is_some() => {
+                    let mut refused = reply(&buf[..n], true);
+                    refused[2] &= !0x02;
+                    refused[3] = 0x81; // FORMERR
+                    refused
+                }
+                Udp::NoEdns => reply(&buf[..n], false),
+            };
+            let _ = udp.send_to(&answer, from);
         }
     });
     let log = asked.clone();
@@ -187,4 +211,15 @@ fn a_truncated_blocklist_answer_is_asked_again_over_tcp() {
             .any(|a| a.name == "1.0.0.127.listed.test" && a.tcp),
         "{asked:?}"
     );
+}
+
+#[test]
+fn a_server_without_edns_is_asked_again_without_it() {
+    // RFC 6891 §7: FORMERR to a query with OPT means "ask without".
+    let (resolver, asked) = responder_with(Udp::NoEdns);
+    let addresses = smol::block_on(host_addresses(resolver, "mx.big.test")).unwrap();
+    assert_eq!(addresses, vec![std::net::IpAddr::from([127, 0, 0, 1])]);
+    let asked = asked.lock().unwrap();
+    let plain = |a: &&Asked| a.name == "mx.big.test" && !a.tcp && a.edns_payload.is_none();
+    assert!(asked.iter().any(|a| plain(&a)), "{asked:?}");
 }

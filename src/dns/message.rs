@@ -57,13 +57,27 @@ pub enum DnsError {
     ServerFailure(u8),
 }
 
+/// The response code of a server that did not understand the query
+/// (to a query with OPT: one that does not know EDNS0, RFC 6891 §7).
+pub const RCODE_FORMAT_ERROR: u8 = 1;
+
 /// A recursive query for `name`'s records of type `kind`, offering
 /// [`UDP_PAYLOAD`] bytes of answer over UDP (EDNS0).
 pub fn query(id: u16, name: &str, kind: u16) -> Result<Vec<u8>, DnsError> {
+    build_query(id, name, kind, true)
+}
+
+/// The same query without EDNS0, for servers that answer it with
+/// [`RCODE_FORMAT_ERROR`].
+pub fn query_without_edns(id: u16, name: &str, kind: u16) -> Result<Vec<u8>, DnsError> {
+    build_query(id, name, kind, false)
+}
+
+fn build_query(id: u16, name: &str, kind: u16, edns: bool) -> Result<Vec<u8>, DnsError> {
     let mut out = Vec::with_capacity(28 + name.len());
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&[0x01, 0x00]); // RD
-    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]); // one question, one additional
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, edns as u8]); // a question, maybe OPT
     for label in name.trim_end_matches('.').split('.') {
         if label.is_empty() || label.len() > 63 {
             return Err(DnsError::Malformed);
@@ -77,6 +91,9 @@ pub fn query(id: u16, name: &str, kind: u16) -> Result<Vec<u8>, DnsError> {
     }
     out.extend_from_slice(&kind.to_be_bytes());
     out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    if !edns {
+        return Ok(out);
+    }
     // OPT: root name, payload size in the class, no extended flags, no options.
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
@@ -204,9 +221,8 @@ mod tests {
 
     /// The header and question of a query, without its OPT record.
     fn question(id: u16, name: &str, kind: u16) -> Vec<u8> {
-        let mut q = query(id, name, kind).unwrap();
-        q.truncate(q.len() - 11);
-        q[10..12].copy_from_slice(&[0, 0]);
+        let q = query_without_edns(id, name, kind).unwrap();
+        assert_eq!(query(id, name, kind).unwrap()[12..q.len()], q[12..]);
         q
     }
 

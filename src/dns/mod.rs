@@ -1,6 +1,7 @@
 //! A minimal DNS client for DNS blocklists and for finding the mail
-//! servers of a domain (MX, then A/AAAA): over UDP with EDNS0, and again
-//! over TCP when the answer is truncated. The messages are built and read
+//! servers of a domain (MX, then A/AAAA): over UDP with EDNS0 (without it
+//! for a server that does not know it), and again over TCP when the answer
+//! is truncated. The messages are built and read
 //! in [`message`]; this is the thin layer that moves them. The resolver
 //! address is configurable so tests use a local responder and never the
 //! system's.
@@ -8,8 +9,8 @@
 pub mod message;
 
 use message::{
-    parse_answer, query, tcp_frame, tcp_length, Answer, DnsError, Record, TYPE_A, TYPE_AAAA,
-    TYPE_MX,
+    parse_answer, query, query_without_edns, tcp_frame, tcp_length, Answer, DnsError, Record,
+    RCODE_FORMAT_ERROR, TYPE_A, TYPE_AAAA, TYPE_MX,
 };
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpStream, UdpSocket};
@@ -87,11 +88,19 @@ pub async fn lookup(
     timeout: Duration,
 ) -> Result<Answer, String> {
     let id = query_id();
-    let packet = query(id, name, kind).map_err(|_| format!("invalid name {name:?}"))?;
+    let invalid = |_| format!("invalid name {name:?}");
+    let mut packet = query(id, name, kind).map_err(invalid)?;
     let exchange = async {
-        match exchange_udp(resolver, id, &packet).await? {
-            Some(answer) => Ok(answer),
-            None => exchange_tcp(resolver, id, &packet).await,
+        let mut outcome = exchange_udp(resolver, id, &packet).await?;
+        if outcome == Err(DnsError::ServerFailure(RCODE_FORMAT_ERROR)) {
+            packet = query_without_edns(id, name, kind).map_err(invalid)?;
+            outcome = exchange_udp(resolver, id, &packet).await?;
+        }
+        match outcome {
+            Ok(answer) => Ok(answer),
+            Err(DnsError::Truncated) => exchange_tcp(resolver, id, &packet).await,
+            Err(DnsError::ServerFailure(code)) => Err(format!("resolver failed (rcode {code})")),
+            Err(DnsError::Malformed) => Err("malformed answer".into()),
         }
     };
     future::or(exchange, async {
@@ -101,12 +110,13 @@ pub async fn lookup(
     .await
 }
 
-/// One query over UDP; `None` when the answer was truncated.
+/// One query over UDP: the answer, or what the server said instead
+/// (truncated, or failed); `Err` when nothing could be exchanged.
 async fn exchange_udp(
     resolver: SocketAddr,
     id: u16,
     packet: &[u8],
-) -> Result<Option<Answer>, String> {
+) -> Result<Result<Answer, DnsError>, String> {
     let bind: SocketAddr = if resolver.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -122,13 +132,9 @@ async fn exchange_udp(
     loop {
         let n = socket.recv(&mut buf).await.map_err(|e| e.to_string())?;
         match parse_answer(id, &buf[..n]) {
-            Ok(answer) => return Ok(Some(answer)),
-            Err(DnsError::Truncated) => return Ok(None),
             // Not ours (a late answer to someone else): keep waiting.
             Err(DnsError::Malformed) => continue,
-            Err(DnsError::ServerFailure(code)) => {
-                return Err(format!("resolver failed (rcode {code})"))
-            }
+            outcome => return Ok(outcome),
         }
     }
 }
