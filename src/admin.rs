@@ -22,10 +22,16 @@ fn existing_data_dir(config: &Config) -> Result<(), String> {
 /// full address.
 pub fn add_user(config: &Config, name: &str, new_password: &str) -> Result<String, String> {
     let (local, domain) = users::split_name(name, config.default_domain())?;
-    if !config.serves(&domain) {
+    // A server started with `--domain` serves more than the config says.
+    let running_serves = || {
+        crate::serve::running_status(&config.data_dir)
+            .is_some_and(|s| s.domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)))
+    };
+    if !config.serves(&domain) && !running_serves() {
         // Such a user could never receive mail: say so instead of storing it.
         return Err(format!(
-            "{domain} is not a served domain; add it to `domains` first"
+            "{domain} is not a served domain; add it to `domains` in the config, \
+             or give --domain {domain} here and to serve"
         ));
     }
     password::check_new(new_password)?;

@@ -82,7 +82,9 @@ usage:
                                                send NAME's mail on (--keep: and
                                                keep a copy); 'off' stops it
 
-NAME is 'local' (default domain) or 'local@domain'. Without
+NAME is 'local' (default domain) or 'local@domain', where the domain is
+served: in the config's `domains`, given with --domain, or served by the
+server running on the data directory (which may have --domain). Without
 --password-stdin the password is asked twice on the terminal, unechoed.
 Changes apply to a running server at once.
 

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const LOCK_FILE: &str = "serve.lock";
 const STATUS_FILE: &str = "serve.status";
 const STATUS_KIND: [u8; 4] = *b"PBST";
-const STATUS_VERSION: u16 = 2;
+const STATUS_VERSION: u16 = 3;
 
 /// What a running server tells the console (`status`).
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -40,6 +40,9 @@ pub struct ServerStatus {
     pub started_unix: u64,
     /// `service address` for every listener.
     pub listeners: Vec<(String, String)>,
+    /// The domains it serves (the config's and `--domain`'s), so user
+    /// commands accept them too.
+    pub domains: Vec<String>,
 }
 
 /// What a listener speaks.
@@ -897,6 +900,7 @@ async fn serve(
             .iter()
             .map(|(service, _, addr)| (service.name().to_string(), addr.to_string()))
             .collect(),
+        domains: config.domains.clone(),
     };
     save_status(&config.data_dir, &status).map_err(|e| format!("cannot write status file: {e}"))?;
     let described: Vec<String> = listeners

@@ -1015,3 +1015,26 @@ fn stopping_a_forward_that_does_not_exist_says_so() {
     let err = fails(dir.path(), &off, "");
     assert!(err.contains("alice@localhost has no forward"), "{err}");
 }
+
+#[test]
+fn user_add_takes_the_domains_the_running_server_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_in(&data, &["--domain", "club.test"]);
+    let data = data.to_str().unwrap();
+    let add = |name: &'static str| ["user", "add", name, "--password-stdin", "--data", data];
+    assert_eq!(
+        ok(dir.path(), &add("carol@club.test"), "pw\n"),
+        "added carol@club.test\n"
+    );
+    assert!(rcpt_reply(&server, "carol@club.test").starts_with("250"));
+    // A domain nobody serves is still refused, with the ways to serve it.
+    let err = fails(dir.path(), &add("dan@other.test"), "pw\n");
+    assert!(err.contains("other.test is not a served domain"), "{err}");
+    assert!(err.contains("--domain other.test"), "{err}");
+    // --domain works for the command itself too, server or not.
+    drop(server);
+    let mut args = add("dan@other.test").to_vec();
+    args.extend(["--domain", "other.test"]);
+    assert_eq!(ok(dir.path(), &args, "pw\n"), "added dan@other.test\n");
+}
