@@ -115,7 +115,8 @@ pub fn delete_user(config: &Config, name: &str) -> Result<String, String> {
 /// One line per user: address, and `(admin)` where it applies.
 pub fn list_users(config: &Config) -> Result<Vec<String>, String> {
     existing_data_dir(config)?;
-    let list = users::load(&config.data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
+    let list =
+        users::load(&config.data_dir).map_err(|e| users::damage_report(&config.data_dir, &e))?;
     Ok(list
         .users
         .iter()
@@ -135,7 +136,8 @@ pub fn set_quota(config: &Config, name: &str, size: &str) -> Result<String, Stri
     existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let address = format!("{local}@{domain}");
-    let list = users::load(&config.data_dir).map_err(|e| format!("cannot read users file: {e}"))?;
+    let list =
+        users::load(&config.data_dir).map_err(|e| users::damage_report(&config.data_dir, &e))?;
     if list.find(&local, &domain).is_none() {
         return Err(format!("no such user {address}"));
     }
@@ -199,7 +201,8 @@ pub fn set_forward(
     existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let account = format!("{local}@{domain}");
-    let list = users::load(&config.data_dir).map_err(|e| format!("cannot read users: {e}"))?;
+    let list =
+        users::load(&config.data_dir).map_err(|e| users::damage_report(&config.data_dir, &e))?;
     if list.find(&local, &domain).is_none() {
         return Err(format!("no user {account}"));
     }

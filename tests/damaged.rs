@@ -175,6 +175,9 @@ fn a_damaged_users_file_keeps_the_last_good_copy_in_service() {
         status.contains("users file is damaged") && status.contains("last good copy"),
         "{status}"
     );
+    // The CLI says how to repair it rather than only that it failed.
+    let listed = cli(&server.data, &["user", "list"], "");
+    assert!(listed.contains("copy it over users to repair"), "{listed}");
 }
 
 #[test]

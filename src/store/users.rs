@@ -98,8 +98,9 @@ pub fn load_last_good(data_dir: &Path) -> Result<UserList, RecordError> {
 pub fn damage_report(data_dir: &Path, error: &RecordError) -> String {
     match load_last_good(data_dir) {
         Ok(list) => format!(
-            "the users file is damaged ({error}); the server keeps the last good copy in service ({} users, {LAST_GOOD_FILE}): copy it over {USERS_FILE} to repair",
-            list.users.len()
+            "the users file is damaged ({error}); the server keeps the last good copy in service ({LAST_GOOD_FILE}, {} user{}): copy it over {USERS_FILE} to repair",
+            list.users.len(),
+            if list.users.len() == 1 { "" } else { "s" }
         ),
         Err(e) => format!(
             "the users file is damaged ({error}) and there is no last good copy ({e})"
