@@ -23,7 +23,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -102,7 +102,13 @@ pub fn save_status(data_dir: &Path, status: &ServerStatus) -> std::io::Result<()
 /// Whether a server holds the data directory's lock (taking it, briefly,
 /// proves none does).
 fn serve_lock_held(data_dir: &Path) -> bool {
-    match OpenOptions::new().read(true).open(data_dir.join(LOCK_FILE)) {
+    // Also asked as root before the ports are bound: never through a link,
+    // never waiting on a FIFO put there instead.
+    let lock = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(data_dir.join(LOCK_FILE));
+    match lock {
         Ok(lock) => lock.try_lock().is_err(),
         Err(_) => false,
     }
@@ -727,13 +733,15 @@ fn lock_data_dir(data_dir: &Path) -> Result<File, String> {
         .write(true)
         .open(data_dir.join(LOCK_FILE))
         .map_err(|e| format!("cannot open {}: {e}", LOCK_FILE))?;
-    file.try_lock().map_err(|_| {
-        format!(
-            "another postbox serve is already using {}",
-            data_dir.display()
-        )
-    })?;
+    file.try_lock().map_err(|_| already_serving(data_dir))?;
     Ok(file)
+}
+
+fn already_serving(data_dir: &Path) -> String {
+    format!(
+        "another postbox serve is already using {}",
+        data_dir.display()
+    )
 }
 
 /// As root, for `--user`: makes a missing data directory (and parents)
@@ -809,7 +817,10 @@ pub fn run(config: Config) -> Result<(), String> {
     if let Some((_, account)) = run_as {
         make_data_dir_for(&data_dir, account)?;
     }
-    let listeners = bind_listeners(&config)?;
+    let listeners = bind_listeners(&config).map_err(|e| match serve_lock_held(&data_dir) {
+        true => already_serving(&data_dir),
+        false => e,
+    })?;
     if let Some((name, account)) = run_as {
         system::drop_root(account)?;
         log::info!("running as user {name}");

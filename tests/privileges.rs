@@ -253,3 +253,38 @@ fn a_data_dir_owned_by_the_user_serves_as_that_user() {
     serve_as_nobody(&fresh).expect("a missing data dir is made");
     assert_eq!(fs::metadata(&fresh).unwrap().uid(), NOBODY);
 }
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_told_so() {
+    // Ports are bound before the data directory is locked: a second
+    // server on the same ports still hears why it cannot start.
+    let first = Server::with_users();
+    let address = |a: Option<std::net::SocketAddr>| a.unwrap().to_string();
+    let out = postbox(
+        &[
+            "serve",
+            "--data",
+            first.data.to_str().unwrap(),
+            "--smtp",
+            &first.smtp.to_string(),
+            "--pop3",
+            &first.pop3.to_string(),
+            "--submission",
+            &address(first.submission),
+            "--submissions",
+            &address(first.submissions),
+            "--pop3s",
+            &address(first.pop3s),
+        ],
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "another postbox serve is already using {}",
+            first.data.display()
+        )),
+        "{stderr}"
+    );
+}
