@@ -32,26 +32,29 @@ pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
 
 const HELP: &str = "\
 commands:
-  user add NAME        add a user (NAME is local or local@domain); asks for the password
-  user passwd NAME     set a new password
-  user del NAME        remove a user and their mail
-  user list            list users
-  user quota NAME SIZE mailbox limit: 500M, 2G, unlimited or default
-  user forward NAME ADDRESS [--keep] | off   send NAME's mail on
-  alias add NAME TARGET... | del NAME | list  aliases and club lists
-  queue list | flush | delete ID              mail waiting to leave
-  status               server, listeners, users and stored mail
-  stats                traffic counters: received, delivered, refused
-  help                 this text
-  quit                 leave the console
+  user add NAME          add a user (NAME is local or local@domain); asks for the password
+  user passwd NAME       set a new password
+  user del NAME          remove a user and their mail
+  user list              list users
+  user quota NAME SIZE   mailbox limit: 500M, 2G, unlimited or default
+  user forward NAME ADDRESS [--keep] | off
+                         send NAME's mail on
+  alias add NAME TARGET... | del NAME | list
+                         aliases and club lists
+  queue list | flush | delete ID
+                         mail waiting to leave
+  status                 server, listeners, users and stored mail
+  stats                  traffic counters: received, delivered, refused
+  help                   this text
+  quit                   leave the console
 ";
 
 const ADMIN_HELP: &str = "\
-  log [N]              the last N lines of the server's log (default 20)
-  reboot               stop the server cleanly and restart the board
-  poweroff             stop the server cleanly and switch off
-  shell                a root shell for repairs (asks first)
-  passwd               change this console's admin password
+  log [N]                the last N lines of the server's log (default 20)
+  reboot                 stop the server cleanly and restart the board
+  poweroff               stop the server cleanly and switch off
+  shell                  a root shell for repairs (asks first)
+  passwd                 change this console's admin password
 ";
 
 /// What the console can do to the machine it runs on.
@@ -519,6 +522,38 @@ mod tests {
         let mut output = Vec::new();
         run(config, input.as_bytes(), &mut output).unwrap();
         String::from_utf8(output).unwrap()
+    }
+
+    #[test]
+    fn help_descriptions_share_one_column() {
+        let text = format!("{HELP}{ADMIN_HELP}");
+        let mut columns = Vec::new();
+        let mut lines = text.lines().filter(|l| l.starts_with("  ")).peekable();
+        while let Some(line) = lines.next() {
+            let indent = |l: &str| l.len() - l.trim_start().len();
+            let column = match line[2..].trim_start().find("  ") {
+                // "  command   description": where the description starts.
+                Some(gap) => {
+                    let after = 2 + indent(&line[2..]) + gap;
+                    after + indent(&line[after..])
+                }
+                // A long command alone: its description is on the next line.
+                None => {
+                    let next = lines
+                        .next()
+                        .unwrap_or_else(|| panic!("{line:?} has no description"));
+                    assert!(
+                        next.trim_start().len() < next.len() - 2,
+                        "{line:?}: {next:?}"
+                    );
+                    indent(next)
+                }
+            };
+            columns.push((column, line));
+        }
+        let first = columns[0].0;
+        let wrong: Vec<_> = columns.iter().filter(|(c, _)| *c != first).collect();
+        assert!(wrong.is_empty(), "not at column {first}: {wrong:#?}");
     }
 
     #[test]
