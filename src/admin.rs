@@ -259,12 +259,44 @@ pub fn queue_delete(config: &Config, id: &str) -> Result<String, String> {
 /// The traffic counters as `postbox stats` and the console show them.
 pub fn stats_report(config: &Config) -> Result<String, String> {
     existing_data_dir(config)?;
+    let live = fresh_stats(&config.data_dir);
     let stats = crate::stats::load(&config.data_dir)?;
     let mut report = stats.report();
-    if crate::serve::running_status(&config.data_dir).is_some() {
-        report.push_str("(server running: figures as of its last save, at most a minute old)\n");
+    match live {
+        Some(true) => report.push_str("(live figures from the running server)\n"),
+        Some(false) => {
+            report.push_str("(server running: figures as of its last save, at most a minute old)\n")
+        }
+        None => {}
     }
     Ok(report)
+}
+
+/// Has the running server, if any, write its counters now and waits for
+/// the new file. `Some(fresh)` when a server runs; `fresh` is false when
+/// it could not be asked or did not answer in time.
+fn fresh_stats(data_dir: &std::path::Path) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    // Each save is a new file renamed over the old: a new inode.
+    let stamp = || {
+        std::fs::metadata(crate::stats::path(data_dir))
+            .ok()
+            .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()))
+    };
+    let before = stamp();
+    match crate::serve::request_stats(data_dir) {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(_) => return Some(false),
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if stamp() != before {
+            return Some(true);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Some(false)
 }
 
 #[cfg(test)]

@@ -123,7 +123,8 @@ usage: postbox stats [--config FILE] [--data DIR]
 
 Messages and bytes received, copies delivered to mailboxes, logins,
 connections per listener and refusals by reply code, since counting began.
-A running server writes them at most once a minute and when it stops.
+A running server writes them at most once a minute, when it stops, and
+when this command (or the console's `stats`) asks: the figures are live.
 ";
 
 const CONSOLE_HELP: &str = "\

@@ -117,12 +117,23 @@ fn serve_lock_held(data_dir: &Path) -> bool {
 /// Asks the server running on `data_dir`, if any, to look at its queue
 /// again and try everything now (SIGUSR1). `Ok(false)`: none is running.
 pub fn nudge_queue(data_dir: &Path) -> Result<bool, String> {
+    signal_server(data_dir, libc::SIGUSR1)
+}
+
+/// Asks the server running on `data_dir`, if any, to write its traffic
+/// counters now (SIGUSR2), for a reader who wants live figures.
+/// `Ok(false)`: none is running.
+pub fn request_stats(data_dir: &Path) -> Result<bool, String> {
+    signal_server(data_dir, libc::SIGUSR2)
+}
+
+fn signal_server(data_dir: &Path, signal: libc::c_int) -> Result<bool, String> {
     if !serve_lock_held(data_dir) {
         return Ok(false);
     }
     let status = running_status(data_dir).ok_or("the running server left no status file")?;
     // SAFETY: kill only sends a signal to the process the lock proved alive.
-    if unsafe { libc::kill(status.pid as libc::pid_t, libc::SIGUSR1) } != 0 {
+    if unsafe { libc::kill(status.pid as libc::pid_t, signal) } != 0 {
         return Err(format!(
             "cannot signal the server (pid {}): {}",
             status.pid,
@@ -227,7 +238,7 @@ impl Shared {
     /// Writes what is kept in RAM between rare saves: counters and
     /// address books (off the executor thread).
     async fn save_rarely(&self) {
-        self.save_stats().await;
+        self.save_stats(false).await;
         let changes = self.books.take_changes();
         if !changes.is_empty() {
             let (written, result) = smol::unblock(move || crate::spam::book::save(changes)).await;
@@ -238,9 +249,9 @@ impl Shared {
         }
     }
 
-    /// Writes the counters if they changed.
-    async fn save_stats(&self) {
-        if !self.stats_changed.replace(false) {
+    /// Writes the counters if they changed (or `always`, when asked).
+    async fn save_stats(&self, always: bool) {
+        if !self.stats_changed.replace(false) && !always {
             return;
         }
         let mut stats = self.stats.borrow().clone();
@@ -830,6 +841,9 @@ pub fn run(config: Config) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     crate::store::owner::check(&data_dir, unsafe { libc::geteuid() })?;
     let _lock = lock_data_dir(&data_dir)?;
+    // Left by a server that did not stop cleanly: its PID is no longer
+    // ours to signal.
+    let _ = std::fs::remove_file(data_dir.join(STATUS_FILE));
     let cleared = maildir::clear_spool(&data_dir)
         .map_err(|e| format!("cannot prepare spool in {}: {e}", data_dir.display()))?;
     if cleared > 0 {
@@ -897,6 +911,7 @@ async fn serve(
         async_signal::Signal::Term,
         async_signal::Signal::Int,
         async_signal::Signal::Usr1,
+        async_signal::Signal::Usr2,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
@@ -961,6 +976,8 @@ async fn serve(
                 log::info!("queue flush requested");
                 shared.queue.flush();
             }
+            // `postbox stats` and the console's `stats`: live figures.
+            Ok(async_signal::Signal::Usr2) => shared.save_stats(true).await,
             Ok(signal) => {
                 let name = match signal {
                     async_signal::Signal::Int => "SIGINT",

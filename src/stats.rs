@@ -82,7 +82,7 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn path(data_dir: &Path) -> PathBuf {
+pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(FILE)
 }
 
@@ -144,10 +144,16 @@ impl Stats {
 
     /// The report `postbox stats` prints.
     pub fn report(&self) -> String {
+        let date = |secs| {
+            crate::smtp::received::rfc5322_date(UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        };
+        let saved = match self.saved {
+            0 => "not saved yet".to_string(),
+            secs => format!("saved {}", date(secs)),
+        };
         let mut out = format!(
-            "since {} (saved {})\nreceived: {} messages, {} bytes\ndelivered to mailboxes: {}\nqueued for other servers: {}, sent: {}, bounced: {}\njudged spam: {}\nlogins: {} ok, {} failed\n",
-            crate::smtp::received::rfc5322_date(UNIX_EPOCH + std::time::Duration::from_secs(self.since)),
-            crate::smtp::received::rfc5322_date(UNIX_EPOCH + std::time::Duration::from_secs(self.saved)),
+            "since {} ({saved})\nreceived: {} messages, {} bytes\ndelivered to mailboxes: {}\nqueued for other servers: {}, sent: {}, bounced: {}\njudged spam: {}\nlogins: {} ok, {} failed\n",
+            date(self.since),
             self.received_messages,
             self.received_bytes,
             self.delivered_local,

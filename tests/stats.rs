@@ -65,11 +65,51 @@ fn counters_are_kept_and_shown() {
         "stats\nquit\n",
     );
     let text = String::from_utf8(console.stdout).unwrap();
+    assert!(text.contains("received: 2 messages"), "{text}");
     assert!(
-        text.contains("received: 1 messages"),
-        "not saved yet, a minute at most: {text}"
+        text.contains("live figures from the running server"),
+        "{text}"
     );
-    assert!(text.contains("server running"), "{text}");
+}
+
+#[test]
+fn a_running_server_shows_live_figures_and_no_1970() {
+    let server = Server::with_users();
+    let data = server.data.to_str().unwrap();
+    // Before anything was counted or saved.
+    for shown in [
+        stats(&server.data),
+        String::from_utf8(postbox(&["console", "--data", data], "stats\n").stdout).unwrap(),
+    ] {
+        assert!(!shown.contains("1970"), "{shown}");
+        assert!(shown.contains("received: 0 messages"), "{shown}");
+    }
+    let reply = send_mail(
+        server.smtp,
+        "x@remote.test",
+        &["alice@localhost"],
+        "Subject: s\r\n\r\nhi",
+    );
+    assert!(reply.starts_with("250"));
+    // At once, not after the next save a minute later.
+    for shown in [
+        stats(&server.data),
+        String::from_utf8(postbox(&["console", "--data", data], "stats\n").stdout).unwrap(),
+    ] {
+        assert!(shown.contains("received: 1 messages"), "{shown}");
+        assert!(shown.contains("delivered to mailboxes: 1"), "{shown}");
+        assert!(
+            shown.contains("live figures from the running server"),
+            "{shown}"
+        );
+        assert!(!shown.contains("1970"), "{shown}");
+    }
+    // Without a server, never saved: no date for the save either.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let shown = stats(&dir.path().join("data"));
+    assert!(shown.contains("(not saved yet)"), "{shown}");
+    assert!(!shown.contains("1970"), "{shown}");
 }
 
 #[test]
