@@ -259,7 +259,13 @@ fn run() -> Result<(), Failure> {
             postbox::logring::RingLogger::new(config.log_level, args.log_ring.as_deref())
                 .and_then(|logger| logger.init())
                 .map_err(Failure::Failed)?;
-            serve::run(config).map_err(Failure::Failed)
+            serve::run(config).map_err(|e| {
+                // On the board stderr goes nowhere: the ring is where it is read.
+                if args.log_ring.is_some() {
+                    log::error!("{e}");
+                }
+                Failure::Failed(e)
+            })
         }
         "user" if args.help => help(USER_HELP),
         "user" => user(&args),

@@ -288,3 +288,36 @@ fn a_second_server_on_the_same_data_dir_is_told_so() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_refused_start_is_in_the_log_ring() {
+    assert_root();
+    // The board's init sends stderr nowhere: the console's `log` shows why.
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir(&data).unwrap();
+    let ring = dir.path().join("log");
+    let out = postbox(
+        &[
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--user",
+            "nobody",
+            "--log-ring",
+            ring.to_str().unwrap(),
+            "--smtp",
+            "127.0.0.1:0",
+            "--pop3",
+            "127.0.0.1:0",
+        ],
+        "",
+    );
+    assert!(!out.status.success());
+    let logged = fs::read_to_string(&ring).unwrap();
+    assert!(
+        logged.contains(&format!("{} is owned by root", data.display())),
+        "{logged}"
+    );
+}
