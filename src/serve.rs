@@ -342,8 +342,26 @@ impl Shared {
     }
 
     /// Where an RCPT goes: a bounce to forwarded mail (SRS), an alias or a
-    /// forward, a user, the postmaster, or nowhere.
+    /// forward, a user, the postmaster, or nowhere. While the users or
+    /// aliases file is damaged with no good copy in service, "nowhere"
+    /// cannot be known, so such mail is deferred rather than refused.
     pub fn lookup(&self, rcpt: &RcptTo) -> RcptVerdict {
+        match self.resolve(rcpt) {
+            RcptVerdict::UnknownUser
+                if self.users.borrow().without_good_copy()
+                    || self.aliases.borrow().without_good_copy() =>
+            {
+                RcptVerdict::Unroutable {
+                    code: 451,
+                    enhanced: "4.3.0",
+                    text: "Users or aliases file damaged, try again later".into(),
+                }
+            }
+            verdict => verdict,
+        }
+    }
+
+    fn resolve(&self, rcpt: &RcptTo) -> RcptVerdict {
         let (local, domain) = match rcpt {
             RcptTo::Postmaster => ("postmaster", self.config.default_domain()),
             RcptTo::Mailbox(a) => (a.local(), a.domain()),

@@ -229,3 +229,22 @@ fn a_damaged_envelope_and_its_message_are_set_aside_together() {
     );
     assert!(reply.starts_with("250"), "{reply}");
 }
+
+#[test]
+fn with_no_good_copy_of_the_users_file_mail_is_deferred_not_refused() {
+    let (_dir, data) = prepared();
+    std::fs::write(data.join("users"), b"PBUS torn").unwrap();
+    std::fs::write(data.join("users.last-good"), b"PBUS torn too").unwrap();
+    let server = Server::start_in(&data, &[]);
+    assert!(
+        server.logged("no last good copy", Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    let mut c = server.smtp();
+    c.reply();
+    c.ask("EHLO client.test");
+    c.ask("MAIL FROM:<friend@remote.test>");
+    let reply = c.ask("RCPT TO:<alice@localhost>");
+    assert!(reply.starts_with("451 4.3.0"), "{reply}");
+}

@@ -664,6 +664,9 @@ pub struct AliasesCache {
     path: PathBuf,
     stamp: Option<(u64, i64, i64, u64)>,
     aliases: Aliases,
+    /// The file was damaged at start and had no last good copy: an
+    /// unknown name may be an alias after all until it is repaired.
+    no_good_copy: bool,
 }
 
 impl AliasesCache {
@@ -672,6 +675,7 @@ impl AliasesCache {
             path: path.to_path_buf(),
             stamp: None,
             aliases: Aliases::default(),
+            no_good_copy: false,
         };
         cache.stamp = cache.stamp();
         cache.aliases = match cache.read() {
@@ -689,8 +693,9 @@ impl AliasesCache {
                     }
                     Err(e2) => {
                         log::error!(
-                            "{e}; the aliases file is damaged and there is no last good copy ({e2}): no aliases until it is repaired"
+                            "{e}; the aliases file is damaged and there is no last good copy ({e2}): mail for unknown names is deferred until it is repaired"
                         );
+                        cache.no_good_copy = true;
                         Aliases::default()
                     }
                 }
@@ -718,6 +723,11 @@ impl AliasesCache {
         Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
     }
 
+    /// Whether the file is damaged with no good copy in service.
+    pub fn without_good_copy(&self) -> bool {
+        self.no_good_copy
+    }
+
     pub fn current(&mut self) -> &Aliases {
         let stamp = self.stamp();
         if stamp != self.stamp {
@@ -725,6 +735,7 @@ impl AliasesCache {
                 Ok(aliases) => {
                     log::info!("aliases reloaded: {} names", aliases.len());
                     self.aliases = aliases;
+                    self.no_good_copy = false;
                 }
                 Err(e) => log::error!(
                     "{e}; the aliases file is damaged: keeping the last good copy in service"

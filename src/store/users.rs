@@ -156,6 +156,9 @@ pub struct UserCache {
     path: PathBuf,
     list: UserList,
     stamp: Option<FileStamp>,
+    /// The file was damaged at start and had no last good copy: nobody's
+    /// absence from `list` can be trusted until it is repaired.
+    no_good_copy: bool,
 }
 
 impl UserCache {
@@ -166,6 +169,7 @@ impl UserCache {
             path: users_path(data_dir),
             list: UserList::default(),
             stamp: None,
+            no_good_copy: false,
         };
         if let Err(e) = cache.reload() {
             cache.stamp = cache.stamp();
@@ -174,10 +178,13 @@ impl UserCache {
                     log::error!("{}", damage_report(data_dir, &e));
                     cache.list = list;
                 }
-                Err(_) => log::error!(
-                    "{}: no users until it is repaired",
-                    damage_report(data_dir, &e)
-                ),
+                Err(_) => {
+                    log::error!(
+                        "{}: mail for users is deferred until it is repaired",
+                        damage_report(data_dir, &e)
+                    );
+                    cache.no_good_copy = true;
+                }
             }
         }
         cache
@@ -206,6 +213,12 @@ impl UserCache {
         Ok(())
     }
 
+    /// Whether the users file is damaged with no good copy in service, so
+    /// an unknown name may be a user after all.
+    pub fn without_good_copy(&self) -> bool {
+        self.no_good_copy
+    }
+
     /// The current users; a damaged new file is logged and the last good
     /// list kept, so a bad write never locks everybody out.
     pub fn current(&mut self) -> &UserList {
@@ -217,6 +230,7 @@ impl UserCache {
                 );
                 self.stamp = self.stamp();
             } else {
+                self.no_good_copy = false;
                 log::info!("users file reloaded: {} users", self.list.users.len());
             }
         }
