@@ -12,6 +12,9 @@ pub const MAX_COMMAND_LINE: usize = 1024;
 /// a line is buffered beyond [`MAX_COMMAND_LINE`], on the heap, while it lasts.
 pub const MAX_SASL_LINE: usize = 12_288 + 2;
 
+/// Longest line of a message, line end excluded (RFC 5322 §2.1.1).
+pub const MAX_MESSAGE_LINE: usize = 998;
+
 /// Longest mail address (RFC 5321 §4.5.3.1.3 path limit).
 pub const MAX_ADDRESS: usize = 256;
 

@@ -376,10 +376,7 @@ impl Shared {
                 .reverse(local, today)
                 .and_then(|a| Address::parse_path(&a).ok())
             {
-                Some(to) => RcptVerdict::Routed(vec![Destination::Remote {
-                    to,
-                    forwarded: false,
-                }]),
+                Some(to) => RcptVerdict::ReturnPath(to),
                 None => RcptVerdict::UnknownUser,
             };
         }
@@ -469,6 +466,27 @@ impl Shared {
                 }
             },
         )
+    }
+
+    /// Whether `address` is a member's: a user or an alias (or the
+    /// postmaster) in a domain we serve, so only members may send as it.
+    pub fn is_member(&self, address: &Address) -> bool {
+        self.config.serves(address.domain())
+            && matches!(
+                self.lookup(&RcptTo::Mailbox(address.clone())),
+                RcptVerdict::Local(_)
+                    | RcptVerdict::Routed(_)
+                    | RcptVerdict::OverQuota { .. }
+                    | RcptVerdict::Unroutable { .. }
+            )
+    }
+
+    /// Whether `size` more bytes would take `account` over its quota:
+    /// `Some(temporary)` if so, `temporary` as configured.
+    pub fn over_quota_with(&self, account: &Address, size: u64) -> Option<bool> {
+        let limit = self.quota_of(account);
+        let usage = (limit > 0).then(|| self.mailbox_usage(&self.mailbox_dir(account)))?;
+        (usage.saturating_add(size) > limit).then_some(self.config.quota.temporary)
     }
 
     /// The user's mailbox limit in bytes (0: unlimited).
@@ -567,6 +585,7 @@ impl Shared {
                 }
                 (mailboxes, remote)
             }
+            Some(RcptVerdict::ReturnPath(to)) => (Vec::new(), vec![to.as_str().to_string()]),
             Some(RcptVerdict::Remote) | None => (Vec::new(), vec![recipient.to_string()]),
             Some(_) => (Vec::new(), Vec::new()),
         };
@@ -590,8 +609,20 @@ impl Shared {
             return Ok(());
         }
         let dirs: Vec<PathBuf> = mailboxes.iter().map(|a| self.mailbox_dir(a)).collect();
-        self.commits.deliver(incoming, dirs).await?;
-        self.after_delivery(&mailboxes, text.len() as u64).await;
+        let (incoming, result) = self.commits.deliver(incoming, dirs).await;
+        incoming.discard();
+        let delivered = result?;
+        let took: Vec<Address> = mailboxes
+            .into_iter()
+            .filter(|a| {
+                let dir = self.mailbox_dir(a);
+                !delivered.failed.iter().any(|(d, _)| *d == dir)
+            })
+            .collect();
+        for (dir, e) in &delivered.failed {
+            log::error!("cannot deliver report to {}: {e}", dir.display());
+        }
+        self.after_delivery(&took, text.len() as u64).await;
         Ok(())
     }
 
@@ -607,7 +638,11 @@ impl Shared {
         let result = maildir::Incoming::create(&self.config.data_dir, name)
             .and_then(|mut m| m.write(message.as_bytes()).map(|()| m));
         let delivered = match result {
-            Ok(incoming) => self.commits.deliver(incoming, vec![dir.clone()]).await,
+            Ok(incoming) => {
+                let (incoming, result) = self.commits.deliver(incoming, vec![dir.clone()]).await;
+                incoming.discard();
+                result
+            }
             Err(e) => Err(e),
         };
         match delivered {

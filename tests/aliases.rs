@@ -75,6 +75,18 @@ fn a_club_list_with_nesting_duplicates_loops_and_an_outside_member() {
         return_path.ends_with("=b.test=guest@club.test>"),
         "{return_path}"
     );
+    // The rewritten address leads back out for reports only: anyone
+    // else would be relayed through it.
+    let srs = &return_path["Return-Path: <".len()..return_path.len() - 1];
+    let mut c = a.smtp();
+    c.reply();
+    c.ask("EHLO b.test");
+    c.ask("MAIL FROM:<spammer@b.test>");
+    let reply = c.ask(&format!("RCPT TO:<{srs}>"));
+    assert!(reply.starts_with("550 5.7.1"), "{reply}");
+    c.ask("RSET");
+    c.ask("MAIL FROM:<>");
+    assert!(c.ask(&format!("RCPT TO:<{srs}>")).starts_with("250"));
 
     let mut c = a.smtp();
     c.reply();

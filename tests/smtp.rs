@@ -241,3 +241,88 @@ fn user_added_while_running_receives_at_once() {
     add_user(&server.data, "carol", "carol-pw");
     assert!(c.ask("RCPT TO:<carol@localhost>").starts_with("250"));
 }
+
+#[test]
+fn a_mailbox_that_cannot_take_the_message_gets_it_through_the_queue() {
+    let (_dir, server) = Server::with_config("[queue]\nretry_first = 1\n");
+    // bob's new/ is a file: his copy cannot be stored, alice's can.
+    let bob = server.data.join("mail/localhost/bob");
+    std::fs::remove_dir_all(bob.join("new")).unwrap();
+    std::fs::write(bob.join("new"), b"").unwrap();
+    let reply = send_mail(
+        server.smtp,
+        "x@remote.test",
+        &["alice@localhost", "bob@localhost"],
+        "Subject: half\r\n\r\nhello\r\n",
+    );
+    // A 4xx would make the client send alice's copy again.
+    assert!(reply.starts_with("250"), "{reply}");
+    assert_eq!(server.messages("alice").len(), 1);
+    assert!(server.logged("queued", Duration::from_secs(10)));
+    let data = server.data.to_str().unwrap();
+    let listed = postbox(&["queue", "list", "--data", data], "");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("bob@localhost"), "{listed}");
+    // Repaired, the queue's next attempt delivers it.
+    std::fs::remove_file(bob.join("new")).unwrap();
+    std::fs::create_dir(bob.join("new")).unwrap();
+    let texts = wait_for_mail(&server.data, "bob", 1, Duration::from_secs(20), &|| {
+        server.log()
+    });
+    assert!(texts[0].contains("Subject: half"), "{}", texts[0]);
+    assert_eq!(server.messages("alice").len(), 1, "alice got it twice");
+}
+
+#[test]
+fn a_line_over_998_octets_is_refused_and_not_stored() {
+    let server = Server::with_users();
+    for (line, code) in [
+        ("x".repeat(998), "250"),
+        ("x".repeat(999), "554 5.6.0"),
+        (
+            format!("X-Big: {}", "y".repeat(10 * 1024 * 1024)),
+            "554 5.6.0",
+        ),
+    ] {
+        let mut c = greeted(&server);
+        c.ask("MAIL FROM:<x@remote.test>");
+        c.ask("RCPT TO:<alice@localhost>");
+        assert!(c.ask("DATA").starts_with("354"));
+        c.send(format!("Subject: long\r\n{line}\r\n\r\nbody\r\n.\r\n").as_bytes());
+        let reply = c.reply();
+        assert!(reply.starts_with(code), "{} octets: {reply}", line.len());
+        assert!(c.ask("NOOP").starts_with("250"));
+    }
+    assert_eq!(server.messages("alice").len(), 1);
+    assert!(spool_is_empty(&server.data));
+}
+
+#[test]
+fn strangers_may_not_send_as_members() {
+    let server = Server::with_users();
+    let mut c = greeted(&server);
+    for sender in ["alice@localhost", "Bob@LOCALHOST", "postmaster@localhost"] {
+        let reply = c.ask(&format!("MAIL FROM:<{sender}>"));
+        assert!(reply.starts_with("550 5.7.1"), "{sender}: {reply}");
+    }
+    // A member's name in From: alone is not refused, but marked.
+    let reply = send_mail(
+        server.smtp,
+        "x@remote.test",
+        &["bob@localhost"],
+        "From: Alice <alice@localhost>\r\nSubject: from alice\r\n\r\npay this\r\n",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let text = read(&server.messages("bob")[0]);
+    assert!(text.starts_with("X-Spam: yes\r\n"), "{text}");
+    // Members on the submission port are themselves.
+    let mut c = Client::connect(server.submission.unwrap());
+    c.reply();
+    c.ask("EHLO laptop.test");
+    let plain = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "\0alice\0alice-pw",
+    );
+    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
+    assert!(c.ask("MAIL FROM:<alice@localhost>").starts_with("250"));
+}

@@ -295,7 +295,13 @@ async fn attempt(shared: &Shared, id: &str) {
         return;
     };
     let mut groups: Vec<Group> = Vec::new();
+    let mut local: Vec<String> = Vec::new();
     for r in envelope.pending() {
+        // Our own domains: a copy that could not be stored at once.
+        if shared.config.serves(&domain_of(&r.address)) {
+            local.push(r.address.clone());
+            continue;
+        }
         let destination = queue.destination_of(&r.address);
         match groups.iter_mut().find(|g| g.destination == destination) {
             Some(g) => g.recipients.push(r.address.clone()),
@@ -310,6 +316,16 @@ async fn attempt(shared: &Shared, id: &str) {
     let size = std::fs::metadata(store::queue_dir(&queue.data_dir).join(format!("{id}.msg")))
         .map(|m| m.len())
         .unwrap_or(0);
+    for rcpt in local {
+        let result = deliver_locally(shared, id, &rcpt).await;
+        note(
+            shared,
+            &mut envelope,
+            &rcpt,
+            result,
+            Some(&shared.config.hostname),
+        );
+    }
     for group in groups {
         let outcome = deliver_group(shared, id, &envelope.sender, &group, size).await;
         match outcome {
@@ -327,6 +343,54 @@ async fn attempt(shared: &Shared, id: &str) {
     }
     queue.release(taken);
     finish_attempt(shared, envelope).await;
+}
+
+/// Puts the queued message into the mailbox of `rcpt`, a user of ours.
+async fn deliver_locally(shared: &Shared, id: &str, rcpt: &str) -> Result<(), Failure> {
+    let fail = |permanent: bool, text: String| Failure { permanent, text };
+    let account = crate::address::Address::parse_path(rcpt)
+        .ok()
+        .filter(|a| {
+            let mut users = shared.users.borrow_mut();
+            users.current().find(a.local(), a.domain()).is_some()
+        })
+        .ok_or_else(|| fail(true, "5.1.1 no such user here".into()))?;
+    let source = store::message_path(&shared.queue.data_dir, id);
+    let name = shared.names.next();
+    let message =
+        crate::store::maildir::Incoming::link_from(&shared.config.data_dir, name, &source)
+            .map_err(|e| fail(false, format!("4.3.0 queued message unreadable: {e}")))?;
+    if let Some(temporary) = shared.over_quota_with(&account, message.size()) {
+        message.discard();
+        return Err(match temporary {
+            true => fail(false, "4.2.2 mailbox full".into()),
+            false => fail(true, "5.2.2 mailbox full".into()),
+        });
+    }
+    let size = message.size();
+    let dir = shared.mailbox_dir(&account);
+    let (message, result) = shared.commits.deliver(message, vec![dir]).await;
+    message.discard();
+    match result {
+        Ok(delivered) if delivered.failed.is_empty() => {
+            shared
+                .after_delivery(std::slice::from_ref(&account), size)
+                .await;
+            shared.count(|s| s.delivered_local += 1);
+            Ok(())
+        }
+        Ok(delivered) => Err(fail(
+            false,
+            format!(
+                "4.3.0 cannot store in the mailbox: {}",
+                delivered.failed[0].1
+            ),
+        )),
+        Err(e) => Err(fail(
+            false,
+            format!("4.3.0 cannot store in the mailbox: {e}"),
+        )),
+    }
 }
 
 /// Records one recipient's result in the envelope and the log.

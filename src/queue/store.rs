@@ -95,7 +95,7 @@ pub fn damaged_dir(data_dir: &Path) -> PathBuf {
     queue_dir(data_dir).join(DAMAGED_DIR)
 }
 
-fn message_path(data_dir: &Path, id: &str) -> PathBuf {
+pub fn message_path(data_dir: &Path, id: &str) -> PathBuf {
     queue_dir(data_dir).join(format!("{id}.msg"))
 }
 

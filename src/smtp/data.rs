@@ -7,6 +7,12 @@
 //! so a message cannot smuggle a second one past us (the 2023 "SMTP
 //! smuggling" attacks). Bare LFs are stored as CRLF, so the stored bytes
 //! are exactly what POP3 later sends (stuffed again on the way out).
+//!
+//! It also notes what the stored form hides: where a bare LF was (for
+//! the strict header check of members' mail) and whether a line went over
+//! the 998 octets of RFC 5322 §2.1.1, counting without holding the line.
+
+use crate::limits::MAX_MESSAGE_LINE;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -24,6 +30,9 @@ enum State {
 
 pub struct DataDecoder {
     state: State,
+    /// Octets in the current line so far (without its end).
+    line: usize,
+    too_long: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -34,6 +43,8 @@ pub struct Progress {
     pub produced: usize,
     /// The terminating `<CRLF>.<CRLF>` was consumed.
     pub finished: bool,
+    /// Where in this output the first bare LF (stored as CRLF) went.
+    pub bare_lf_at: Option<usize>,
 }
 
 impl Default for DataDecoder {
@@ -47,6 +58,20 @@ impl DataDecoder {
         // The CRLF of the DATA command counts as the line end before the body.
         DataDecoder {
             state: State::LineStart,
+            line: 0,
+            too_long: false,
+        }
+    }
+
+    /// A line of the message was longer than 998 octets.
+    pub fn line_too_long(&self) -> bool {
+        self.too_long
+    }
+
+    fn count(&mut self, octets: usize) {
+        self.line += octets;
+        if self.line > MAX_MESSAGE_LINE {
+            self.too_long = true;
         }
     }
 
@@ -55,6 +80,7 @@ impl DataDecoder {
     pub fn feed(&mut self, input: &[u8], out: &mut [u8]) -> Progress {
         let mut i = 0;
         let mut o = 0;
+        let mut bare_lf_at = None;
         while i < input.len() && out.len() - o >= 2 {
             let byte = input[i];
             match self.state {
@@ -70,6 +96,7 @@ impl DataDecoder {
                         out[o..o + run].copy_from_slice(&input[i..i + run]);
                         o += run;
                         i += run;
+                        self.count(run);
                         continue;
                     }
                     i += 1;
@@ -77,8 +104,10 @@ impl DataDecoder {
                         self.state = State::Cr;
                     } else {
                         // A bare LF ends the stored line but starts no SMTP line.
+                        bare_lf_at.get_or_insert(o);
                         out[o..o + 2].copy_from_slice(b"\r\n");
                         o += 2;
+                        self.line = 0;
                     }
                 }
                 State::Cr => {
@@ -87,12 +116,14 @@ impl DataDecoder {
                             i += 1;
                             out[o..o + 2].copy_from_slice(b"\r\n");
                             o += 2;
+                            self.line = 0;
                             self.state = State::LineStart;
                         }
                         // A bare CR is content; look at this byte again mid-line.
                         _ => {
                             out[o] = b'\r';
                             o += 1;
+                            self.count(1);
                             self.state = State::Middle;
                         }
                     }
@@ -121,11 +152,13 @@ impl DataDecoder {
                             consumed: i,
                             produced: o,
                             finished: true,
+                            bare_lf_at,
                         };
                     } else {
                         // `.<CR>x`: the CR was content after a stuffed dot.
                         out[o] = b'\r';
                         o += 1;
+                        self.count(1);
                         self.state = State::Middle;
                     }
                 }
@@ -135,6 +168,7 @@ impl DataDecoder {
             consumed: i,
             produced: o,
             finished: false,
+            bare_lf_at,
         }
     }
 }
@@ -238,6 +272,51 @@ mod tests {
     fn dot_cr_then_other_byte_keeps_cr() {
         let (msg, _) = all_splits(b".\rx\r\n.\r\n").unwrap();
         assert_eq!(msg, b"\rx\r\n");
+    }
+
+    /// Whether decoding `input` (in pieces of every size) finds a line
+    /// over 998 octets.
+    fn too_long(input: &[u8]) -> bool {
+        let mut verdicts = (1..=7).chain([input.len()]).map(|chunk| {
+            let mut decoder = DataDecoder::new();
+            let mut out = vec![0u8; 64];
+            for piece in input.chunks(chunk) {
+                let mut piece = piece;
+                while !piece.is_empty() {
+                    let p = decoder.feed(piece, &mut out);
+                    piece = &piece[p.consumed..];
+                }
+            }
+            decoder.line_too_long()
+        });
+        let first = verdicts.next().unwrap();
+        assert!(verdicts.all(|v| v == first), "depends on chunking");
+        first
+    }
+
+    #[test]
+    fn lines_over_998_octets_are_noticed() {
+        let line = |n: usize, end: &str| format!("{}{end}", "x".repeat(n));
+        assert!(!too_long(
+            format!("{}{}.\r\n", line(998, "\r\n"), line(998, "\n")).as_bytes()
+        ));
+        assert!(too_long(line(999, "\r\n.\r\n").as_bytes()));
+        assert!(too_long(format!("a\r\n{}", line(999, "\n")).as_bytes()));
+        // A bare CR does not end a line; a stuffed dot is not content.
+        assert!(too_long(
+            format!("{}\r{}\r\n", line(500, ""), line(500, "")).as_bytes()
+        ));
+        assert!(!too_long(format!(".{}\r\n.\r\n", line(998, "")).as_bytes()));
+    }
+
+    #[test]
+    fn bare_lf_position_is_reported() {
+        let mut decoder = DataDecoder::new();
+        let mut out = [0u8; 64];
+        let p = decoder.feed(b"a: b\r\nc\nd\ne\r\n", &mut out);
+        assert_eq!(p.bare_lf_at, Some(7));
+        assert_eq!(&out[7..9], b"\r\n");
+        assert_eq!(decoder.feed(b"x\r\n", &mut out).bare_lf_at, None);
     }
 
     #[test]

@@ -178,39 +178,62 @@ impl<const N: usize> HeaderScanner<N> {
 /// otherwise the bare address; display names and comments are skipped.
 /// `lenient` reads address lists with groups (`friends: a@x, b@y;`) and
 /// keeps only what looks like an address instead of refusing the lot.
+/// Strict reading refuses whatever parsers could read another way:
+/// two `<...>` in one mailbox, text after one, an `@` in a display name
+/// (`bob@x <alice@x>` is bob for some), quotes in a bare address.
 fn mailboxes(value: &str, lenient: bool) -> Option<Vec<String>> {
     let mut found = Vec::new();
     let (mut bare, mut angle) = (String::new(), None::<String>);
     let (mut in_quote, mut comment, mut escaped, mut open) = (false, 0u32, false, false);
-    let finish = |bare: &mut String, angle: &mut Option<String>, found: &mut Vec<String>| {
-        let address = match angle.take() {
-            Some(a) => a,
-            None => bare.trim().to_string(),
-        };
-        bare.clear();
-        if lenient {
-            let address = address.trim();
-            if address.contains('@') && !address.chars().any(char::is_whitespace) {
-                found.push(address.to_string());
+    // Strict reading: a `<...>` was closed / a quote was seen in this mailbox.
+    let (mut closed, mut quoted) = (false, false);
+    let finish =
+        |bare: &mut String, angle: &mut Option<String>, found: &mut Vec<String>, quoted: bool| {
+            let address = match angle.take() {
+                Some(a) => {
+                    if !lenient && bare.contains('@') {
+                        bare.clear();
+                        return false;
+                    }
+                    a
+                }
+                None if quoted && !lenient => {
+                    bare.clear();
+                    return false;
+                }
+                None => bare.trim().to_string(),
+            };
+            bare.clear();
+            if lenient {
+                let address = address.trim();
+                if address.contains('@') && !address.chars().any(char::is_whitespace) {
+                    found.push(address.to_string());
+                }
+                return true;
             }
-            return true;
-        }
-        if address.contains(':') || address.contains(';') {
-            return false; // group syntax or a source route: not a plain sender
-        }
-        if !address.is_empty() {
-            found.push(address);
-        }
-        true
-    };
+            if address.contains(':') || address.contains(';') {
+                return false; // group syntax or a source route: not a plain sender
+            }
+            if !address.is_empty() {
+                found.push(address);
+            }
+            true
+        };
     for c in value.chars() {
         if escaped {
             escaped = false;
             continue;
         }
+        let outside = !in_quote && comment == 0;
+        if !lenient && outside && closed && !c.is_whitespace() && c != ',' && c != '(' {
+            return None;
+        }
         match c {
             '\\' if in_quote || comment > 0 => escaped = true,
-            '"' if comment == 0 && !open => in_quote = !in_quote,
+            '"' if comment == 0 && !open => {
+                in_quote = !in_quote;
+                quoted = true;
+            }
             _ if in_quote => {}
             '(' => comment += 1,
             ')' if comment > 0 => comment -= 1,
@@ -219,19 +242,24 @@ fn mailboxes(value: &str, lenient: bool) -> Option<Vec<String>> {
                 angle = Some(String::new());
                 open = true;
             }
-            '>' if open => open = false,
+            '<' | '>' if !lenient && !open => return None,
+            '>' if open => {
+                open = false;
+                closed = true;
+            }
             // A group's name ends at ':' (drop it), its list at ';'.
             ':' if lenient && !open => {
                 bare.clear();
                 angle = None;
             }
             ';' if lenient && !open => {
-                finish(&mut bare, &mut angle, &mut found);
+                finish(&mut bare, &mut angle, &mut found, quoted);
             }
             ',' if !open => {
-                if !finish(&mut bare, &mut angle, &mut found) {
+                if !finish(&mut bare, &mut angle, &mut found, quoted) {
                     return None;
                 }
+                (closed, quoted) = (false, false);
             }
             _ => match angle.as_mut() {
                 Some(a) if open => a.push(c),
@@ -243,10 +271,10 @@ fn mailboxes(value: &str, lenient: bool) -> Option<Vec<String>> {
         if open {
             angle = None;
         }
-        finish(&mut bare, &mut angle, &mut found);
+        finish(&mut bare, &mut angle, &mut found, quoted);
         return Some(found);
     }
-    if in_quote || comment > 0 || open || !finish(&mut bare, &mut angle, &mut found) {
+    if in_quote || comment > 0 || open || !finish(&mut bare, &mut angle, &mut found, quoted) {
         return None;
     }
     if found.iter().any(|a| a.chars().any(char::is_whitespace)) {
@@ -335,6 +363,23 @@ mod tests {
             Err(FromProblem::Unparsable)
         );
         assert_eq!(scan("From: a b@x\r\n\r\n"), Err(FromProblem::Unparsable));
+        // What parsers read differently: Python's email takes bob in the
+        // third, others the second address of the first two.
+        for two_ways in [
+            "From: <alice@x> <bob@x>\r\n\r\n",
+            "From: <alice@x>\r\n <bob@x>\r\n\r\n",
+            "From: bob@x<alice@x>\r\n\r\n",
+            "From: bob@x <alice@x>\r\n\r\n",
+            "From: <alice@x>bob@x\r\n\r\n",
+            "From: \"x\" alice@x\r\n\r\n",
+            "From: alice@x>\r\n\r\n",
+        ] {
+            assert_eq!(scan(two_ways), Err(FromProblem::Unparsable), "{two_ways}");
+        }
+        assert_eq!(
+            scan("From: \"Bob <bob@x>\" <alice@x> (Alice, <a>), <c@x>\r\n\r\n").unwrap(),
+            ["alice@x", "c@x"]
+        );
         let long = format!("From: {}@x.test\r\n\r\n", "a".repeat(MAX_FROM_HEADER));
         assert_eq!(scan(&long), Err(FromProblem::TooLong));
     }

@@ -4,6 +4,7 @@
 pub mod command;
 pub mod data;
 pub mod from_header;
+pub mod headers;
 pub mod received;
 pub mod reply;
 pub mod server;

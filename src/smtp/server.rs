@@ -4,7 +4,8 @@
 
 use super::data::DataDecoder;
 use super::from_header::{FromHeaderScanner, ReceivedCounter, RecipientHeaderScanner};
-use super::received::{trace_headers, Trace};
+use super::headers::{HeaderFilter, Missing};
+use super::received::{rfc5322_date, trace_headers, Trace};
 use super::reply::{push, Replies, REPLY_HEADROOM};
 use super::session::{
     DataOutcome, Destination, Directory, Limits, Login, RcptVerdict, Security, Session, Step,
@@ -37,6 +38,14 @@ impl Directory for LiveDirectory<'_> {
 
     fn owns(&mut self, user: &Address, address: &str) -> bool {
         !self.0.config.from_must_match || self.0.owns(user, address)
+    }
+
+    fn is_member(&mut self, address: &Address) -> bool {
+        self.0.is_member(address)
+    }
+
+    fn over_quota_with(&mut self, mailbox: &Address, size: u64) -> Option<bool> {
+        self.0.over_quota_with(mailbox, size)
     }
 
     fn greylist(&mut self, sender: Option<&Address>, rcpt: &Address) -> Option<u64> {
@@ -329,6 +338,7 @@ async fn run(c: &mut Connection, mut session: Session) -> &'static str {
 enum Sink {
     Spool(Incoming),
     TooBig,
+    LineTooLong,
     Failed(io::Error),
 }
 
@@ -342,6 +352,7 @@ async fn receive_message(
     let shared = c.shared.clone();
     let name = shared.names.next();
     let recipients = session.recipients();
+    let now = SystemTime::now();
     let headers = trace_headers(&Trace {
         sender: session.sender(),
         helo: session.helo(),
@@ -352,7 +363,7 @@ async fn receive_message(
         authenticated: session.user().is_some(),
         id: &name,
         single_recipient: (recipients.len() == 1).then(|| &recipients[0].given),
-        now: SystemTime::now(),
+        now,
     });
     let mut sink = match Incoming::create(&shared.config.data_dir, name.clone())
         .and_then(|mut m| m.write(headers.as_bytes()).map(|()| m))
@@ -363,6 +374,13 @@ async fn receive_message(
     let limit = session.max_message_size() + headers.len() as u64;
     let data_deadline = Instant::now() + DATA_DEADLINE_FACTOR * shared.config.smtp.data_timeout;
     let mut decoder = DataDecoder::new();
+    let missing = session.user().map(|user| Missing {
+        date: format!("Date: {}\r\n", rfc5322_date(now)),
+        message_id: format!("Message-ID: <{name}@{}>\r\n", shared.config.hostname),
+        from: format!("From: <{user}>\r\n"),
+    });
+    let mut filter = HeaderFilter::new(missing);
+    let mut filtered = Vec::with_capacity(chunk.len() + 512);
     // Submission: the From: header must name the logged-in user; for
     // everyone, its addresses teach the recipients' address books.
     let mut from_scan = FromHeaderScanner::new();
@@ -370,21 +388,29 @@ async fn receive_message(
     let mut rcpt_scan = judge_spam.then(RecipientHeaderScanner::recipients);
     let mut received = ReceivedCounter::for_fields(&["received"]);
     let mut filled = 0;
+    let mut bare_lf_at = None;
     loop {
         let mut finished = false;
         while !c.input.pending().is_empty() && !finished {
             let p = decoder.feed(c.input.pending(), &mut chunk[filled..]);
             c.input.start += p.consumed;
-            let produced = &chunk[filled..filled + p.produced];
-            from_scan.feed(produced);
-            received.feed(produced);
-            if let Some(scan) = rcpt_scan.as_mut() {
-                scan.feed(produced);
+            if bare_lf_at.is_none() {
+                bare_lf_at = p.bare_lf_at.map(|at| filled + at);
             }
             filled += p.produced;
             finished = p.finished;
             if finished || chunk.len() - filled < 2 {
-                sink = store_chunk(sink, &chunk[..filled], limit);
+                filtered.clear();
+                filter.feed(&chunk[..filled], bare_lf_at.take(), &mut filtered);
+                if finished {
+                    filter.finish(&mut filtered);
+                }
+                from_scan.feed(&filtered);
+                received.feed(&filtered);
+                if let Some(scan) = rcpt_scan.as_mut() {
+                    scan.feed(&filtered);
+                }
+                sink = store_chunk(sink, &filtered, limit, decoder.line_too_long());
                 filled = 0;
             }
         }
@@ -422,26 +448,35 @@ async fn receive_message(
             );
             return Ok(DataOutcome::TooBig);
         }
+        Sink::LineTooLong => {
+            log::info!("smtp#{id} {peer} rejected message: a line over 998 octets");
+            return Ok(DataOutcome::LineTooLong);
+        }
         Sink::Failed(e) => {
             log::error!("smtp#{id} {peer} cannot store message: {e}");
             return Ok(storage_failure(&e));
         }
     };
+    if let Some(why) = filter.malformed().filter(|_| session.strict_headers()) {
+        log::warn!("smtp#{id} {peer} refused {name}: header section has a {why}");
+        incoming.discard();
+        return Ok(DataOutcome::Malformed(why));
+    }
     let from_header = from_scan.addresses();
     let from_owner = session
         .from_header_owner()
         .filter(|_| shared.config.from_must_match);
     if let Some(user) = from_owner {
-        let verdict = &from_header;
-        let foreign = match &verdict {
-            Ok(addresses) => addresses
-                .iter()
-                .find(|a| !shared.owns(user, a))
-                .map(|a| format!("From: <{a}>")),
-            Err(problem) => Some(format!("From: header {problem:?}")),
+        let foreign = match &from_header {
+            Ok(addresses) => addresses.iter().find(|a| !shared.owns(user, a)),
+            Err(problem) => {
+                log::warn!("smtp#{id} {peer} {user} refused: From: header {problem:?}");
+                incoming.discard();
+                return Ok(DataOutcome::Malformed("From: field that cannot be read"));
+            }
         };
-        if let Some(what) = foreign {
-            log::warn!("smtp#{id} {peer} {user} refused: {what} is not theirs");
+        if let Some(address) = foreign {
+            log::warn!("smtp#{id} {peer} {user} refused: From: <{address}> is not theirs");
             incoming.discard();
             return Ok(DataOutcome::ForeignFrom);
         }
@@ -475,6 +510,27 @@ async fn receive_message(
         }
     }
     targets.sort_by(|a, b| a.1.cmp(&b.1));
+    let size = incoming.size();
+    let remote = !relayed.is_empty() || !forwarded.is_empty();
+    // The real size against each quota (the declared one was checked at
+    // RCPT): mailboxes without room get it through the queue, which
+    // reports to the sender, unless no one else gets it at all.
+    let (targets, full): (Vec<_>, Vec<_>) = targets
+        .into_iter()
+        .partition(|(account, _)| shared.over_quota_with(account, size).is_none());
+    let from = session.sender().map(|a| a.as_str()).unwrap_or("");
+    if targets.is_empty() && !remote && !full.is_empty() {
+        let temporary = full
+            .iter()
+            .all(|(a, _)| shared.over_quota_with(a, size) == Some(true));
+        let to: Vec<&str> = full.iter().map(|(a, _)| a.as_str()).collect();
+        log::info!(
+            "smtp#{id} {peer} refused {name} from=<{from}> to={}: mailbox full",
+            to.join(",")
+        );
+        incoming.discard();
+        return Ok(DataOutcome::OverQuota { temporary });
+    }
     let listed = rcpt_scan.map(|s| s.addresses_seen()).unwrap_or_default();
     if judge_spam {
         // Read from flash off the executor thread, before the rule asks.
@@ -483,6 +539,12 @@ async fn receive_message(
             .load(targets.iter().map(|(_, dir)| dir.as_path()))
             .await;
     }
+    let forged = match &from_header {
+        Ok(addresses) => session
+            .forged_member_from(addresses, &mut LiveDirectory(&shared, peer.ip()))
+            .map(str::to_string),
+        Err(_) => None,
+    };
     let (spam, clean): (Vec<_>, Vec<_>) = targets.into_iter().partition(|(account, dir)| {
         let verdict = crate::spam::recipient_rule(&shared.config.spam, &listed, |a| {
             shared.books.knows(dir, a)
@@ -492,52 +554,46 @@ async fn receive_message(
         }
         verdict.is_some()
     });
-    if !spam.is_empty() {
-        shared.count(|s| s.spam += spam.len() as u64);
-    }
-    let from = session.sender().map(|a| a.as_str()).unwrap_or("");
-    let remote = !relayed.is_empty() || !forwarded.is_empty();
     if !spam.is_empty()
         && clean.is_empty()
         && !remote
+        && forged.is_none()
         && shared.config.spam.action == Action::Reject
     {
+        shared.count(|s| s.spam += spam.len() as u64);
         log::info!("smtp#{id} {peer} rejected {name} from=<{from}> as spam");
         incoming.discard();
         return Ok(DataOutcome::Spam);
     }
-    let size = incoming.size();
-    // Remote copies first: once queued, they are the queue's to deliver.
-    let mut incoming = incoming;
-    for (rcpts, sender) in [
-        (relayed, from.to_string()),
-        (forwarded, shared.forwarding_sender(from)),
-    ] {
-        if rcpts.is_empty() {
-            continue;
+    // A stranger writing as a member: tagged for everyone, never refused
+    // for this alone (mailing lists and forwarders do it too).
+    let (spam, clean) = match &forged {
+        Some(address) => {
+            log::warn!("smtp#{id} {peer} {name} is spam: From: <{address}> is a member's");
+            (spam.into_iter().chain(clean).collect(), Vec::new())
         }
-        let queue_id = shared.names.next();
-        let (back, queued) = shared
-            .queue
-            .submit(incoming, queue_id.clone(), sender.clone(), rcpts.clone())
-            .await;
-        incoming = back;
-        if let Err(e) = queued {
-            log::error!("smtp#{id} {peer} cannot queue {name}: {e}");
-            incoming.discard();
-            return Ok(storage_failure(&e));
-        }
-        log::info!(
-            "smtp#{id} {peer} queued {name} as {queue_id} from=<{sender}> to={} size={size}",
-            rcpts.join(",")
-        );
-        shared.count(|s| s.queued += rcpts.len() as u64);
+        None => (spam, clean),
+    };
+    if !spam.is_empty() {
+        shared.count(|s| s.spam += spam.len() as u64);
     }
+    let mut delivery = Delivery {
+        shared: &shared,
+        who: format!("smtp#{id} {peer}"),
+        name: &name,
+        from,
+        stored: false,
+    };
     // Spam is delivered as a tagged copy; the original goes to the rest.
-    let mut deliveries = Vec::new();
     if !spam.is_empty() {
         match tagged_copy(&shared, &incoming) {
-            Ok(copy) => deliveries.push((copy, spam)),
+            Ok(copy) => {
+                if let Err(e) = delivery.deliver_copy(copy, &spam, true).await {
+                    incoming.discard();
+                    return Ok(storage_failure(&e));
+                }
+            }
+            // The first copy: nothing is stored yet.
             Err(e) => {
                 log::error!("smtp#{id} {peer} cannot store message: {e}");
                 incoming.discard();
@@ -545,31 +601,32 @@ async fn receive_message(
             }
         }
     }
-    if clean.is_empty() {
-        // Any copies are in the queue or tagged: the original is done.
-        incoming.discard();
-    } else {
-        deliveries.push((incoming, clean.clone()));
+    let mut incoming = incoming;
+    if !clean.is_empty() {
+        incoming = match delivery.deliver(incoming, &clean, false).await {
+            Ok(back) => back,
+            Err((back, e)) => {
+                back.discard();
+                return Ok(storage_failure(&e));
+            }
+        };
     }
-    for (message, targets) in deliveries {
-        let tagged = message.base_name() != name;
-        let dirs = targets.iter().map(|(_, dir)| dir.clone()).collect();
-        let accounts: Vec<Address> = targets.into_iter().map(|(a, _)| a).collect();
-        let copies = accounts.len() as u64;
-        let copy_size = message.size();
-        if let Err(e) = shared.commits.deliver(message, dirs).await {
-            log::error!("smtp#{id} {peer} delivery of {name} failed: {e}");
-            return Ok(storage_failure(&e));
-        }
-        shared.after_delivery(&accounts, copy_size).await;
-        shared.count(|s| s.delivered_local += copies);
-        let to: Vec<&str> = accounts.iter().map(|a| a.as_str()).collect();
-        log::info!(
-            "smtp#{id} {peer} delivered {name}{} from=<{from}> to={} size={size}",
-            if tagged { " tagged as spam" } else { "" },
-            to.join(",")
-        );
+    // Remote copies, and local ones that wait for room, are the queue's.
+    let full: Vec<String> = full.iter().map(|(a, _)| a.as_str().to_string()).collect();
+    for (rcpts, sender) in [
+        (relayed, from.to_string()),
+        (forwarded, shared.forwarding_sender(from)),
+        (full, from.to_string()),
+    ] {
+        incoming = match delivery.hand_to_queue(incoming, sender, rcpts).await {
+            Ok(back) => back,
+            Err((back, e)) => {
+                back.discard();
+                return Ok(storage_failure(&e));
+            }
+        };
     }
+    incoming.discard();
     shared.count(|s| {
         s.received_messages += 1;
         s.received_bytes += size;
@@ -581,6 +638,129 @@ async fn receive_message(
         &clean,
     );
     Ok(DataOutcome::Stored { id: name })
+}
+
+/// Stores the copies of one message. Until a copy is durable, a failure
+/// is the client's to retry (4xx); after that, a 4xx would make it send
+/// the copies already stored again, so whoever could not be served yet
+/// goes through the queue: retried there, reported on final failure.
+struct Delivery<'a> {
+    shared: &'a Shared,
+    who: String,
+    name: &'a str,
+    from: &'a str,
+    /// A copy is on stable storage (a mailbox or the queue).
+    stored: bool,
+}
+
+impl Delivery<'_> {
+    /// Delivers `message` into the targets' mailboxes, then ends it.
+    /// `Err`: nothing stored at all yet, the client should retry.
+    async fn deliver_copy(
+        &mut self,
+        message: Incoming,
+        targets: &[(Address, PathBuf)],
+        tagged: bool,
+    ) -> io::Result<()> {
+        let result = self.deliver(message, targets, tagged).await;
+        match result {
+            Ok(message) => {
+                message.discard();
+                Ok(())
+            }
+            Err((message, e)) => {
+                message.discard();
+                Err(e)
+            }
+        }
+    }
+
+    /// Delivers `message` into the targets' mailboxes and gives it back
+    /// (for the queue). `Err`: nothing stored at all yet.
+    async fn deliver(
+        &mut self,
+        message: Incoming,
+        targets: &[(Address, PathBuf)],
+        tagged: bool,
+    ) -> Result<Incoming, (Incoming, io::Error)> {
+        let (shared, who, name, from) = (self.shared, &self.who, self.name, self.from);
+        let dirs = targets.iter().map(|(_, dir)| dir.clone()).collect();
+        let copy_size = message.size();
+        let (message, result) = shared.commits.deliver(message, dirs).await;
+        let failed = match result {
+            Ok(delivered) => delivered.failed,
+            Err(e) if !self.stored => {
+                log::error!("{who} delivery of {name} failed: {e}");
+                return Err((message, e));
+            }
+            Err(e) => targets
+                .iter()
+                .map(|(_, d)| (d.clone(), io::Error::new(e.kind(), e.to_string())))
+                .collect(),
+        };
+        let (took, later): (Vec<_>, Vec<_>) = targets
+            .iter()
+            .partition(|(_, dir)| !failed.iter().any(|(d, _)| d == dir));
+        if !took.is_empty() {
+            self.stored = true;
+            let accounts: Vec<Address> = took.iter().map(|(a, _)| a.clone()).collect();
+            shared.after_delivery(&accounts, copy_size).await;
+            shared.count(|s| s.delivered_local += accounts.len() as u64);
+            let to: Vec<&str> = accounts.iter().map(|a| a.as_str()).collect();
+            log::info!(
+                "{who} delivered {name}{} from=<{from}> to={} size={copy_size}",
+                if tagged { " tagged as spam" } else { "" },
+                to.join(",")
+            );
+        }
+        for ((account, _), (_, e)) in later.iter().zip(&failed) {
+            log::error!("{who} cannot deliver {name} to {account} now: {e}");
+        }
+        let later = later.iter().map(|(a, _)| a.as_str().to_string()).collect();
+        self.hand_to_queue(message, from.to_string(), later).await
+    }
+
+    /// Makes the queue responsible for `rcpts`.
+    async fn hand_to_queue(
+        &mut self,
+        message: Incoming,
+        sender: String,
+        rcpts: Vec<String>,
+    ) -> Result<Incoming, (Incoming, io::Error)> {
+        if rcpts.is_empty() {
+            return Ok(message);
+        }
+        let (shared, who, name) = (self.shared, &self.who, self.name);
+        let queue_id = shared.names.next();
+        let (message, queued) = shared
+            .queue
+            .submit(message, queue_id.clone(), sender.clone(), rcpts.clone())
+            .await;
+        match queued {
+            Ok(()) => {
+                self.stored = true;
+                log::info!(
+                    "{who} queued {name} as {queue_id} from=<{sender}> to={} size={}",
+                    rcpts.join(","),
+                    message.size()
+                );
+                shared.count(|s| s.queued += rcpts.len() as u64);
+                Ok(message)
+            }
+            Err(e) if !self.stored => {
+                log::error!("{who} cannot queue {name}: {e}");
+                Err((message, e))
+            }
+            Err(e) => {
+                // Copies are stored: a 4xx now would duplicate them.
+                log::error!(
+                    "{who} cannot queue {name} for {}: {e}; those copies are lost",
+                    rcpts.join(",")
+                );
+                Ok(message)
+            }
+        }
+    }
 }
 
 /// Teaches the address books: the sender (envelope and From:) becomes
@@ -652,13 +832,18 @@ async fn blocklisted(shared: &Shared, ip: std::net::IpAddr) -> Option<String> {
 }
 
 /// Appends decoded bytes to the spool file unless the message is already
-/// refused; going over the size limit discards what was written at once.
-fn store_chunk(sink: Sink, bytes: &[u8], limit: u64) -> Sink {
+/// refused; going over the size limit or a line over the length limit
+/// discards what was written at once.
+fn store_chunk(sink: Sink, bytes: &[u8], limit: u64, line_too_long: bool) -> Sink {
     match sink {
         Sink::Spool(mut m) => {
             if m.size() + bytes.len() as u64 > limit {
                 m.discard();
                 return Sink::TooBig;
+            }
+            if line_too_long {
+                m.discard();
+                return Sink::LineTooLong;
             }
             match m.write(bytes) {
                 Ok(()) => Sink::Spool(m),

@@ -25,6 +25,9 @@ pub enum RcptVerdict {
     OverQuota { temporary: bool },
     /// An alias, list or forward: where its copies go.
     Routed(Vec<Destination>),
+    /// A rewritten return path (SRS) of mail we forwarded: it leads back
+    /// to this outside address, for delivery reports (null sender) only.
+    ReturnPath(Address),
     /// An alias that leads nowhere (a loop, too deep): refused with why.
     Unroutable {
         code: u16,
@@ -52,6 +55,18 @@ pub trait Directory {
     /// Whether the logged-in `user` may send as `address`.
     fn owns(&mut self, user: &Address, address: &str) -> bool {
         user.as_str().eq_ignore_ascii_case(address)
+    }
+
+    /// Whether `address` belongs to a member (a user or alias of ours), so
+    /// that strangers may not send as it.
+    fn is_member(&mut self, _address: &Address) -> bool {
+        false
+    }
+
+    /// Whether `size` more bytes would take `mailbox` over its quota:
+    /// `Some(temporary)` if so.
+    fn over_quota_with(&mut self, _mailbox: &Address, _size: u64) -> Option<bool> {
+        None
     }
 
     /// Greylisting: seconds this sender → recipient must still wait, if any.
@@ -109,6 +124,14 @@ pub enum DataOutcome {
     TooBig,
     /// The From: header names someone other than the logged-in user.
     ForeignFrom,
+    /// A member's header section that readers could take two ways: 550 5.6.0.
+    Malformed(&'static str),
+    /// A line longer than RFC 5322 §2.1.1 allows: 554 5.6.0.
+    LineTooLong,
+    /// No recipient's mailbox has room for it.
+    OverQuota {
+        temporary: bool,
+    },
     /// Out of space: 452 4.3.1.
     NoSpace,
     /// Any other storage failure: 451 4.3.0.
@@ -166,6 +189,8 @@ pub struct Session {
     /// The LOGIN mechanism's user name while its password is awaited.
     login_name: Name,
     from: Option<Address>,
+    /// The size the client announced with MAIL (RFC 1870).
+    declared_size: Option<u64>,
     recipients: Vec<Recipient>,
     errors: u32,
 }
@@ -194,6 +219,7 @@ impl Session {
             user: None,
             login_name: Name::new(),
             from: None,
+            declared_size: None,
             recipients: Vec::new(),
             errors: 0,
         }
@@ -230,6 +256,7 @@ impl Session {
 
     fn reset_transaction(&mut self) {
         self.from = None;
+        self.declared_size = None;
         self.recipients.clear();
         if self.phase != Phase::Connected {
             self.phase = Phase::Ready;
@@ -584,6 +611,15 @@ impl Session {
                 return self.error(out, 553, "5.7.1", "Sender address is not yours");
             }
         }
+        // Port 25 is for strangers' mail: a member's address there is forged.
+        if !self.trusted() && mail.from.as_ref().is_some_and(|a| dir.is_member(a)) {
+            return self.error(
+                out,
+                550,
+                "5.7.1",
+                "Sender address belongs to a member here: log in to send as it",
+            );
+        }
         if mail
             .size
             .is_some_and(|size| size > self.limits.max_message_size)
@@ -597,6 +633,7 @@ impl Session {
             return Step::Continue;
         }
         self.from = mail.from;
+        self.declared_size = mail.size;
         self.phase = Phase::Mail;
         push(out, 250, Some("2.1.0"), "Sender OK");
         Step::Continue
@@ -610,7 +647,32 @@ impl Session {
             push(out, 452, Some("4.5.3"), "Too many recipients");
             return Step::Continue;
         }
-        match dir.lookup(&rcpt) {
+        let mut verdict = dir.lookup(&rcpt);
+        if let Some(size) = self.declared_size {
+            verdict = Self::check_declared_size(verdict, size, dir);
+        }
+        match verdict {
+            RcptVerdict::ReturnPath(to) => {
+                // Only reports may take the way back, or anyone could relay
+                // through a valid SRS address.
+                if self.from.is_some() {
+                    return self.error(
+                        out,
+                        550,
+                        "5.7.1",
+                        "This address takes only delivery reports",
+                    );
+                }
+                let given = match rcpt {
+                    RcptTo::Mailbox(a) => a,
+                    RcptTo::Postmaster => to.clone(),
+                };
+                let destination = Destination::Remote {
+                    to,
+                    forwarded: false,
+                };
+                self.accept_rcpt(given, vec![destination], dir, out)
+            }
             RcptVerdict::Local(mailbox) => {
                 let given = match rcpt {
                     RcptTo::Mailbox(a) => a,
@@ -663,6 +725,38 @@ impl Session {
         }
     }
 
+    /// A recipient whose every copy would go into a mailbox without room
+    /// for the size announced with MAIL is refused now (RFC 1870 §6.2).
+    fn check_declared_size(
+        verdict: RcptVerdict,
+        size: u64,
+        dir: &mut impl Directory,
+    ) -> RcptVerdict {
+        let mailboxes: Vec<&Address> = match &verdict {
+            RcptVerdict::Local(mailbox) => vec![mailbox],
+            RcptVerdict::Routed(destinations) => destinations
+                .iter()
+                .map(|d| match d {
+                    Destination::Mailbox(a) => Some(a),
+                    Destination::Remote { .. } => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        if mailboxes.is_empty() {
+            return verdict;
+        }
+        let mut temporary = true;
+        for mailbox in mailboxes {
+            match dir.over_quota_with(mailbox, size) {
+                Some(t) => temporary &= t,
+                None => return verdict,
+            }
+        }
+        RcptVerdict::OverQuota { temporary }
+    }
+
     /// Accepts a local recipient, unless greylisting defers it.
     fn accept_rcpt(
         &mut self,
@@ -699,6 +793,28 @@ impl Session {
         self.user.as_ref()
     }
 
+    /// Members' mail is held to a strict header section (RFC 6409 §8
+    /// lets a submission server check and complete what it is given).
+    pub fn strict_headers(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// A member's address in a stranger's From: header, if any: such mail
+    /// is tagged as spam (not refused: lists and forwarders do this too).
+    pub fn forged_member_from<'a>(
+        &self,
+        from_header: &'a [String],
+        dir: &mut impl Directory,
+    ) -> Option<&'a str> {
+        if self.trusted() {
+            return None;
+        }
+        from_header
+            .iter()
+            .find(|a| Address::parse_path(a).is_ok_and(|a| dir.is_member(&a)))
+            .map(String::as_str)
+    }
+
     /// Reports how storing the message ended and answers the client.
     pub fn data_done(&mut self, outcome: DataOutcome, out: &mut Replies) {
         match outcome {
@@ -719,6 +835,23 @@ impl Session {
                 Some("5.7.1"),
                 "From: header is not one of your addresses",
             ),
+            DataOutcome::Malformed(why) => {
+                let mut text: heapless::String<200> = heapless::String::new();
+                let _ = write!(text, "Malformed header section: {why}");
+                push(out, 550, Some("5.6.0"), &text)
+            }
+            DataOutcome::LineTooLong => push(
+                out,
+                554,
+                Some("5.6.0"),
+                "Line too long (over 998 octets), message not accepted",
+            ),
+            DataOutcome::OverQuota { temporary: true } => {
+                push(out, 452, Some("4.2.2"), "Mailbox full, try again later")
+            }
+            DataOutcome::OverQuota { temporary: false } => {
+                push(out, 552, Some("5.2.2"), "Mailbox full")
+            }
             DataOutcome::NoSpace => push(out, 452, Some("4.3.1"), "Insufficient system storage"),
             DataOutcome::Spam => push(out, 554, Some("5.7.1"), "Message refused as spam"),
             DataOutcome::Loop => push(
@@ -753,10 +886,25 @@ mod tests {
                 RcptTo::Mailbox(a) if a.domain() != "localhost" => RcptVerdict::Remote,
                 RcptTo::Mailbox(a) => match a.local().to_ascii_lowercase().as_str() {
                     "alice" | "postmaster" => RcptVerdict::Local(alice()),
+                    "srs0=hash=tt=elsewhere.test=friend" => {
+                        RcptVerdict::ReturnPath(Address::new("friend", "elsewhere.test").unwrap())
+                    }
                     "bob" => RcptVerdict::Local(Address::new("bob", "localhost").unwrap()),
                     _ => RcptVerdict::UnknownUser,
                 },
             }
+        }
+
+        fn is_member(&mut self, address: &Address) -> bool {
+            matches!(
+                self.lookup(&RcptTo::Mailbox(address.clone())),
+                RcptVerdict::Local(_)
+            )
+        }
+
+        /// bob has 500 bytes left; alice is unlimited.
+        fn over_quota_with(&mut self, mailbox: &Address, size: u64) -> Option<bool> {
+            (mailbox.local() == "bob" && size > 500).then_some(false)
         }
     }
 
@@ -863,6 +1011,55 @@ mod tests {
         assert_eq!(h.code("RCPT TO:<alice@localhost>"), "250 2.1.5");
         assert_eq!(h.code("RCPT TO:<bob@localhost>"), "250 2.1.5");
         assert_eq!(h.code("RCPT TO:<bob@localhost>"), "452 4.5.3");
+    }
+
+    #[test]
+    fn srs_return_path_takes_only_reports() {
+        let srs = "RCPT TO:<SRS0=hash=TT=elsewhere.test=friend@localhost>";
+        let mut h = Harness::new();
+        h.send("EHLO c");
+        h.send("MAIL FROM:<x@y.test>");
+        assert_eq!(h.code(srs), "550 5.7.1");
+        h.send("RSET");
+        h.send("MAIL FROM:<>");
+        assert_eq!(h.code(srs), "250 2.1.5");
+        assert!(matches!(
+            &h.session.recipients()[0].destinations[..],
+            [Destination::Remote { to, .. }] if to.as_str() == "friend@elsewhere.test"
+        ));
+    }
+
+    #[test]
+    fn strangers_may_not_use_members_addresses() {
+        let mut h = Harness::new();
+        h.send("EHLO c");
+        assert_eq!(h.code("MAIL FROM:<alice@localhost>"), "550 5.7.1");
+        assert_eq!(h.code("MAIL FROM:<x@y.test>"), "250 2.1.0");
+        let from = ["x@y.test".to_string(), "Bob@localhost".to_string()];
+        assert_eq!(
+            h.session.forged_member_from(&from, &mut Table),
+            Some("Bob@localhost")
+        );
+        // A relay client is one of us.
+        let mut h = Harness::with(Security {
+            relay_client: true,
+            ..Default::default()
+        });
+        h.send("EHLO c");
+        assert_eq!(h.code("MAIL FROM:<alice@localhost>"), "250 2.1.0");
+        assert_eq!(h.session.forged_member_from(&from, &mut Table), None);
+    }
+
+    #[test]
+    fn declared_size_checked_against_each_quota() {
+        let mut h = Harness::new();
+        h.send("EHLO c");
+        h.send("MAIL FROM:<x@y.test> SIZE=900");
+        assert_eq!(h.code("RCPT TO:<bob@localhost>"), "552 5.2.2");
+        assert_eq!(h.code("RCPT TO:<alice@localhost>"), "250 2.1.5");
+        h.send("RSET");
+        h.send("MAIL FROM:<x@y.test> SIZE=400");
+        assert_eq!(h.code("RCPT TO:<bob@localhost>"), "250 2.1.5");
     }
 
     #[test]

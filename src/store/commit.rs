@@ -9,7 +9,7 @@
 //! client that goes away mid-commit (its future dropped) never leaves the
 //! others waiting for a commit nobody runs.
 
-use super::maildir::{unlink_all, Incoming};
+use super::maildir::{unlink_all, Delivered, Incoming};
 use smol::channel::{bounded, Sender};
 use smol::lock::Mutex;
 use std::cell::{Cell, RefCell};
@@ -22,7 +22,7 @@ use std::sync::Arc;
 struct Job {
     incoming: Incoming,
     mailboxes: Vec<PathBuf>,
-    done: Sender<io::Result<String>>,
+    done: Sender<(Incoming, io::Result<Delivered>)>,
 }
 
 #[derive(Default)]
@@ -36,20 +36,22 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Delivers `incoming` into `mailboxes` durably; resolves once it is on
-    /// stable storage (or failed, with nothing left visible).
-    pub async fn deliver(&self, incoming: Incoming, mailboxes: Vec<PathBuf>) -> io::Result<String> {
+    /// stable storage in those that took it (see [`Incoming::deliver`]).
+    /// The message comes back with its spool name, for the caller to queue
+    /// for the others or to discard.
+    pub async fn deliver(
+        &self,
+        incoming: Incoming,
+        mailboxes: Vec<PathBuf>,
+    ) -> (Incoming, io::Result<Delivered>) {
         let (done, result) = bounded(1);
         self.pending.borrow_mut().push(Job {
             incoming,
             mailboxes,
             done,
         });
-        let answered = async {
-            result
-                .recv()
-                .await
-                .unwrap_or_else(|_| Err(io::Error::other("commit abandoned")))
-        };
+        // Every job is answered: `commit` sends on each path.
+        let answered = async { result.recv().await.expect("commit answers every job") };
         // Answered first when both are ready, so a caller whose message
         // is committed leaves rather than leading yet another batch.
         smol::future::or(answered, self.lead()).await
@@ -57,7 +59,7 @@ impl GroupCommit {
 
     /// Commits the waiting messages whenever no batch is under way; never
     /// returns (the caller stops when its own answer comes).
-    async fn lead(&self) -> io::Result<String> {
+    async fn lead(&self) -> (Incoming, io::Result<Delivered>) {
         loop {
             let leading = self.leading.lock_arc().await;
             let batch = std::mem::take(&mut *self.pending.borrow_mut());
@@ -94,7 +96,8 @@ impl GroupCommit {
 fn commit(batch: Vec<Job>) {
     if batch.len() == 1 {
         let job = batch.into_iter().next().unwrap();
-        let _ = job.done.try_send(job.incoming.deliver(&job.mailboxes));
+        let result = job.incoming.deliver(&job.mailboxes);
+        answer(job, result);
         return;
     }
     let any_file = batch[0].incoming.file().try_clone();
@@ -113,28 +116,32 @@ fn commit(batch: Vec<Job>) {
     }
     if let Err(e) = syncfs(&file) {
         for (job, result) in linked {
-            if let Ok((_, links)) = &result {
+            if let Ok((_, links, _)) = &result {
                 unlink_all(links);
             }
-            job.incoming.remove_spool();
-            let _ = job
-                .done
-                .try_send(Err(io::Error::new(e.kind(), e.to_string())));
+            answer(job, Err(io::Error::new(e.kind(), e.to_string())));
         }
         return;
     }
     for (job, result) in linked {
-        job.incoming.remove_spool();
-        let _ = job.done.try_send(result.map(|(name, _)| name));
+        answer(
+            job,
+            result.map(|(name, _, failed)| Delivered { name, failed }),
+        );
+    }
+}
+
+/// Gives the message back with its result; if its caller went away, the
+/// spooled message is ended here.
+fn answer(job: Job, result: io::Result<Delivered>) {
+    if let Err(unsent) = job.done.try_send((job.incoming, result)) {
+        unsent.into_inner().0.discard();
     }
 }
 
 fn fail_all(batch: Vec<Job>, e: &io::Error) {
     for job in batch {
-        job.incoming.remove_spool();
-        let _ = job
-            .done
-            .try_send(Err(io::Error::new(e.kind(), e.to_string())));
+        answer(job, Err(io::Error::new(e.kind(), e.to_string())));
     }
 }
 
@@ -179,7 +186,9 @@ mod tests {
                 .collect();
             let mut results = Vec::new();
             for task in tasks {
-                results.push(task.await);
+                let (message, result) = task.await;
+                message.discard();
+                results.push(result);
             }
             results
         }));
@@ -217,11 +226,15 @@ mod tests {
                 None
             },
         )));
-        let result = finished.expect("the commit after a dropped leader never finished");
+        let (second, result) = finished.expect("the commit after a dropped leader never finished");
+        second.discard();
         assert!(result.is_ok(), "{result:?}");
         // And later deliveries still go through.
-        let later =
+        let (third, later) =
             smol::block_on(executor.run(commits.deliver(message(3), vec![mailbox.clone()])));
+        third.discard();
         assert!(later.is_ok(), "{later:?}");
+        // The dropped leader's message was ended too.
+        assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0);
     }
 }

@@ -66,6 +66,14 @@ impl NameMaker {
     }
 }
 
+/// What a delivery achieved: the message's file name in the mailboxes,
+/// and the mailboxes that could not take it, with why.
+#[derive(Debug)]
+pub struct Delivered {
+    pub name: String,
+    pub failed: Vec<(PathBuf, io::Error)>,
+}
+
 /// A message being received, written to the spool as it streams in.
 pub struct Incoming {
     file: File,
@@ -114,23 +122,49 @@ impl Incoming {
         File::open(&self.spool_path)
     }
 
-    /// Makes the message durable in every mailbox, or in none: a failed link
-    /// is rolled back so a retry by the client cannot duplicate mail.
+    /// A second spool name for a message stored elsewhere (the outbound
+    /// queue), so it can be delivered like a new one.
+    pub fn link_from(data_dir: &Path, base_name: String, source: &Path) -> io::Result<Self> {
+        let spool_path = data_dir.join(SPOOL_DIR).join(&base_name);
+        fs::hard_link(source, &spool_path)?;
+        let opened = File::open(&spool_path).and_then(|file| Ok((file.metadata()?.len(), file)));
+        match opened {
+            Ok((size, file)) => Ok(Incoming {
+                file,
+                spool_path,
+                base_name,
+                size,
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&spool_path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the message durable in every mailbox that can take it; the
+    /// ones that cannot are listed, with nothing of it left visible there.
+    /// `Err` when none took it. The spool name stays (the caller may still
+    /// queue the message for the others): [`Incoming::discard`] ends it.
     /// Blocking (fsync): run it on the blocking pool. [`super::commit`]
     /// does the same for many messages with one round of syncs.
-    pub fn deliver(self, mailboxes: &[PathBuf]) -> io::Result<String> {
-        let result = self.file.sync_all().and_then(|()| {
-            let (name, linked) = self.link_into(mailboxes)?;
-            for mailbox in mailboxes {
-                if let Err(e) = sync_dir(&mailbox.join("new")) {
-                    unlink_all(&linked);
-                    return Err(e);
-                }
+    pub fn deliver(&self, mailboxes: &[PathBuf]) -> io::Result<Delivered> {
+        self.file.sync_all()?;
+        let (name, linked, mut failed) = self.link_into(mailboxes)?;
+        let took: Vec<&PathBuf> = mailboxes
+            .iter()
+            .filter(|m| !failed.iter().any(|(f, _)| f == *m))
+            .collect();
+        for (mailbox, link) in took.into_iter().zip(&linked) {
+            if let Err(e) = sync_dir(&mailbox.join("new")) {
+                unlink_all(std::slice::from_ref(link));
+                failed.push((mailbox.clone(), e));
             }
-            Ok(name)
-        });
-        self.remove_spool();
-        result
+        }
+        if failed.len() == mailboxes.len() && !mailboxes.is_empty() {
+            return Err(failed.swap_remove(0).1);
+        }
+        Ok(Delivered { name, failed })
     }
 
     /// The spool file, for syncing.
@@ -138,11 +172,17 @@ impl Incoming {
         &self.file
     }
 
-    /// Links the spool file into every mailbox's new/ (not yet durable);
-    /// all or none. Returns the name and the links made.
-    pub fn link_into(&self, mailboxes: &[PathBuf]) -> io::Result<(String, Vec<PathBuf>)> {
+    /// Links the spool file into each mailbox's new/ (not yet durable).
+    /// Returns the name, the links made, and the mailboxes that failed;
+    /// `Err` when none could be linked.
+    #[allow(clippy::type_complexity)]
+    pub fn link_into(
+        &self,
+        mailboxes: &[PathBuf],
+    ) -> io::Result<(String, Vec<PathBuf>, Vec<(PathBuf, io::Error)>)> {
         let name = format!("{},S={},W={}", self.base_name, self.size, self.size);
         let mut linked: Vec<PathBuf> = Vec::with_capacity(mailboxes.len());
+        let mut failed = Vec::new();
         for mailbox in mailboxes {
             let target = mailbox.join("new").join(&name);
             let attempt = fs::hard_link(&self.spool_path, &target).or_else(|e| {
@@ -153,22 +193,19 @@ impl Incoming {
                     Err(e)
                 }
             });
-            if let Err(e) = attempt {
-                unlink_all(&linked);
-                return Err(e);
+            match attempt {
+                Ok(()) => linked.push(target),
+                Err(e) => failed.push((mailbox.clone(), e)),
             }
-            linked.push(target);
         }
-        Ok((name, linked))
+        if linked.is_empty() && !failed.is_empty() {
+            return Err(failed.swap_remove(0).1);
+        }
+        Ok((name, linked, failed))
     }
 
-    /// Removes the spool name once the mailboxes hold the message (or it
-    /// was refused); a crash before this leaves it for the start-up sweep.
-    pub fn remove_spool(&self) {
-        let _ = fs::remove_file(&self.spool_path);
-    }
-
-    /// Drops a message that will not be delivered.
+    /// Ends the spooled message: delivered, queued or refused. A crash
+    /// before this leaves it for the start-up sweep.
     pub fn discard(self) {
         drop(self.file);
         let _ = fs::remove_file(&self.spool_path);
@@ -406,7 +443,10 @@ mod tests {
         create_mailbox(&a).unwrap();
         let mut msg = Incoming::create(dir.path(), names.next()).unwrap();
         msg.write(b"Subject: x\r\n\r\nhello\r\n").unwrap();
-        let name = msg.deliver(&[a.clone(), b.clone()]).unwrap();
+        let delivered = msg.deliver(&[a.clone(), b.clone()]).unwrap();
+        assert!(delivered.failed.is_empty());
+        msg.discard();
+        let name = delivered.name;
         assert!(name.ends_with(",S=21,W=21"));
         assert!(!name.contains('/') && !name.contains(':'));
         for mailbox in [&a, &b] {
@@ -422,7 +462,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_link_rolls_back_every_mailbox() {
+    fn a_mailbox_that_cannot_take_it_is_reported_and_the_others_keep_it() {
         let dir = tempfile::tempdir().unwrap();
         clear_spool(dir.path()).unwrap();
         let a = mailbox_dir(dir.path(), "a", "localhost");
@@ -432,8 +472,12 @@ mod tests {
         fs::write(&blocked, b"").unwrap();
         let mut msg = Incoming::create(dir.path(), NameMaker::new("h").next()).unwrap();
         msg.write(b"x\r\n").unwrap();
-        assert!(msg.deliver(&[a.clone(), blocked]).is_err());
-        assert!(scan_mailbox(&a).unwrap().is_empty());
+        let delivered = msg.deliver(&[a.clone(), blocked.clone()]).unwrap();
+        assert_eq!(delivered.failed.len(), 1);
+        assert_eq!(delivered.failed[0].0, blocked);
+        assert_eq!(scan_mailbox(&a).unwrap().len(), 1);
+        assert!(msg.deliver(std::slice::from_ref(&blocked)).is_err());
+        msg.discard();
     }
 
     #[test]
