@@ -38,6 +38,9 @@ pub struct Config {
     pub submissions: Option<SocketAddr>,
     /// POP3 over implicit TLS (995).
     pub pop3s: Option<SocketAddr>,
+    /// Sessions each of the last three listeners may hold (port 25's and
+    /// 110's are `smtp.max_sessions` and `pop3.max_sessions`).
+    pub listener_sessions: ListenerSessions,
     pub tls: TlsConfig,
     /// Clients that may relay without logging in.
     pub relay_from: Vec<Cidr>,
@@ -142,6 +145,16 @@ pub struct LimitsConfig {
     pub connections_per_minute: u32,
     /// Failed logins from an address before it is refused for a while.
     pub login_failures: u32,
+    /// Time a client has to finish a TLS handshake.
+    pub tls_handshake_timeout: Duration,
+}
+
+/// Session budgets of the members' TLS and submission listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSessions {
+    pub submission: usize,
+    pub submissions: usize,
+    pub pop3s: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -327,6 +340,10 @@ pub const BOUNDS: &[Bound] = &[
     bound("limits.sessions_per_address", 1, 10_000, Unit::Count),
     bound("limits.connections_per_minute", 0, 100_000, Unit::Count),
     bound("limits.login_failures", 1, 1000, Unit::Count),
+    bound("limits.tls_handshake_timeout", 1, 5 * MINUTE, Unit::Seconds),
+    bound("submission.max_sessions", 1, 10_000, Unit::Count),
+    bound("submissions.max_sessions", 1, 10_000, Unit::Count),
+    bound("pop3s.max_sessions", 1, 10_000, Unit::Count),
     bound("quota.default", 0, 16384 * GIB, Unit::Bytes),
     bound("quota.warn_percent", 1, 100, Unit::Percent),
     bound("greylist.delay", 0, DAY, Unit::Seconds),
@@ -570,12 +587,14 @@ struct LimitsFile {
     sessions_per_address: Option<i64>,
     connections_per_minute: Option<i64>,
     login_failures: Option<i64>,
+    tls_handshake_timeout: Option<DurationValue>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ListenFile {
     listen: Option<String>,
+    max_sessions: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -740,6 +759,17 @@ impl Config {
                 .number(file.limits.connections_per_minute, 0)?,
             login_failures: b("limits.login_failures")
                 .number(file.limits.login_failures, DEFAULT_LOGIN_FAILURES)?,
+            tls_handshake_timeout: b("limits.tls_handshake_timeout").duration(
+                &file.limits.tls_handshake_timeout,
+                DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+            )?,
+        };
+        let listener_sessions = ListenerSessions {
+            submission: b("submission.max_sessions")
+                .number(file.submission.max_sessions, DEFAULT_MAX_SESSIONS)?,
+            submissions: b("submissions.max_sessions")
+                .number(file.submissions.max_sessions, DEFAULT_MAX_SESSIONS)?,
+            pop3s: b("pop3s.max_sessions").number(file.pop3s.max_sessions, DEFAULT_MAX_SESSIONS)?,
         };
         let quota = QuotaConfig {
             default: b("quota.default").size(&file.quota.default, 0)?,
@@ -808,6 +838,7 @@ impl Config {
             submission,
             submissions,
             pop3s,
+            listener_sessions,
             tls,
             relay_from,
             allow_plaintext_on_loopback: o.allow_plaintext_on_loopback
@@ -1088,6 +1119,7 @@ mod tests {
         );
         assert_eq!(from_example.relay_from, defaults.relay_from);
         assert_eq!(from_example.limits, defaults.limits);
+        assert_eq!(from_example.listener_sessions, defaults.listener_sessions);
         assert_eq!(from_example.quota, defaults.quota);
         assert_eq!(
             format!("{:?}", from_example.greylist),

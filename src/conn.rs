@@ -2,10 +2,10 @@
 //! deadlines every session needs: a client that goes quiet, or stops
 //! reading, is cut off, and shutdown interrupts a wait for the next command.
 
-use crate::limits::{TLS_CLOSE_TIMEOUT, TLS_HANDSHAKE_TIMEOUT};
-use crate::serve::Shutdown;
+use crate::limits::TLS_CLOSE_TIMEOUT;
+use crate::serve::{Shared, Shutdown};
+use crate::sessions::Seat;
 use futures_rustls::server::TlsStream;
-use futures_rustls::TlsAcceptor;
 use smol::future;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpStream;
@@ -30,28 +30,31 @@ impl Stream {
         matches!(self, Stream::Tls(_))
     }
 
-    /// Runs the server side of a TLS handshake (bounded in time, and cut
-    /// short by shutdown: nothing is in flight yet) and logs how it went for
+    /// Runs the server side of a TLS handshake (bounded in time, cut short
+    /// by shutdown, and, the client being silent meanwhile, to make room
+    /// for others: nothing is in flight yet) and logs how it went for
     /// session `who`; `false` means the connection is over.
     pub async fn start_tls(
         &mut self,
-        acceptor: TlsAcceptor,
-        shutdown: &Shutdown,
+        shared: &Shared,
+        seat: &Seat,
         who: fmt::Arguments<'_>,
     ) -> bool {
         let Stream::Plain(tcp) = std::mem::replace(self, Stream::Broken) else {
             return false;
         };
+        let acceptor = shared.tls.acceptor();
         let handshake = async { acceptor.accept(tcp).await.map(Some) };
         let timer = async {
-            Timer::after(TLS_HANDSHAKE_TIMEOUT).await;
+            Timer::after(shared.config.limits.tls_handshake_timeout).await;
             Ok(None)
         };
         let stop = async {
-            shutdown.requested().await;
+            shared.shutdown.requested().await;
             Err(io::Error::other("server shutting down"))
         };
-        match future::or(handshake, future::or(timer, stop)).await {
+        let outcome = seat.idle(future::or(handshake, future::or(timer, stop)));
+        match outcome.await.unwrap_or(Ok(None)) {
             Ok(Some(tls)) => {
                 *self = Stream::Tls(Box::new(tls));
                 log::info!("{who} TLS {}", self.tls_summary().unwrap_or_default());
@@ -179,6 +182,19 @@ pub async fn read(
         }
     };
     future::or(read, future::or(timer, stop)).await
+}
+
+/// Waits for the client's next command: `read`, with the session idle
+/// meanwhile, so it may be closed early to make room (as if timed out).
+pub async fn read_command(
+    stream: &mut Stream,
+    buf: &mut [u8],
+    timeout: Duration,
+    shared: &Shared,
+    seat: &Seat,
+) -> ReadOutcome {
+    let read = read(stream, buf, timeout, Some(&shared.shutdown));
+    seat.idle(read).await.unwrap_or(ReadOutcome::TimedOut)
 }
 
 /// Writes everything, or fails if the client stops reading for `timeout`.

@@ -45,6 +45,7 @@ pub mod queue;
 pub mod relay;
 pub mod route;
 pub mod serve;
+pub mod sessions;
 pub mod smtp;
 pub mod spam;
 pub mod stats;

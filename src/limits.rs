@@ -71,7 +71,10 @@ pub const THROTTLE_MEMORY: Duration = Duration::from_secs(15 * 60);
 pub const LOGIN_CACHE_ENTRIES: usize = 256;
 pub const LOGIN_CACHE_TTL: Duration = Duration::from_secs(3600);
 
-/// Time allowed for a TLS handshake.
+/// Time a client has for its TLS handshake: a real one needs a round trip
+/// or two, and one that never says hello must not hold a session for long.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a TLS handshake with another server (outbound).
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Time allowed for a TLS close_notify to leave at the end of a session.

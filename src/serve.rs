@@ -10,6 +10,7 @@ use crate::clients::{AddressSlot, Clients};
 use crate::config::Config;
 use crate::conn::Stream;
 use crate::console::system::{self, Account};
+use crate::sessions::{Budget, Seat};
 use crate::smtp::command::RcptTo;
 use crate::smtp::session::{Destination, RcptVerdict};
 use crate::store::commit::GroupCommit;
@@ -76,6 +77,25 @@ impl Service {
 
     pub fn is_submission(self) -> bool {
         matches!(self, Service::Submission | Service::Submissions)
+    }
+
+    const ALL: [Service; 5] = [
+        Service::Smtp,
+        Service::Submission,
+        Service::Submissions,
+        Service::Pop3,
+        Service::Pop3s,
+    ];
+
+    /// How many sessions this listener may hold.
+    fn max_sessions(self, config: &Config) -> usize {
+        match self {
+            Service::Smtp => config.smtp.max_sessions,
+            Service::Submission => config.listener_sessions.submission,
+            Service::Submissions => config.listener_sessions.submissions,
+            Service::Pop3 => config.pop3.max_sessions,
+            Service::Pop3s => config.listener_sessions.pop3s,
+        }
     }
 }
 
@@ -223,8 +243,10 @@ pub struct Shared {
     password_gate: smol::lock::Semaphore,
     /// Mailboxes with a POP3 session in the TRANSACTION state.
     pub pop3_in_use: RefCell<HashSet<PathBuf>>,
-    pub smtp_sessions: Cell<usize>,
-    pub pop3_sessions: Cell<usize>,
+    /// Each listener's sessions, in the order of `Service::ALL`.
+    budgets: Vec<Rc<Budget>>,
+    /// Sessions open over all listeners.
+    open_sessions: Rc<crate::sessions::Open>,
     next_session: Cell<u64>,
 }
 
@@ -708,57 +730,23 @@ impl Shared {
     }
 }
 
-/// One of a protocol's session slots, given back when the session ends,
-/// however it ends.
-pub struct SessionSlot {
-    shared: Rc<Shared>,
-    counter: fn(&Shared) -> &Cell<usize>,
-}
-
-impl SessionSlot {
-    /// Takes a slot, or `None` when `max` are already in use.
-    pub fn take(
-        shared: &Rc<Shared>,
-        counter: fn(&Shared) -> &Cell<usize>,
-        max: usize,
-    ) -> Option<Self> {
-        let count = counter(shared);
-        (count.get() < max).then(|| {
-            count.set(count.get() + 1);
-            SessionSlot {
-                shared: shared.clone(),
-                counter,
-            }
-        })
-    }
-}
-
-impl Drop for SessionSlot {
-    fn drop(&mut self) {
-        let count = (self.counter)(&self.shared);
-        count.set(count.get() - 1);
-    }
-}
-
-/// A protocol's session limit and what it says when it turns a
-/// connection away (one line each).
+/// What a protocol says when it turns a connection away (one line each).
 pub struct Gate {
-    pub counter: fn(&Shared) -> &Cell<usize>,
-    pub max: usize,
     /// The reply when all sessions are taken, and what it counts as.
     pub busy: (&'static [u8], crate::stats::Refusal<'static>),
     /// The reply when this address holds too many, and what it counts as.
     pub address: (&'static [u8], crate::stats::Refusal<'static>),
 }
 
-/// A connection's right to a session: its protocol's slot and its
+/// A connection's right to a session: its place on the listener and its
 /// address's slot, both given back when dropped.
 pub struct Admission {
-    _slot: SessionSlot,
+    pub seat: Seat,
     _address: AddressSlot,
 }
 
-/// Admits a connection under the total and per-address limits. A refused
+/// Admits a connection under its listener's and its address's limits,
+/// closing an idle stranger's session to make room if need be. A refused
 /// plaintext client is told why; a TLS one is just closed (it could not
 /// read a plaintext reply). `who` names the session in the log.
 pub async fn admit(
@@ -769,17 +757,21 @@ pub async fn admit(
     gate: Gate,
     who: std::fmt::Arguments<'_>,
 ) -> Option<Admission> {
-    let slot = SessionSlot::take(shared, gate.counter, gate.max);
-    let address = slot.as_ref().map(|_| shared.clients.admit(ip));
-    let ((reply, refusal), why) = match (slot, address) {
-        (Some(slot), Some(Ok(address))) => {
-            return Some(Admission {
-                _slot: slot,
-                _address: address,
-            })
-        }
-        (Some(_), Some(Err(why))) => (gate.address, why.to_string()),
-        _ => (gate.busy, "too many sessions".to_string()),
+    let budget = &shared.budgets[Service::ALL.iter().position(|s| *s == service).unwrap_or(0)];
+    let ((reply, refusal), why) = match shared.clients.admit(ip) {
+        Err(why) => (gate.address, why.to_string()),
+        Ok(address) => match budget.take(who.to_string()) {
+            Some(seat) => {
+                if shared.relay_client(ip) {
+                    seat.member();
+                }
+                return Some(Admission {
+                    seat,
+                    _address: address,
+                });
+            }
+            None => (gate.busy, "too many sessions".to_string()),
+        },
     };
     log::warn!("{who} refused: {why}");
     shared.count(|s| s.count_refusal(refusal));
@@ -911,6 +903,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let tls = Tls::open(&config)?;
     let stats = crate::stats::load_or_start_afresh(&data_dir);
     let (stop, closed): (Sender<()>, Receiver<()>) = smol::channel::bounded(1);
+    let open_sessions = Rc::new(crate::sessions::Open::default());
     let shared = Rc::new(Shared {
         tls,
         clients: Clients::new(
@@ -942,8 +935,11 @@ pub fn run(config: Config) -> Result<(), String> {
         srs: crate::route::Srs::load_or_create(&data_dir)?,
         password_gate: smol::lock::Semaphore::new(1),
         pop3_in_use: RefCell::new(HashSet::new()),
-        smtp_sessions: Cell::new(0),
-        pop3_sessions: Cell::new(0),
+        budgets: Service::ALL
+            .iter()
+            .map(|s| Budget::new(s.max_sessions(&config), open_sessions.clone()))
+            .collect(),
+        open_sessions,
         next_session: Cell::new(0),
         config,
     });
@@ -1048,9 +1044,10 @@ async fn serve(
 
     // Sessions in DATA may run out their grace; everyone else leaves at once.
     let deadline = Instant::now() + crate::limits::SHUTDOWN_GRACE + Duration::from_secs(5);
-    while shared.smtp_sessions.get() + shared.pop3_sessions.get() > 0 && Instant::now() < deadline {
-        Timer::after(Duration::from_millis(20)).await;
-    }
+    future::or(shared.open_sessions.all_closed(), async {
+        Timer::at(deadline).await;
+    })
+    .await;
     drop(saver);
     drop(queue_runner);
     shared.save_rarely().await;

@@ -190,3 +190,79 @@ fn early_talkers_are_refused_when_greeting_is_delayed() {
     assert!(start.elapsed() >= Duration::from_millis(900));
     assert!(c.ask("EHLO patient.test").starts_with("250"));
 }
+
+#[test]
+fn strangers_filling_port_25_leave_submission_free() {
+    let (_dir, server) = Server::with_config("[smtp]\nmax_sessions = 3\n");
+    let mut idle: Vec<Client> = (0..3).map(|_| server.smtp()).collect();
+    for c in &mut idle {
+        assert!(c.reply().starts_with("220"));
+    }
+    let mut c = Client::connect(server.submission.unwrap());
+    assert!(c.reply().starts_with("220"), "submission refused");
+    c.ask("EHLO laptop.test");
+    use base64::Engine;
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0alice-pw");
+    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
+    // POP3 and the TLS listeners have budgets of their own too.
+    assert!(pop3_login(&server, "bob", "bob-pw")
+        .ask("QUIT")
+        .starts_with("+OK"));
+}
+
+#[test]
+fn the_longest_idle_stranger_makes_room_and_members_stay() {
+    let (_dir, server) = Server::with_config("[submission]\nmax_sessions = 3\n");
+    let addr = server.submission.unwrap();
+    let greeted = || {
+        let mut c = Client::connect(addr);
+        assert!(c.reply().starts_with("220"));
+        c
+    };
+    let mut member = greeted();
+    member.ask("EHLO laptop.test");
+    use base64::Engine;
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0alice-pw");
+    assert!(member
+        .ask(&format!("AUTH PLAIN {plain}"))
+        .starts_with("235"));
+    let mut oldest = greeted();
+    let mut younger = greeted();
+    assert!(younger.ask("EHLO stranger.test").starts_with("250"));
+    // Full: the newcomer is served, the stranger idle longest is told and closed.
+    let mut newcomer = greeted();
+    assert!(oldest.reply().starts_with("421"));
+    assert!(oldest.closed());
+    assert!(server.logged("closed while idle, to make room", Duration::from_secs(5)));
+    assert!(member.ask("NOOP").starts_with("250"));
+    assert!(younger.ask("NOOP").starts_with("250"));
+    assert!(newcomer.ask("EHLO laptop.test").starts_with("250"));
+    // When only members hold the listener, a newcomer is refused instead.
+    for c in [&mut younger, &mut newcomer] {
+        assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
+    }
+    let mut refused = Client::connect(addr);
+    assert!(refused.reply().starts_with("421 4.3.2"));
+    assert!(member.ask("NOOP").starts_with("250"));
+}
+
+#[test]
+fn silent_tls_clients_are_closed_after_the_handshake_timeout() {
+    let (_dir, server) = Server::with_config("[limits]\ntls_handshake_timeout = 1\n");
+    // Connected to the implicit-TLS ports, never saying hello.
+    let mut silent: Vec<Client> = [server.submissions, server.pop3s]
+        .iter()
+        .map(|addr| Client::connect(addr.unwrap()))
+        .collect();
+    // And after STARTTLS, saying nothing more.
+    let mut c = Client::connect(server.submission.unwrap());
+    c.reply();
+    c.ask("EHLO laptop.test");
+    assert!(c.ask("STARTTLS").starts_with("220"));
+    silent.push(c);
+    for c in &mut silent {
+        // The server hangs up by itself, well before the client's read timeout.
+        assert!(c.closed());
+    }
+    assert!(server.logged("TLS handshake timed out", Duration::from_secs(5)));
+}

@@ -9,7 +9,7 @@ use crate::auth::Login;
 use crate::conn::{self, ReadOutcome, Stream};
 use crate::limits::{POP3_OUTPUT, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
 use crate::line::LineBuffer;
-use crate::serve::{admit, Gate, Service, Shared};
+use crate::serve::{admit, Admission, Gate, Service, Shared};
 use crate::stats::Refusal;
 use crate::store::maildir;
 use smol::net::TcpStream;
@@ -34,6 +34,7 @@ impl Drop for MailboxLock {
 struct Connection {
     shared: Rc<Shared>,
     stream: Stream,
+    admission: Admission,
     /// Replies from the session core.
     out: Replies,
     /// Everything waiting to go out: replies and message bodies of
@@ -89,8 +90,6 @@ pub async fn serve_connection(
     let id = shared.session_id();
     let mut stream = Stream::Plain(tcp);
     let gate = Gate {
-        counter: |s| &s.pop3_sessions,
-        max: shared.config.pop3.max_sessions,
         busy: (
             b"-ERR [SYS/TEMP] Too many connections\r\n",
             Refusal::Pop3(Some("SYS/TEMP")),
@@ -102,17 +101,13 @@ pub async fn serve_connection(
     };
     let who = format_args!("pop3#{id} {peer}");
     let admission = admit(&shared, &mut stream, peer.ip(), service, gate, who);
-    let Some(_admission) = admission.await else {
+    let Some(admission) = admission.await else {
         return;
     };
     log::info!("pop3#{id} {peer} connected to {}", service.name());
     if service.implicit_tls()
         && !stream
-            .start_tls(
-                shared.tls.acceptor(),
-                &shared.shutdown,
-                format_args!("pop3#{id} {peer}"),
-            )
+            .start_tls(&shared, &admission.seat, format_args!("pop3#{id} {peer}"))
             .await
     {
         return;
@@ -132,6 +127,7 @@ pub async fn serve_connection(
     let mut c = Connection {
         shared,
         stream,
+        admission,
         out,
         bulk: Vec::new(),
         writes: 0,
@@ -176,16 +172,8 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                     }
                     start = end;
                     lines = LineBuffer::new();
-                    let acceptor = c.shared.tls.acceptor();
-                    if !c
-                        .stream
-                        .start_tls(
-                            acceptor,
-                            &c.shared.shutdown,
-                            format_args!("pop3#{id} {peer}"),
-                        )
-                        .await
-                    {
+                    let who = format_args!("pop3#{id} {peer}");
+                    if !c.stream.start_tls(&c.shared, &c.admission.seat, who).await {
                         return "TLS handshake failed";
                     }
                     session.tls_started();
@@ -205,6 +193,7 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                         }
                         Login::Ok(account) => match open_mailbox(&c.shared, &account).await {
                             Ok((dir_lock, messages)) => {
+                                c.admission.seat.member();
                                 log::info!(
                                     "pop3#{id} {peer} {account} logged in, {} messages",
                                     messages.len()
@@ -291,7 +280,8 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
             return "write failed";
         }
         let timeout = deadline.saturating_duration_since(Instant::now());
-        match conn::read(&mut c.stream, &mut buf, timeout, Some(&c.shared.shutdown)).await {
+        let (shared, seat) = (&c.shared, &c.admission.seat);
+        match conn::read_command(&mut c.stream, &mut buf, timeout, shared, seat).await {
             ReadOutcome::Data(n) => (start, end) = (0, n),
             ReadOutcome::Closed => return "client disconnected",
             ReadOutcome::TimedOut => {

@@ -16,7 +16,7 @@ use crate::limits::{
     DATA_DEADLINE_FACTOR, MAX_RECEIVED_HEADERS, READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK,
 };
 use crate::line::LineBuffer;
-use crate::serve::{admit, Gate, Service, Shared};
+use crate::serve::{admit, Admission, Gate, Service, Shared};
 use crate::smtp::command::RcptTo;
 use crate::spam::Action;
 use crate::stats::Refusal;
@@ -73,6 +73,7 @@ impl Input {
 struct Connection {
     shared: Rc<Shared>,
     stream: Stream,
+    admission: Admission,
     peer: SocketAddr,
     id: u64,
     input: Input,
@@ -106,7 +107,14 @@ impl Connection {
                 (true, Some(left)) => (smtp.data_timeout.min(left), None),
             };
             let timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
-            match conn::read(&mut self.stream, &mut self.input.buf[..], timeout, watch).await {
+            let buf = &mut self.input.buf[..];
+            let read = if in_data {
+                conn::read(&mut self.stream, buf, timeout, watch).await
+            } else {
+                let (shared, seat) = (&self.shared, &self.admission.seat);
+                conn::read_command(&mut self.stream, buf, timeout, shared, seat).await
+            };
+            match read {
                 ReadOutcome::Shutdown if in_data => continue,
                 outcome => break outcome,
             }
@@ -128,8 +136,6 @@ pub async fn serve_connection(
     let id = shared.session_id();
     let mut stream = Stream::Plain(tcp);
     let gate = Gate {
-        counter: |s| &s.smtp_sessions,
-        max: shared.config.smtp.max_sessions,
         busy: (
             b"421 4.3.2 Too many connections, try again later\r\n",
             Refusal::Smtp(421, Some("4.3.2")),
@@ -141,17 +147,13 @@ pub async fn serve_connection(
     };
     let who = format_args!("smtp#{id} {peer}");
     let admission = admit(&shared, &mut stream, peer.ip(), service, gate, who);
-    let Some(_admission) = admission.await else {
+    let Some(admission) = admission.await else {
         return;
     };
     log::info!("smtp#{id} {peer} connected to {}", service.name());
     if service.implicit_tls()
         && !stream
-            .start_tls(
-                shared.tls.acceptor(),
-                &shared.shutdown,
-                format_args!("smtp#{id} {peer}"),
-            )
+            .start_tls(&shared, &admission.seat, format_args!("smtp#{id} {peer}"))
             .await
     {
         return;
@@ -203,6 +205,7 @@ pub async fn serve_connection(
     let mut connection = Connection {
         shared,
         stream,
+        admission,
         peer,
         id,
         input: Input {
@@ -258,10 +261,9 @@ async fn run(c: &mut Connection, mut session: Session) -> &'static str {
                             c.peer
                         );
                     }
-                    let acceptor = c.shared.tls.acceptor();
                     let who = format_args!("smtp#{} {}", c.id, c.peer);
-                    let shutdown = &c.shared.shutdown;
-                    if !c.stream.start_tls(acceptor, shutdown, who).await {
+                    let seat = &c.admission.seat;
+                    if !c.stream.start_tls(&c.shared, seat, who).await {
                         return "TLS handshake failed";
                     }
                     session.tls_started();
@@ -273,7 +275,10 @@ async fn run(c: &mut Connection, mut session: Session) -> &'static str {
                         .await;
                     let (id, peer, name) = (c.id, c.peer, credentials.user.as_str());
                     match &login {
-                        Login::Ok(u) => log::info!("smtp#{id} {peer} logged in as {u}"),
+                        Login::Ok(u) => {
+                            c.admission.seat.member();
+                            log::info!("smtp#{id} {peer} logged in as {u}")
+                        }
                         Login::Failed => log::warn!("smtp#{id} {peer} failed login for {name:?}"),
                         Login::Refused => {
                             log::warn!(
