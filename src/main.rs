@@ -245,6 +245,20 @@ fn run() -> Result<(), Failure> {
         Some(other) => return Err(other.unexpected().into()),
     };
     let args = parse_args(parser)?;
+    if !args.help
+        && matches!(
+            command.as_str(),
+            "user" | "alias" | "queue" | "stats" | "tls"
+        )
+        || command == "console" && !args.admin && !args.help
+    {
+        let config = load_config(&args)?;
+        let changed = match command.as_str() {
+            "alias" => config.aliases.clone(),
+            _ => config.data_dir.clone(),
+        };
+        act_as_owner_of(&changed)?;
+    }
     let help = |text: &str| {
         print!("{text}");
         Ok(())
@@ -337,6 +351,37 @@ fn admin_console(
     let mut board = console::board::Board { terminal, account };
     console::run_with(config, &options, &mut board, stdin, stdout)
         .map_err(|e| Failure::Failed(e.to_string()))
+}
+
+/// Run by root, an admin command becomes the owner of what it changes
+/// (the data directory's owner is the server's user), so every file it
+/// makes is one the running server can read and replace, as if the server
+/// had made it. The aliases file, which may live elsewhere, has its own
+/// owner (or its directory's, before it exists).
+fn act_as_owner_of(path: &std::path::Path) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let owner = std::fs::metadata(path)
+        .or_else(|_| std::fs::metadata(path.parent().unwrap_or(path)))
+        .ok()
+        .filter(|meta| meta.uid() != 0);
+    match owner {
+        // Nothing there yet, or root's own: root makes it.
+        None => Ok(()),
+        Some(meta) => console::system::drop_root(console::system::Account {
+            uid: meta.uid(),
+            gid: meta.gid(),
+        })
+        .map_err(|e| {
+            Failure::Failed(format!(
+                "cannot act as the owner of {}: {e}",
+                path.display()
+            ))
+        }),
+    }
 }
 
 fn load_config(args: &Args) -> Result<Config, Failure> {

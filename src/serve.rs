@@ -787,6 +787,7 @@ fn lock_data_dir(data_dir: &Path) -> Result<File, String> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(data_dir.join(LOCK_FILE))
         .map_err(|e| format!("cannot open {}: {e}", LOCK_FILE))?;
     file.try_lock().map_err(|_| already_serving(data_dir))?;

@@ -321,3 +321,91 @@ fn a_refused_start_is_in_the_log_ring() {
         "{logged}"
     );
 }
+
+/// `postbox ARGS` as root with umask 0, so a mode left to the umask shows.
+fn as_root_with_umask_0(args: &[&str], stdin: &str) {
+    use std::io::Write;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("umask 0; exec \"$0\" \"$@\"")
+        .arg(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every path under `dir`, links not followed.
+fn everything_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = vec![dir.to_path_buf()];
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if fs::symlink_metadata(&path).unwrap().is_dir() {
+            found.extend(everything_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn admin_commands_by_root_leave_files_the_running_server_can_use() {
+    assert_root();
+    let (_dir, data) = data_dir_for_nobody();
+    let server = Server::start_in(&data, &["--user", "nobody"]);
+    let d = data.to_str().unwrap();
+    as_root_with_umask_0(
+        &["user", "add", "carol", "--password-stdin", "--data", d],
+        "carol-pw\n",
+    );
+    as_root_with_umask_0(&["user", "quota", "carol", "10M", "--data", d], "");
+    as_root_with_umask_0(
+        &["user", "forward", "carol", "c@example.org", "--data", d],
+        "",
+    );
+    as_root_with_umask_0(&["user", "forward", "carol", "off", "--data", d], "");
+    as_root_with_umask_0(&["alias", "add", "club", "carol", "--data", d], "");
+    // Mail reaches the new user, directly and through the new alias,
+    // without a restart.
+    for to in ["carol@localhost", "club@localhost"] {
+        let reply = send_mail(
+            server.smtp,
+            "x@example.org",
+            &[to],
+            "Subject: s\r\n\r\nhi\r\n",
+        );
+        assert!(reply.starts_with("250"), "{to}: {reply}");
+    }
+    assert_eq!(server.messages("carol").len(), 2);
+    drop(pop3_login(&server, "carol", "carol-pw"));
+    // Everything in the data directory is the server's, with fixed modes.
+    for path in everything_under(&data) {
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert_eq!(meta.uid(), NOBODY, "{} is not nobody's", path.display());
+        assert_eq!(
+            meta.mode() & 0o002,
+            0,
+            "{} is world-writable",
+            path.display()
+        );
+    }
+    for (file, mode) in [("users.lock", 0o600), ("users", 0o600), ("aliases", 0o640)] {
+        let meta = fs::metadata(data.join(file)).unwrap();
+        assert_eq!(meta.mode() & 0o777, mode, "{file}");
+    }
+}

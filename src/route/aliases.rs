@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// How many aliases and forwards may lead from one to the next.
@@ -638,6 +638,9 @@ fn lock(path: &Path, create: bool) -> Result<Option<File>, String> {
             .write(true)
             .create(create)
             .truncate(false)
+            // A new file's mode is fixed, not the umask's: the owner (the
+            // server's user) reads and writes it, its group may read it.
+            .mode(0o640)
             .open(path)
         {
             Ok(file) => file,

@@ -10,7 +10,7 @@ use super::record::{self, RecordError};
 use crate::address::{domain_is_valid, user_name_is_valid};
 use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub const KIND: [u8; 4] = *b"PBUS";
@@ -135,6 +135,8 @@ pub fn lock_users(data_dir: &Path) -> Result<std::fs::File, String> {
         .create(true)
         .truncate(false)
         .write(true)
+        // Fixed, not the umask's: nobody else has business with it.
+        .mode(0o600)
         .open(data_dir.join(LOCK_FILE))
         .map_err(|e| format!("cannot open users lock: {e}"))?;
     lock.lock()
