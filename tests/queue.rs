@@ -590,3 +590,100 @@ fn sigkill_at_random_moments_loses_no_queued_mail() {
     let twice: usize = seen.values().map(|n| n - 1).sum();
     assert!(twice <= ROUNDS * 8, "{twice} duplicates");
 }
+
+/// A minimal SMTP server on 127.0.0.1 that takes one message and returns
+/// the bytes of its DATA exactly as they came, up to and with the final dot.
+fn sink() -> (u16, std::sync::mpsc::Receiver<Vec<u8>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut out = stream;
+        out.write_all(b"220 sink.test\r\n").unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                return;
+            }
+            let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+            match verb.as_str() {
+                "EHLO" => out.write_all(b"250-sink.test\r\n250 8BITMIME\r\n").unwrap(),
+                "DATA" => {
+                    out.write_all(b"354 go on\r\n").unwrap();
+                    let mut data = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !data.ends_with(b"\r\n.\r\n") {
+                        if reader.read(&mut byte).unwrap() == 0 {
+                            return;
+                        }
+                        data.push(byte[0]);
+                    }
+                    out.write_all(b"250 taken\r\n").unwrap();
+                    tx.send(data).unwrap();
+                }
+                "QUIT" => {
+                    let _ = out.write_all(b"221 bye\r\n");
+                    return;
+                }
+                _ => out.write_all(b"250 ok\r\n").unwrap(),
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn what_leaves_has_only_crlf_line_ends_and_no_nul() {
+    let (port, data) = sink();
+    let (_a_dir, a) = sender_a(&format!(
+        "smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\n"
+    ));
+    let mut c = Client::connect(a.submission.unwrap());
+    c.reply();
+    c.ask("EHLO laptop.a.test");
+    let plain = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "\0alice\0alice-pw",
+    );
+    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
+    assert!(c.ask("MAIL FROM:<alice@a.test>").starts_with("250"));
+    assert!(c.ask("RCPT TO:<carol@b.test>").starts_with("250"));
+    assert!(c.ask("DATA").starts_with("354"));
+    c.send(b"From: alice@a.test\r\nTo: carol@b.test\r\nSubject: odd ends\r\n\r\n");
+    c.send(b"one\r.\rtwo\r.\r\nthree\r\n\x00.\r\nfour\n.\nfive\r\n");
+    // (Lines over 998 octets are refused on the way in, so none is queued.)
+    c.send(b"last\r\n.\r\n");
+    let reply = c.reply();
+    assert!(reply.starts_with("250"), "{reply}");
+    let wire = data
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("nothing reached the sink: {}", a.log()));
+    let text = String::from_utf8_lossy(&wire);
+    assert!(!wire.contains(&0), "NUL sent on: {text:?}");
+    for (i, &b) in wire.iter().enumerate() {
+        match b {
+            b'\r' => assert_eq!(wire.get(i + 1), Some(&b'\n'), "bare CR: {text:?}"),
+            b'\n' => assert_eq!(wire[i - 1], b'\r', "bare LF: {text:?}"),
+            _ => {}
+        }
+    }
+    let body = &text[..text.len() - 3];
+    assert!(
+        !body.contains("\r\n.\r\n"),
+        "an early end of data: {text:?}"
+    );
+    assert!(
+        body.lines().all(|l| l.len() <= 998),
+        "a line over 998 octets"
+    );
+    for word in ["one", "two", "three", "four", "five", "last"] {
+        assert!(
+            body.contains(&format!("{word}\r\n")),
+            "{word} lost: {text:?}"
+        );
+    }
+}
