@@ -318,13 +318,7 @@ async fn attempt(shared: &Shared, id: &str) {
         .unwrap_or(0);
     for rcpt in local {
         let result = deliver_locally(shared, id, &rcpt).await;
-        note(
-            shared,
-            &mut envelope,
-            &rcpt,
-            result,
-            Some(&shared.config.hostname),
-        );
+        note(shared, &mut envelope, &rcpt, result, None);
     }
     for group in groups {
         let outcome = deliver_group(shared, id, &envelope.sender, &group, size).await;
@@ -413,11 +407,14 @@ fn note(
         Ok(()) => {
             r.state = RcptState::Delivered;
             r.last_error = None;
-            shared.count(|s| s.sent += 1);
+            // Without a next server it went into a mailbox here, counted there.
+            if mta.is_some() {
+                shared.count(|s| s.sent += 1);
+            }
             log::info!(
                 "queue {} delivered to <{rcpt}> via {}",
                 envelope.id,
-                mta.unwrap_or("?")
+                mta.unwrap_or("a mailbox here")
             );
         }
         Err(f) => {

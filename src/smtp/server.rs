@@ -718,8 +718,10 @@ impl Delivery<'_> {
                 to.join(",")
             );
         }
-        for ((account, _), (_, e)) in later.iter().zip(&failed) {
-            log::error!("{who} cannot deliver {name} to {account} now: {e}");
+        for (account, dir) in &later {
+            if let Some((_, e)) = failed.iter().find(|(d, _)| d == dir) {
+                log::error!("{who} cannot deliver {name} to {account} now: {e}");
+            }
         }
         let later = later.iter().map(|(a, _)| a.as_str().to_string()).collect();
         self.hand_to_queue(message, from.to_string(), later).await
