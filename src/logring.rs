@@ -45,8 +45,9 @@ impl Ring {
     }
 
     /// Keeps the newest [`RING_BYTES`], from a line start, by writing them
-    /// to a new file and renaming it over the old one; lines others
-    /// appended (the init's notes) are kept with the rest.
+    /// to a new file and renaming it over the old one. A line another
+    /// process appended meanwhile could be lost: the init writes its own
+    /// file ([`INIT_LOG`]).
     fn cut(&mut self) -> std::io::Result<()> {
         let mut old = File::open(&self.path)?;
         let len = old.metadata()?.len();
@@ -135,6 +136,21 @@ pub fn tail(path: &Path, count: usize) -> Vec<String> {
         .collect()
 }
 
+/// The board's init keeps its notes in this file beside the ring: the
+/// server cuts the ring by rewriting it, which would lose lines another
+/// process appended meanwhile.
+pub const INIT_LOG: &str = "init.log";
+
+/// The last `count` lines of the ring and of the init's notes beside it,
+/// in time order (each line starts with its timestamp).
+pub fn tail_with_notes(ring: &Path, count: usize) -> Vec<String> {
+    let mut lines = tail(ring, count);
+    lines.extend(tail(&ring.with_file_name(INIT_LOG), count));
+    // Stable: lines of one file with the same timestamp keep their order.
+    lines.sort_by(|a, b| a.get(..24).cmp(&b.get(..24)));
+    lines.split_off(lines.len().saturating_sub(count))
+}
+
 /// `2026-11-25T09:37:28.866Z`.
 pub fn timestamp(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -162,6 +178,31 @@ mod tests {
         assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(&timestamp(leap)[..10], "2000-02-29");
+    }
+
+    #[test]
+    fn the_inits_notes_are_shown_among_the_servers_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = dir.path().join("log");
+        std::fs::write(
+            &ring,
+            "2026-11-25T09:00:01.000Z INFO  [postbox::serve] a\n\
+             2026-11-25T09:00:03.000Z INFO  [postbox::serve] c\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(INIT_LOG),
+            "2026-11-25T09:00:00.000Z INFO  [init] up\n\
+             2026-11-25T09:00:02.000Z INFO  [init] b\n",
+        )
+        .unwrap();
+        let shown: Vec<String> = tail_with_notes(&ring, 3)
+            .iter()
+            .map(|l| l[l.len() - 1..].to_string())
+            .collect();
+        assert_eq!(shown, ["a", "b", "c"]);
+        std::fs::remove_file(dir.path().join(INIT_LOG)).unwrap();
+        assert_eq!(tail_with_notes(&ring, 5).len(), 2);
     }
 
     #[test]

@@ -357,7 +357,7 @@ fn show_log<W: Write>(options: &Options, count: usize, out: &mut W) -> Result<()
     let Some(path) = &options.log_ring else {
         return say(out, "no log ring (postbox serve --log-ring FILE)\r\n");
     };
-    let lines = crate::logring::tail(path, count);
+    let lines = crate::logring::tail_with_notes(path, count);
     if lines.is_empty() {
         return say(out, "log is empty\r\n");
     }
