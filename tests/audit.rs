@@ -87,34 +87,44 @@ fn tls_listener_passes_testssl() {
 }
 
 /// Every end-of-data look-alike from the 2023 SMTP smuggling research and
-/// its follow-ups, each followed by an injected transaction: only
-/// `<CRLF>.<CRLF>` ends a message, so the injection stays inside the one
-/// message stored, and the session stays in step.
+/// its follow-ups: only `<CRLF>.<CRLF>` ends a message.
+const SMUGGLING_TRICKS: [&[u8]; 20] = [
+    b"\n.\n",
+    b"\n.\r\n",
+    b"\n.\r",
+    b"\r.\r",
+    b"\r.\r\n",
+    b"\r.\n",
+    b"\r\n.\n",
+    b"\r\n.\r",
+    b"\r\n\x00.\r\n",
+    b"\r\n.\x00\r\n",
+    b"\r\n .\r\n",
+    b"\r\n.\r\r\n",
+    b"\r\r\n.\r\r\n",
+    b"\n\r.\r\n",
+    b"\r\n.\n\r\n",
+    b"\n..\n",
+    b"\r\n..\n",
+    b"\n\n.\n\n",
+    b"\r\r.\r\r",
+    b"\x0b\r\n.\x0c\r\n",
+];
+
+/// The injected transaction each trick is followed by.
+fn injected(i: usize) -> String {
+    format!(
+        "MAIL FROM:<admin@localhost>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n\
+         Subject: smuggled {i}\r\n\r\nevil\r\n.\r\n"
+    )
+}
+
+/// Inbound: each trick and its injection stay inside the one message
+/// stored, and the session stays in step.
 #[test]
 fn smuggling_variants_never_end_a_message() {
     let server = Server::with_users();
-    let tricks: [&[u8]; 20] = [
-        b"\n.\n",
-        b"\n.\r\n",
-        b"\n.\r",
-        b"\r.\r",
-        b"\r.\r\n",
-        b"\r.\n",
-        b"\r\n.\n",
-        b"\r\n.\r",
-        b"\r\n\x00.\r\n",
-        b"\r\n.\x00\r\n",
-        b"\r\n .\r\n",
-        b"\r\n.\r\r\n",
-        b"\r\r\n.\r\r\n",
-        b"\n\r.\r\n",
-        b"\r\n.\n\r\n",
-        b"\n..\n",
-        b"\r\n..\n",
-        b"\n\n.\n\n",
-        b"\r\r.\r\r",
-        b"\x0b\r\n.\x0c\r\n",
-    ];
+    let tricks = SMUGGLING_TRICKS;
     for (i, trick) in tricks.iter().enumerate() {
         let mut c = server.smtp();
         c.reply();
@@ -125,13 +135,7 @@ fn smuggling_variants_never_end_a_message() {
         // Three writes, so a trick may also arrive split from its surroundings.
         c.send(format!("Subject: outer {i}\r\n\r\nhello").as_bytes());
         c.send(trick);
-        c.send(
-            format!(
-                "MAIL FROM:<admin@localhost>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n\
-                 Subject: smuggled {i}\r\n\r\nevil\r\n.\r\n"
-            )
-            .as_bytes(),
-        );
+        c.send(injected(i).as_bytes());
         let reply = c.reply();
         assert!(reply.starts_with("250"), "trick {trick:?}: {reply}");
         // The rest was data, so the next reply answers our next command.
@@ -158,6 +162,64 @@ fn smuggling_variants_never_end_a_message() {
             }
         }
     }
+}
+
+/// Outbound: a member's message carrying every trick leaves for the
+/// smarthost as one message, with CRLF line ends only, no NUL, and no
+/// early end of data, so no server after us can be made to split it.
+#[test]
+fn smuggling_variants_leave_as_one_clean_message() {
+    let (port, sent) = smtp_sink();
+    let (_dir, data, config) = prepare(
+        "a.test",
+        &["alice"],
+        &format!("smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\n"),
+    );
+    let server = start(&data, &config, "a.test", &[]);
+    let mut c = Client::connect(server.submission.unwrap());
+    c.reply();
+    c.ask("EHLO laptop.a.test");
+    let plain = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "\0alice\0alice-pw",
+    );
+    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
+    assert!(c.ask("MAIL FROM:<alice@a.test>").starts_with("250"));
+    assert!(c.ask("RCPT TO:<carol@b.test>").starts_with("250"));
+    assert!(c.ask("DATA").starts_with("354"));
+    c.send(b"From: alice@a.test\r\nTo: carol@b.test\r\nSubject: tricks\r\n\r\n");
+    for (i, trick) in SMUGGLING_TRICKS.iter().enumerate() {
+        c.send(format!("trick {i}").as_bytes());
+        c.send(trick);
+        c.send(injected(i).replace("\r\n.\r\n", "\r\n").as_bytes());
+    }
+    c.send(b"last\r\n.\r\n");
+    let reply = c.reply();
+    assert!(reply.starts_with("250"), "{reply}");
+    let wire = sent
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("nothing reached the smarthost: {}", server.log()));
+    let text = String::from_utf8_lossy(&wire);
+    assert!(!wire.contains(&0), "NUL sent on: {text:?}");
+    for (i, &b) in wire.iter().enumerate() {
+        match b {
+            b'\r' => assert_eq!(wire.get(i + 1), Some(&b'\n'), "bare CR: {text:?}"),
+            b'\n' => assert_eq!(wire[i - 1], b'\r', "bare LF: {text:?}"),
+            _ => {}
+        }
+    }
+    let body = &text[..text.len() - "\r\n.\r\n".len()];
+    assert!(
+        !body.contains("\r\n.\r\n"),
+        "an early end of data: {text:?}"
+    );
+    for i in 0..SMUGGLING_TRICKS.len() {
+        assert!(
+            body.contains(&format!("smuggled {i}")),
+            "trick {i} lost: {text:?}"
+        );
+    }
+    assert!(body.ends_with("\r\nlast"), "{text:?}");
 }
 
 /// The classic open-relay address forms, from a stranger on port 25: each

@@ -591,54 +591,9 @@ fn sigkill_at_random_moments_loses_no_queued_mail() {
     assert!(twice <= ROUNDS * 8, "{twice} duplicates");
 }
 
-/// A minimal SMTP server on 127.0.0.1 that takes one message and returns
-/// the bytes of its DATA exactly as they came, up to and with the final dot.
-fn sink() -> (u16, std::sync::mpsc::Receiver<Vec<u8>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut out = stream;
-        out.write_all(b"220 sink.test\r\n").unwrap();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap() == 0 {
-                return;
-            }
-            let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-            match verb.as_str() {
-                "EHLO" => out.write_all(b"250-sink.test\r\n250 8BITMIME\r\n").unwrap(),
-                "DATA" => {
-                    out.write_all(b"354 go on\r\n").unwrap();
-                    let mut data = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !data.ends_with(b"\r\n.\r\n") {
-                        if reader.read(&mut byte).unwrap() == 0 {
-                            return;
-                        }
-                        data.push(byte[0]);
-                    }
-                    out.write_all(b"250 taken\r\n").unwrap();
-                    tx.send(data).unwrap();
-                }
-                "QUIT" => {
-                    let _ = out.write_all(b"221 bye\r\n");
-                    return;
-                }
-                _ => out.write_all(b"250 ok\r\n").unwrap(),
-            }
-        }
-    });
-    (port, rx)
-}
-
 #[test]
 fn what_leaves_has_only_crlf_line_ends_and_no_nul() {
-    let (port, data) = sink();
+    let (port, data) = smtp_sink();
     let (_a_dir, a) = sender_a(&format!(
         "smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\n"
     ));
