@@ -373,9 +373,22 @@ mod tests {
             "From: <alice@x>bob@x\r\n\r\n",
             "From: \"x\" alice@x\r\n\r\n",
             "From: alice@x>\r\n\r\n",
+            "From: alice@x (c) <bob@x>\r\n\r\n",
+            "From: <alice@x>; bob@x\r\n\r\n",
         ] {
             assert_eq!(scan(two_ways), Err(FromProblem::Unparsable), "{two_ways}");
         }
+        // Comments hide what they hold, as for Python's email; outside
+        // quotes a backslash escapes nothing, so bob is seen and checked.
+        assert_eq!(scan("From: alice(@x)@x\r\n\r\n").unwrap(), ["alice@x"]);
+        assert_eq!(
+            scan("From: (a \\) <bob@x>) alice@x\r\n\r\n").unwrap(),
+            ["alice@x"]
+        );
+        assert_eq!(
+            scan("From: alice@x\\, bob@x\r\n\r\n").unwrap(),
+            ["alice@x\\", "bob@x"]
+        );
         assert_eq!(
             scan("From: \"Bob <bob@x>\" <alice@x> (Alice, <a>), <c@x>\r\n\r\n").unwrap(),
             ["alice@x", "c@x"]
