@@ -14,7 +14,7 @@ use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The byte stream a session talks over; STARTTLS/STLS turn `Plain` into
 /// `Tls` in place.
@@ -53,7 +53,10 @@ impl Stream {
             shared.shutdown.requested().await;
             Err(io::Error::other("server shutting down"))
         };
-        let outcome = seat.idle(future::or(handshake, future::or(timer, stop)));
+        let outcome = seat.idle(
+            Instant::now(),
+            future::or(handshake, future::or(timer, stop)),
+        );
         match outcome.await.unwrap_or(Ok(None)) {
             Ok(Some(tls)) => {
                 *self = Stream::Tls(Box::new(tls));
@@ -186,15 +189,20 @@ pub async fn read(
 
 /// Waits for the client's next command: `read`, with the session idle
 /// meanwhile, so it may be closed early to make room (as if timed out).
+/// `since`: when its last command ended, so a client dripping bytes is as
+/// idle as a silent one.
 pub async fn read_command(
     stream: &mut Stream,
     buf: &mut [u8],
     timeout: Duration,
     shared: &Shared,
     seat: &Seat,
+    since: Instant,
 ) -> ReadOutcome {
     let read = read(stream, buf, timeout, Some(&shared.shutdown));
-    seat.idle(read).await.unwrap_or(ReadOutcome::TimedOut)
+    seat.idle(since, read)
+        .await
+        .unwrap_or(ReadOutcome::TimedOut)
 }
 
 /// Writes everything, or fails if the client stops reading for `timeout`.

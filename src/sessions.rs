@@ -116,12 +116,13 @@ impl Seat {
     }
 
     /// Runs `wait` (for the client to say something) with the session
-    /// counted as idle; `None` if it was closed to make room meanwhile.
-    pub async fn idle<T>(&self, wait: impl Future<Output = T>) -> Option<T> {
+    /// counted as idle `since` then; `None` if it was closed to make room
+    /// meanwhile.
+    pub async fn idle<T>(&self, since: Instant, wait: impl Future<Output = T>) -> Option<T> {
         if self.state.evicted.get() {
             return None;
         }
-        self.state.idle_since.set(Some(Instant::now()));
+        self.state.idle_since.set(Some(since));
         let evicted = async {
             loop {
                 if self.state.evicted.get() {
@@ -172,8 +173,9 @@ mod tests {
             let stranger = b.take("stranger".into()).unwrap();
             assert!(b.take("new".into()).is_none(), "nobody idle: full");
             // The member and the stranger wait for their clients.
-            let mut member_wait = Box::pin(member.idle(future::pending::<()>()));
-            let mut stranger_wait = Box::pin(stranger.idle(future::pending::<()>()));
+            let now = Instant::now();
+            let mut member_wait = Box::pin(member.idle(now, future::pending::<()>()));
+            let mut stranger_wait = Box::pin(stranger.idle(now, future::pending::<()>()));
             assert!(future::poll_once(&mut member_wait).await.is_none());
             assert!(future::poll_once(&mut stranger_wait).await.is_none());
             let _new = b.take("new".into()).expect("the idle stranger made room");

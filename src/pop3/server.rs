@@ -280,8 +280,9 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
             return "write failed";
         }
         let timeout = deadline.saturating_duration_since(Instant::now());
+        let since = deadline.checked_sub(idle).unwrap_or_else(Instant::now);
         let (shared, seat) = (&c.shared, &c.admission.seat);
-        match conn::read_command(&mut c.stream, &mut buf, timeout, shared, seat).await {
+        match conn::read_command(&mut c.stream, &mut buf, timeout, shared, seat, since).await {
             ReadOutcome::Data(n) => (start, end) = (0, n),
             ReadOutcome::Closed => return "client disconnected",
             ReadOutcome::TimedOut => {

@@ -111,8 +111,10 @@ impl Connection {
             let read = if in_data {
                 conn::read(&mut self.stream, buf, timeout, watch).await
             } else {
+                let since = deadline.checked_sub(smtp.command_timeout);
+                let since = since.unwrap_or_else(Instant::now);
                 let (shared, seat) = (&self.shared, &self.admission.seat);
-                conn::read_command(&mut self.stream, buf, timeout, shared, seat).await
+                conn::read_command(&mut self.stream, buf, timeout, shared, seat, since).await
             };
             match read {
                 ReadOutcome::Shutdown if in_data => continue,
