@@ -642,3 +642,34 @@ fn what_leaves_has_only_crlf_line_ends_and_no_nul() {
         );
     }
 }
+
+#[test]
+fn a_flush_during_an_attempt_is_not_lost() {
+    // A smarthost that takes the connection and says nothing: the attempt
+    // lasts until the test lets it fail.
+    let smarthost = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = smarthost.local_addr().unwrap().port();
+    let (_a_dir, data, config) = prepare(
+        "a.test",
+        &["alice"],
+        &format!("smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\n[queue]\nretry_first = 3600\n"),
+    );
+    let a = start(&data, &config, "a.test", &[]);
+    assert!(submit(&a, "alice@a.test", &["carol@b.test"], "flushed").starts_with("250"));
+    let (first, _) = smarthost.accept().unwrap();
+    assert!(queue_cmd(&data, &["flush"]).0);
+    assert!(a.logged("queue flush requested", Duration::from_secs(10)));
+    drop(first);
+    assert!(a.logged("deferred", Duration::from_secs(20)), "{}", a.log());
+    // The flush asked for a try now, not in an hour.
+    smarthost.set_nonblocking(true).unwrap();
+    let start_wait = Instant::now();
+    while smarthost.accept().is_err() {
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(20),
+            "no second attempt: {}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -596,7 +596,16 @@ async fn finish_attempt(shared: &Shared, mut envelope: Envelope) {
         notify_sender(shared, &envelope, dsn::Kind::Delayed).await;
         envelope.warned = true;
     }
-    envelope.next_try = now + queue.backoff(envelope.attempts);
+    // A `queue flush` during this attempt asked for another one now.
+    let flushed = queue
+        .entries
+        .borrow()
+        .get(&id)
+        .is_some_and(|slot| slot.envelope.next_try == 0);
+    envelope.next_try = match flushed {
+        true => now,
+        false => now + queue.backoff(envelope.attempts),
+    };
     let dir = queue.data_dir.clone();
     let saved = envelope.clone();
     if let Err(e) = smol::unblock(move || store::save(&dir, &saved)).await {
