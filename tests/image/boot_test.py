@@ -3,7 +3,7 @@
 the serial console (pexpect) for administration, and mail over the host's
 forwarded ports with Python's own SMTP and POP3 clients.
 
-  boot_test.py IMAGE_DIR [qemu-virt] [rpi3]
+  boot_test.py IMAGE_DIR [qemu-virt] [no-data] [rpi3]
 
 IMAGE_DIR is target/image (made by scripts/build-image qemu-virt and rpi3).
 Nothing leaves the machine: qemu's user network only, the guest's time
@@ -331,6 +331,73 @@ def test_qemu_virt(image_dir, work):
     log(f"host e2fsck -fn: {data_partition_check(disk)}")
 
 
+def partitions(disk):
+    import json
+    out = subprocess.run(["sfdisk", "-J", disk], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["partitiontable"]["partitions"]
+
+
+def remove_data_partition(disk):
+    """The card as if its second partition had been deleted on a PC."""
+    boot = partitions(disk)[0]
+    subprocess.run(["sfdisk", "-q", "--delete", disk, "2"], check=True)
+    os.truncate(disk, (boot["start"] + boot["size"]) * 512)
+
+
+def overwrite_data_filesystem(disk):
+    """The data partition still there, its filesystem overwritten (every
+    superblock copy with it, so no repair can bring it back)."""
+    data = partitions(disk)[1]
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={disk}", "bs=512", f"seek={data['start']}",
+         f"count={data['size']}", "conv=notrunc", "status=none"], check=True,
+    )
+
+
+def test_no_data_partition(image_dir, work):
+    """Without its data partition the board never accepts mail (it would
+    be kept in RAM); the console says why and what to do, and works."""
+    for name, damage, said in (
+        ("missing", remove_data_partition, "data partition missing"),
+        ("unmountable", overwrite_data_filesystem, "data partition /dev/vda2 will not mount"),
+    ):
+        log(f"6. a card whose data partition is {name}: no mail server, the console explains")
+        disk = os.path.join(work, f"{name}.img")
+        subprocess.run(f"xz -dc {image_dir}/postbox-qemu-virt.img.xz > {disk}", shell=True, check=True)
+        conf = os.path.join(work, "postbox.toml")
+        open(conf, "w").write(TEST_CONFIG)
+        subprocess.run(["mcopy", "-o", "-i", f"{disk}@@1M", conf, "::postbox.toml"], check=True)
+        damage(disk)
+        ports = {p: free_port() for p in (25, 587, 110)}
+        board = Board(image_dir, disk, ports)
+        board.start()
+        board.expect(said, BOOT_TIMEOUT)
+        board.expect("the mail server stays off")
+        board.expect("reflash the card")
+        # The console repeats it, and works.
+        board.expect("choose the admin password", BOOT_TIMEOUT)
+        assert said in board.console.before, board.console.before
+        board.expect("Password: ")
+        board.console.send(ADMIN_PW + "\r")
+        board.expect("Again: ")
+        board.console.send(ADMIN_PW + "\r")
+        board.expect("postbox> ")
+        status = board.command("status")
+        assert "server: not running" in status, status
+        logs = board.command("log 20")
+        assert said in logs and "[init]" in logs, logs
+        # Port 25 is forwarded by qemu, but nothing in the guest answers.
+        with socket.create_connection(("127.0.0.1", ports[25]), timeout=10) as s:
+            s.settimeout(10)
+            try:
+                greeting = s.recv(64)
+            except OSError:
+                greeting = b""
+        assert not greeting.startswith(b"220"), greeting
+        board.kill()
+        log(f"{name}: mail server off, console up")
+
+
 def test_rpi3(image_dir, work):
     log("5. rpi3 image on qemu -M raspi3b: admin shell on the mini-UART, data partition mounted")
     board = board_file("rpi3")
@@ -376,6 +443,8 @@ def main():
         only = sys.argv[2:]  # e.g. "rpi3" to run one part
         if not only or "qemu-virt" in only:
             test_qemu_virt(image_dir, work)
+        if not only or "no-data" in only:
+            test_no_data_partition(image_dir, work)
         if not only or "rpi3" in only:
             test_rpi3(image_dir, work)
     except BaseException:
