@@ -414,6 +414,19 @@ fn submission_checks_sender_and_from_header() {
     let own = "From: \"Alice A.\" <alice@LOCALHOST>\r\nSubject: mine\r\n\r\nhi\r\n.";
     assert!(tls_ask(&mut tls, own).starts_with("250 2.0.0"));
     assert_eq!(server.messages("bob").len(), 1);
+    // A From: that cannot be read is refused, and the log says so in words.
+    tls_ask(&mut tls, "MAIL FROM:<alice@localhost>");
+    tls_ask(&mut tls, "RCPT TO:<bob@localhost>");
+    tls_ask(&mut tls, "DATA");
+    let unreadable = "From: <<<@\r\nSubject: odd\r\n\r\nhi\r\n.";
+    let reply = tls_ask(&mut tls, unreadable);
+    assert!(!reply.starts_with("250"), "{reply}");
+    let why = "refused: From: header cannot be read";
+    assert!(
+        server.logged(why, Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]

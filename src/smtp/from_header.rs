@@ -44,6 +44,16 @@ pub enum FromProblem {
     Unparsable,
 }
 
+/// For the log, which a person reads.
+impl std::fmt::Display for FromProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FromProblem::TooLong => "is too long",
+            FromProblem::Unparsable => "cannot be read",
+        })
+    }
+}
+
 impl Default for FromHeaderScanner {
     fn default() -> Self {
         Self::new()

@@ -477,7 +477,7 @@ async fn receive_message(
         let foreign = match &from_header {
             Ok(addresses) => addresses.iter().find(|a| !shared.owns(user, a)),
             Err(problem) => {
-                log::warn!("smtp#{id} {peer} {user} refused: From: header {problem:?}");
+                log::warn!("smtp#{id} {peer} {user} refused: From: header {problem}");
                 incoming.discard();
                 return Ok(DataOutcome::Malformed("From: field that cannot be read"));
             }
