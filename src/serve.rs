@@ -991,6 +991,7 @@ async fn serve(
         config.data_dir.display()
     );
     log::info!("TLS certificate SHA-256 {fingerprint}");
+    crate::store::faults::arm();
 
     let accept_loops: Vec<_> = listeners
         .into_iter()

@@ -587,7 +587,14 @@ async fn finish_attempt(shared: &Shared, mut envelope: Envelope) {
         let dir = queue.data_dir.clone();
         let gone = id.clone();
         if let Err(e) = smol::unblock(move || store::remove(&dir, &gone)).await {
-            log::error!("queue {id}: cannot remove: {e}");
+            // Kept, it must at least say that nobody is waiting any more,
+            // or the next start would deliver it again.
+            let dir = queue.data_dir.clone();
+            let saved = smol::unblock(move || store::save(&dir, &envelope)).await;
+            log::error!(
+                "queue {id}: cannot remove: {e}{}",
+                if saved.is_ok() { "" } else { "; it may be sent again" }
+            );
         }
         queue.entries.borrow_mut().remove(&id);
         return;

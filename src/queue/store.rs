@@ -7,8 +7,9 @@
 //! moved with its message into `DATA/queue/damaged`, where nothing
 //! removes them: acknowledged bytes are never deleted for a bad record.
 
+use crate::store::disk;
 use crate::store::durable::{create_dir_durable, sync_dir};
-use crate::store::maildir::Incoming;
+use crate::store::maildir::{self, Incoming};
 use crate::store::record;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
@@ -106,12 +107,16 @@ fn envelope_path(data_dir: &Path, id: &str) -> PathBuf {
 /// Makes the spooled message durable in the queue. Blocking (fsync).
 pub fn enqueue(data_dir: &Path, message: &Incoming, envelope: &Envelope) -> io::Result<()> {
     let dir = queue_dir(data_dir);
-    message.file().sync_all()?;
+    disk::sync(message.file())?;
     let msg = message_path(data_dir, &envelope.id);
     message.link_to(&msg)?;
     let written = sync_dir(&dir).and_then(|()| save(data_dir, envelope));
     if written.is_err() {
-        let _ = fs::remove_file(&msg);
+        // The envelope may be in place though not durable (its directory
+        // sync failed): take it back too, or the queue would hold an
+        // envelope for a message it refused.
+        let envelope = envelope_path(data_dir, &envelope.id);
+        maildir::unlink_all(&[envelope, msg]);
     }
     written
 }
@@ -143,12 +148,14 @@ pub fn open_message(data_dir: &Path, id: &str) -> io::Result<File> {
 /// Takes a message out of the queue: envelope first, so a crash halfway
 /// leaves only an orphan message file for the start-up sweep.
 pub fn remove(data_dir: &Path, id: &str) -> io::Result<bool> {
-    match fs::remove_file(envelope_path(data_dir, id)) {
+    let envelope = envelope_path(data_dir, id);
+    match disk::unlink(&envelope) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
+        // An envelope left behind would send its message again.
+        Err(_) => disk::unlink_surely(&envelope)?,
     }
-    let _ = fs::remove_file(message_path(data_dir, id));
+    let _ = disk::unlink(&message_path(data_dir, id));
     sync_dir(&queue_dir(data_dir))?;
     Ok(true)
 }

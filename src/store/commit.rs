@@ -9,13 +9,12 @@
 //! client that goes away mid-commit (its future dropped) never leaves the
 //! others waiting for a commit nobody runs.
 
+use super::disk::syncfs;
 use super::maildir::{unlink_all, Delivered, Incoming};
 use smol::channel::{bounded, Sender};
 use smol::lock::Mutex;
 use std::cell::{Cell, RefCell};
-use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -142,16 +141,6 @@ fn answer(job: Job, result: io::Result<Delivered>) {
 fn fail_all(batch: Vec<Job>, e: &io::Error) {
     for job in batch {
         answer(job, Err(io::Error::new(e.kind(), e.to_string())));
-    }
-}
-
-/// Flushes the whole filesystem holding `file` and waits for it.
-fn syncfs(file: &File) -> io::Result<()> {
-    // SAFETY: syncfs only reads the descriptor, which `file` keeps open.
-    if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 

@@ -1,16 +1,14 @@
 //! The crash-safety primitives every file Postbox writes goes through:
 //! write beside, fsync, rename over, fsync the directory.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Makes a directory entry change (create, rename, link, unlink) durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+use super::disk;
+pub use super::disk::sync_dir;
 
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the
 /// new content, never a mix.
@@ -35,14 +33,10 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let _ = fs::remove_file(&tmp);
     let result = (|| {
         // Private: the users file holds password hashes.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
+        let mut file = disk::create_new(&tmp, 0o600)?;
+        disk::write_all(&mut file, bytes)?;
+        disk::sync(&file)?;
+        disk::rename(&tmp, path)?;
         sync_dir(dir)
     })();
     if result.is_err() {

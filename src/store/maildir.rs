@@ -8,11 +8,11 @@
 //! where both sizes are the stored size because messages are kept with
 //! CRLF line ends, exactly as POP3 sends them.
 
+use super::disk;
 use super::durable::{create_dir_durable, sync_dir};
 use std::cell::Cell;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -85,11 +85,7 @@ pub struct Incoming {
 impl Incoming {
     pub fn create(data_dir: &Path, base_name: String) -> io::Result<Self> {
         let spool_path = data_dir.join(SPOOL_DIR).join(&base_name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&spool_path)?;
+        let file = disk::create_new(&spool_path, 0o600)?;
         Ok(Incoming {
             file,
             spool_path,
@@ -99,7 +95,7 @@ impl Incoming {
     }
 
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)?;
+        disk::write_all(&mut self.file, bytes)?;
         self.size += bytes.len() as u64;
         Ok(())
     }
@@ -114,7 +110,7 @@ impl Incoming {
 
     /// Gives the spooled bytes a second name (the outbound queue's).
     pub fn link_to(&self, path: &Path) -> io::Result<()> {
-        fs::hard_link(&self.spool_path, path)
+        disk::link(&self.spool_path, path)
     }
 
     /// The spooled bytes, read from the start.
@@ -126,7 +122,7 @@ impl Incoming {
     /// queue), so it can be delivered like a new one.
     pub fn link_from(data_dir: &Path, base_name: String, source: &Path) -> io::Result<Self> {
         let spool_path = data_dir.join(SPOOL_DIR).join(&base_name);
-        fs::hard_link(source, &spool_path)?;
+        disk::link(source, &spool_path)?;
         let opened = File::open(&spool_path).and_then(|file| Ok((file.metadata()?.len(), file)));
         match opened {
             Ok((size, file)) => Ok(Incoming {
@@ -136,7 +132,7 @@ impl Incoming {
                 size,
             }),
             Err(e) => {
-                let _ = fs::remove_file(&spool_path);
+                let _ = disk::unlink(&spool_path);
                 Err(e)
             }
         }
@@ -149,7 +145,7 @@ impl Incoming {
     /// Blocking (fsync): run it on the blocking pool. [`super::commit`]
     /// does the same for many messages with one round of syncs.
     pub fn deliver(&self, mailboxes: &[PathBuf]) -> io::Result<Delivered> {
-        self.file.sync_all()?;
+        disk::sync(&self.file)?;
         let (name, linked, mut failed) = self.link_into(mailboxes)?;
         let took: Vec<&PathBuf> = mailboxes
             .iter()
@@ -185,10 +181,10 @@ impl Incoming {
         let mut failed = Vec::new();
         for mailbox in mailboxes {
             let target = mailbox.join("new").join(&name);
-            let attempt = fs::hard_link(&self.spool_path, &target).or_else(|e| {
+            let attempt = disk::link(&self.spool_path, &target).or_else(|e| {
                 if e.kind() == io::ErrorKind::NotFound {
                     create_mailbox(mailbox)?;
-                    fs::hard_link(&self.spool_path, &target)
+                    disk::link(&self.spool_path, &target)
                 } else {
                     Err(e)
                 }
@@ -208,14 +204,21 @@ impl Incoming {
     /// before this leaves it for the start-up sweep.
     pub fn discard(self) {
         drop(self.file);
-        let _ = fs::remove_file(&self.spool_path);
+        let _ = disk::unlink(&self.spool_path);
     }
 }
 
-/// Best-effort rollback of links made for a delivery that failed.
+/// Rollback of links made for a delivery that failed. A link left behind
+/// would be a copy the client is told was not stored, and its retry a
+/// duplicate.
 pub fn unlink_all(links: &[PathBuf]) {
     for link in links {
-        let _ = fs::remove_file(link);
+        if disk::unlink_surely(link).is_err() {
+            log::error!(
+                "could not take back {} after a failed delivery: the client may send it again",
+                link.display()
+            );
+        }
     }
 }
 
@@ -377,7 +380,7 @@ pub fn scan_mailbox(dir: &Path) -> io::Result<Vec<StoredMessage>> {
 /// not an error: the goal state is reached. Blocking (fsync).
 pub fn delete_messages<'a>(dir: &Path, names: impl IntoIterator<Item = &'a str>) -> io::Result<()> {
     for name in names {
-        match fs::remove_file(dir.join(name)) {
+        match disk::unlink(&dir.join(name)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),

@@ -1,7 +1,9 @@
 //! Everything on flash: Maildir mailboxes, the users file, and the
 //! durable-write primitives both are built on.
 pub mod commit;
+pub mod disk;
 pub mod durable;
+pub mod faults;
 pub mod maildir;
 pub mod owner;
 pub mod quota;

@@ -111,7 +111,17 @@ impl Server {
     }
 
     fn start_with(data: &Path, base: &[&str], extra: &[&str]) -> Server {
+        Server::start_with_env(data, base, extra, &[])
+    }
+
+    /// Like `start_in`, with extra environment variables (`POSTBOX_FAULTS`).
+    pub fn start_in_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_with_env(data, &["--allow-plaintext-on-loopback"], extra, env)
+    }
+
+    fn start_with_env(data: &Path, base: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
+            .envs(env.iter().copied())
             .args(["serve", "--data", data.to_str().unwrap()])
             .args([
                 "--smtp",
