@@ -303,10 +303,12 @@ fn run_with_faults(seed: u64) {
     // Once restarted without faults, bob's box reads whole.
     pop3_round(&server, &mut rng, &mut ledger, &mut problems);
     eprintln!(
-        "fault harness: {} of {MESSAGES} acknowledged, {} temporary failures, {} deletions confirmed",
+        "fault harness: {} of {MESSAGES} acknowledged, {} temporary failures, {} deletions confirmed, \
+         {} partial deliveries taken back",
         ledger.acked.len(),
         ledger.temporary,
-        ledger.deleted.len()
+        ledger.deleted.len(),
+        faulty_log.matches("stored copies taken back").count()
     );
     if !problems.is_empty() {
         eprintln!("the log under faults:\n{faulty_log}");

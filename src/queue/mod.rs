@@ -593,7 +593,11 @@ async fn finish_attempt(shared: &Shared, mut envelope: Envelope) {
             let saved = smol::unblock(move || store::save(&dir, &envelope)).await;
             log::error!(
                 "queue {id}: cannot remove: {e}{}",
-                if saved.is_ok() { "" } else { "; it may be sent again" }
+                if saved.is_ok() {
+                    ""
+                } else {
+                    "; it may be sent again"
+                }
             );
         }
         queue.entries.borrow_mut().remove(&id);

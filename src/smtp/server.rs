@@ -21,7 +21,7 @@ use crate::smtp::command::RcptTo;
 use crate::spam::Action;
 use crate::stats::Refusal;
 use crate::store::durable::is_no_space;
-use crate::store::maildir::Incoming;
+use crate::store::maildir::{self, Incoming};
 use smol::net::TcpStream;
 use std::io;
 use std::net::SocketAddr;
@@ -590,6 +590,8 @@ async fn receive_message(
         name: &name,
         from,
         stored: false,
+        links: Vec::new(),
+        queued: false,
     };
     // Spam is delivered as a tagged copy; the original goes to the rest.
     if !spam.is_empty() {
@@ -658,6 +660,10 @@ struct Delivery<'a> {
     from: &'a str,
     /// A copy is on stable storage (a mailbox or the queue).
     stored: bool,
+    /// The copies stored in mailboxes, to take back if the rest fails.
+    links: Vec<PathBuf>,
+    /// Something went to the queue, which cannot be taken back.
+    queued: bool,
 }
 
 impl Delivery<'_> {
@@ -694,22 +700,23 @@ impl Delivery<'_> {
         let dirs = targets.iter().map(|(_, dir)| dir.clone()).collect();
         let copy_size = message.size();
         let (message, result) = shared.commits.deliver(message, dirs).await;
-        let failed = match result {
-            Ok(delivered) => delivered.failed,
+        let (failed, stored_as) = match result {
+            Ok(delivered) => (delivered.failed, delivered.name),
             Err(e) if !self.stored => {
                 log::error!("{who} delivery of {name} failed: {e}");
                 return Err((message, e));
             }
-            Err(e) => targets
-                .iter()
-                .map(|(_, d)| (d.clone(), io::Error::new(e.kind(), e.to_string())))
-                .collect(),
+            // This copy's data may not be on flash (a failed sync is not
+            // tried again on the same bytes): the queue cannot take it.
+            Err(e) => return self.take_back(message, e).await,
         };
         let (took, later): (Vec<_>, Vec<_>) = targets
             .iter()
             .partition(|(_, dir)| !failed.iter().any(|(d, _)| d == dir));
         if !took.is_empty() {
             self.stored = true;
+            self.links
+                .extend(took.iter().map(|(_, dir)| dir.join("new").join(&stored_as)));
             let accounts: Vec<Address> = took.iter().map(|(a, _)| a.clone()).collect();
             shared.after_delivery(&accounts, copy_size).await;
             shared.count(|s| s.delivered_local += accounts.len() as u64);
@@ -748,6 +755,7 @@ impl Delivery<'_> {
         match queued {
             Ok(()) => {
                 self.stored = true;
+                self.queued = true;
                 log::info!(
                     "{who} queued {name} as {queue_id} from=<{sender}> to={} size={}",
                     rcpts.join(","),
@@ -761,14 +769,32 @@ impl Delivery<'_> {
                 Err((message, e))
             }
             Err(e) => {
-                // Copies are stored: a 4xx now would duplicate them.
-                log::error!(
-                    "{who} cannot queue {name} for {}: {e}; those copies are lost",
-                    rcpts.join(",")
-                );
-                Ok(message)
+                log::error!("{who} cannot queue {name} for {}: {e}", rcpts.join(","));
+                self.take_back(message, e).await
             }
         }
+    }
+
+    /// After copies were stored, the rest failed: the copies in mailboxes
+    /// are taken back so the client's retry (it hears 4xx) duplicates
+    /// nothing. Once the queue holds one, nothing can be taken back, and
+    /// the client hears 250: those still unserved are lost, and said so.
+    async fn take_back(
+        &mut self,
+        message: Incoming,
+        e: io::Error,
+    ) -> Result<Incoming, (Incoming, io::Error)> {
+        let (who, name) = (&self.who, self.name);
+        if self.queued {
+            log::error!("{who} {name}: some copies are lost: {e}");
+            return Ok(message);
+        }
+        let links = std::mem::take(&mut self.links);
+        let count = links.len();
+        smol::unblock(move || maildir::unlink_all(&links)).await;
+        self.stored = false;
+        log::error!("{who} {name}: {count} stored copies taken back after: {e}");
+        Err((message, e))
     }
 }
 
