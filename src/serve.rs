@@ -587,11 +587,8 @@ impl Shared {
         let local = Address::parse_path(recipient)
             .ok()
             .map(|a| self.lookup(&RcptTo::Mailbox(a)));
-        let mut incoming = maildir::Incoming::create(&self.config.data_dir, name.clone())?;
-        if let Err(e) = incoming.write(text) {
-            incoming.discard();
-            return Err(e);
-        }
+        let mut incoming =
+            maildir::Incoming::spool(&self.config.data_dir, name.clone(), text.to_vec()).await?;
         // Where the report goes: a mailbox here, or out through the queue
         // (also where a bounce to forwarded mail finds the real sender).
         let (mailboxes, remote): (Vec<Address>, Vec<String>) = match local {
@@ -612,7 +609,7 @@ impl Shared {
             Some(_) => (Vec::new(), Vec::new()),
         };
         if mailboxes.is_empty() && remote.is_empty() {
-            incoming.discard();
+            incoming.discard_off_thread().await;
             return Err(std::io::Error::other("no mailbox here to report to"));
         }
         if !remote.is_empty() {
@@ -622,17 +619,17 @@ impl Shared {
                 .await;
             incoming = back;
             if let Err(e) = result {
-                incoming.discard();
+                incoming.discard_off_thread().await;
                 return Err(e);
             }
         }
         if mailboxes.is_empty() {
-            incoming.discard();
+            incoming.discard_off_thread().await;
             return Ok(());
         }
         let dirs: Vec<PathBuf> = mailboxes.iter().map(|a| self.mailbox_dir(a)).collect();
         let (incoming, result) = self.commits.deliver(incoming, dirs).await;
-        incoming.discard();
+        incoming.discard_off_thread().await;
         let delivered = result?;
         let took: Vec<Address> = mailboxes
             .into_iter()
@@ -657,19 +654,19 @@ impl Shared {
             date = crate::smtp::received::rfc5322_date(SystemTime::now()),
         );
         let dir = self.mailbox_dir(account);
-        let result = maildir::Incoming::create(&self.config.data_dir, name)
-            .and_then(|mut m| m.write(message.as_bytes()).map(|()| m));
+        let size = message.len() as u64;
+        let result = maildir::Incoming::spool(&self.config.data_dir, name, message.into()).await;
         let delivered = match result {
             Ok(incoming) => {
                 let (incoming, result) = self.commits.deliver(incoming, vec![dir.clone()]).await;
-                incoming.discard();
+                incoming.discard_off_thread().await;
                 result
             }
             Err(e) => Err(e),
         };
         match delivered {
             Ok(_) => {
-                self.add_usage(&dir, message.len() as u64);
+                self.add_usage(&dir, size);
                 log::info!("notice \"{subject}\" delivered to {account}");
             }
             Err(e) => log::error!("cannot deliver notice to {account}: {e}"),
@@ -1025,7 +1022,7 @@ async fn serve(
             // `postbox queue flush` (and `delete`): look again, try now.
             Ok(async_signal::Signal::Usr1) => {
                 log::info!("queue flush requested");
-                shared.queue.flush();
+                shared.queue.flush().await;
             }
             // `postbox stats` and the console's `stats`: live figures.
             Ok(async_signal::Signal::Usr2) => shared.save_stats(true).await,

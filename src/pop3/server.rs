@@ -12,8 +12,9 @@ use crate::line::LineBuffer;
 use crate::serve::{admit, Admission, Gate, Service, Shared};
 use crate::stats::Refusal;
 use crate::store::maildir;
+use smol::io::AsyncReadExt;
 use smol::net::TcpStream;
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -367,14 +368,16 @@ async fn send_message(
             .count(|s| s.count_refusal(Refusal::Pop3(Some("SYS/TEMP"))));
         SendError::Unreadable(e)
     };
-    let mut file = match std::fs::File::open(&path) {
+    let file = match smol::unblock(move || crate::store::disk::open(&path)).await {
         Ok(file) => file,
         Err(e) => return Err(refuse(c, e)),
     };
+    // Read on the blocking pool, at most one chunk ahead of the client.
+    let mut file = smol::Unblock::with_capacity(RETR_CHUNK, file);
     let mut raw = [0u8; RETR_CHUNK];
     let mut stuffer = Stuffer::new(body_lines);
     while !stuffer.is_done() {
-        let n = match file.read(&mut raw) {
+        let n = match file.read(&mut raw).await {
             Ok(n) => n,
             Err(e) => return Err(refuse(c, e)),
         };

@@ -14,7 +14,7 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::Timer;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -372,7 +372,9 @@ async fn log_in(
 }
 
 /// Streams the message as the wire needs it, and the final `.`.
-async fn send_body(c: &mut Connection, mut message: File) -> Result<(), Failure> {
+async fn send_body(c: &mut Connection, message: File) -> Result<(), Failure> {
+    // Read on the blocking pool, at most one chunk ahead of the wire.
+    let mut message = smol::Unblock::with_capacity(crate::limits::WRITE_CHUNK, message);
     let mut chunk = vec![0u8; crate::limits::WRITE_CHUNK];
     let mut out = Vec::with_capacity(chunk.len() * 2);
     let mut stuffer = WireWriter::default();
@@ -380,6 +382,7 @@ async fn send_body(c: &mut Connection, mut message: File) -> Result<(), Failure>
     loop {
         let n = message
             .read(&mut chunk)
+            .await
             .map_err(|e| Failure::temporary(format!("reading the queued message: {e}")))?;
         out.clear();
         let mut bytes = &chunk[..n];

@@ -141,8 +141,9 @@ impl Queue {
 
     /// Re-reads the queue directory (an admin deleted or added entries)
     /// and makes everything due now: `postbox queue flush`.
-    pub fn flush(&self) {
-        match store::scan(&self.data_dir, false) {
+    pub async fn flush(&self) {
+        let dir = self.data_dir.clone();
+        match smol::unblock(move || store::scan(&dir, false)).await {
             Ok(found) => {
                 let mut entries = self.entries.borrow_mut();
                 entries.retain(|id, slot| slot.busy || found.iter().any(|e| &e.id == id));
@@ -313,8 +314,9 @@ async fn attempt(shared: &Shared, id: &str) {
     }
     // The slots were taken for the recipients pending now.
     let taken = queue.destinations(&envelope);
-    let size = std::fs::metadata(store::queue_dir(&queue.data_dir).join(format!("{id}.msg")))
-        .map(|m| m.len())
+    let message = store::queue_dir(&queue.data_dir).join(format!("{id}.msg"));
+    let size = smol::unblock(move || std::fs::metadata(message).map(|m| m.len()))
+        .await
         .unwrap_or(0);
     for rcpt in local {
         let result = deliver_locally(shared, id, &rcpt).await;
@@ -351,11 +353,13 @@ async fn deliver_locally(shared: &Shared, id: &str, rcpt: &str) -> Result<(), Fa
         .ok_or_else(|| fail(true, "5.1.1 no such user here".into()))?;
     let source = store::message_path(&shared.queue.data_dir, id);
     let name = shared.names.next();
+    let data_dir = shared.config.data_dir.clone();
     let message =
-        crate::store::maildir::Incoming::link_from(&shared.config.data_dir, name, &source)
+        smol::unblock(move || crate::store::maildir::Incoming::link_from(&data_dir, name, &source))
+            .await
             .map_err(|e| fail(false, format!("4.3.0 queued message unreadable: {e}")))?;
     if let Some(temporary) = shared.over_quota_with(&account, message.size()) {
-        message.discard();
+        message.discard_off_thread().await;
         return Err(match temporary {
             true => fail(false, "4.2.2 mailbox full".into()),
             false => fail(true, "5.2.2 mailbox full".into()),
@@ -364,7 +368,7 @@ async fn deliver_locally(shared: &Shared, id: &str, rcpt: &str) -> Result<(), Fa
     let size = message.size();
     let dir = shared.mailbox_dir(&account);
     let (message, result) = shared.commits.deliver(message, vec![dir]).await;
-    message.discard();
+    message.discard_off_thread().await;
     match result {
         Ok(delivered) if delivered.failed.is_empty() => {
             shared
@@ -509,7 +513,9 @@ async fn deliver_group(
         text: "no host to try".into(),
     };
     for (host, addr) in targets(shared, group).await? {
-        let message = store::open_message(&queue.data_dir, id).map_err(|e| Failure {
+        let (dir, queued) = (queue.data_dir.clone(), id.to_string());
+        let opened = smol::unblock(move || store::open_message(&dir, &queued)).await;
+        let message = opened.map_err(|e| Failure {
             permanent: false,
             text: format!("queued message unreadable: {e}"),
         })?;
@@ -569,9 +575,8 @@ async fn finish_attempt(shared: &Shared, mut envelope: Envelope) {
     envelope.attempts += 1;
     let done = envelope.pending().next().is_none();
     // An admin may have deleted the entry meanwhile: leave it deleted.
-    let deleted = !store::queue_dir(&queue.data_dir)
-        .join(format!("{id}.env"))
-        .exists();
+    let envelope_file = store::queue_dir(&queue.data_dir).join(format!("{id}.env"));
+    let deleted = !smol::unblock(move || envelope_file.exists()).await;
     if deleted {
         queue.entries.borrow_mut().remove(&id);
         return;
@@ -676,26 +681,42 @@ async fn notify_sender(shared: &Shared, envelope: &Envelope, kind: dsn::Kind) {
         .collect();
     let queue = &shared.queue;
     let name = shared.names.next();
-    let report = dsn::Report {
-        kind,
-        hostname: &shared.config.hostname,
-        queue_id: &envelope.id,
-        sender: &envelope.sender,
-        arrival: UNIX_EPOCH + Duration::from_secs(envelope.arrived),
-        retry_until: Some(UNIX_EPOCH + Duration::from_secs(envelope.arrived) + queue.config.expire),
-        recipients: &recipients,
-        message_id: &name,
-        now: SystemTime::now(),
+    let (hostname, id, sender) = (
+        shared.config.hostname.clone(),
+        envelope.id.clone(),
+        envelope.sender.clone(),
+    );
+    let (data_dir, arrival, expire) = (
+        queue.data_dir.clone(),
+        UNIX_EPOCH + Duration::from_secs(envelope.arrived),
+        queue.config.expire,
+    );
+    let message_id = name.clone();
+    // The original is read from flash: on the blocking pool.
+    let written = smol::unblock(move || {
+        let report = dsn::Report {
+            kind,
+            hostname: &hostname,
+            queue_id: &id,
+            sender: &sender,
+            arrival,
+            retry_until: Some(arrival + expire),
+            recipients: &recipients,
+            message_id: &message_id,
+            now: SystemTime::now(),
+        };
+        let mut text = Vec::new();
+        let mut original = std::io::BufReader::new(store::open_message(&data_dir, &id)?);
+        dsn::write(&report, &mut original, &mut text).map(|()| text)
+    })
+    .await;
+    let text = match written {
+        Ok(text) => text,
+        Err(e) => {
+            log::error!("queue {}: cannot write the report: {e}", envelope.id);
+            return;
+        }
     };
-    let mut text = Vec::new();
-    let written = store::open_message(&queue.data_dir, &envelope.id).and_then(|f| {
-        let mut original = std::io::BufReader::new(f);
-        dsn::write(&report, &mut original, &mut text)
-    });
-    if let Err(e) = written {
-        log::error!("queue {}: cannot write the report: {e}", envelope.id);
-        return;
-    }
     let what = match kind {
         dsn::Kind::Failed => "failure report",
         dsn::Kind::Delayed => "delay notice",

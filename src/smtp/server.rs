@@ -372,13 +372,12 @@ async fn receive_message(
         single_recipient: (recipients.len() == 1).then(|| &recipients[0].given),
         now,
     });
-    let mut sink = match Incoming::create(&shared.config.data_dir, name.clone())
-        .and_then(|mut m| m.write(headers.as_bytes()).map(|()| m))
-    {
-        Ok(m) => Sink::Spool(m),
-        Err(e) => Sink::Failed(e),
-    };
     let limit = session.max_message_size() + headers.len() as u64;
+    let mut sink =
+        match Incoming::spool(&shared.config.data_dir, name.clone(), headers.into()).await {
+            Ok(m) => Sink::Spool(m),
+            Err(e) => Sink::Failed(e),
+        };
     let data_deadline = Instant::now() + DATA_DEADLINE_FACTOR * shared.config.smtp.data_timeout;
     let mut decoder = DataDecoder::new();
     let missing = session.user().map(|user| Missing {
@@ -417,7 +416,8 @@ async fn receive_message(
                 if let Some(scan) = rcpt_scan.as_mut() {
                     scan.feed(&filtered);
                 }
-                sink = store_chunk(sink, &filtered, limit, decoder.line_too_long());
+                (sink, filtered) =
+                    store_chunk(sink, filtered, limit, decoder.line_too_long()).await;
                 filled = 0;
             }
         }
@@ -428,7 +428,7 @@ async fn receive_message(
             ReadOutcome::Data(_) => {}
             outcome => {
                 if let Sink::Spool(m) = sink {
-                    m.discard();
+                    m.discard_off_thread().await;
                 }
                 if matches!(outcome, ReadOutcome::TimedOut) {
                     let text = if shared.shutdown.is_requested() {
@@ -466,7 +466,7 @@ async fn receive_message(
     };
     if let Some(why) = filter.malformed().filter(|_| session.strict_headers()) {
         log::warn!("smtp#{id} {peer} refused {name}: header section has a {why}");
-        incoming.discard();
+        incoming.discard_off_thread().await;
         return Ok(DataOutcome::Malformed(why));
     }
     let from_header = from_scan.addresses();
@@ -478,13 +478,13 @@ async fn receive_message(
             Ok(addresses) => addresses.iter().find(|a| !shared.owns(user, a)),
             Err(problem) => {
                 log::warn!("smtp#{id} {peer} {user} refused: From: header {problem}");
-                incoming.discard();
+                incoming.discard_off_thread().await;
                 return Ok(DataOutcome::Malformed("From: field that cannot be read"));
             }
         };
         if let Some(address) = foreign {
             log::warn!("smtp#{id} {peer} {user} refused: From: <{address}> is not theirs");
-            incoming.discard();
+            incoming.discard_off_thread().await;
             return Ok(DataOutcome::ForeignFrom);
         }
     }
@@ -493,7 +493,7 @@ async fn receive_message(
             "smtp#{id} {peer} refused {name}: {} Received: headers, a mail loop",
             received.fields_seen()
         );
-        incoming.discard();
+        incoming.discard_off_thread().await;
         return Ok(DataOutcome::Loop);
     }
     // One target per mailbox and per remote address, whatever led there.
@@ -535,7 +535,7 @@ async fn receive_message(
             "smtp#{id} {peer} refused {name} from=<{from}> to={}: mailbox full",
             to.join(",")
         );
-        incoming.discard();
+        incoming.discard_off_thread().await;
         return Ok(DataOutcome::OverQuota { temporary });
     }
     let listed = rcpt_scan.map(|s| s.addresses_seen()).unwrap_or_default();
@@ -569,7 +569,7 @@ async fn receive_message(
     {
         shared.count(|s| s.spam += spam.len() as u64);
         log::info!("smtp#{id} {peer} rejected {name} from=<{from}> as spam");
-        incoming.discard();
+        incoming.discard_off_thread().await;
         return Ok(DataOutcome::Spam);
     }
     // A stranger writing as a member: tagged for everyone, never refused
@@ -595,17 +595,17 @@ async fn receive_message(
     };
     // Spam is delivered as a tagged copy; the original goes to the rest.
     if !spam.is_empty() {
-        match tagged_copy(&shared, &incoming) {
+        match tagged_copy(&shared, &incoming).await {
             Ok(copy) => {
                 if let Err(e) = delivery.deliver_copy(copy, &spam, true).await {
-                    incoming.discard();
+                    incoming.discard_off_thread().await;
                     return Ok(storage_failure(&e));
                 }
             }
             // The first copy: nothing is stored yet.
             Err(e) => {
                 log::error!("smtp#{id} {peer} cannot store message: {e}");
-                incoming.discard();
+                incoming.discard_off_thread().await;
                 return Ok(storage_failure(&e));
             }
         }
@@ -615,7 +615,7 @@ async fn receive_message(
         incoming = match delivery.deliver(incoming, &clean, false).await {
             Ok(back) => back,
             Err((back, e)) => {
-                back.discard();
+                back.discard_off_thread().await;
                 return Ok(storage_failure(&e));
             }
         };
@@ -630,12 +630,12 @@ async fn receive_message(
         incoming = match delivery.hand_to_queue(incoming, sender, rcpts).await {
             Ok(back) => back,
             Err((back, e)) => {
-                back.discard();
+                back.discard_off_thread().await;
                 return Ok(storage_failure(&e));
             }
         };
     }
-    incoming.discard();
+    incoming.discard_off_thread().await;
     shared.count(|s| {
         s.received_messages += 1;
         s.received_bytes += size;
@@ -678,11 +678,11 @@ impl Delivery<'_> {
         let result = self.deliver(message, targets, tagged).await;
         match result {
             Ok(message) => {
-                message.discard();
+                message.discard_off_thread().await;
                 Ok(())
             }
             Err((message, e)) => {
-                message.discard();
+                message.discard_off_thread().await;
                 Err(e)
             }
         }
@@ -819,20 +819,15 @@ fn learn_correspondents(
 }
 
 /// A copy of the spooled message marked as spam, in the spool itself.
-fn tagged_copy(shared: &Shared, original: &Incoming) -> io::Result<Incoming> {
-    let mut copy = Incoming::create(&shared.config.data_dir, shared.names.next())?;
-    let mut source = original.reopen()?;
-    let written =
-        crate::spam::tag::copy_tagged(&mut source, &shared.config.spam.subject_tag, |b| {
-            copy.write(b)
-        });
-    match written {
-        Ok(()) => Ok(copy),
-        Err(e) => {
-            copy.discard();
-            Err(e)
-        }
-    }
+async fn tagged_copy(shared: &Shared, original: &Incoming) -> io::Result<Incoming> {
+    let tag = shared.config.spam.subject_tag.clone();
+    original
+        .copy_with(
+            &shared.config.data_dir,
+            shared.names.next(),
+            move |source, copy| crate::spam::tag::copy_tagged(source, &tag, |b| copy.write(b)),
+        )
+        .await
 }
 
 /// How a failure to store or queue a message is answered: a full disk is
@@ -869,25 +864,30 @@ async fn blocklisted(shared: &Shared, ip: std::net::IpAddr) -> Option<String> {
 /// Appends decoded bytes to the spool file unless the message is already
 /// refused; going over the size limit or a line over the length limit
 /// discards what was written at once.
-fn store_chunk(sink: Sink, bytes: &[u8], limit: u64, line_too_long: bool) -> Sink {
-    match sink {
-        Sink::Spool(mut m) => {
-            if m.size() + bytes.len() as u64 > limit {
-                m.discard();
-                return Sink::TooBig;
-            }
-            if line_too_long {
-                m.discard();
-                return Sink::LineTooLong;
-            }
-            match m.write(bytes) {
-                Ok(()) => Sink::Spool(m),
-                Err(e) => {
-                    m.discard();
-                    Sink::Failed(e)
-                }
-            }
+/// The buffer comes back for the next chunk.
+async fn store_chunk(
+    sink: Sink,
+    bytes: Vec<u8>,
+    limit: u64,
+    line_too_long: bool,
+) -> (Sink, Vec<u8>) {
+    let m = match sink {
+        Sink::Spool(m) => m,
+        other => return (other, bytes),
+    };
+    if m.size() + bytes.len() as u64 > limit {
+        m.discard_off_thread().await;
+        return (Sink::TooBig, bytes);
+    }
+    if line_too_long {
+        m.discard_off_thread().await;
+        return (Sink::LineTooLong, bytes);
+    }
+    match m.append(bytes).await {
+        (m, bytes, Ok(())) => (Sink::Spool(m), bytes),
+        (m, bytes, Err(e)) => {
+            m.discard_off_thread().await;
+            (Sink::Failed(e), bytes)
         }
-        other => other,
     }
 }

@@ -2,7 +2,7 @@
 //! that the fault plan ([`super::faults`]) can fail any of them. They are
 //! blocking: call them on the blocking pool, never on the executor thread.
 
-use super::faults::{check, inject, Op};
+use super::faults::{check, inject, pause, Op};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -19,6 +19,12 @@ pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
         .custom_flags(libc::O_NOFOLLOW)
         .mode(mode)
         .open(path)
+}
+
+/// Opens a stored file for reading.
+pub fn open(path: &Path) -> io::Result<File> {
+    pause(Op::Read);
+    File::open(path)
 }
 
 /// Writes all of `bytes`; an injected fault may leave part of them written.

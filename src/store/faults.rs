@@ -12,7 +12,9 @@
 //! ```
 //!
 //! `rate` is the chance that one operation fails; `ops` names the kinds
-//! that may (default: all). The same seed gives the same sequence of
+//! that may (default: all). `delay_KIND_ms=N` makes every operation of a
+//! kind (also `read`: opening a message to send it) take N ms longer, on
+//! whichever thread runs it, so tests see what a slow card holds up. The same seed gives the same sequence of
 //! answers for the same sequence of operations. Faults start once the
 //! server is serving ([`arm`]), so start-up itself is not what is tested.
 
@@ -28,10 +30,12 @@ pub enum Op {
     Link,
     Unlink,
     SyncDir,
+    /// Opening a stored message to read it; only ever delayed.
+    Read,
 }
 
 impl Op {
-    const ALL: [Op; 7] = [
+    const ALL: [Op; 8] = [
         Op::Create,
         Op::Write,
         Op::Sync,
@@ -39,6 +43,7 @@ impl Op {
         Op::Link,
         Op::Unlink,
         Op::SyncDir,
+        Op::Read,
     ];
 
     fn name(self) -> &'static str {
@@ -50,6 +55,7 @@ impl Op {
             Op::Link => "link",
             Op::Unlink => "unlink",
             Op::SyncDir => "syncdir",
+            Op::Read => "read",
         }
     }
 
@@ -74,6 +80,8 @@ pub struct Plan {
     rate: u32,
     ops: u8,
     injected: u64,
+    /// Extra time each kind of operation takes, in ms, by `Op as usize`.
+    delays: [u32; Op::ALL.len()],
 }
 
 impl Plan {
@@ -84,6 +92,7 @@ impl Plan {
             rate: 10_000,
             ops: Op::ALL.iter().fold(0, |bits, op| bits | op.bit()),
             injected: 0,
+            delays: [0; Op::ALL.len()],
         };
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (key, value) = part
@@ -116,7 +125,16 @@ impl Plan {
                         plan.ops |= op.bit();
                     }
                 }
-                _ => return Err(format!("POSTBOX_FAULTS: unknown key '{key}'")),
+                _ => {
+                    let op = key
+                        .strip_prefix("delay_")
+                        .and_then(|k| k.strip_suffix("_ms"))
+                        .and_then(|name| Op::ALL.into_iter().find(|op| op.name() == name))
+                        .ok_or_else(|| format!("POSTBOX_FAULTS: unknown key '{key}'"))?;
+                    plan.delays[op as usize] = value.parse().map_err(|_| {
+                        format!("POSTBOX_FAULTS: {key} '{value}' is not a number of ms")
+                    })?;
+                }
             }
         }
         Ok(plan)
@@ -150,6 +168,11 @@ impl Plan {
         };
         let torn_at = (op == Op::Write && len > 1).then(|| (roll >> 1) as usize % len);
         Some(Fault { error, torn_at })
+    }
+
+    /// The extra time `op` takes.
+    pub fn delay(&self, op: Op) -> std::time::Duration {
+        std::time::Duration::from_millis(self.delays[op as usize].into())
     }
 
     /// How many faults were injected so far.
@@ -191,6 +214,7 @@ pub fn inject(op: Op, len: usize) -> Option<Fault> {
         return None;
     }
     let plan = plan()?;
+    pause(op);
     let fault = plan
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -199,12 +223,30 @@ pub fn inject(op: Op, len: usize) -> Option<Fault> {
     Some(fault)
 }
 
+/// Holds the calling thread for the plan's delay of `op`, if any.
+#[cfg(debug_assertions)]
+pub fn pause(op: Op) {
+    if !ARMED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let Some(plan) = plan() else { return };
+    let delay = plan.lock().unwrap_or_else(|e| e.into_inner()).delay(op);
+    if !delay.is_zero() {
+        log::warn!("storage delay: {} held for {delay:?}", op.name());
+        std::thread::sleep(delay);
+    }
+}
+
 /// Release builds carry no plan.
 #[cfg(not(debug_assertions))]
 #[inline(always)]
 pub fn inject(_op: Op, _len: usize) -> Option<Fault> {
     None
 }
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn pause(_op: Op) {}
 
 /// Fails with the injected error, if the plan says so.
 pub fn check(op: Op) -> io::Result<()> {
@@ -246,5 +288,16 @@ mod tests {
         assert!(Plan::parse("rate=2").unwrap_err().contains("rate"));
         assert!(Plan::parse("ops=write+fly").unwrap_err().contains("fly"));
         assert!(Plan::parse("sed=1").unwrap_err().contains("sed"));
+        assert!(Plan::parse("delay_fly_ms=1").unwrap_err().contains("fly"));
+        assert!(Plan::parse("delay_read_ms=x")
+            .unwrap_err()
+            .contains("delay_read_ms"));
+    }
+
+    #[test]
+    fn delays_are_per_kind() {
+        let plan = Plan::parse("delay_write_ms=30,rate=0").unwrap();
+        assert_eq!(plan.delay(Op::Write), std::time::Duration::from_millis(30));
+        assert!(plan.delay(Op::Read).is_zero());
     }
 }

@@ -100,6 +100,38 @@ impl Incoming {
         Ok(())
     }
 
+    /// [`Incoming::create`] and a first write, on the blocking pool; a
+    /// failed write leaves no spool file behind.
+    pub async fn spool(data_dir: &Path, base_name: String, first: Vec<u8>) -> io::Result<Self> {
+        let data_dir = data_dir.to_path_buf();
+        smol::unblock(move || {
+            let mut message = Incoming::create(&data_dir, base_name)?;
+            match message.write(&first) {
+                Ok(()) => Ok(message),
+                Err(e) => {
+                    message.discard();
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    /// [`Incoming::write`] on the blocking pool: one trip per buffer, which
+    /// comes back for reuse.
+    pub async fn append(mut self, bytes: Vec<u8>) -> (Self, Vec<u8>, io::Result<()>) {
+        smol::unblock(move || {
+            let result = self.write(&bytes);
+            (self, bytes, result)
+        })
+        .await
+    }
+
+    /// [`Incoming::discard`] on the blocking pool.
+    pub async fn discard_off_thread(self) {
+        smol::unblock(move || self.discard()).await
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -113,9 +145,35 @@ impl Incoming {
         disk::link(&self.spool_path, path)
     }
 
-    /// The spooled bytes, read from the start.
+    /// The spooled bytes, read from the start. Blocking.
     pub fn reopen(&self) -> io::Result<File> {
         File::open(&self.spool_path)
+    }
+
+    /// A copy of the spooled message, written by `copy` from the original's
+    /// bytes into a new spool file named `base_name`, on the blocking pool.
+    pub async fn copy_with<F>(
+        &self,
+        data_dir: &Path,
+        base_name: String,
+        copy: F,
+    ) -> io::Result<Incoming>
+    where
+        F: FnOnce(&mut File, &mut Incoming) -> io::Result<()> + Send + 'static,
+    {
+        let (source_path, data_dir) = (self.spool_path.clone(), data_dir.to_path_buf());
+        smol::unblock(move || {
+            let mut source = File::open(&source_path)?;
+            let mut target = Incoming::create(&data_dir, base_name)?;
+            match copy(&mut source, &mut target) {
+                Ok(()) => Ok(target),
+                Err(e) => {
+                    target.discard();
+                    Err(e)
+                }
+            }
+        })
+        .await
     }
 
     /// A second spool name for a message stored elsewhere (the outbound

@@ -1,0 +1,82 @@
+//! One thread serves every session, so a slow card must only ever hold
+//! up the session that waits for it: file I/O runs on the blocking pool.
+//! `POSTBOX_FAULTS` makes one kind of storage operation slow (it logs
+//! "storage delay: KIND held" as it starts waiting); another session must
+//! be served while that operation is still held.
+
+mod common;
+use common::*;
+use std::io::ErrorKind;
+use std::path::Path;
+use std::time::Duration;
+
+fn slow_server(data: &Path, delay: &str) -> Server {
+    add_user(data, "alice", "alice-pw");
+    Server::start_in_env(data, &[], &[("POSTBOX_FAULTS", delay)])
+}
+
+/// Whether the server has answered `client` (without waiting for it).
+fn answered(client: &Client) -> bool {
+    client.stream.set_nonblocking(true).unwrap();
+    let peeked = client.stream.peek(&mut [0u8; 1]);
+    client.stream.set_nonblocking(false).unwrap();
+    match peeked {
+        Ok(_) => true,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_slow_spool_write_holds_up_no_other_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = slow_server(&data, "delay_write_ms=3000,rate=0");
+    let mut sender = server.smtp();
+    assert!(sender.reply().starts_with("220"));
+    assert!(sender.ask("EHLO client.test").starts_with("250"));
+    assert!(sender.ask("MAIL FROM:<x@remote.test>").starts_with("250"));
+    assert!(sender.ask("RCPT TO:<alice@localhost>").starts_with("250"));
+    assert!(sender.ask("DATA").starts_with("354"));
+    sender.send(b"Subject: slow\r\n\r\nheld on the way to flash\r\n.\r\n");
+    assert!(server.logged("storage delay: write held", Duration::from_secs(20)));
+
+    let mut reader = server.pop3();
+    assert!(reader.line().starts_with("+OK"));
+    // The delay comes before any byte reaches the spool file: an empty
+    // spool file means the write was still held when the greeting came.
+    let spooled: Vec<_> = std::fs::read_dir(data.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+    assert_eq!(spooled, [0], "greeting only after the write");
+    assert!(!answered(&sender));
+
+    assert!(sender.reply().starts_with("250"));
+    assert_eq!(server.messages("alice").len(), 1);
+}
+
+#[test]
+fn a_slow_message_read_holds_up_no_other_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = slow_server(&data, "delay_read_ms=3000,rate=0");
+    let reply = send_mail(
+        server.smtp,
+        "x@remote.test",
+        &["alice@localhost"],
+        "Subject: r\r\n\r\nslow to read",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let mut fetcher = pop3_login(&server, "alice", "alice-pw");
+    fetcher.cmd("RETR 1");
+    assert!(server.logged("storage delay: read held", Duration::from_secs(20)));
+
+    let mut other = server.smtp();
+    assert!(other.reply().starts_with("220"));
+    assert!(!answered(&fetcher), "greeting only after the read");
+
+    assert!(fetcher.line().starts_with("+OK"));
+    let body = String::from_utf8(fetcher.multiline()).unwrap();
+    assert!(body.contains("slow to read"), "{body}");
+}
