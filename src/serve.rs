@@ -518,16 +518,36 @@ impl Shared {
             .limit(account.as_str(), self.config.quota.default)
     }
 
-    /// Bytes in a mailbox: scanned once, then kept up to date in RAM.
+    /// Bytes in a mailbox: counted at start (or by [`Shared::load_usage`]),
+    /// then kept up to date in RAM. Only a mailbox made since start that
+    /// no async path has loaded yet is counted here, on the executor
+    /// thread: its folder is new, if it exists at all.
     pub fn mailbox_usage(&self, dir: &Path) -> u64 {
         if let Some(bytes) = self.usage.borrow().get(dir) {
             return *bytes;
         }
-        let bytes = maildir::scan_mailbox(dir)
-            .map(|messages| messages.iter().map(|m| m.size).sum())
-            .unwrap_or(0);
+        let bytes = maildir::mailbox_bytes(dir);
         self.usage.borrow_mut().insert(dir.to_path_buf(), bytes);
         bytes
+    }
+
+    /// Counts, on the blocking pool, the mailboxes whose usage is not known.
+    pub async fn load_usage(&self, dirs: impl IntoIterator<Item = PathBuf>) {
+        for dir in dirs {
+            if !self.usage.borrow().contains_key(&dir) {
+                self.recount_usage(dir).await;
+            }
+        }
+    }
+
+    /// Counts a mailbox again, on the blocking pool.
+    pub async fn recount_usage(&self, dir: PathBuf) {
+        let (counted, bytes) = smol::unblock(move || {
+            let bytes = maildir::mailbox_bytes(&dir);
+            (dir, bytes)
+        })
+        .await;
+        self.usage.borrow_mut().insert(counted, bytes);
     }
 
     /// Records a delivery of `size` bytes; returns the usage before it.
@@ -544,10 +564,16 @@ impl Shared {
     pub async fn after_delivery(&self, accounts: &[Address], size: u64) {
         for account in accounts {
             let limit = self.quota_of(account);
-            if limit == 0 {
-                continue; // unlimited: no need to know the size
-            }
             let dir = self.mailbox_dir(account);
+            if limit == 0 {
+                // Unlimited: no need to count it now, but a count kept
+                // (from start) stays right for when a limit is set.
+                if let Some(bytes) = self.usage.borrow_mut().get_mut(&dir) {
+                    *bytes += size;
+                }
+                continue;
+            }
+            self.load_usage([dir.clone()]).await;
             let before = self.add_usage(&dir, size);
             if crate::store::quota::warning_crossed(
                 before,
@@ -666,16 +692,12 @@ impl Shared {
         };
         match delivered {
             Ok(_) => {
+                self.load_usage([dir.clone()]).await;
                 self.add_usage(&dir, size);
                 log::info!("notice \"{subject}\" delivered to {account}");
             }
             Err(e) => log::error!("cannot deliver notice to {account}: {e}"),
         }
-    }
-
-    /// Forgets a mailbox's usage (it is scanned again when next needed).
-    pub fn forget_usage(&self, dir: &Path) {
-        self.usage.borrow_mut().remove(dir);
     }
 
     /// Takes deleted messages off a mailbox's known usage.
@@ -918,7 +940,8 @@ pub fn run(config: Config) -> Result<(), String> {
         commits: GroupCommit::default(),
         users: RefCell::new(user_cache),
         quotas: RefCell::new(crate::store::quota::QuotaCache::open(&data_dir)),
-        usage: RefCell::new(std::collections::HashMap::new()),
+        // Counted before any session, so none waits for a mailbox scan.
+        usage: RefCell::new(maildir::usage_by_mailbox(&data_dir)),
         started: Instant::now(),
         shutdown: Shutdown {
             closed,

@@ -80,3 +80,27 @@ fn a_slow_message_read_holds_up_no_other_session() {
     let body = String::from_utf8(fetcher.multiline()).unwrap();
     assert!(body.contains("slow to read"), "{body}");
 }
+
+#[test]
+fn quota_checks_wait_for_no_mailbox_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice", "alice-pw");
+    let new = data.join("mail/localhost/alice/new");
+    std::fs::create_dir_all(&new).unwrap();
+    std::fs::write(new.join("1.M1P1Q1.h,S=5,W=5"), b"x\r\n\r\n").unwrap();
+    let config = dir.path().join("postbox.toml");
+    std::fs::write(&config, "[quota]\ndefault = \"1M\"\n").unwrap();
+    // Reading a mailbox now would take longer than the client waits: its
+    // usage must have been counted before the listeners opened.
+    let server = Server::start_in_env(
+        &data,
+        &["--config", config.to_str().unwrap()],
+        &[("POSTBOX_FAULTS", "delay_read_ms=600000,rate=0")],
+    );
+    let mut c = server.smtp();
+    assert!(c.reply().starts_with("220"));
+    assert!(c.ask("EHLO client.test").starts_with("250"));
+    assert!(c.ask("MAIL FROM:<x@remote.test>").starts_with("250"));
+    assert!(c.ask("RCPT TO:<alice@localhost>").starts_with("250"));
+}

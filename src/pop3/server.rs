@@ -257,7 +257,7 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                     match result {
                         Ok(()) => c.shared.remove_usage(&mailbox, freed),
                         // Some may be gone, some not: count again next time.
-                        Err(_) => c.shared.forget_usage(&mailbox),
+                        Err(_) => c.shared.recount_usage(mailbox).await,
                     }
                     if let Err(e) = &result {
                         log::error!("pop3#{id} {peer} deleting messages failed: {e}");

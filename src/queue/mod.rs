@@ -358,6 +358,7 @@ async fn deliver_locally(shared: &Shared, id: &str, rcpt: &str) -> Result<(), Fa
         smol::unblock(move || crate::store::maildir::Incoming::link_from(&data_dir, name, &source))
             .await
             .map_err(|e| fail(false, format!("4.3.0 queued message unreadable: {e}")))?;
+    shared.load_usage([shared.mailbox_dir(&account)]).await;
     if let Some(temporary) = shared.over_quota_with(&account, message.size()) {
         message.discard_off_thread().await;
         return Err(match temporary {

@@ -522,6 +522,8 @@ async fn receive_message(
     // The real size against each quota (the declared one was checked at
     // RCPT): mailboxes without room get it through the queue, which
     // reports to the sender, unless no one else gets it at all.
+    let limited = targets.iter().filter(|(a, _)| shared.quota_of(a) > 0);
+    shared.load_usage(limited.map(|(_, dir)| dir.clone())).await;
     let (targets, full): (Vec<_>, Vec<_>) = targets
         .into_iter()
         .partition(|(account, _)| shared.over_quota_with(account, size).is_none());

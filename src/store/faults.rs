@@ -13,7 +13,7 @@
 //!
 //! `rate` is the chance that one operation fails; `ops` names the kinds
 //! that may (default: all). `delay_KIND_ms=N` makes every operation of a
-//! kind (also `read`: opening a message to send it) take N ms longer, on
+//! kind (also `read`: opening a message, counting a mailbox) take N ms longer, on
 //! whichever thread runs it, so tests see what a slow card holds up. The same seed gives the same sequence of
 //! answers for the same sequence of operations. Faults start once the
 //! server is serving ([`arm`]), so start-up itself is not what is tested.
@@ -30,7 +30,8 @@ pub enum Op {
     Link,
     Unlink,
     SyncDir,
-    /// Opening a stored message to read it; only ever delayed.
+    /// Reading stored mail (opening a message, counting a mailbox); only
+    /// ever delayed.
     Read,
 }
 

@@ -448,6 +448,24 @@ pub fn delete_messages<'a>(dir: &Path, names: impl IntoIterator<Item = &'a str>)
     sync_dir(&dir.join("cur"))
 }
 
+/// Bytes stored in each mailbox, by its folder; unreadable ones are left out.
+pub fn usage_by_mailbox(data_dir: &Path) -> std::collections::HashMap<PathBuf, u64> {
+    mailbox_dirs(data_dir)
+        .filter_map(|mailbox| {
+            let bytes = scan_mailbox(&mailbox).ok()?.iter().map(|m| m.size).sum();
+            Some((mailbox, bytes))
+        })
+        .collect()
+}
+
+/// Bytes in one mailbox (0 if it cannot be read). Blocking.
+pub fn mailbox_bytes(dir: &Path) -> u64 {
+    super::faults::pause(super::faults::Op::Read);
+    scan_mailbox(dir)
+        .map(|messages| messages.iter().map(|m| m.size).sum())
+        .unwrap_or(0)
+}
+
 /// Messages and bytes stored across all mailboxes (console `status`).
 pub fn usage(data_dir: &Path) -> (u64, u64) {
     let mut count = 0;
