@@ -608,13 +608,14 @@ impl Shared {
         &self,
         recipient: &str,
         name: String,
-        text: &[u8],
+        text: Vec<u8>,
     ) -> std::io::Result<()> {
+        let size = text.len() as u64;
         let local = Address::parse_path(recipient)
             .ok()
             .map(|a| self.lookup(&RcptTo::Mailbox(a)));
         let mut incoming =
-            maildir::Incoming::spool(&self.config.data_dir, name.clone(), text.to_vec()).await?;
+            maildir::Incoming::spool(&self.config.data_dir, name.clone(), text).await?;
         // Where the report goes: a mailbox here, or out through the queue
         // (also where a bounce to forwarded mail finds the real sender).
         let (mailboxes, remote): (Vec<Address>, Vec<String>) = match local {
@@ -667,7 +668,7 @@ impl Shared {
         for (dir, e) in &delivered.failed {
             log::error!("cannot deliver report to {}: {e}", dir.display());
         }
-        self.after_delivery(&took, text.len() as u64).await;
+        self.after_delivery(&took, size).await;
         Ok(())
     }
 

@@ -722,7 +722,7 @@ async fn notify_sender(shared: &Shared, envelope: &Envelope, kind: dsn::Kind) {
         dsn::Kind::Failed => "failure report",
         dsn::Kind::Delayed => "delay notice",
     };
-    match shared.deliver_report(&envelope.sender, name, &text).await {
+    match shared.deliver_report(&envelope.sender, name, text).await {
         Ok(()) => log::info!(
             "queue {}: {what} sent to <{}>",
             envelope.id,
