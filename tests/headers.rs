@@ -12,14 +12,12 @@ use std::process::Command;
 /// alice logs in on the submission port and sends `message` to bob;
 /// returns the reply to the final dot.
 fn submit_raw(server: &Server, message: &[u8]) -> String {
-    let mut c = Client::connect(server.submission.unwrap());
-    c.reply();
-    c.ask("EHLO laptop.test");
-    let plain = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        "\0alice\0alice-pw",
+    let mut c = member_login(
+        server.submission.unwrap(),
+        "laptop.test",
+        "alice",
+        "alice-pw",
     );
-    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
     assert!(c.ask("MAIL FROM:<alice@localhost>").starts_with("250"));
     assert!(c.ask("RCPT TO:<bob@localhost>").starts_with("250"));
     assert!(c.ask("DATA").starts_with("354"));

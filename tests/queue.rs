@@ -597,14 +597,7 @@ fn what_leaves_has_only_crlf_line_ends_and_no_nul() {
     let (_a_dir, a) = sender_a(&format!(
         "smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\n"
     ));
-    let mut c = Client::connect(a.submission.unwrap());
-    c.reply();
-    c.ask("EHLO laptop.a.test");
-    let plain = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        "\0alice\0alice-pw",
-    );
-    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
+    let mut c = member_login(a.submission.unwrap(), "laptop.a.test", "alice", "alice-pw");
     assert!(c.ask("MAIL FROM:<alice@a.test>").starts_with("250"));
     assert!(c.ask("RCPT TO:<carol@b.test>").starts_with("250"));
     assert!(c.ask("DATA").starts_with("354"));

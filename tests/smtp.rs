@@ -318,13 +318,11 @@ fn strangers_may_not_send_as_members() {
     let text = read(&server.messages("bob")[0]);
     assert!(text.starts_with("X-Spam: yes\r\n"), "{text}");
     // Members on the submission port are themselves.
-    let mut c = Client::connect(server.submission.unwrap());
-    c.reply();
-    c.ask("EHLO laptop.test");
-    let plain = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        "\0alice\0alice-pw",
+    let mut c = member_login(
+        server.submission.unwrap(),
+        "laptop.test",
+        "alice",
+        "alice-pw",
     );
-    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
     assert!(c.ask("MAIL FROM:<alice@localhost>").starts_with("250"));
 }

@@ -4,7 +4,6 @@
 //! configured action (tag or reject) is applied per member.
 
 mod common;
-use base64::Engine;
 use common::*;
 use std::time::Duration;
 
@@ -44,11 +43,12 @@ fn is_tagged(message: &str, subject: &str) -> bool {
 
 /// alice logs in on the submission port and sends to `to`.
 fn submit_as_alice(server: &Server, to: &str) {
-    let mut c = Client::connect(server.submission.unwrap());
-    c.reply();
-    c.ask("EHLO laptop.test");
-    let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0alice-pw");
-    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
+    let mut c = member_login(
+        server.submission.unwrap(),
+        "laptop.test",
+        "alice",
+        "alice-pw",
+    );
     assert!(c.ask("MAIL FROM:<alice@localhost>").starts_with("250"));
     assert!(c.ask(&format!("RCPT TO:<{to}>")).starts_with("250"));
     assert!(c.ask("DATA").starts_with("354"));
@@ -183,11 +183,12 @@ fn reject_action_refuses_when_spam_for_everyone() {
 fn members_sending_are_not_judged_and_the_rule_can_be_off() {
     let (_dir, server) = Server::with_config("[spam]\naction = \"reject\"\n");
     let many = strangers(30);
-    let mut c = Client::connect(server.submission.unwrap());
-    c.reply();
-    c.ask("EHLO laptop.test");
-    let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0alice-pw");
-    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
+    let mut c = member_login(
+        server.submission.unwrap(),
+        "laptop.test",
+        "alice",
+        "alice-pw",
+    );
     c.ask("MAIL FROM:<alice@localhost>");
     c.ask("RCPT TO:<bob@localhost>");
     c.ask("DATA");

@@ -423,17 +423,25 @@ pub fn start(data: &Path, config: &Path, hostname: &str, extra: &[&str]) -> Serv
     Server::start_in(data, &args)
 }
 
+/// A session on a submission port (`addr`), greeted, EHLO `helo` said
+/// and logged in as `user` with AUTH PLAIN; panics unless it succeeds.
+pub fn member_login(addr: SocketAddr, helo: &str, user: &str, password: &str) -> Client {
+    let mut c = Client::connect(addr);
+    c.reply();
+    c.ask(&format!("EHLO {helo}"));
+    let plain = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("\0{user}\0{password}"),
+    );
+    let reply = c.ask(&format!("AUTH PLAIN {plain}"));
+    assert!(reply.starts_with("235"), "login as {user}: {reply}");
+    c
+}
+
 /// alice@a.test (password alice-pw) sends through `a`'s submission
 /// port; returns the reply to the final dot.
 pub fn submit(a: &Server, from_header: &str, to: &[&str], subject: &str) -> String {
-    let mut c = Client::connect(a.submission.unwrap());
-    c.reply();
-    c.ask("EHLO laptop.a.test");
-    let plain = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        "\0alice\0alice-pw",
-    );
-    assert!(c.ask(&format!("AUTH PLAIN {plain}")).starts_with("235"));
+    let mut c = member_login(a.submission.unwrap(), "laptop.a.test", "alice", "alice-pw");
     assert!(c.ask("MAIL FROM:<alice@a.test>").starts_with("250"));
     for rcpt in to {
         let reply = c.ask(&format!("RCPT TO:<{rcpt}>"));
