@@ -324,24 +324,14 @@ fn a_refused_start_is_in_the_log_ring() {
 
 /// `postbox ARGS` as root with umask 0, so a mode left to the umask shows.
 fn as_root_with_umask_0(args: &[&str], stdin: &str) {
-    use std::io::Write;
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg("umask 0; exec \"$0\" \"$@\"")
-        .arg(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new("sh")
+            .arg("-c")
+            .arg("umask 0; exec \"$0\" \"$@\"")
+            .arg(BIN)
+            .args(args),
+        stdin.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "{args:?}: {}",

@@ -234,11 +234,21 @@ mod tests {
         smol::block_on(books.load([mailbox]));
     }
 
-    #[test]
-    fn learns_saves_and_forgets_the_oldest() {
+    /// A mailbox folder whose saved address book holds `known`.
+    fn mailbox_knowing(known: &[&str]) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let mailbox = dir.path().join("alice");
         std::fs::create_dir(&mailbox).unwrap();
+        if !known.is_empty() {
+            let hashes: Vec<_> = known.iter().map(|a| hash(a)).collect();
+            record::save(&mailbox.join(FILE), KIND, VERSION, &hashes).unwrap();
+        }
+        (dir, mailbox)
+    }
+
+    #[test]
+    fn learns_saves_and_forgets_the_oldest() {
+        let (_dir, mailbox) = mailbox_knowing(&[]);
         let books = AddressBooks::default();
         load(&books, &mailbox);
         assert!(!books.knows(&mailbox, "bob@example.test"));
@@ -265,16 +275,7 @@ mod tests {
 
     #[test]
     fn clean_books_stay_in_memory_across_saves() {
-        let dir = tempfile::tempdir().unwrap();
-        let mailbox = dir.path().join("alice");
-        std::fs::create_dir(&mailbox).unwrap();
-        record::save(
-            &mailbox.join(FILE),
-            KIND,
-            VERSION,
-            &vec![hash("bob@example.test")],
-        )
-        .unwrap();
+        let (_dir, mailbox) = mailbox_knowing(&["bob@example.test"]);
         let books = AddressBooks::default();
         load(&books, &mailbox);
         assert!(books.knows(&mailbox, "bob@example.test"));
@@ -292,9 +293,7 @@ mod tests {
 
     #[test]
     fn learning_while_a_save_is_under_way_is_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let mailbox = dir.path().join("alice");
-        std::fs::create_dir(&mailbox).unwrap();
+        let (_dir, mailbox) = mailbox_knowing(&[]);
         let books = AddressBooks::default();
         load(&books, &mailbox);
         books.learn(&mailbox, ["first@example.test"]);
@@ -313,16 +312,7 @@ mod tests {
 
     #[test]
     fn learning_before_loading_is_merged_with_the_saved_book() {
-        let dir = tempfile::tempdir().unwrap();
-        let mailbox = dir.path().join("alice");
-        std::fs::create_dir(&mailbox).unwrap();
-        record::save(
-            &mailbox.join(FILE),
-            KIND,
-            VERSION,
-            &vec![hash("old@example.test")],
-        )
-        .unwrap();
+        let (_dir, mailbox) = mailbox_knowing(&["old@example.test"]);
         let books = AddressBooks::default();
         books.learn(&mailbox, ["new@example.test"]);
         save_all(&books);
@@ -337,9 +327,7 @@ mod tests {
 
     #[test]
     fn a_failed_save_is_tried_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let mailbox = dir.path().join("alice");
-        std::fs::create_dir(&mailbox).unwrap();
+        let (_dir, mailbox) = mailbox_knowing(&[]);
         let books = AddressBooks::default();
         books.learn(&mailbox, ["x@example.test"]);
         // The save never reports back (say, cancelled at shutdown).

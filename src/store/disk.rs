@@ -91,3 +91,21 @@ pub fn unlink_surely(path: &Path) -> io::Result<()> {
     }
     Err(last.unwrap_or_else(|| io::Error::other("unlink failed")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What keeps `replace_file` from writing through a link planted at
+    /// its temporary name.
+    #[test]
+    fn create_new_never_writes_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other");
+        fs::write(&other, b"keep").unwrap();
+        let planted = dir.path().join("key.pem.tmp");
+        std::os::unix::fs::symlink(&other, &planted).unwrap();
+        assert!(create_new(&planted, 0o600).is_err());
+        assert_eq!(fs::read(&other).unwrap(), b"keep");
+    }
+}

@@ -13,19 +13,18 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_postbox");
 
 /// Runs `postbox ARGS` to completion with `stdin` fed in.
 pub fn postbox(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
+    output_with_stdin(Command::new(BIN).args(args), stdin.as_bytes())
+}
+
+/// Runs `command` to completion with `stdin` fed in; its output.
+pub fn output_with_stdin(command: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start postbox");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+        .expect("start the command");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     child.wait_with_output().unwrap()
 }
 
