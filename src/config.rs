@@ -2,7 +2,7 @@
 //! command-line flags. `postbox.toml.example` documents every key.
 
 use crate::limits::*;
-use crate::relay::Cidr;
+use crate::policy::relay::Cidr;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,7 +55,7 @@ pub struct Config {
     /// Where DNS questions go (blocklists); default: /etc/resolv.conf's first.
     pub dns_resolver: Option<SocketAddr>,
     /// Greylisting settings; `None` when it is off.
-    pub greylist: Option<crate::greylist::Settings>,
+    pub greylist: Option<crate::policy::greylist::Settings>,
     pub spam: crate::spam::Settings,
     pub queue: QueueConfig,
     /// The aliases file (/etc/aliases syntax); default DATA/aliases.
@@ -778,7 +778,7 @@ impl Config {
         };
         let g = &file.greylist;
         // Checked even while greylisting is off, so turning it on cannot fail later.
-        let greylist_settings = crate::greylist::Settings {
+        let greylist_settings = crate::policy::greylist::Settings {
             delay: b("greylist.delay").duration(&g.delay, Duration::from_secs(5 * MINUTE))?,
             retry_window: Duration::from_secs(
                 b("greylist.retry_window_hours").number(g.retry_window_hours, 48u64)? * HOUR,

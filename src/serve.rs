@@ -217,7 +217,7 @@ pub struct Shared {
     /// Sessions and connection rate per client address.
     pub clients: Rc<Clients>,
     /// Greylisting of strangers' first attempts, when turned on.
-    pub greylist: Option<RefCell<crate::greylist::Greylist>>,
+    pub greylist: Option<RefCell<crate::policy::greylist::Greylist>>,
     throttle: LoginThrottle,
     login_cache: LoginCache,
     pub users: RefCell<users::UserCache>,
@@ -935,7 +935,7 @@ pub fn run(config: Config) -> Result<(), String> {
         greylist: config
             .greylist
             .clone()
-            .map(|g| RefCell::new(crate::greylist::Greylist::new(g))),
+            .map(|g| RefCell::new(crate::policy::greylist::Greylist::new(g))),
         login_cache: LoginCache::new()?,
         names: maildir::NameMaker::new(&config.hostname),
         commits: GroupCommit::default(),
