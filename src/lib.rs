@@ -30,6 +30,7 @@
 
 pub mod address;
 pub mod admin;
+pub mod appliance;
 pub mod auth;
 pub mod clients;
 pub mod config;

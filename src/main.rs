@@ -2,7 +2,7 @@
 //! success, 1 failure (one line on stderr), 2 usage error.
 
 use postbox::config::{parse_level, parse_listen, Config, Overrides};
-use postbox::{admin, console, serve};
+use postbox::{admin, appliance, console, serve};
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
@@ -317,7 +317,7 @@ fn run() -> Result<(), Failure> {
             let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
             println!(
                 "{}",
-                console::system::command(&words).map_err(Failure::Failed)?
+                appliance::system::command(&words).map_err(Failure::Failed)?
             );
             Ok(())
         }
@@ -335,20 +335,20 @@ fn admin_console(
 ) -> Result<(), Failure> {
     let account = match &config.run_as {
         Some(name) => {
-            let account = console::system::account(name).map_err(Failure::Failed)?;
-            console::system::act_as(account).map_err(Failure::Failed)?;
+            let account = appliance::system::account(name).map_err(Failure::Failed)?;
+            appliance::system::act_as(account).map_err(Failure::Failed)?;
             Some(account)
         }
         None => None,
     };
-    let terminal = console::board::RawTerminal::new();
+    let terminal = appliance::board::RawTerminal::new();
     let options = console::Options {
         admin: true,
         echo: terminal.is_raw(),
         log_ring: args.log_ring.clone(),
         ..Default::default()
     };
-    let mut board = console::board::Board { terminal, account };
+    let mut board = appliance::board::Board { terminal, account };
     console::run_with(config, &options, &mut board, stdin, stdout)
         .map_err(|e| Failure::Failed(e.to_string()))
 }
@@ -371,7 +371,7 @@ fn act_as_owner_of(path: &std::path::Path) -> Result<(), Failure> {
     match owner {
         // Nothing there yet, or root's own: root makes it.
         None => Ok(()),
-        Some(meta) => console::system::drop_root(console::system::Account {
+        Some(meta) => appliance::system::drop_root(appliance::system::Account {
             uid: meta.uid(),
             gid: meta.gid(),
         })

@@ -3,13 +3,13 @@
 //! SIGINT (stop accepting, let messages in flight finish, exit 0).
 
 use crate::address::Address;
+use crate::appliance::system::{self, Account};
 use crate::auth::cache::LoginCache;
 use crate::auth::throttle::{LoginThrottle, Refusal};
 use crate::auth::Login;
 use crate::clients::{AddressSlot, Clients};
 use crate::config::Config;
 use crate::conn::Stream;
-use crate::console::system::{self, Account};
 use crate::sessions::{Budget, Seat};
 use crate::smtp::command::RcptTo;
 use crate::smtp::session::{Destination, RcptVerdict};

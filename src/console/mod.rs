@@ -8,15 +8,15 @@
 //! itself ([`edit`]), and adds `log`, `reboot`, `poweroff` and a guarded
 //! repair `shell`, which act through a [`Machine`].
 
-pub mod board;
 mod edit;
 mod stdio;
-pub mod system;
 
+pub use crate::appliance::{Machine, NoMachine};
 pub use edit::{Editor, Input};
 pub use stdio::StdIo;
 
 use crate::admin;
+use crate::appliance::system;
 use crate::auth::password;
 use crate::config::Config;
 use crate::serve::running_status;
@@ -56,29 +56,6 @@ const ADMIN_HELP: &str = "\
   shell                  a root shell for repairs (asks first)
   passwd                 change this console's admin password
 ";
-
-/// What the console can do to the machine it runs on.
-pub trait Machine {
-    fn reboot(&mut self) -> Result<(), String>;
-    fn poweroff(&mut self) -> Result<(), String>;
-    /// Runs an interactive root shell on the console's terminal until it exits.
-    fn shell(&mut self) -> Result<(), String>;
-}
-
-/// A machine that does none of it (plain `postbox console`).
-pub struct NoMachine;
-
-impl Machine for NoMachine {
-    fn reboot(&mut self) -> Result<(), String> {
-        Err("not an appliance console (postbox console --admin)".into())
-    }
-    fn poweroff(&mut self) -> Result<(), String> {
-        self.reboot()
-    }
-    fn shell(&mut self) -> Result<(), String> {
-        self.reboot()
-    }
-}
 
 /// How a console session runs.
 pub struct Options {

@@ -27,7 +27,7 @@ pub fn check(data_dir: &Path, uid: u32) -> Result<(), String> {
     let Some((path, owner)) = others.first() else {
         return Ok(());
     };
-    let user = crate::console::system::user_name(uid);
+    let user = crate::appliance::system::user_name(uid);
     let more = match others.len() - 1 {
         0 => String::new(),
         n => format!(" (and {n} more parts)"),
@@ -36,7 +36,7 @@ pub fn check(data_dir: &Path, uid: u32) -> Result<(), String> {
         "{} is owned by {}, not {user}{more}: the data directory and what lies in it must be \
          {user}'s (chown -R {user}: {}, and run admin commands as {user})",
         path.display(),
-        crate::console::system::user_name(*owner),
+        crate::appliance::system::user_name(*owner),
         data_dir.display()
     ))
 }

@@ -1,0 +1,30 @@
+//! The appliance: the board the server runs on (serial line, reboot,
+//! poweroff, repair shell) and the system calls behind it (accounts, disk,
+//! partitions, time). It uses nothing of the mail side but password
+//! hashing, so everything above may depend on it.
+
+pub mod board;
+pub mod system;
+
+/// What the console can do to the machine it runs on.
+pub trait Machine {
+    fn reboot(&mut self) -> Result<(), String>;
+    fn poweroff(&mut self) -> Result<(), String>;
+    /// Runs an interactive root shell on the console's terminal until it exits.
+    fn shell(&mut self) -> Result<(), String>;
+}
+
+/// A machine that does none of it (plain `postbox console`).
+pub struct NoMachine;
+
+impl Machine for NoMachine {
+    fn reboot(&mut self) -> Result<(), String> {
+        Err("not an appliance console (postbox console --admin)".into())
+    }
+    fn poweroff(&mut self) -> Result<(), String> {
+        self.reboot()
+    }
+    fn shell(&mut self) -> Result<(), String> {
+        self.reboot()
+    }
+}
