@@ -683,7 +683,7 @@ impl Config {
         let mut seen = Vec::new();
         for d in domains {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
-            if !crate::address::domain_is_valid(&d) || d.starts_with('[') {
+            if !crate::wire::address::domain_is_valid(&d) || d.starts_with('[') {
                 return Err(format!("invalid domain {d:?}"));
             }
             if !seen.contains(&d) {
@@ -788,7 +788,7 @@ impl Config {
         let greylist = g.enabled.unwrap_or(false).then_some(greylist_settings);
         let dnsbl = file.dnsbl.zones.unwrap_or_default();
         for zone in &dnsbl {
-            if !crate::address::domain_is_valid(zone.trim_end_matches('.')) {
+            if !crate::wire::address::domain_is_valid(zone.trim_end_matches('.')) {
                 return Err(format!("dnsbl.zones: invalid zone {zone:?}"));
             }
         }

@@ -28,7 +28,6 @@
 // bounded memory with no heap allocation per command.
 #![allow(clippy::large_enum_variant)]
 
-pub mod address;
 pub mod admin;
 pub mod appliance;
 pub mod auth;
@@ -38,7 +37,6 @@ pub mod conn;
 pub mod console;
 pub mod dns;
 pub mod limits;
-pub mod line;
 pub mod logring;
 pub mod policy;
 pub mod pop3;
@@ -51,3 +49,4 @@ pub mod spam;
 pub mod stats;
 pub mod store;
 pub mod tls;
+pub mod wire;

@@ -2,7 +2,6 @@
 //! POP3 session, the state they share, and orderly shutdown on SIGTERM or
 //! SIGINT (stop accepting, let messages in flight finish, exit 0).
 
-use crate::address::Address;
 use crate::appliance::system::{self, Account};
 use crate::auth::cache::LoginCache;
 use crate::auth::throttle::{LoginThrottle, Refusal};
@@ -16,6 +15,7 @@ use crate::smtp::session::{Destination, RcptVerdict};
 use crate::store::commit::GroupCommit;
 use crate::store::{maildir, record, users};
 use crate::tls::Tls;
+use crate::wire::address::Address;
 use serde::{Deserialize, Serialize};
 use smol::channel::{Receiver, Sender};
 use smol::net::TcpListener;

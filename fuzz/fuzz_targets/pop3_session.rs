@@ -1,9 +1,9 @@
 //! Command lines of any shape through the POP3 session state machine.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use postbox::line::LineBuffer;
 use postbox::pop3::session::{Replies, Security, Session, Step};
 use postbox::store::maildir::StoredMessage;
+use postbox::wire::line::LineBuffer;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, input)) = data.split_first() else {

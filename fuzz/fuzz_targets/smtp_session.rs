@@ -2,13 +2,13 @@
 //! state machine, whatever state it is in.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use postbox::address::Address;
-use postbox::line::LineBuffer;
 use postbox::smtp::command::RcptTo;
 use postbox::smtp::reply::Replies;
 use postbox::smtp::session::{
     DataOutcome, Directory, Limits, Login, RcptVerdict, Security, Session, Step,
 };
+use postbox::wire::address::Address;
+use postbox::wire::line::LineBuffer;
 
 struct Table;
 

@@ -5,7 +5,7 @@ pub mod password;
 pub mod sasl;
 pub mod throttle;
 
-use crate::address::Address;
+use crate::wire::address::Address;
 
 /// How a login attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

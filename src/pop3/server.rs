@@ -4,14 +4,14 @@
 
 use super::session::{Listing, LoginFailure, Replies, Security, Session, Step};
 use super::stuff::Stuffer;
-use crate::address::Address;
 use crate::auth::Login;
 use crate::conn::{self, ReadOutcome, Stream};
 use crate::limits::{POP3_OUTPUT, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
-use crate::line::LineBuffer;
 use crate::serve::{admit, Admission, Gate, Service, Shared};
 use crate::stats::Refusal;
 use crate::store::maildir;
+use crate::wire::address::Address;
+use crate::wire::line::LineBuffer;
 use smol::io::AsyncReadExt;
 use smol::net::TcpStream;
 use std::io;

@@ -5,8 +5,8 @@
 
 use super::command::{self, Command, ParseError};
 use crate::auth::sasl::{self, Name, Secret};
-use crate::line::LineEvent;
 use crate::store::maildir::StoredMessage;
+use crate::wire::line::LineEvent;
 use core::fmt::Write;
 
 /// Replies waiting to be sent.

@@ -4,7 +4,7 @@
 //! dot-stuffing. Every reply is bounded in size and time.
 
 use crate::limits::{OUTBOUND_COMMAND_TIMEOUT, OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_DATA_TIMEOUT};
-use crate::line::{LineBuffer, LineEvent};
+use crate::wire::line::{LineBuffer, LineEvent};
 use base64::Engine;
 use futures_rustls::client::TlsStream;
 use futures_rustls::TlsConnector;

@@ -344,7 +344,7 @@ async fn attempt(shared: &Shared, id: &str) {
 /// Puts the queued message into the mailbox of `rcpt`, a user of ours.
 async fn deliver_locally(shared: &Shared, id: &str, rcpt: &str) -> Result<(), Failure> {
     let fail = |permanent: bool, text: String| Failure { permanent, text };
-    let account = crate::address::Address::parse_path(rcpt)
+    let account = crate::wire::address::Address::parse_path(rcpt)
         .ok()
         .filter(|a| {
             let mut users = shared.users.borrow_mut();

@@ -23,8 +23,8 @@
 //! or writes outside its mail store on behalf of a mail address.
 
 use super::forward::Forward;
-use crate::address::Address;
 use crate::store::durable;
+use crate::wire::address::Address;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};

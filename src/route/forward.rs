@@ -2,9 +2,9 @@
 //! an account (`local@domain`) to the addresses its mail goes on to, and
 //! whether the member also keeps a copy.
 
-use crate::address::Address;
 use crate::store::record::{self, RecordError};
 use crate::store::users::{lock_users, split_name};
+use crate::wire::address::Address;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -19,9 +19,9 @@
 //! short however many forwarders the mail passes, and a bounce goes back
 //! to the first forwarder, which holds the key to the original sender.
 
-use crate::address::{domain_is_valid, Address};
 use crate::store::record;
 use crate::store::users::lock_users;
+use crate::wire::address::{domain_is_valid, Address};
 use base64::Engine;
 use ring::hmac;
 use std::path::Path;

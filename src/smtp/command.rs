@@ -1,7 +1,7 @@
 //! SMTP command lines (RFC 5321 §4.1) parsed into a [`Command`], with no
 //! I/O and no allocation. Verbs and parameter names are case-insensitive.
 
-use crate::address::{Address, AddressError};
+use crate::wire::address::{Address, AddressError};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command<'a> {

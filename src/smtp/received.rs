@@ -1,7 +1,7 @@
 //! The trace headers prepended at delivery: `Return-Path:` (RFC 5321
 //! §4.4) and `Received:` with the client's name and address.
 
-use crate::address::Address;
+use crate::wire::address::Address;
 use core::fmt::Write;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -6,10 +6,10 @@
 
 use super::command::{self, Command, MailFrom, ParseError, RcptTo};
 use super::reply::{push, push_lines, Replies};
-use crate::address::{Address, AddressError};
 use crate::auth::sasl::{self, Credentials, Name, SaslError};
 pub use crate::auth::Login;
-use crate::line::LineEvent;
+use crate::wire::address::{Address, AddressError};
+use crate::wire::line::LineEvent;
 use core::fmt::Write;
 
 /// Where a recipient would go, as decided by the server's directory.

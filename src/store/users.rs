@@ -7,7 +7,7 @@
 //! never locks everybody out or stops mail.
 
 use super::record::{self, RecordError};
-use crate::address::{domain_is_valid, user_name_is_valid};
+use crate::wire::address::{domain_is_valid, user_name_is_valid};
 use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
