@@ -24,7 +24,7 @@ pub fn add_user(config: &Config, name: &str, new_password: &str) -> Result<Strin
     let (local, domain) = users::split_name(name, config.default_domain())?;
     // A server started with `--domain` serves more than the config says.
     let running_serves = || {
-        crate::serve::running_status(&config.data_dir)
+        crate::server::running_status(&config.data_dir)
             .is_some_and(|s| s.domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)))
     };
     if !config.serves(&domain) && !running_serves() {
@@ -234,7 +234,7 @@ pub fn queue_list(config: &Config) -> Result<String, String> {
 /// `queue flush`: the running server tries every waiting message now.
 pub fn queue_flush(config: &Config) -> Result<String, String> {
     existing_data_dir(config)?;
-    match crate::serve::nudge_queue(&config.data_dir)? {
+    match crate::server::nudge_queue(&config.data_dir)? {
         true => Ok("the server is trying every queued message now".into()),
         false => Err("no server is running on this data directory".into()),
     }
@@ -252,7 +252,7 @@ pub fn queue_delete(config: &Config, id: &str) -> Result<String, String> {
         return Err(format!("no message {id} in the queue"));
     }
     // A running server forgets it now rather than at its next attempt.
-    let _ = crate::serve::nudge_queue(&config.data_dir);
+    let _ = crate::server::nudge_queue(&config.data_dir);
     Ok(format!("deleted {id} from the queue"))
 }
 
@@ -260,7 +260,7 @@ pub fn queue_delete(config: &Config, id: &str) -> Result<String, String> {
 pub fn stats_report(config: &Config) -> Result<String, String> {
     existing_data_dir(config)?;
     let live = fresh_stats(&config.data_dir);
-    let stats = crate::stats::load(&config.data_dir)?;
+    let stats = crate::ops::stats::load(&config.data_dir)?;
     let mut report = stats.report();
     match live {
         Some(true) => report.push_str("(live figures from the running server)\n"),
@@ -279,12 +279,12 @@ fn fresh_stats(data_dir: &std::path::Path) -> Option<bool> {
     use std::os::unix::fs::MetadataExt;
     // Each save is a new file renamed over the old: a new inode.
     let stamp = || {
-        std::fs::metadata(crate::stats::path(data_dir))
+        std::fs::metadata(crate::ops::stats::path(data_dir))
             .ok()
             .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()))
     };
     let before = stamp();
-    match crate::serve::request_stats(data_dir) {
+    match crate::server::request_stats(data_dir) {
         Ok(true) => {}
         Ok(false) => return None,
         Err(_) => return Some(false),

@@ -17,7 +17,7 @@
 //!   byte by byte.
 //! * `store`: Maildir mailboxes, the users file, and the durable-write
 //!   primitives (write, fsync, rename, fsync the directory) under both.
-//! * `serve`: one single-threaded executor running every session; fsync
+//! * `server`: one single-threaded executor running every session; fsync
 //!   goes to the blocking pool so a slow card never stalls other sessions.
 //! * `admin` and `console`: user management, shared by the command line
 //!   and the admin shell (which speaks `embedded-io`, so it runs on stdin
@@ -31,22 +31,18 @@
 pub mod admin;
 pub mod appliance;
 pub mod auth;
-pub mod clients;
 pub mod config;
-pub mod conn;
 pub mod console;
 pub mod dns;
 pub mod limits;
-pub mod logring;
+pub mod ops;
 pub mod policy;
 pub mod pop3;
 pub mod queue;
 pub mod route;
-pub mod serve;
-pub mod sessions;
+pub mod server;
 pub mod smtp;
 pub mod spam;
-pub mod stats;
 pub mod store;
 pub mod tls;
 pub mod wire;

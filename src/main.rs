@@ -2,7 +2,7 @@
 //! success, 1 failure (one line on stderr), 2 usage error.
 
 use postbox::config::{parse_level, parse_listen, Config, Overrides};
-use postbox::{admin, appliance, console, serve};
+use postbox::{admin, appliance, console, server};
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
@@ -270,10 +270,10 @@ fn run() -> Result<(), Failure> {
                 return usage(format!("serve takes no argument {extra:?}"));
             }
             let config = load_config(&args)?;
-            postbox::logring::RingLogger::new(config.log_level, args.log_ring.as_deref())
+            postbox::ops::logring::RingLogger::new(config.log_level, args.log_ring.as_deref())
                 .and_then(|logger| logger.init())
                 .map_err(Failure::Failed)?;
-            serve::run(config).map_err(|e| {
+            server::run(config).map_err(|e| {
                 // On the board stderr goes nowhere: the ring is where it is read.
                 if args.log_ring.is_some() {
                     log::error!("{e}");

@@ -602,17 +602,17 @@ fn unfinished_tls_handshakes_do_not_hold_up_shutdown() {
 #[test]
 fn a_live_pid_in_the_status_file_without_the_lock_is_not_a_server() {
     let (_dir, mut server, _) = fresh("stale");
-    let running = postbox::serve::running_status(&server.data).expect("running server seen");
+    let running = postbox::server::running_status(&server.data).expect("running server seen");
     assert_eq!(running.pid, server.child.id());
     // Killed outright: the status file stays, the lock goes with the process.
     server.kill();
     // Its PID now belongs to another process, alive: this test's.
-    let stale = postbox::serve::ServerStatus {
+    let stale = postbox::server::ServerStatus {
         pid: std::process::id(),
         ..running
     };
-    postbox::serve::save_status(&server.data, &stale).unwrap();
-    assert!(postbox::serve::running_status(&server.data).is_none());
+    postbox::server::save_status(&server.data, &stale).unwrap();
+    assert!(postbox::server::running_status(&server.data).is_none());
     let out = postbox(&["stats", "--data", server.data.to_str().unwrap()], "");
     assert!(out.status.success());
     let said = String::from_utf8_lossy(&out.stdout);

@@ -19,7 +19,7 @@ use crate::admin;
 use crate::appliance::system;
 use crate::auth::password;
 use crate::config::Config;
-use crate::serve::running_status;
+use crate::server::running_status;
 use crate::store::{maildir, users};
 use embedded_io::{Read, Write};
 use std::path::PathBuf;
@@ -334,7 +334,7 @@ fn show_log<W: Write>(options: &Options, count: usize, out: &mut W) -> Result<()
     let Some(path) = &options.log_ring else {
         return say(out, "no log ring (postbox serve --log-ring FILE)\r\n");
     };
-    let lines = crate::logring::tail_with_notes(path, count);
+    let lines = crate::ops::logring::tail_with_notes(path, count);
     if lines.is_empty() {
         return say(out, "log is empty\r\n");
     }

@@ -5,10 +5,10 @@
 use super::session::{Listing, LoginFailure, Replies, Security, Session, Step};
 use super::stuff::Stuffer;
 use crate::auth::Login;
-use crate::conn::{self, ReadOutcome, Stream};
 use crate::limits::{POP3_OUTPUT, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
-use crate::serve::{admit, Admission, Gate, Service, Shared};
-use crate::stats::Refusal;
+use crate::ops::stats::Refusal;
+use crate::server::conn::{self, ReadOutcome, Stream};
+use crate::server::{admit, Admission, Gate, Service, Shared};
 use crate::store::maildir;
 use crate::wire::address::Address;
 use crate::wire::line::LineBuffer;

@@ -13,7 +13,7 @@ pub mod dsn;
 pub mod store;
 
 use crate::config::{QueueConfig, SmarthostTls};
-use crate::serve::Shared;
+use crate::server::Shared;
 use client::{Attempt, Failure, TlsPolicy};
 use smol::{future, LocalExecutor, Timer};
 use std::cell::{Cell, RefCell};

@@ -10,14 +10,14 @@ use super::reply::{push, Replies, REPLY_HEADROOM};
 use super::session::{
     DataOutcome, Destination, Directory, Limits, Login, RcptVerdict, Security, Session, Step,
 };
-use crate::conn::{self, ReadOutcome, Stream};
 use crate::limits::{
     DATA_DEADLINE_FACTOR, MAX_RECEIVED_HEADERS, READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK,
 };
-use crate::serve::{admit, Admission, Gate, Service, Shared};
+use crate::ops::stats::Refusal;
+use crate::server::conn::{self, ReadOutcome, Stream};
+use crate::server::{admit, Admission, Gate, Service, Shared};
 use crate::smtp::command::RcptTo;
 use crate::spam::Action;
-use crate::stats::Refusal;
 use crate::store::durable::is_no_space;
 use crate::store::maildir::{self, Incoming};
 use crate::wire::address::Address;

@@ -2,14 +2,18 @@
 //! POP3 session, the state they share, and orderly shutdown on SIGTERM or
 //! SIGINT (stop accepting, let messages in flight finish, exit 0).
 
+pub mod clients;
+pub mod conn;
+pub mod sessions;
+
 use crate::appliance::system::{self, Account};
 use crate::auth::cache::LoginCache;
 use crate::auth::throttle::{LoginThrottle, Refusal};
 use crate::auth::Login;
-use crate::clients::{AddressSlot, Clients};
 use crate::config::Config;
-use crate::conn::Stream;
-use crate::sessions::{Budget, Seat};
+use crate::server::clients::{AddressSlot, Clients};
+use crate::server::conn::Stream;
+use crate::server::sessions::{Budget, Seat};
 use crate::smtp::command::RcptTo;
 use crate::smtp::session::{Destination, RcptVerdict};
 use crate::store::commit::GroupCommit;
@@ -230,7 +234,7 @@ pub struct Shared {
     pub started: Instant,
     pub shutdown: Shutdown,
     /// Traffic counters; written to flash by a task once a minute at most.
-    stats: RefCell<crate::stats::Stats>,
+    stats: RefCell<crate::ops::stats::Stats>,
     stats_changed: Cell<bool>,
     /// Members' automatic address books, for the spam recipient rule.
     pub books: crate::spam::AddressBooks,
@@ -246,13 +250,13 @@ pub struct Shared {
     /// Each listener's sessions, in the order of `Service::ALL`.
     budgets: Vec<Rc<Budget>>,
     /// Sessions open over all listeners.
-    open_sessions: Rc<crate::sessions::Open>,
+    open_sessions: Rc<crate::server::sessions::Open>,
     next_session: Cell<u64>,
 }
 
 impl Shared {
     /// Updates the traffic counters.
-    pub fn count(&self, change: impl FnOnce(&mut crate::stats::Stats)) {
+    pub fn count(&self, change: impl FnOnce(&mut crate::ops::stats::Stats)) {
         change(&mut self.stats.borrow_mut());
         self.stats_changed.set(true);
     }
@@ -277,9 +281,9 @@ impl Shared {
             return;
         }
         let mut stats = self.stats.borrow().clone();
-        stats.saved = crate::stats::now();
+        stats.saved = crate::ops::stats::now();
         let dir = self.config.data_dir.clone();
-        if let Err(e) = smol::unblock(move || crate::stats::save(&dir, &stats)).await {
+        if let Err(e) = smol::unblock(move || crate::ops::stats::save(&dir, &stats)).await {
             log::error!("cannot save statistics: {e}");
         }
     }
@@ -753,9 +757,9 @@ impl Shared {
 /// What a protocol says when it turns a connection away (one line each).
 pub struct Gate {
     /// The reply when all sessions are taken, and what it counts as.
-    pub busy: (&'static [u8], crate::stats::Refusal<'static>),
+    pub busy: (&'static [u8], crate::ops::stats::Refusal<'static>),
     /// The reply when this address holds too many, and what it counts as.
-    pub address: (&'static [u8], crate::stats::Refusal<'static>),
+    pub address: (&'static [u8], crate::ops::stats::Refusal<'static>),
 }
 
 /// A connection's right to a session: its place on the listener and its
@@ -796,7 +800,7 @@ pub async fn admit(
     log::warn!("{who} refused: {why}");
     shared.count(|s| s.count_refusal(refusal));
     if !service.implicit_tls() {
-        let _ = crate::conn::write(stream, reply, shared.config.smtp.command_timeout).await;
+        let _ = crate::server::conn::write(stream, reply, shared.config.smtp.command_timeout).await;
     }
     None
 }
@@ -922,9 +926,9 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     let user_cache = users::UserCache::open(&data_dir);
     let tls = Tls::open(&config)?;
-    let stats = crate::stats::load_or_start_afresh(&data_dir);
+    let stats = crate::ops::stats::load_or_start_afresh(&data_dir);
     let (stop, closed): (Sender<()>, Receiver<()>) = smol::channel::bounded(1);
-    let open_sessions = Rc::new(crate::sessions::Open::default());
+    let open_sessions = Rc::new(crate::server::sessions::Open::default());
     let shared = Rc::new(Shared {
         tls,
         clients: Clients::new(

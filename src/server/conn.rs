@@ -3,8 +3,8 @@
 //! reading, is cut off, and shutdown interrupts a wait for the next command.
 
 use crate::limits::TLS_CLOSE_TIMEOUT;
-use crate::serve::{Shared, Shutdown};
-use crate::sessions::Seat;
+use crate::server::sessions::Seat;
+use crate::server::{Shared, Shutdown};
 use futures_rustls::server::TlsStream;
 use smol::future;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
