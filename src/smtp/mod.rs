@@ -2,6 +2,7 @@
 //! `session`) and the thin async layer that connects it to sockets and the
 //! store (`server`).
 pub mod command;
+pub mod conversation;
 pub mod data;
 pub mod from_header;
 pub mod headers;

@@ -206,9 +206,15 @@ const EHLO_KEYWORDS: [&str; 5] = [
 impl Session {
     /// Starts a session and writes the greeting.
     pub fn new(hostname: &str, limits: Limits, security: Security, out: &mut Replies) -> Self {
+        let session = Self::before_greeting(hostname, limits, security);
+        session.greet(out);
+        session
+    }
+
+    /// Starts a session whose greeting is written later, with [`Session::greet`].
+    pub fn before_greeting(hostname: &str, limits: Limits, security: Security) -> Self {
         let mut name = heapless::String::new();
         let _ = name.push_str(&hostname[..hostname.len().min(255)]);
-        let _ = write!(out, "220 {name} ESMTP Postbox\r\n");
         Session {
             hostname: name,
             limits,
@@ -223,6 +229,11 @@ impl Session {
             recipients: Vec::new(),
             errors: 0,
         }
+    }
+
+    /// Writes the greeting.
+    pub fn greet(&self, out: &mut Replies) {
+        let _ = write!(out, "220 {} ESMTP Postbox\r\n", self.hostname);
     }
 
     pub fn helo(&self) -> &str {
