@@ -36,6 +36,7 @@ pub mod console;
 pub mod dns;
 pub mod limits;
 pub mod ops;
+pub mod outbound;
 pub mod policy;
 pub mod pop3;
 pub mod queue;

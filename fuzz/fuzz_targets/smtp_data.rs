@@ -2,7 +2,7 @@
 //! a bare CR-less LF, and a finished message always ended in CRLF.CRLF.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use postbox::smtp::data::DataDecoder;
+use postbox::wire::dot::DataDecoder;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&chunk, input)) = data.split_first() else {

@@ -3,7 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use postbox::smtp::command::RcptTo;
-use postbox::smtp::reply::Replies;
+use postbox::wire::reply::Replies;
 use postbox::smtp::session::{
     DataOutcome, Directory, Limits, Login, RcptVerdict, Security, Session, Step,
 };

@@ -4,17 +4,15 @@
 //! reported back to the sender when it fails or takes long.
 //!
 //! * `store`: the files on flash (message + checksummed envelope).
-//! * `client`: the SMTP client that talks to the next server.
 //! * `dsn`: delivery status notifications (RFC 3464).
 //! * this file: the in-RAM index, the scheduler and one delivery attempt.
 
-pub mod client;
 pub mod dsn;
 pub mod store;
 
 use crate::config::{QueueConfig, SmarthostTls};
+use crate::outbound::client::{self, Attempt, Failure, TlsPolicy};
 use crate::server::Shared;
-use client::{Attempt, Failure, TlsPolicy};
 use smol::{future, LocalExecutor, Timer};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};

@@ -9,11 +9,11 @@
 
 use super::data::{DataFacts, DataStream, Output};
 use super::headers::Missing;
-use super::reply::{push, Replies, REPLY_HEADROOM};
 use super::session::{self, DataOutcome, Directory, Limits, Login, Security, Session};
 use crate::auth::sasl::Credentials;
 use crate::limits::{DATA_DEADLINE_FACTOR, READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK};
 use crate::wire::line::LineBuffer;
+use crate::wire::reply::{push, Replies, REPLY_HEADROOM};
 use std::time::{Duration, Instant};
 
 /// How long the conversation waits for the client.

@@ -7,6 +7,5 @@ pub mod data;
 pub mod from_header;
 pub mod headers;
 pub mod received;
-pub mod reply;
 pub mod server;
 pub mod session;

@@ -2,11 +2,9 @@
 //! the session and body bytes to the DATA decoder, streams the message into
 //! the spool, and makes it durable before the 250.
 
-use super::data::DataDecoder;
 use super::from_header::{FromHeaderScanner, ReceivedCounter, RecipientHeaderScanner};
 use super::headers::{HeaderFilter, Missing};
 use super::received::{rfc5322_date, trace_headers, Trace};
-use super::reply::{push, Replies, REPLY_HEADROOM};
 use super::session::{
     DataOutcome, Destination, Directory, Limits, Login, RcptVerdict, Security, Session, Step,
 };
@@ -21,7 +19,9 @@ use crate::spam::Action;
 use crate::store::durable::is_no_space;
 use crate::store::maildir::{self, Incoming};
 use crate::wire::address::Address;
+use crate::wire::dot::DataDecoder;
 use crate::wire::line::LineBuffer;
+use crate::wire::reply::{push, Replies, REPLY_HEADROOM};
 use smol::net::TcpStream;
 use std::io;
 use std::net::SocketAddr;

@@ -5,11 +5,11 @@
 //! what to do next.
 
 use super::command::{self, Command, MailFrom, ParseError, RcptTo};
-use super::reply::{push, push_lines, Replies};
 use crate::auth::sasl::{self, Credentials, Name, SaslError};
 pub use crate::auth::Login;
 use crate::wire::address::{Address, AddressError};
 use crate::wire::line::LineEvent;
+use crate::wire::reply::{push, push_lines, Replies};
 use core::fmt::Write;
 
 /// Where a recipient would go, as decided by the server's directory.
@@ -104,7 +104,7 @@ pub struct Security {
 pub enum Step {
     /// Keep reading commands.
     Continue,
-    /// 354 was sent: read the message body with a [`super::data::DataDecoder`].
+    /// 354 was sent: read the message body with a [`crate::wire::dot::DataDecoder`].
     ReceiveData,
     /// 220 was sent: drop any input read so far, run the TLS handshake, then
     /// call [`Session::tls_started`].

@@ -1,0 +1,3 @@
+//! Handing queued mail on to the next server: the SMTP client.
+
+pub mod client;
