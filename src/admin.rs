@@ -143,7 +143,7 @@ pub fn set_quota(config: &Config, name: &str, size: &str) -> Result<String, Stri
     }
     let limit = match size {
         "default" => None,
-        text => Some(crate::store::quota::parse_size(text)?),
+        text => Some(crate::config::parse_size(text)?),
     };
     crate::store::quota::set(&config.data_dir, &address, limit)?;
     Ok(match limit {

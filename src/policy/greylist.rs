@@ -11,15 +11,8 @@ use std::time::{Duration, Instant};
 /// Triplets remembered; when full, new ones pass rather than lose mail.
 const CAPACITY: usize = 20_000;
 
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// How long a new triplet must wait before its retry is accepted.
-    pub delay: Duration,
-    /// How long a deferred triplet waits for its retry before starting over.
-    pub retry_window: Duration,
-    /// How long a triplet that passed keeps passing without a new delay.
-    pub allow: Duration,
-}
+/// The settings live with the rest of the configuration.
+pub use crate::config::GreylistConfig as Settings;
 
 struct Entry {
     first_seen: Instant,

@@ -8,33 +8,8 @@ pub mod tag;
 
 pub use book::AddressBooks;
 
-/// What happens to a message judged spam.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// 554 at the end of DATA: the sender learns at once, nothing is kept.
-    Reject,
-    /// Delivered with `X-Spam: yes` and the subject tagged.
-    Tag,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// To:+Cc: addresses from which the rule applies; 0 turns it off.
-    pub recipient_limit: usize,
-    pub action: Action,
-    /// Put in front of the subject of tagged messages.
-    pub subject_tag: String,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            recipient_limit: 15,
-            action: Action::Tag,
-            subject_tag: "[SPAM]".into(),
-        }
-    }
-}
+/// The settings live with the rest of the configuration.
+pub use crate::config::{SpamAction as Action, SpamSettings as Settings};
 
 /// Why a message is spam for one member, or `None` when it is not: the
 /// recipient rule over the To:/Cc: addresses it names.

@@ -35,49 +35,6 @@ pub fn set(data_dir: &Path, account: &str, limit: Option<u64>) -> Result<(), Str
         .map_err(|e| format!("cannot write quotas: {e}"))
 }
 
-/// `1048576`, `512K`, `500M`, `0.5M`, `2G` (binary units; a fraction
-/// with a unit, rounded down to a byte), or `0`/`unlimited`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    if t.eq_ignore_ascii_case("unlimited") {
-        return Ok(0);
-    }
-    let invalid = || format!("invalid size {text:?} (e.g. 500M, 0.5G, 2G, unlimited)");
-    let number_end = t
-        .char_indices()
-        .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
-        .map_or(t.len(), |(i, _)| i);
-    let (number, unit) = t.split_at(number_end);
-    let (digits, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if digits.is_empty() || fraction.contains('.') || (number.contains('.') && fraction.is_empty())
-    {
-        return Err(invalid());
-    }
-    let shift = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        _ => return Err(invalid()),
-    };
-    if !fraction.is_empty() && shift == 0 {
-        return Err(invalid()); // no fractions of a byte
-    }
-    let too_large = || format!("size {text:?} is too large");
-    let whole: u64 = digits.parse().map_err(|_| too_large())?;
-    let whole = whole.checked_mul(1 << shift).ok_or_else(too_large)?;
-    // Nine digits of fraction are plenty below a byte of a GiB.
-    let fraction = &fraction[..fraction.len().min(9)];
-    let part = match fraction {
-        "" => 0,
-        f => {
-            let n: u64 = f.parse().map_err(|_| invalid())?;
-            ((u128::from(n) << shift) / 10u128.pow(f.len() as u32)) as u64
-        }
-    };
-    whole.checked_add(part).ok_or_else(too_large)
-}
-
 /// Whether a delivery of `size` bytes onto `before` takes a mailbox of
 /// `limit` bytes (not unlimited) past `percent` of it, which earns its
 /// owner a warning.
@@ -105,31 +62,6 @@ impl QuotaCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert_eq!(parse_size("512K").unwrap(), 512 << 10);
-        assert_eq!(parse_size("500m").unwrap(), 500 << 20);
-        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
-        assert_eq!(parse_size("unlimited").unwrap(), 0);
-        assert_eq!(parse_size("0.5M").unwrap(), 512 << 10);
-        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
-        assert_eq!(parse_size("0.001k").unwrap(), 1);
-        for bad in [
-            "",
-            "M",
-            "1.5",
-            ".5M",
-            "1.M",
-            "1.2.3M",
-            "12X",
-            "1,5M",
-            "99999999999999999999G",
-        ] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn warning_mark_is_exact() {

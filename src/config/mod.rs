@@ -1,0 +1,356 @@
+//! Settings: built-in defaults, overridden by a TOML file, overridden by
+//! command-line flags. `postbox.toml.example` documents every key.
+
+mod bounds;
+mod file;
+mod keys;
+mod sections;
+#[cfg(test)]
+mod tests;
+mod value;
+
+pub use bounds::{Bound, OldName, Unit, BOUNDS, OLD_NAMES};
+pub use keys::known_keys;
+pub use value::{parse_duration, parse_size};
+
+use crate::policy::relay::Cidr;
+use bounds::Problems;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_DATA_DIR: &str = "postbox-data";
+pub const DEFAULT_SMTP: &str = "127.0.0.1:2525";
+pub const DEFAULT_POP3: &str = "127.0.0.1:2110";
+pub const DEFAULT_DOMAIN: &str = "localhost";
+pub const DEFAULT_SUBMISSION: &str = "127.0.0.1:2587";
+pub const DEFAULT_SUBMISSIONS: &str = "127.0.0.1:2465";
+pub const DEFAULT_POP3S: &str = "127.0.0.1:2995";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Argon2id hash of the admin console's password (the appliance);
+    /// `None`: the console asks for one on first use and keeps it in the data dir.
+    pub admin_password_hash: Option<String>,
+    /// After binding its ports as root, `serve` continues as this user.
+    pub run_as: Option<String>,
+    pub hostname: String,
+    /// Served domains; the first is the default for bare user names.
+    pub domains: Vec<String>,
+    /// The user (`local` or `local@domain`) who receives `postmaster@` mail.
+    pub postmaster: Option<String>,
+    pub log_level: log::LevelFilter,
+    pub smtp: SmtpConfig,
+    pub pop3: Pop3Config,
+    /// Submission with STARTTLS (587); `None` when turned off.
+    pub submission: Option<SocketAddr>,
+    /// Submission over implicit TLS (465).
+    pub submissions: Option<SocketAddr>,
+    /// POP3 over implicit TLS (995).
+    pub pop3s: Option<SocketAddr>,
+    /// Sessions each of the last three listeners may hold (port 25's and
+    /// 110's are `smtp.max_sessions` and `pop3.max_sessions`).
+    pub listener_sessions: ListenerSessions,
+    pub tls: TlsConfig,
+    /// Clients that may relay without logging in.
+    pub relay_from: Vec<Cidr>,
+    /// Lets clients on 127.0.0.1/::1 log in without TLS.
+    pub allow_plaintext_on_loopback: bool,
+    /// A logged-in member's MAIL FROM and From: must be their addresses.
+    pub from_must_match: bool,
+    pub limits: LimitsConfig,
+    pub quota: QuotaConfig,
+    /// DNS blocklist zones checked for strangers on port 25 (empty: off).
+    pub dnsbl: Vec<String>,
+    /// Where DNS questions go (blocklists); default: /etc/resolv.conf's first.
+    pub dns_resolver: Option<SocketAddr>,
+    /// Greylisting settings; `None` when it is off.
+    pub greylist: Option<GreylistConfig>,
+    pub spam: SpamSettings,
+    pub queue: QueueConfig,
+    /// The aliases file (/etc/aliases syntax); default DATA/aliases.
+    pub aliases: PathBuf,
+}
+
+/// How mail for other domains leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Relay everything through this server; `None`: deliver direct to MX.
+    pub smarthost: Option<Smarthost>,
+    /// A delay notice goes to the sender after this long (`queue.warn`).
+    pub warn: Duration,
+    /// Undelivered mail is returned to the sender after this long
+    /// (`queue.return`).
+    pub expire: Duration,
+    /// The first retry waits this long; each next one twice as long...
+    pub retry_first: Duration,
+    /// ...up to this.
+    pub retry_max: Duration,
+    /// Deliveries running at once, in all.
+    pub max_deliveries: usize,
+    /// Deliveries running at once to one destination domain.
+    pub max_per_destination: usize,
+    /// The port of MX hosts (25; other values only for tests and odd networks).
+    pub smtp_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smarthost {
+    pub host: String,
+    pub port: u16,
+    /// Login (AUTH PLAIN, or LOGIN when only that is offered).
+    pub login: Option<(String, String)>,
+    pub tls: SmarthostTls,
+    /// PEM certificates trusted for the smarthost besides the built-in
+    /// web roots (a private CA, or the server's own certificate).
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmarthostTls {
+    /// STARTTLS, required, certificate verified (default; port 587).
+    StartTls,
+    /// TLS from the first byte (default on port 465).
+    Implicit,
+    /// Plain text: only for a smarthost on a trusted local network.
+    None,
+}
+
+/// Greylisting's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GreylistConfig {
+    /// How long a new triplet must wait before its retry is accepted.
+    pub delay: Duration,
+    /// How long a deferred triplet waits for its retry before starting over.
+    pub retry_window: Duration,
+    /// How long a triplet that passed keeps passing without a new delay.
+    pub allow: Duration,
+}
+
+/// What happens to a message judged spam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpamAction {
+    /// 554 at the end of DATA: the sender learns at once, nothing is kept.
+    Reject,
+    /// Delivered with `X-Spam: yes` and the subject tagged.
+    Tag,
+}
+
+/// The recipient rule and what to do with what it catches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpamSettings {
+    /// To:+Cc: addresses from which the rule applies; 0 turns it off.
+    pub recipient_limit: usize,
+    pub action: SpamAction,
+    /// Put in front of the subject of tagged messages.
+    pub subject_tag: String,
+}
+
+impl Default for SpamSettings {
+    fn default() -> Self {
+        SpamSettings {
+            recipient_limit: Bound::of("spam.recipient_limit").default as usize,
+            action: SpamAction::Tag,
+            subject_tag: "[SPAM]".into(),
+        }
+    }
+}
+
+/// Mailbox size limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaConfig {
+    /// Bytes per mailbox unless `user quota` says otherwise; 0: unlimited.
+    pub default: u64,
+    /// Over quota is a temporary failure (452 4.2.2), not 552 5.2.2.
+    pub temporary: bool,
+    /// A warning message is delivered when a mailbox passes this share.
+    pub warn_percent: u8,
+}
+
+/// Limits per client address, over all listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub sessions_per_address: usize,
+    /// New connections per address per minute; 0 turns the limit off.
+    pub connections_per_minute: u32,
+    /// Failed logins from an address before it is refused for a while.
+    pub login_failures: u32,
+    /// Time a client has to finish a TLS handshake.
+    pub tls_handshake_timeout: Duration,
+}
+
+/// Session budgets of the members' TLS and submission listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSessions {
+    pub submission: usize,
+    pub submissions: usize,
+    pub pop3s: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    /// PEM files; both `None` means the self-signed one in the data dir.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub listen: SocketAddr,
+    pub max_sessions: usize,
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub max_errors: u32,
+    pub command_timeout: Duration,
+    pub data_timeout: Duration,
+    /// Pause before greeting strangers on port 25; one who talks during it
+    /// is a spam engine (postscreen's pregreet test). Zero: off.
+    pub greet_delay: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pop3Config {
+    pub listen: SocketAddr,
+    pub max_sessions: usize,
+    /// Client errors before the session is closed.
+    pub max_errors: u32,
+    pub timeout: Duration,
+}
+
+/// Values given on the command line; each wins over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub smtp: Option<SocketAddr>,
+    pub pop3: Option<SocketAddr>,
+    pub hostname: Option<String>,
+    pub domains: Vec<String>,
+    pub log_level: Option<log::LevelFilter>,
+    pub submission: Option<Listen>,
+    pub submissions: Option<Listen>,
+    pub pop3s: Option<Listen>,
+    pub allow_plaintext_on_loopback: bool,
+    pub run_as: Option<String>,
+}
+
+/// A listener's address, or `None` for "off".
+pub type Listen = Option<SocketAddr>;
+
+/// `off` or an address.
+pub fn parse_listen(text: &str) -> Result<Listen, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| format!("invalid listen address {text:?} (e.g. 0.0.0.0:587, or off)"))
+}
+
+pub fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
+    s.parse()
+        .map_err(|_| format!("invalid log level {s:?} (off, error, warn, info, debug, trace)"))
+}
+
+/// The machine's name, for greetings and Received: headers.
+fn os_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+impl Config {
+    pub fn load(o: &Overrides) -> Result<Config, String> {
+        Config::check(o).map_err(|problems| problems.join("\n"))
+    }
+
+    /// The settings, or every problem found (each naming its key): a file
+    /// that does not parse gives one, a parsed one all its bad values.
+    pub fn check(o: &Overrides) -> Result<Config, Vec<String>> {
+        let file = match &o.config_file {
+            Some(path) => file::parse_file(path).map_err(|e| vec![e])?,
+            None => file::FileConfig::default(),
+        };
+        Config::build(file, o)
+    }
+
+    /// Settings from TOML text alone (no flags), as a config file gives them.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        Config::build(file::parse_text(text)?, &Overrides::default())
+            .map_err(|problems| problems.join("\n"))
+    }
+
+    fn build(file: file::FileConfig, o: &Overrides) -> Result<Config, Vec<String>> {
+        use sections::*;
+        let p = &mut Problems::default();
+        let queue = queue(&file, p);
+        let domains = domains(&file.domains, o, p);
+        let log_level = log_level(&file.log_level, o, p);
+        let smtp = smtp(&file.smtp, o, p);
+        let pop3 = pop3(&file.pop3, o, p);
+        let submission = listen(&o.submission, &file.submission, DEFAULT_SUBMISSION, p);
+        let submissions = listen(&o.submissions, &file.submissions, DEFAULT_SUBMISSIONS, p);
+        let pop3s = listen(&o.pop3s, &file.pop3s, DEFAULT_POP3S, p);
+        let tls = tls(&file.tls, p);
+        let relay_from = relay_from(&file.relay_from, p);
+        let limits = limits(&file.limits, p);
+        let listener_sessions = listener_sessions(&file, p);
+        let quota = quota(&file.quota, p);
+        let greylist = greylist(&file.greylist, p);
+        let dnsbl = dnsbl(&file.dnsbl, p);
+        file.network.check(p);
+        let admin_password_hash = admin_password_hash(&file.admin_password_hash, p);
+        let spam = spam(&file.spam, p);
+        if !p.0.is_empty() {
+            return Err(std::mem::take(&mut p.0));
+        }
+        let data_dir = o
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        Ok(Config {
+            aliases: file.aliases.unwrap_or_else(|| data_dir.join("aliases")),
+            admin_password_hash,
+            run_as: o.run_as.clone(),
+            limits,
+            quota,
+            greylist,
+            spam,
+            queue,
+            dnsbl,
+            dns_resolver: file.dns_resolver,
+            submission,
+            submissions,
+            pop3s,
+            listener_sessions,
+            tls,
+            relay_from,
+            allow_plaintext_on_loopback: o.allow_plaintext_on_loopback
+                || file.auth.allow_plaintext_on_loopback.unwrap_or(false),
+            from_must_match: file.auth.from_must_match.unwrap_or(true),
+            data_dir,
+            hostname: o
+                .hostname
+                .clone()
+                .or(file.hostname)
+                .unwrap_or_else(os_hostname),
+            domains,
+            postmaster: file.postmaster,
+            log_level,
+            smtp,
+            pop3,
+        })
+    }
+
+    pub fn default_domain(&self) -> &str {
+        &self.domains[0]
+    }
+
+    pub fn serves(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}

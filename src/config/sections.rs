@@ -1,0 +1,325 @@
+//! One function per section of the file: each turns what the file gives
+//! into settings, filling in defaults and noting every problem by key.
+
+use super::bounds::{Bound, Problems};
+use super::file::*;
+use super::*;
+
+fn b(key: &str) -> &'static Bound {
+    Bound::of(key)
+}
+
+pub(super) fn domains(file: &Option<Vec<String>>, o: &Overrides, p: &mut Problems) -> Vec<String> {
+    let mut domains = file
+        .clone()
+        .unwrap_or_else(|| vec![DEFAULT_DOMAIN.to_string()]);
+    domains.extend(o.domains.iter().cloned());
+    let mut seen = Vec::new();
+    for d in domains {
+        let d = d.trim_end_matches('.').to_ascii_lowercase();
+        if !crate::wire::address::domain_is_valid(&d) || d.starts_with('[') {
+            p.0.push(format!("invalid domain {d:?}"));
+        } else if !seen.contains(&d) {
+            seen.push(d);
+        }
+    }
+    if seen.is_empty() && p.0.is_empty() {
+        p.0.push("at least one domain must be configured".into());
+    }
+    if seen.is_empty() {
+        seen.push(DEFAULT_DOMAIN.to_string());
+    }
+    seen
+}
+
+pub(super) fn log_level(
+    file: &Option<String>,
+    o: &Overrides,
+    p: &mut Problems,
+) -> log::LevelFilter {
+    match (o.log_level, file) {
+        (Some(level), _) => level,
+        (None, Some(s)) => p.check(parse_level(s)).unwrap_or(log::LevelFilter::Info),
+        (None, None) => std::env::var("RUST_LOG")
+            .ok()
+            .and_then(|s| parse_level(&s).ok())
+            .unwrap_or(log::LevelFilter::Info),
+    }
+}
+
+pub(super) fn smtp(f: &SmtpFile, o: &Overrides, p: &mut Problems) -> SmtpConfig {
+    SmtpConfig {
+        listen: o
+            .smtp
+            .or(f.listen)
+            .unwrap_or_else(|| DEFAULT_SMTP.parse().unwrap()),
+        max_sessions: b("smtp.max_sessions").count(f.max_sessions, p),
+        max_message_size: b("smtp.max_message_size").size(&f.max_message_size, p),
+        max_recipients: b("smtp.max_recipients").count(f.max_recipients, p),
+        max_errors: b("smtp.max_errors").count(f.max_errors, p),
+        command_timeout: b("smtp.command_timeout").duration(&f.command_timeout, p),
+        data_timeout: b("smtp.data_timeout").duration(&f.data_timeout, p),
+        greet_delay: b("smtp.greet_delay").duration(&f.greet_delay, p),
+    }
+}
+
+pub(super) fn pop3(f: &Pop3File, o: &Overrides, p: &mut Problems) -> Pop3Config {
+    Pop3Config {
+        listen: o
+            .pop3
+            .or(f.listen)
+            .unwrap_or_else(|| DEFAULT_POP3.parse().unwrap()),
+        max_sessions: b("pop3.max_sessions").count(f.max_sessions, p),
+        max_errors: b("pop3.max_errors").count(f.max_errors, p),
+        timeout: b("pop3.timeout").duration(&f.timeout, p),
+    }
+}
+
+/// A members' listener: the flag, else the file, else its default address.
+pub(super) fn listen(
+    flag: &Option<Listen>,
+    f: &ListenFile,
+    default: &str,
+    p: &mut Problems,
+) -> Listen {
+    match flag {
+        Some(l) => *l,
+        None => p
+            .check(parse_listen(f.listen.as_deref().unwrap_or(default)))
+            .flatten(),
+    }
+}
+
+pub(super) fn listener_sessions(file: &FileConfig, p: &mut Problems) -> ListenerSessions {
+    ListenerSessions {
+        submission: b("submission.max_sessions").count(file.submission.max_sessions, p),
+        submissions: b("submissions.max_sessions").count(file.submissions.max_sessions, p),
+        pop3s: b("pop3s.max_sessions").count(file.pop3s.max_sessions, p),
+    }
+}
+
+pub(super) fn tls(f: &TlsFile, p: &mut Problems) -> TlsConfig {
+    match (&f.cert, &f.key) {
+        (Some(cert), Some(key)) => TlsConfig {
+            cert: Some(cert.clone()),
+            key: Some(key.clone()),
+        },
+        (None, None) => TlsConfig::default(),
+        _ => {
+            p.0.push("tls.cert and tls.key must be given together".into());
+            TlsConfig::default()
+        }
+    }
+}
+
+pub(super) fn relay_from(f: &Option<Vec<String>>, p: &mut Problems) -> Vec<Cidr> {
+    let texts = f.as_deref().unwrap_or_default();
+    texts
+        .iter()
+        .filter_map(|text| p.check(Cidr::parse(text).map_err(|e| format!("relay_from: {e}"))))
+        .collect()
+}
+
+pub(super) fn limits(f: &LimitsFile, p: &mut Problems) -> LimitsConfig {
+    LimitsConfig {
+        sessions_per_address: b("limits.sessions_per_address").count(f.sessions_per_address, p),
+        connections_per_minute: b("limits.connections_per_minute")
+            .count(f.connections_per_minute, p),
+        login_failures: b("limits.login_failures").count(f.login_failures, p),
+        tls_handshake_timeout: b("limits.tls_handshake_timeout")
+            .duration(&f.tls_handshake_timeout, p),
+    }
+}
+
+pub(super) fn quota(f: &QuotaFile, p: &mut Problems) -> QuotaConfig {
+    QuotaConfig {
+        default: b("quota.default").size(&f.default, p),
+        temporary: f.temporary.unwrap_or(false),
+        warn_percent: b("quota.warn_percent").count(f.warn_percent, p),
+    }
+}
+
+/// Checked even while greylisting is off, so turning it on cannot fail later.
+pub(super) fn greylist(f: &GreylistFile, p: &mut Problems) -> Option<GreylistConfig> {
+    let retry_window = p.given(
+        "greylist.retry_window",
+        &f.retry_window,
+        &f.retry_window_hours,
+    );
+    let allow = p.given("greylist.allow", &f.allow, &f.allow_days);
+    let settings = GreylistConfig {
+        delay: b("greylist.delay").duration(&f.delay, p),
+        retry_window: b("greylist.retry_window").duration_given(retry_window, p),
+        allow: b("greylist.allow").duration_given(allow, p),
+    };
+    f.enabled.unwrap_or(false).then_some(settings)
+}
+
+pub(super) fn dnsbl(f: &DnsblFile, p: &mut Problems) -> Vec<String> {
+    let zones = f.zones.clone().unwrap_or_default();
+    for zone in &zones {
+        if !crate::wire::address::domain_is_valid(zone.trim_end_matches('.')) {
+            p.0.push(format!("dnsbl.zones: invalid zone {zone:?}"));
+        }
+    }
+    zones
+}
+
+pub(super) fn admin_password_hash(f: &Option<String>, p: &mut Problems) -> Option<String> {
+    let hash = f.as_ref()?;
+    if !hash.starts_with("$argon2") {
+        p.0.push("admin_password_hash: expected an Argon2 hash (\"$argon2id$...\")".into());
+    }
+    Some(hash.clone())
+}
+
+pub(super) fn spam(f: &SpamFile, p: &mut Problems) -> SpamSettings {
+    let defaults = SpamSettings::default();
+    let action = match f.action.as_deref() {
+        None => defaults.action,
+        Some("reject") => SpamAction::Reject,
+        Some("tag") => SpamAction::Tag,
+        Some(other) => {
+            p.0.push(format!(
+                "spam.action: expected \"reject\" or \"tag\", not {other:?}"
+            ));
+            defaults.action
+        }
+    };
+    let subject_tag = f.subject_tag.clone().unwrap_or(defaults.subject_tag);
+    if subject_tag.contains(['\r', '\n']) {
+        p.0.push("spam.subject_tag must be one line".into());
+    }
+    SpamSettings {
+        recipient_limit: b("spam.recipient_limit").count(f.recipient_limit, p),
+        action,
+        subject_tag,
+    }
+}
+
+pub(super) fn queue(file: &FileConfig, p: &mut Problems) -> QueueConfig {
+    let q = &file.queue;
+    let warn = p.given("queue.warn", &q.warn, &file.queue_warn);
+    let expire = p.given("queue.return", &q.give_back, &file.queue_return);
+    QueueConfig {
+        smarthost: smarthost(file, p),
+        warn: b("queue.warn").duration_given(warn, p),
+        expire: b("queue.return").duration_given(expire, p),
+        retry_first: b("queue.retry_first").duration(&q.retry_first, p),
+        retry_max: b("queue.retry_max").duration(&q.retry_max, p),
+        max_deliveries: b("queue.max_deliveries").count(q.max_deliveries, p),
+        max_per_destination: b("queue.max_per_destination").count(q.max_per_destination, p),
+        smtp_port: b("queue.smtp_port").count(q.smtp_port, p),
+    }
+}
+
+fn smarthost(file: &FileConfig, p: &mut Problems) -> Option<Smarthost> {
+    let q = &file.queue;
+    // Old names keep their old spelling in messages.
+    let (text, key) = match p.given("queue.smarthost", &q.smarthost, &file.smarthost) {
+        Some(g) => (g.value.as_str(), g.name),
+        None => return None,
+    };
+    if text.trim().is_empty() {
+        return None;
+    }
+    let user = p.given(
+        "queue.smarthost_user",
+        &q.smarthost_user,
+        &file.smarthost_user,
+    );
+    let password = p.given(
+        "queue.smarthost_password",
+        &q.smarthost_password,
+        &file.smarthost_password,
+    );
+    let tls = p.given("queue.smarthost_tls", &q.smarthost_tls, &file.smarthost_tls);
+    let ca = p.given("queue.smarthost_ca", &q.smarthost_ca, &file.smarthost_ca);
+    let (host, port) = p.check(smarthost_address(text, key))?;
+    let tls = match tls.as_ref().map(|g| (g.value.as_str(), g.name)) {
+        None if port == 465 => SmarthostTls::Implicit,
+        None | Some(("starttls", _)) => SmarthostTls::StartTls,
+        Some(("implicit", _)) => SmarthostTls::Implicit,
+        Some(("none", _)) => SmarthostTls::None,
+        Some((other, key)) => {
+            p.0.push(format!(
+                "{key}: expected \"starttls\", \"implicit\" or \"none\", not {other:?}"
+            ));
+            return None;
+        }
+    };
+    let login = match (user, password) {
+        (Some(u), Some(pw)) => Some((u.value.clone(), pw.value.clone())),
+        (None, None) => None,
+        (u, pw) => {
+            let given = u.or(pw).map_or("", |g| g.name);
+            let section = if given.starts_with("queue.") {
+                "queue."
+            } else {
+                ""
+            };
+            p.0.push(format!(
+                "{section}smarthost_user and {section}smarthost_password go together"
+            ));
+            return None;
+        }
+    };
+    Some(Smarthost {
+        host,
+        port,
+        login,
+        tls,
+        ca: ca.map(|g| g.value.clone()),
+    })
+}
+
+/// `HOST`, `HOST:PORT` or `[HOST]:PORT`; the port is 587 when left out.
+fn smarthost_address(text: &str, key: &str) -> Result<(String, u16), String> {
+    let (host, port) = match text.trim().rsplit_once(':') {
+        Some((h, port)) => (
+            h,
+            port.parse::<u16>()
+                .map_err(|_| format!("{key}: invalid port in {text:?}"))?,
+        ),
+        None => (text.trim(), 587),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{key}: no host in {text:?}"));
+    }
+    Ok((host.to_string(), port))
+}
+
+impl NetworkFile {
+    pub(super) fn check(&self, p: &mut Problems) {
+        match self.mode.as_deref() {
+            None | Some("dhcp") => {}
+            Some("static") => {
+                let address = self.address.as_deref().unwrap_or("");
+                let valid = address.split_once('/').is_some_and(|(ip, len)| {
+                    ip.parse::<std::net::IpAddr>().is_ok()
+                        && len.parse::<u8>().is_ok_and(|n| n <= 128)
+                });
+                if !valid {
+                    p.0.push(format!(
+                        "network.address: expected an address with prefix length like \"192.168.1.20/24\", not {address:?}"
+                    ));
+                }
+            }
+            Some(other) => p.0.push(format!(
+                "network.mode: expected \"dhcp\" or \"static\", not {other:?}"
+            )),
+        }
+        let addresses = self.gateway.iter().map(|g| ("network.gateway", g.as_str()));
+        let servers = self.dns.as_deref().unwrap_or("").split_whitespace();
+        for (key, address) in addresses.chain(servers.map(|s| ("network.dns", s))) {
+            if address.parse::<std::net::IpAddr>().is_err() {
+                p.0.push(format!("{key}: invalid address {address:?}"));
+            }
+        }
+        let words = |v: &Option<String>| v.as_deref().unwrap_or("").split_whitespace().count();
+        if words(&self.interface) > 1 || words(&self.ntp) > 8 {
+            p.0.push("network.interface is one name; network.ntp at most 8 servers".into());
+        }
+    }
+}
