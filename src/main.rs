@@ -27,6 +27,7 @@ usage:
   postbox stats                       traffic counters (like mailstats)
   postbox tls show                    the certificate in use
   postbox tls selfsigned [--force]    make a new self-signed certificate
+  postbox check-config [FILE]         check a config file: ok, or each problem
   postbox --help | --version
 
 Every command takes --config FILE and --data DIR. 'postbox COMMAND --help'
@@ -148,9 +149,22 @@ usage:
                                           (for admin_password_hash in postbox.toml)
 ";
 
+const CHECK_CONFIG_HELP: &str = "\
+usage: postbox check-config [FILE] [OPTIONS]
+
+Reads FILE (or --config FILE; neither: the built-in defaults) with the
+flags given, as 'serve' would, and prints 'ok', or each problem on a line
+of its own, naming the key. Exit status: 0 ok, 1 problems, 2 usage error.
+
+options:
+  --config FILE  --data DIR  --domain D  --hostname NAME  ...
+";
+
 enum Failure {
     Usage(String),
     Failed(String),
+    /// Failed, and the output already says why.
+    Reported,
 }
 
 impl From<lexopt::Error> for Failure {
@@ -170,6 +184,7 @@ fn main() -> ExitCode {
             eprintln!("postbox: {msg}");
             ExitCode::from(1)
         }
+        Err(Failure::Reported) => ExitCode::from(1),
         Err(Failure::Usage(msg)) => {
             eprintln!("postbox: {msg}\nTry 'postbox --help'.");
             ExitCode::from(2)
@@ -312,6 +327,8 @@ fn run() -> Result<(), Failure> {
         "queue" => queue(&args),
         "tls" if args.help => help(TLS_HELP),
         "tls" => tls(&args),
+        "check-config" if args.help => help(CHECK_CONFIG_HELP),
+        "check-config" => check_config(args),
         "system" if args.help => help(SYSTEM_HELP),
         "system" => {
             let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
@@ -381,6 +398,28 @@ fn act_as_owner_of(path: &std::path::Path) -> Result<(), Failure> {
                 path.display()
             ))
         }),
+    }
+}
+
+/// `check-config [FILE]`: every problem, one per line, or `ok`.
+fn check_config(mut args: Args) -> Result<(), Failure> {
+    match (args.words.as_slice(), &args.overrides.config_file) {
+        ([], _) => {}
+        ([file], None) => args.overrides.config_file = Some(file.into()),
+        ([_], Some(_)) => return usage("check-config takes FILE or --config FILE, not both"),
+        ([_, extra, ..], _) => return usage(format!("check-config takes one FILE, not {extra:?}")),
+    }
+    match Config::check(&args.overrides) {
+        Ok(_) => {
+            println!("ok");
+            Ok(())
+        }
+        Err(problems) => {
+            for problem in problems {
+                println!("{problem}");
+            }
+            Err(Failure::Reported)
+        }
     }
 }
 

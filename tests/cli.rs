@@ -1038,3 +1038,56 @@ fn user_add_takes_the_domains_the_running_server_serves() {
     args.extend(["--domain", "other.test"]);
     assert_eq!(ok(dir.path(), &args, "pw\n"), "added dan@other.test\n");
 }
+
+#[test]
+fn check_config_prints_ok_or_each_problem_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/postbox.toml.example");
+    assert_eq!(ok(here, &["check-config", example], ""), "ok\n");
+    assert_eq!(ok(here, &["check-config", "--config", example], ""), "ok\n");
+    // Old names and plain numbers in their old units still read.
+    std::fs::write(
+        here.join("old.toml"),
+        "smarthost = \"mx.example:587\"\nqueue_warn = 3600\n[greylist]\nallow_days = 10\n",
+    )
+    .unwrap();
+    assert_eq!(ok(here, &["check-config", "old.toml"], ""), "ok\n");
+    std::fs::write(
+        here.join("bad.toml"),
+        "queue_return = \"40d\"\n[smtp]\nmax_errors = 0\n[greylist]\nretry_window = \"soon\"\n",
+    )
+    .unwrap();
+    let out = pb(here, &["check-config", "bad.toml"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "queue_return must be 1s to 30d, not \"40d\"\n\
+         smtp.max_errors must be 1 to 1000, not 0\n\
+         greylist.retry_window: invalid duration \"soon\" (e.g. 90s, 10m, 4h, 5d)\n"
+    );
+    assert_eq!(text(&out.stderr), "");
+    // A flag is checked as serve would take it.
+    let out = pb(
+        here,
+        &["check-config", example, "--domain", "bad domain"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("invalid domain"), "{out:?}");
+    let out = pb(here, &["check-config", "missing.toml"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).starts_with("cannot read config missing.toml"),
+        "{out:?}"
+    );
+    for args in [
+        &["check-config", "a.toml", "b.toml"][..],
+        &["check-config", "a.toml", "--config", "b.toml"],
+    ] {
+        let out = pb(here, args, "");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    assert!(ok(here, &["check-config", "--help"], "").starts_with("usage"));
+}

@@ -263,8 +263,10 @@ fn os_hostname() -> String {
 }
 
 impl Config {
+    /// The settings, or the problems on one line (the CLI's failures are
+    /// one line; `check` gives them one by one).
     pub fn load(o: &Overrides) -> Result<Config, String> {
-        Config::check(o).map_err(|problems| problems.join("\n"))
+        Config::check(o).map_err(|problems| problems.join("; "))
     }
 
     /// The settings, or every problem found (each naming its key): a file
@@ -280,7 +282,7 @@ impl Config {
     /// Settings from TOML text alone (no flags), as a config file gives them.
     pub fn from_toml(text: &str) -> Result<Config, String> {
         Config::build(file::parse_text(text)?, &Overrides::default())
-            .map_err(|problems| problems.join("\n"))
+            .map_err(|problems| problems.join("; "))
     }
 
     fn build(file: file::FileConfig, o: &Overrides) -> Result<Config, Vec<String>> {
