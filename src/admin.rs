@@ -3,6 +3,7 @@
 
 use crate::auth::password;
 use crate::config::Config;
+use crate::store::disk;
 use crate::store::{maildir, users};
 
 /// Commands that read or change what is in the data directory need it to
@@ -51,7 +52,7 @@ pub fn add_user(config: &Config, name: &str, new_password: &str) -> Result<Strin
         Ok(())
     })?;
     let dir = maildir::mailbox_dir(&config.data_dir, &local, &domain);
-    maildir::create_mailbox(&dir).map_err(|e| {
+    maildir::create_mailbox(disk::system(), &dir).map_err(|e| {
         format!(
             "user added, but cannot create mailbox {}: {e}",
             dir.display()
@@ -246,7 +247,7 @@ pub fn queue_delete(config: &Config, id: &str) -> Result<String, String> {
     if id.is_empty() || id.contains(['/', '\\']) || id.starts_with('.') {
         return Err(format!("invalid queue id {id:?}"));
     }
-    let removed = crate::queue::store::remove(&config.data_dir, id)
+    let removed = crate::queue::store::remove(disk::system(), &config.data_dir, id)
         .map_err(|e| format!("cannot delete {id}: {e}"))?;
     if !removed {
         return Err(format!("no message {id} in the queue"));

@@ -20,6 +20,7 @@ use crate::appliance::system;
 use crate::auth::password;
 use crate::config::Config;
 use crate::server::running_status;
+use crate::store::disk;
 use crate::store::{maildir, users};
 use embedded_io::{Read, Write};
 use std::path::PathBuf;
@@ -318,9 +319,10 @@ fn login<R: Read<Error = E>, W: Write<Error = E>, E: embedded_io::Error>(
 fn save_admin_password(config: &Config, password: &str) -> Result<(), String> {
     password::check_new(password)?;
     let path = config.data_dir.join(ADMIN_PASSWORD_FILE);
-    crate::store::durable::create_dir_durable(&config.data_dir)
+    crate::store::durable::create_dir_durable(disk::system(), &config.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
     crate::store::durable::replace_file(
+        disk::system(),
         &path,
         format!("{}\n", password::hash(password)).as_bytes(),
     )
@@ -444,10 +446,10 @@ fn status<W: Write>(config: &Config, out: &mut W) -> Result<(), W::Error> {
             &format!("aliases: {e}: the aliases file is damaged; {kept}\r\n"),
         )?;
     }
-    if let Some(line) = crate::queue::store::damaged_report(&config.data_dir) {
+    if let Some(line) = crate::queue::store::damaged_report(disk::system(), &config.data_dir) {
         say(out, &format!("{line}\r\n"))?;
     }
-    let (messages, bytes) = maildir::usage(&config.data_dir);
+    let (messages, bytes) = maildir::usage(disk::system(), &config.data_dir);
     say(
         out,
         &format!("stored: {messages} messages, {bytes} bytes\r\n"),

@@ -2,6 +2,7 @@
 //! flash at most once a minute and at shutdown (kind to SD cards), shown
 //! by `postbox stats` and the console's `stats`.
 
+use crate::store::disk;
 use crate::store::record;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -95,7 +96,7 @@ pub fn load(data_dir: &Path) -> Result<Stats, String> {
 /// afresh, since they are never worth refusing mail over.
 pub fn load_or_start_afresh(data_dir: &Path) -> Stats {
     read(data_dir).unwrap_or_else(|e| {
-        record::start_afresh(&path(data_dir), &e);
+        record::start_afresh(disk::system(), &path(data_dir), &e);
         fresh()
     })
 }
@@ -108,10 +109,11 @@ fn fresh() -> Stats {
 }
 
 fn read(data_dir: &Path) -> Result<Stats, record::RecordError> {
-    match record::load(&path(data_dir), KIND, VERSION) {
+    match record::load(disk::system(), &path(data_dir), KIND, VERSION) {
         Ok(Some(stats)) => Ok(stats),
         Err(record::RecordError::UnsupportedVersion(1)) => {
-            let Some(old) = record::load::<StatsV1>(&path(data_dir), KIND, 1)? else {
+            let Some(old) = record::load::<StatsV1>(disk::system(), &path(data_dir), KIND, 1)?
+            else {
                 return Ok(fresh());
             };
             Ok(Stats {
@@ -133,7 +135,7 @@ fn read(data_dir: &Path) -> Result<Stats, record::RecordError> {
 }
 
 pub fn save(data_dir: &Path, stats: &Stats) -> io::Result<()> {
-    record::save(&path(data_dir), KIND, VERSION, stats)
+    record::save(disk::system(), &path(data_dir), KIND, VERSION, stats)
 }
 
 impl Stats {

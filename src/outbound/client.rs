@@ -4,6 +4,7 @@
 //! dot-stuffing. Every reply is bounded in size and time.
 
 use crate::limits::{OUTBOUND_COMMAND_TIMEOUT, OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_DATA_TIMEOUT};
+use crate::store::disk::Reader;
 use crate::wire::line::{LineBuffer, LineEvent};
 use base64::Engine;
 use futures_rustls::client::TlsStream;
@@ -13,7 +14,6 @@ use smol::future;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::Timer;
-use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -235,7 +235,7 @@ impl Connection {
 /// Sends the queued message in `message` to one server. `Err` means the
 /// whole attempt failed (try another host, or later); `Ok` gives each
 /// recipient's fate.
-pub async fn deliver(attempt: &Attempt<'_>, message: File) -> Result<RecipientResults, Failure> {
+pub async fn deliver(attempt: &Attempt<'_>, message: Reader) -> Result<RecipientResults, Failure> {
     let tcp = within(
         OUTBOUND_CONNECT_TIMEOUT,
         "connect",
@@ -372,7 +372,7 @@ async fn log_in(
 }
 
 /// Streams the message as the wire needs it, and the final `.`.
-async fn send_body(c: &mut Connection, message: File) -> Result<(), Failure> {
+async fn send_body(c: &mut Connection, message: Reader) -> Result<(), Failure> {
     // Read on the blocking pool, at most one chunk ahead of the wire.
     let mut message = smol::Unblock::with_capacity(crate::limits::WRITE_CHUNK, message);
     let mut chunk = vec![0u8; crate::limits::WRITE_CHUNK];

@@ -9,6 +9,7 @@ use crate::limits::{POP3_OUTPUT, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
 use crate::ops::stats::Refusal;
 use crate::server::conn::{self, ReadOutcome, Stream};
 use crate::server::{admit, Admission, Gate, Service, Shared};
+use crate::store::disk::{self, Disk};
 use crate::store::maildir;
 use crate::wire::address::Address;
 use crate::wire::line::LineBuffer;
@@ -251,7 +252,11 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                     let freed = session.deleted_bytes();
                     let mailbox = dir.clone();
                     let result = smol::unblock(move || {
-                        maildir::delete_messages(&dir, doomed.iter().map(String::as_str))
+                        maildir::delete_messages(
+                            disk::system(),
+                            &dir,
+                            doomed.iter().map(String::as_str),
+                        )
                     })
                     .await;
                     match result {
@@ -311,7 +316,7 @@ async fn open_mailbox(
         shared: shared.clone(),
         dir: dir.clone(),
     };
-    match smol::unblock(move || maildir::scan_mailbox(&dir)).await {
+    match smol::unblock(move || maildir::scan_mailbox(disk::system(), &dir)).await {
         Ok(messages) => Ok((lock, messages)),
         Err(e) => {
             log::error!("cannot read mailbox {}: {e}", lock.dir.display());
@@ -368,7 +373,7 @@ async fn send_message(
             .count(|s| s.count_refusal(Refusal::Pop3(Some("SYS/TEMP"))));
         SendError::Unreadable(e)
     };
-    let file = match smol::unblock(move || crate::store::disk::open(&path)).await {
+    let file = match smol::unblock(move || disk::system().open_read(&path)).await {
         Ok(file) => file,
         Err(e) => return Err(refuse(c, e)),
     };

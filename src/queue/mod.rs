@@ -13,6 +13,7 @@ pub mod store;
 use crate::config::{QueueConfig, SmarthostTls};
 use crate::outbound::client::{self, Attempt, Failure, TlsPolicy};
 use crate::server::Shared;
+use crate::store::disk;
 use smol::{future, LocalExecutor, Timer};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -52,8 +53,8 @@ pub struct Queue {
 impl Queue {
     /// Opens the queue on flash, sweeping what a crash left half-made.
     pub fn open(data_dir: &std::path::Path, config: &QueueConfig) -> Result<Queue, String> {
-        let found =
-            store::scan(data_dir, true).map_err(|e| format!("cannot read the queue: {e}"))?;
+        let found = store::scan(disk::system(), data_dir, true)
+            .map_err(|e| format!("cannot read the queue: {e}"))?;
         if !found.is_empty() {
             log::info!("queue: {} messages waiting", found.len());
         }
@@ -141,7 +142,7 @@ impl Queue {
     /// and makes everything due now: `postbox queue flush`.
     pub async fn flush(&self) {
         let dir = self.data_dir.clone();
-        match smol::unblock(move || store::scan(&dir, false)).await {
+        match smol::unblock(move || store::scan(disk::system(), &dir, false)).await {
             Ok(found) => {
                 let mut entries = self.entries.borrow_mut();
                 entries.retain(|id, slot| slot.busy || found.iter().any(|e| &e.id == id));
@@ -352,10 +353,11 @@ async fn deliver_locally(shared: &Shared, id: &str, rcpt: &str) -> Result<(), Fa
     let source = store::message_path(&shared.queue.data_dir, id);
     let name = shared.names.next();
     let data_dir = shared.config.data_dir.clone();
-    let message =
-        smol::unblock(move || crate::store::maildir::Incoming::link_from(&data_dir, name, &source))
-            .await
-            .map_err(|e| fail(false, format!("4.3.0 queued message unreadable: {e}")))?;
+    let message = smol::unblock(move || {
+        crate::store::maildir::Incoming::link_from(disk::system(), &data_dir, name, &source)
+    })
+    .await
+    .map_err(|e| fail(false, format!("4.3.0 queued message unreadable: {e}")))?;
     shared.load_usage([shared.mailbox_dir(&account)]).await;
     if let Some(temporary) = shared.over_quota_with(&account, message.size()) {
         message.discard_off_thread().await;
@@ -513,7 +515,8 @@ async fn deliver_group(
     };
     for (host, addr) in targets(shared, group).await? {
         let (dir, queued) = (queue.data_dir.clone(), id.to_string());
-        let opened = smol::unblock(move || store::open_message(&dir, &queued)).await;
+        let opened =
+            smol::unblock(move || store::open_message(disk::system(), &dir, &queued)).await;
         let message = opened.map_err(|e| Failure {
             permanent: false,
             text: format!("queued message unreadable: {e}"),
@@ -590,11 +593,11 @@ async fn finish_attempt(shared: &Shared, mut envelope: Envelope) {
         }
         let dir = queue.data_dir.clone();
         let gone = id.clone();
-        if let Err(e) = smol::unblock(move || store::remove(&dir, &gone)).await {
+        if let Err(e) = smol::unblock(move || store::remove(disk::system(), &dir, &gone)).await {
             // Kept, it must at least say that nobody is waiting any more,
             // or the next start would deliver it again.
             let dir = queue.data_dir.clone();
-            let saved = smol::unblock(move || store::save(&dir, &envelope)).await;
+            let saved = smol::unblock(move || store::save(disk::system(), &dir, &envelope)).await;
             log::error!(
                 "queue {id}: cannot remove: {e}{}",
                 if saved.is_ok() {
@@ -623,7 +626,7 @@ async fn finish_attempt(shared: &Shared, mut envelope: Envelope) {
     };
     let dir = queue.data_dir.clone();
     let saved = envelope.clone();
-    if let Err(e) = smol::unblock(move || store::save(&dir, &saved)).await {
+    if let Err(e) = smol::unblock(move || store::save(disk::system(), &dir, &saved)).await {
         log::error!("queue {id}: cannot save its state: {e}");
     }
     if let Some(slot) = queue.entries.borrow_mut().get_mut(&id) {
@@ -705,7 +708,8 @@ async fn notify_sender(shared: &Shared, envelope: &Envelope, kind: dsn::Kind) {
             now: SystemTime::now(),
         };
         let mut text = Vec::new();
-        let mut original = std::io::BufReader::new(store::open_message(&data_dir, &id)?);
+        let mut original =
+            std::io::BufReader::new(store::open_message(disk::system(), &data_dir, &id)?);
         dsn::write(&report, &mut original, &mut text).map(|()| text)
     })
     .await;
@@ -736,9 +740,9 @@ async fn notify_sender(shared: &Shared, envelope: &Envelope, kind: dsn::Kind) {
 
 /// One line per entry for `postbox queue list`.
 pub fn list(data_dir: &std::path::Path) -> Result<String, String> {
-    let entries =
-        store::scan(data_dir, false).map_err(|e| format!("cannot read the queue: {e}"))?;
-    let damaged = store::damaged_report(data_dir)
+    let entries = store::scan(disk::system(), data_dir, false)
+        .map_err(|e| format!("cannot read the queue: {e}"))?;
+    let damaged = store::damaged_report(disk::system(), data_dir)
         .map(|line| line + "\n")
         .unwrap_or_default();
     if entries.is_empty() {

@@ -7,12 +7,11 @@
 //! moved with its message into `DATA/queue/damaged`, where nothing
 //! removes them: acknowledged bytes are never deleted for a bad record.
 
-use crate::store::disk;
-use crate::store::durable::{create_dir_durable, sync_dir};
+use crate::store::disk::{self, Disk, Reader};
+use crate::store::durable::create_dir_durable;
 use crate::store::maildir::{self, Incoming};
 use crate::store::record;
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -104,26 +103,31 @@ fn envelope_path(data_dir: &Path, id: &str) -> PathBuf {
     queue_dir(data_dir).join(format!("{id}.env"))
 }
 
-/// Makes the spooled message durable in the queue. Blocking (fsync).
+/// Makes the spooled message durable in the queue, on the disk it is
+/// spooled on. Blocking (fsync).
 pub fn enqueue(data_dir: &Path, message: &Incoming, envelope: &Envelope) -> io::Result<()> {
+    let disk = &**message.disk();
     let dir = queue_dir(data_dir);
-    disk::sync(message.file())?;
+    disk.sync(message.file())?;
     let msg = message_path(data_dir, &envelope.id);
     message.link_to(&msg)?;
-    let written = sync_dir(&dir).and_then(|()| save(data_dir, envelope));
+    let written = disk
+        .sync_dir(&dir)
+        .and_then(|()| save(disk, data_dir, envelope));
     if written.is_err() {
         // The envelope may be in place though not durable (its directory
         // sync failed): take it back too, or the queue would hold an
         // envelope for a message it refused.
         let envelope = envelope_path(data_dir, &envelope.id);
-        maildir::unlink_all(&[envelope, msg]);
+        maildir::unlink_all(disk, &[envelope, msg]);
     }
     written
 }
 
 /// Rewrites the envelope after an attempt. Blocking (fsync).
-pub fn save(data_dir: &Path, envelope: &Envelope) -> io::Result<()> {
+pub fn save(disk: &dyn Disk, data_dir: &Path, envelope: &Envelope) -> io::Result<()> {
     record::save(
+        disk,
         &envelope_path(data_dir, &envelope.id),
         KIND,
         VERSION,
@@ -137,26 +141,30 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, record::RecordError> {
 }
 
 /// Reads one envelope; `Ok(None)` when the message left the queue.
-pub fn load(data_dir: &Path, id: &str) -> Result<Option<Envelope>, record::RecordError> {
-    record::load(&envelope_path(data_dir, id), KIND, VERSION)
+pub fn load(
+    disk: &dyn Disk,
+    data_dir: &Path,
+    id: &str,
+) -> Result<Option<Envelope>, record::RecordError> {
+    record::load(disk, &envelope_path(data_dir, id), KIND, VERSION)
 }
 
-pub fn open_message(data_dir: &Path, id: &str) -> io::Result<File> {
-    File::open(message_path(data_dir, id))
+pub fn open_message(disk: &dyn Disk, data_dir: &Path, id: &str) -> io::Result<Reader> {
+    disk.open_read(&message_path(data_dir, id))
 }
 
 /// Takes a message out of the queue: envelope first, so a crash halfway
 /// leaves only an orphan message file for the start-up sweep.
-pub fn remove(data_dir: &Path, id: &str) -> io::Result<bool> {
+pub fn remove(disk: &dyn Disk, data_dir: &Path, id: &str) -> io::Result<bool> {
     let envelope = envelope_path(data_dir, id);
-    match disk::unlink(&envelope) {
+    match disk.unlink(&envelope) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         // An envelope left behind would send its message again.
-        Err(_) => disk::unlink_surely(&envelope)?,
+        Err(_) => disk::unlink_surely(disk, &envelope)?,
     }
-    let _ = disk::unlink(&message_path(data_dir, id));
-    sync_dir(&queue_dir(data_dir))?;
+    let _ = disk.unlink(&message_path(data_dir, id));
+    disk.sync_dir(&queue_dir(data_dir))?;
     Ok(true)
 }
 
@@ -164,25 +172,25 @@ pub fn remove(data_dir: &Path, id: &str) -> io::Result<bool> {
 /// without an envelope are removed and unreadable envelopes set aside
 /// with their messages in `queue/damaged/` (only the server does this,
 /// under its lock).
-pub fn scan(data_dir: &Path, sweep: bool) -> io::Result<Vec<Envelope>> {
+pub fn scan(disk: &dyn Disk, data_dir: &Path, sweep: bool) -> io::Result<Vec<Envelope>> {
     let dir = queue_dir(data_dir);
     if sweep {
-        create_dir_durable(&dir)?;
+        create_dir_durable(disk, &dir)?;
     }
     let mut found = Vec::new();
     let mut messages = Vec::new();
     let mut damaged = Vec::new();
-    let entries = match fs::read_dir(&dir) {
+    let entries = match disk.list(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
         Err(e) => return Err(e),
     };
     for entry in entries {
-        let name = entry?.file_name().to_string_lossy().into_owned();
+        let name = entry.name.to_string_lossy();
         if let Some(id) = name.strip_suffix(".msg") {
             messages.push(id.to_string());
         } else if let Some(id) = name.strip_suffix(".env") {
-            match load(data_dir, id) {
+            match load(disk, data_dir, id) {
                 Ok(Some(envelope)) => found.push(envelope),
                 Ok(None) => {}
                 Err(e) => {
@@ -190,7 +198,7 @@ pub fn scan(data_dir: &Path, sweep: bool) -> io::Result<Vec<Envelope>> {
                     if !sweep {
                         log::error!("queue: envelope {id} unreadable ({e})");
                     } else {
-                        match set_aside(data_dir, id) {
+                        match set_aside(disk, data_dir, id) {
                             Ok(()) => log::error!(
                                 "queue: envelope {id} damaged ({e}); it and its message set aside in {QUEUE_DIR}/{DAMAGED_DIR}/"
                             ),
@@ -209,12 +217,12 @@ pub fn scan(data_dir: &Path, sweep: bool) -> io::Result<Vec<Envelope>> {
             // A damaged envelope's message is kept, even where it could
             // not be set aside.
             if !found.iter().any(|e| e.id == id) && !damaged.contains(&id) {
-                let _ = fs::remove_file(message_path(data_dir, &id));
+                let _ = disk.unlink(&message_path(data_dir, &id));
                 changed = true;
             }
         }
         if changed {
-            sync_dir(&dir)?;
+            disk.sync_dir(&dir)?;
         }
     }
     found.sort_by(|a, b| (a.arrived, &a.id).cmp(&(b.arrived, &b.id)));
@@ -224,30 +232,31 @@ pub fn scan(data_dir: &Path, sweep: bool) -> io::Result<Vec<Envelope>> {
 /// Moves a damaged envelope and its message into `queue/damaged/`:
 /// message first, so a crash halfway never leaves a message without an
 /// envelope in the queue (which the sweep would remove).
-fn set_aside(data_dir: &Path, id: &str) -> io::Result<()> {
+fn set_aside(disk: &dyn Disk, data_dir: &Path, id: &str) -> io::Result<()> {
     let aside = damaged_dir(data_dir);
-    create_dir_durable(&aside)?;
+    create_dir_durable(disk, &aside)?;
     for from in [message_path(data_dir, id), envelope_path(data_dir, id)] {
         let to = aside.join(from.file_name().unwrap_or_default());
-        match fs::rename(&from, &to) {
+        match disk.rename(&from, &to) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         }
-        sync_dir(&aside)?;
-        sync_dir(&queue_dir(data_dir))?;
+        disk.sync_dir(&aside)?;
+        disk.sync_dir(&queue_dir(data_dir))?;
     }
     Ok(())
 }
 
 /// How many messages are set aside in `queue/damaged/`.
-pub fn damaged(data_dir: &Path) -> usize {
-    let Ok(entries) = fs::read_dir(damaged_dir(data_dir)) else {
+pub fn damaged(disk: &dyn Disk, data_dir: &Path) -> usize {
+    let Ok(entries) = disk.list(&damaged_dir(data_dir)) else {
         return 0;
     };
     let mut ids: Vec<String> = entries
+        .into_iter()
         .filter_map(|e| {
-            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            let name = e.name.to_string_lossy().into_owned();
             let id = name
                 .strip_suffix(".msg")
                 .or_else(|| name.strip_suffix(".env"))?;
@@ -261,8 +270,8 @@ pub fn damaged(data_dir: &Path) -> usize {
 
 /// The line `queue list` and the console's `status` show when messages
 /// are set aside; `None` when none are.
-pub fn damaged_report(data_dir: &Path) -> Option<String> {
-    match damaged(data_dir) {
+pub fn damaged_report(disk: &dyn Disk, data_dir: &Path) -> Option<String> {
+    match damaged(disk, data_dir) {
         0 => None,
         1 => Some(format!(
             "damaged: 1 message set aside in {QUEUE_DIR}/{DAMAGED_DIR}/"
@@ -276,15 +285,18 @@ pub fn damaged_report(data_dir: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::disk::Fs;
+    use std::fs;
     use std::io::Read;
+    use std::sync::Arc;
 
     #[test]
     fn enqueue_scan_update_remove() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path();
-        crate::store::maildir::clear_spool(data).unwrap();
-        create_dir_durable(&queue_dir(data)).unwrap();
-        let mut m = Incoming::create(data, "q1".into()).unwrap();
+        crate::store::maildir::clear_spool(&Fs, data).unwrap();
+        create_dir_durable(&Fs, &queue_dir(data)).unwrap();
+        let mut m = Incoming::create(&(Arc::new(Fs) as Arc<dyn Disk>), data, "q1".into()).unwrap();
         m.write(b"Subject: x\r\n\r\nbody\r\n").unwrap();
         let mut env = Envelope::new("q1".into(), "a@b.test".into(), vec!["c@d.test".into()], 100);
         enqueue(data, &m, &env).unwrap();
@@ -292,34 +304,34 @@ mod tests {
         // An orphan message (crash before the envelope) and a damaged envelope.
         fs::write(message_path(data, "orphan"), b"x").unwrap();
         fs::write(envelope_path(data, "torn"), b"PBQE\x01").unwrap();
-        let all = scan(data, true).unwrap();
+        let all = scan(&Fs, data, true).unwrap();
         assert_eq!(all, vec![env.clone()]);
         assert!(!message_path(data, "orphan").exists());
         assert!(damaged_dir(data).join("torn.env").exists());
-        assert_eq!(damaged(data), 1);
+        assert_eq!(damaged(&Fs, data), 1);
         let mut body = String::new();
-        open_message(data, "q1")
+        open_message(&Fs, data, "q1")
             .unwrap()
             .read_to_string(&mut body)
             .unwrap();
         assert!(body.ends_with("body\r\n"));
 
         env.recipients[0].state = RcptState::Delivered;
-        save(data, &env).unwrap();
-        assert_eq!(load(data, "q1").unwrap().unwrap().pending().count(), 0);
-        assert!(remove(data, "q1").unwrap());
-        assert!(!remove(data, "q1").unwrap());
-        assert!(scan(data, true).unwrap().is_empty());
+        save(&Fs, data, &env).unwrap();
+        assert_eq!(load(&Fs, data, "q1").unwrap().unwrap().pending().count(), 0);
+        assert!(remove(&Fs, data, "q1").unwrap());
+        assert!(!remove(&Fs, data, "q1").unwrap());
+        assert!(scan(&Fs, data, true).unwrap().is_empty());
     }
 
     #[test]
     fn a_damaged_envelope_is_set_aside_with_its_message() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path();
-        create_dir_durable(&queue_dir(data)).unwrap();
+        create_dir_durable(&Fs, &queue_dir(data)).unwrap();
         fs::write(message_path(data, "torn"), b"acknowledged bytes").unwrap();
         fs::write(envelope_path(data, "torn"), b"PBQE\x01").unwrap();
-        assert!(scan(data, true).unwrap().is_empty());
+        assert!(scan(&Fs, data, true).unwrap().is_empty());
         let damaged = queue_dir(data).join("damaged");
         assert_eq!(
             fs::read(damaged.join("torn.msg")).unwrap(),
@@ -328,10 +340,10 @@ mod tests {
         assert_eq!(fs::read(damaged.join("torn.env")).unwrap(), b"PBQE\x01");
         assert!(!message_path(data, "torn").exists());
         // A later scan leaves them alone.
-        assert!(scan(data, true).unwrap().is_empty());
+        assert!(scan(&Fs, data, true).unwrap().is_empty());
         assert!(damaged.join("torn.msg").exists());
         assert_eq!(
-            damaged_report(data).unwrap(),
+            damaged_report(&Fs, data).unwrap(),
             "damaged: 1 message set aside in queue/damaged/"
         );
     }

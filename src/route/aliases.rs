@@ -23,6 +23,7 @@
 //! or writes outside its mail store on behalf of a mail address.
 
 use super::forward::Forward;
+use crate::store::disk;
 use crate::store::durable;
 use crate::wire::address::Address;
 use std::collections::{BTreeMap, HashSet};
@@ -566,7 +567,7 @@ fn keep_last_good(path: &Path, text: &str) -> io::Result<()> {
     if fs::read(&last_good).is_ok_and(|kept| kept == text.as_bytes()) {
         return Ok(());
     }
-    durable::replace_file(&last_good, text.as_bytes())
+    durable::replace_file(disk::system(), &last_good, text.as_bytes())
 }
 
 /// `name: a, b, c`, wrapped onto tab-indented continuation lines.
@@ -611,7 +612,7 @@ fn edit(
         return Ok(false);
     };
     let mode = file.metadata().map(|m| m.mode() & 0o7777).ok();
-    durable::replace_file(path, new_text.as_bytes())
+    durable::replace_file(disk::system(), path, new_text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     if let Err(e) = keep_last_good(path, &new_text) {
         log::warn!("cannot keep a last good copy of {}: {e}", path.display());

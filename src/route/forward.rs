@@ -2,6 +2,7 @@
 //! an account (`local@domain`) to the addresses its mail goes on to, and
 //! whether the member also keeps a copy.
 
+use crate::store::disk;
 use crate::store::record::{self, RecordError};
 use crate::store::users::{lock_users, split_name};
 use crate::wire::address::Address;
@@ -32,7 +33,7 @@ fn path(data_dir: &Path) -> PathBuf {
 }
 
 pub fn load(data_dir: &Path) -> Result<Forwards, RecordError> {
-    Ok(record::load(&path(data_dir), KIND, VERSION)?.unwrap_or_default())
+    Ok(record::load(disk::system(), &path(data_dir), KIND, VERSION)?.unwrap_or_default())
 }
 
 /// Sets (`Some`) or clears (`None`) the forwarding of `account`
@@ -57,7 +58,7 @@ pub fn set(
             None => return Ok(None),
         },
     };
-    record::save(&path(data_dir), KIND, VERSION, &all)
+    record::save(disk::system(), &path(data_dir), KIND, VERSION, &all)
         .map_err(|e| format!("cannot write forwards: {e}"))?;
     Ok(previous)
 }
@@ -114,7 +115,12 @@ pub struct ForwardCache(record::RecordCache<Forwards>);
 
 impl ForwardCache {
     pub fn open(data_dir: &Path) -> Self {
-        ForwardCache(record::RecordCache::open(&path(data_dir), KIND, VERSION))
+        ForwardCache(record::RecordCache::open(
+            disk::system(),
+            &path(data_dir),
+            KIND,
+            VERSION,
+        ))
     }
 
     pub fn current(&mut self) -> &Forwards {

@@ -19,6 +19,7 @@
 //! short however many forwarders the mail passes, and a bounce goes back
 //! to the first forwarder, which holds the key to the original sender.
 
+use crate::store::disk;
 use crate::store::record;
 use crate::store::users::lock_users;
 use crate::wire::address::{domain_is_valid, Address};
@@ -62,9 +63,14 @@ impl Srs {
     /// forwarded before are lost, never new mail.
     pub fn load_or_create(data_dir: &Path) -> Result<Srs, String> {
         let path = data_dir.join(FILE);
-        let read = |set_aside: bool| match record::load::<[u8; 32]>(&path, KIND, VERSION) {
+        let read = |set_aside: bool| match record::load::<[u8; 32]>(
+            disk::system(),
+            &path,
+            KIND,
+            VERSION,
+        ) {
             Err(e) if e.is_damage() && set_aside => {
-                record::start_afresh(&path, &e);
+                record::start_afresh(disk::system(), &path, &e);
                 Ok(None)
             }
             other => other.map_err(|e| format!("cannot read {}: {e}", path.display())),
@@ -80,7 +86,7 @@ impl Srs {
         let mut secret = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
             .map_err(|_| "no randomness for the SRS key".to_string())?;
-        record::save(&path, KIND, VERSION, &secret)
+        record::save(disk::system(), &path, KIND, VERSION, &secret)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(Srs::new(secret))
     }

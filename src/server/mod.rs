@@ -17,6 +17,7 @@ use crate::server::sessions::{Budget, Seat};
 use crate::smtp::command::RcptTo;
 use crate::smtp::session::{Destination, RcptVerdict};
 use crate::store::commit::GroupCommit;
+use crate::store::disk::{self, Disk};
 use crate::store::{maildir, record, users};
 use crate::tls::Tls;
 use crate::wire::address::Address;
@@ -110,12 +111,19 @@ pub fn running_status(data_dir: &Path) -> Option<ServerStatus> {
     if !serve_lock_held(data_dir) {
         return None;
     }
-    record::load(&data_dir.join(STATUS_FILE), STATUS_KIND, STATUS_VERSION).ok()?
+    record::load(
+        disk::system(),
+        &data_dir.join(STATUS_FILE),
+        STATUS_KIND,
+        STATUS_VERSION,
+    )
+    .ok()?
 }
 
 /// Records what `status` shows about this server.
 pub fn save_status(data_dir: &Path, status: &ServerStatus) -> std::io::Result<()> {
     record::save(
+        disk::system(),
         &data_dir.join(STATUS_FILE),
         STATUS_KIND,
         STATUS_VERSION,
@@ -530,7 +538,7 @@ impl Shared {
         if let Some(bytes) = self.usage.borrow().get(dir) {
             return *bytes;
         }
-        let bytes = maildir::mailbox_bytes(dir);
+        let bytes = maildir::mailbox_bytes(disk::system(), dir);
         self.usage.borrow_mut().insert(dir.to_path_buf(), bytes);
         bytes
     }
@@ -547,7 +555,7 @@ impl Shared {
     /// Counts a mailbox again, on the blocking pool.
     pub async fn recount_usage(&self, dir: PathBuf) {
         let (counted, bytes) = smol::unblock(move || {
-            let bytes = maildir::mailbox_bytes(&dir);
+            let bytes = maildir::mailbox_bytes(disk::system(), &dir);
             (dir, bytes)
         })
         .await;
@@ -619,7 +627,8 @@ impl Shared {
             .ok()
             .map(|a| self.lookup(&RcptTo::Mailbox(a)));
         let mut incoming =
-            maildir::Incoming::spool(&self.config.data_dir, name.clone(), text).await?;
+            maildir::Incoming::spool(disk::system(), &self.config.data_dir, name.clone(), text)
+                .await?;
         // Where the report goes: a mailbox here, or out through the queue
         // (also where a bounce to forwarded mail finds the real sender).
         let (mailboxes, remote): (Vec<Address>, Vec<String>) = match local {
@@ -686,7 +695,9 @@ impl Shared {
         );
         let dir = self.mailbox_dir(account);
         let size = message.len() as u64;
-        let result = maildir::Incoming::spool(&self.config.data_dir, name, message.into()).await;
+        let result =
+            maildir::Incoming::spool(disk::system(), &self.config.data_dir, name, message.into())
+                .await;
         let delivered = match result {
             Ok(incoming) => {
                 let (incoming, result) = self.commits.deliver(incoming, vec![dir.clone()]).await;
@@ -848,7 +859,7 @@ fn make_data_dir_for(data_dir: &Path, account: Account) -> Result<(), String> {
     // lchown: should the new directory be swapped for a link, only the
     // link changes hands.
     std::os::unix::fs::lchown(data_dir, Some(account.uid), Some(account.gid)).map_err(cannot)?;
-    crate::store::durable::sync_dir(parent).map_err(cannot)
+    disk::system().sync_dir(parent).map_err(cannot)
 }
 
 /// Every configured listener, bound (ports below 1024 need root).
@@ -906,7 +917,7 @@ pub fn run(config: Config) -> Result<(), String> {
         system::drop_root(account)?;
         log::info!("running as user {name}");
     }
-    crate::store::durable::create_dir_durable(&data_dir)
+    crate::store::durable::create_dir_durable(disk::system(), &data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
     // SAFETY: geteuid has no preconditions.
     crate::store::owner::check(&data_dir, unsafe { libc::geteuid() })?;
@@ -914,12 +925,12 @@ pub fn run(config: Config) -> Result<(), String> {
     // Left by a server that did not stop cleanly: its PID is no longer
     // ours to signal.
     let _ = std::fs::remove_file(data_dir.join(STATUS_FILE));
-    let cleared = maildir::clear_spool(&data_dir)
+    let cleared = maildir::clear_spool(disk::system(), &data_dir)
         .map_err(|e| format!("cannot prepare spool in {}: {e}", data_dir.display()))?;
     if cleared > 0 {
         log::warn!("removed {cleared} partial messages left in the spool by an earlier crash");
     }
-    match maildir::sweep_mailbox_tmp(&data_dir, crate::limits::MAILDIR_TMP_GRACE) {
+    match maildir::sweep_mailbox_tmp(disk::system(), &data_dir, crate::limits::MAILDIR_TMP_GRACE) {
         Ok(0) => {}
         Ok(swept) => log::warn!("removed {swept} abandoned files from mailboxes' tmp/"),
         Err(e) => log::warn!("cannot sweep mailboxes' tmp/: {e}"),
@@ -946,7 +957,7 @@ pub fn run(config: Config) -> Result<(), String> {
         users: RefCell::new(user_cache),
         quotas: RefCell::new(crate::store::quota::QuotaCache::open(&data_dir)),
         // Counted before any session, so none waits for a mailbox scan.
-        usage: RefCell::new(maildir::usage_by_mailbox(&data_dir)),
+        usage: RefCell::new(maildir::usage_by_mailbox(disk::system(), &data_dir)),
         started: Instant::now(),
         shutdown: Shutdown {
             closed,

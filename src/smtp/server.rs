@@ -16,6 +16,7 @@ use crate::server::conn::{self, ReadOutcome, Stream};
 use crate::server::{admit, Admission, Gate, Service, Shared};
 use crate::smtp::command::RcptTo;
 use crate::spam::Action;
+use crate::store::disk;
 use crate::store::durable::is_no_space;
 use crate::store::maildir::{self, Incoming};
 use crate::wire::address::Address;
@@ -373,11 +374,17 @@ async fn receive_message(
         now,
     });
     let limit = session.max_message_size() + headers.len() as u64;
-    let mut sink =
-        match Incoming::spool(&shared.config.data_dir, name.clone(), headers.into()).await {
-            Ok(m) => Sink::Spool(m),
-            Err(e) => Sink::Failed(e),
-        };
+    let mut sink = match Incoming::spool(
+        disk::system(),
+        &shared.config.data_dir,
+        name.clone(),
+        headers.into(),
+    )
+    .await
+    {
+        Ok(m) => Sink::Spool(m),
+        Err(e) => Sink::Failed(e),
+    };
     let data_deadline = Instant::now() + DATA_DEADLINE_FACTOR * shared.config.smtp.data_timeout;
     let mut decoder = DataDecoder::new();
     let missing = session.user().map(|user| Missing {
@@ -793,7 +800,7 @@ impl Delivery<'_> {
         }
         let links = std::mem::take(&mut self.links);
         let count = links.len();
-        smol::unblock(move || maildir::unlink_all(&links)).await;
+        smol::unblock(move || maildir::unlink_all(disk::system(), &links)).await;
         self.stored = false;
         log::error!("{who} {name}: {count} stored copies taken back after: {e}");
         Err((message, e))

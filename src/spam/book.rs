@@ -7,6 +7,7 @@
 //! write per message would wear the card.
 
 use crate::limits::ADDRESS_BOOK_ENTRIES;
+use crate::store::disk;
 use crate::store::record;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -98,7 +99,8 @@ fn hash(address: &str) -> u64 {
 /// Blocking: a member's saved book; a damaged one is set aside (it only
 /// makes the rule stricter until it relearns).
 fn read(mailbox: &Path) -> Vec<u64> {
-    record::load_or_start_afresh(&mailbox.join(FILE), KIND, VERSION).unwrap_or_default()
+    record::load_or_start_afresh(disk::system(), &mailbox.join(FILE), KIND, VERSION)
+        .unwrap_or_default()
 }
 
 impl AddressBooks {
@@ -209,7 +211,13 @@ pub fn save(changes: Vec<Change>) -> (Vec<(PathBuf, u64)>, io::Result<()>) {
             true => merge(&read(&change.mailbox), change.known).into(),
             false => change.known,
         };
-        match record::save(&change.mailbox.join(FILE), KIND, VERSION, &known) {
+        match record::save(
+            disk::system(),
+            &change.mailbox.join(FILE),
+            KIND,
+            VERSION,
+            &known,
+        ) {
             Ok(()) => written.push((change.mailbox, change.changes)),
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -241,7 +249,14 @@ mod tests {
         std::fs::create_dir(&mailbox).unwrap();
         if !known.is_empty() {
             let hashes: Vec<_> = known.iter().map(|a| hash(a)).collect();
-            record::save(&mailbox.join(FILE), KIND, VERSION, &hashes).unwrap();
+            record::save(
+                &crate::store::disk::Fs,
+                &mailbox.join(FILE),
+                KIND,
+                VERSION,
+                &hashes,
+            )
+            .unwrap();
         }
         (dir, mailbox)
     }

@@ -9,7 +9,6 @@
 //! client that goes away mid-commit (its future dropped) never leaves the
 //! others waiting for a commit nobody runs.
 
-use super::disk::syncfs;
 use super::maildir::{unlink_all, Delivered, Incoming};
 use smol::channel::{bounded, Sender};
 use smol::lock::Mutex;
@@ -99,24 +98,20 @@ fn commit(batch: Vec<Job>) {
         answer(job, result);
         return;
     }
-    let any_file = batch[0].incoming.file().try_clone();
-    let outcome = any_file.and_then(|file| {
-        syncfs(&file)?;
-        Ok(file)
-    });
-    let file = match outcome {
-        Ok(file) => file,
-        Err(e) => return fail_all(batch, &e),
-    };
+    // Every message of a batch is spooled on the same disk.
+    let disk = batch[0].incoming.disk().clone();
+    if let Err(e) = disk.syncfs(batch[0].incoming.file()) {
+        return fail_all(batch, &e);
+    }
     let mut linked = Vec::with_capacity(batch.len());
     for job in batch {
         let result = job.incoming.link_into(&job.mailboxes);
         linked.push((job, result));
     }
-    if let Err(e) = syncfs(&file) {
+    if let Err(e) = disk.syncfs(linked[0].0.incoming.file()) {
         for (job, result) in linked {
             if let Ok((_, links, _)) = &result {
-                unlink_all(links);
+                unlink_all(&*disk, links);
             }
             answer(job, Err(io::Error::new(e.kind(), e.to_string())));
         }
@@ -147,6 +142,7 @@ fn fail_all(batch: Vec<Job>, e: &io::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::disk::{Disk, Fs};
     use crate::store::maildir::{scan_mailbox, Incoming};
 
     #[test]
@@ -155,6 +151,7 @@ mod tests {
         let data = dir.path();
         std::fs::create_dir_all(data.join("tmp")).unwrap();
         let (a, b) = (data.join("mail/a"), data.join("mail/b"));
+        let fs: Arc<dyn Disk> = Arc::new(Fs);
         let commits = GroupCommit::default();
         let executor = smol::LocalExecutor::new();
         let results = smol::block_on(executor.run(async {
@@ -162,7 +159,7 @@ mod tests {
             let tasks: Vec<_> = (0..20)
                 .map(|i| {
                     let mut m =
-                        Incoming::create(data, format!("1700000000.M{i}P1Q{i}.test")).unwrap();
+                        Incoming::create(&fs, data, format!("1700000000.M{i}P1Q{i}.test")).unwrap();
                     m.write(format!("Subject: {i}\r\n\r\nbody\r\n").as_bytes())
                         .unwrap();
                     let boxes = if i % 2 == 0 {
@@ -182,8 +179,8 @@ mod tests {
             results
         }));
         assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
-        assert_eq!(scan_mailbox(&a).unwrap().len(), 20);
-        assert_eq!(scan_mailbox(&b).unwrap().len(), 10);
+        assert_eq!(scan_mailbox(&Fs, &a).unwrap().len(), 20);
+        assert_eq!(scan_mailbox(&Fs, &b).unwrap().len(), 10);
         assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0);
         assert!(commits.grouped() >= 2, "no batch was committed together");
     }
@@ -194,10 +191,11 @@ mod tests {
         let data = dir.path();
         std::fs::create_dir_all(data.join("tmp")).unwrap();
         let mailbox = data.join("mail/a");
+        let fs: Arc<dyn Disk> = Arc::new(Fs);
         let commits = GroupCommit::default();
         let executor = smol::LocalExecutor::new();
         let message = |i: u32| {
-            let mut m = Incoming::create(data, format!("1700000000.M{i}P1Q{i}.test")).unwrap();
+            let mut m = Incoming::create(&fs, data, format!("1700000000.M{i}P1Q{i}.test")).unwrap();
             m.write(b"Subject: x\r\n\r\nbody\r\n").unwrap();
             m
         };

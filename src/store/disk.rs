@@ -1,95 +1,284 @@
-//! Every change Postbox makes to flash goes through these few calls, so
-//! that the fault plan ([`super::faults`]) can fail any of them. They are
-//! blocking: call them on the blocking pool, never on the executor thread.
+//! The one interface every read and change of flash goes through, so the
+//! same storage code runs on the filesystem ([`Fs`]), in memory with a
+//! power-loss model ([`super::memory::Memory`]), or behind a seeded fault
+//! plan. Every method blocks: call them on the blocking pool, never on
+//! the executor thread.
 
 use super::faults::{check, inject, pause, Op};
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
-/// Creates a new file (never opening one that exists, nor following a
-/// link planted at its name) with `mode`.
-pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
-    check(Op::Create)?;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(mode)
-        .open(path)
+/// Storage as the store sees it: files, directories and hard links, and
+/// the syncs that make changes to them durable.
+pub trait Disk: Send + Sync {
+    /// Creates a new file (never opening one that exists, nor following a
+    /// link planted at its name) with `mode`.
+    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Handle>;
+
+    /// Opens an existing file, to sync or stream it.
+    fn open(&self, path: &Path) -> io::Result<Handle>;
+
+    /// Writes all of `bytes` at the end of `file`; a failure may leave part
+    /// of them written.
+    fn write(&self, file: &mut Handle, bytes: &[u8]) -> io::Result<()>;
+
+    /// Puts a file's data on stable storage.
+    fn sync(&self, file: &Handle) -> io::Result<()>;
+
+    /// Makes a directory entry change (create, rename, link, unlink) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Flushes the whole filesystem holding `file` and waits for it.
+    fn syncfs(&self, file: &Handle) -> io::Result<()>;
+
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    fn unlink(&self, path: &Path) -> io::Result<()>;
+
+    /// Creates one directory (its parent must exist) with `mode`.
+    fn create_dir(&self, dir: &Path, mode: u32) -> io::Result<()>;
+
+    /// A stored file's bytes, streamed from the start.
+    fn open_read(&self, path: &Path) -> io::Result<Reader>;
+
+    /// A stored file's bytes, whole.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// The entries of a directory, in no particular order.
+    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>>;
+
+    /// What a path is (following links).
+    fn metadata(&self, path: &Path) -> io::Result<Metadata>;
 }
 
-/// Opens a stored file for reading.
-pub fn open(path: &Path) -> io::Result<File> {
-    pause(Op::Read);
-    File::open(path)
+/// An open file, as the disk that opened it knows it.
+pub struct Handle(pub(super) Open);
+
+pub(super) enum Open {
+    File(File),
 }
 
-/// Writes all of `bytes`; an injected fault may leave part of them written.
-pub fn write_all(file: &mut File, bytes: &[u8]) -> io::Result<()> {
-    if let Some(fault) = inject(Op::Write, bytes.len()) {
-        if let Some(at) = fault.torn_at {
-            file.write_all(&bytes[..at])?;
-        }
-        return Err(fault.error);
+/// A file's bytes being read.
+pub type Reader = Box<dyn Read + Send>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    /// A link, device or anything else the store never makes.
+    Other,
+}
+
+/// One entry of a directory listing (links not followed).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: OsString,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metadata {
+    pub kind: Kind,
+    pub len: u64,
+    pub modified: SystemTime,
+    /// Which file this is: a replacement is a new one.
+    pub id: u64,
+}
+
+/// A shared disk is that disk (so a test can keep a handle on the one it
+/// wraps).
+impl<D: Disk + ?Sized> Disk for Arc<D> {
+    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Handle> {
+        (**self).create_new(path, mode)
     }
-    file.write_all(bytes)
-}
-
-/// Puts a file's data on stable storage.
-pub fn sync(file: &File) -> io::Result<()> {
-    check(Op::Sync)?;
-    file.sync_all()
-}
-
-/// Makes a directory entry change (create, rename, link, unlink) durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    check(Op::SyncDir)?;
-    File::open(dir)?.sync_all()
-}
-
-/// Flushes the whole filesystem holding `file` and waits for it.
-pub fn syncfs(file: &File) -> io::Result<()> {
-    check(Op::Sync)?;
-    // SAFETY: syncfs only reads the descriptor, which `file` keeps open.
-    if unsafe { libc::syncfs(file.as_raw_fd()) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    fn open(&self, path: &Path) -> io::Result<Handle> {
+        (**self).open(path)
+    }
+    fn write(&self, file: &mut Handle, bytes: &[u8]) -> io::Result<()> {
+        (**self).write(file, bytes)
+    }
+    fn sync(&self, file: &Handle) -> io::Result<()> {
+        (**self).sync(file)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        (**self).sync_dir(dir)
+    }
+    fn syncfs(&self, file: &Handle) -> io::Result<()> {
+        (**self).syncfs(file)
+    }
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        (**self).link(from, to)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        (**self).rename(from, to)
+    }
+    fn unlink(&self, path: &Path) -> io::Result<()> {
+        (**self).unlink(path)
+    }
+    fn create_dir(&self, dir: &Path, mode: u32) -> io::Result<()> {
+        (**self).create_dir(dir, mode)
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Reader> {
+        (**self).open_read(path)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        (**self).read(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+        (**self).list(dir)
+    }
+    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        (**self).metadata(path)
     }
 }
 
-pub fn link(from: &Path, to: &Path) -> io::Result<()> {
-    check(Op::Link)?;
-    fs::hard_link(from, to)
-}
-
-pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
-    check(Op::Rename)?;
-    fs::rename(from, to)
-}
-
-pub fn unlink(path: &Path) -> io::Result<()> {
-    check(Op::Unlink)?;
-    fs::remove_file(path)
+/// The disk the server and the admin commands work on.
+pub fn system() -> &'static Arc<dyn Disk> {
+    static SYSTEM: OnceLock<Arc<dyn Disk>> = OnceLock::new();
+    SYSTEM.get_or_init(|| Arc::new(Fs))
 }
 
 /// Removes a name that must go (a rollback, a finished queue entry): a
 /// name left behind means a duplicate later, so a failure is tried again
 /// before it is reported. Already gone is success.
-pub fn unlink_surely(path: &Path) -> io::Result<()> {
+pub fn unlink_surely(disk: &dyn Disk, path: &Path) -> io::Result<()> {
     const TRIES: usize = 3;
     let mut last = None;
     for _ in 0..TRIES {
-        match unlink(path) {
+        match disk.unlink(path) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(|| io::Error::other("unlink failed")))
+}
+
+/// The filesystem.
+pub struct Fs;
+
+impl Fs {
+    fn file(handle: &Handle) -> &File {
+        match &handle.0 {
+            Open::File(file) => file,
+        }
+    }
+}
+
+fn kind_of(file_type: fs::FileType) -> Kind {
+    if file_type.is_file() {
+        Kind::File
+    } else if file_type.is_dir() {
+        Kind::Dir
+    } else {
+        Kind::Other
+    }
+}
+
+impl Disk for Fs {
+    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Handle> {
+        check(Op::Create)?;
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(mode)
+            .open(path)
+            .map(|file| Handle(Open::File(file)))
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Handle> {
+        File::open(path).map(|file| Handle(Open::File(file)))
+    }
+
+    fn write(&self, file: &mut Handle, bytes: &[u8]) -> io::Result<()> {
+        let mut file = Fs::file(file);
+        if let Some(fault) = inject(Op::Write, bytes.len()) {
+            if let Some(at) = fault.torn_at {
+                file.write_all(&bytes[..at])?;
+            }
+            return Err(fault.error);
+        }
+        file.write_all(bytes)
+    }
+
+    fn sync(&self, file: &Handle) -> io::Result<()> {
+        check(Op::Sync)?;
+        Fs::file(file).sync_all()
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        check(Op::SyncDir)?;
+        File::open(dir)?.sync_all()
+    }
+
+    fn syncfs(&self, file: &Handle) -> io::Result<()> {
+        check(Op::Sync)?;
+        // SAFETY: syncfs only reads the descriptor, which `file` keeps open.
+        if unsafe { libc::syncfs(Fs::file(file).as_raw_fd()) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        check(Op::Link)?;
+        fs::hard_link(from, to)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        check(Op::Rename)?;
+        fs::rename(from, to)
+    }
+
+    fn unlink(&self, path: &Path) -> io::Result<()> {
+        check(Op::Unlink)?;
+        fs::remove_file(path)
+    }
+
+    fn create_dir(&self, dir: &Path, mode: u32) -> io::Result<()> {
+        fs::DirBuilder::new().mode(mode).create(dir)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Reader> {
+        pause(Op::Read);
+        Ok(Box::new(File::open(path)?))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+        fs::read_dir(dir)?
+            .map(|entry| {
+                let entry = entry?;
+                Ok(Entry {
+                    name: entry.file_name(),
+                    kind: kind_of(entry.file_type()?),
+                })
+            })
+            .collect()
+    }
+
+    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        let meta = fs::metadata(path)?;
+        Ok(Metadata {
+            kind: kind_of(meta.file_type()),
+            len: meta.len(),
+            modified: meta.modified()?,
+            id: meta.ino(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -105,7 +294,7 @@ mod tests {
         fs::write(&other, b"keep").unwrap();
         let planted = dir.path().join("key.pem.tmp");
         std::os::unix::fs::symlink(&other, &planted).unwrap();
-        assert!(create_new(&planted, 0o600).is_err());
+        assert!(Fs.create_new(&planted, 0o600).is_err());
         assert_eq!(fs::read(&other).unwrap(), b"keep");
     }
 }

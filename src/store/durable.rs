@@ -1,18 +1,15 @@
 //! The crash-safety primitives every file Postbox writes goes through:
 //! write beside, fsync, rename over, fsync the directory.
 
-use std::fs;
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::disk;
-pub use super::disk::sync_dir;
+use super::disk::{Disk, Kind};
 
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the
 /// new content, never a mix.
-pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn replace_file(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> io::Result<()> {
     // A bare name ("users") has the empty path as its parent.
     let dir = path
         .parent()
@@ -30,36 +27,36 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(tmp_name);
     // A leftover of a crash, or a link someone planted: a new file is made
     // at that name, never written through what is there.
-    let _ = fs::remove_file(&tmp);
+    let _ = disk.unlink(&tmp);
     let result = (|| {
         // Private: the users file holds password hashes.
-        let mut file = disk::create_new(&tmp, 0o600)?;
-        disk::write_all(&mut file, bytes)?;
-        disk::sync(&file)?;
-        disk::rename(&tmp, path)?;
-        sync_dir(dir)
+        let mut file = disk.create_new(&tmp, 0o600)?;
+        disk.write(&mut file, bytes)?;
+        disk.sync(&file)?;
+        disk.rename(&tmp, path)?;
+        disk.sync_dir(dir)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = disk.unlink(&tmp);
     }
     result
 }
 
 /// Creates `dir` and its parents, syncing each parent that gained an entry.
-pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
+pub fn create_dir_durable(disk: &dyn Disk, dir: &Path) -> io::Result<()> {
+    if disk.metadata(dir).is_ok_and(|m| m.kind == Kind::Dir) {
         return Ok(());
     }
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir_durable(parent)?;
+        create_dir_durable(disk, parent)?;
     }
     // Mail is private to the server: owner-only directories.
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
+    match disk.create_dir(dir, 0o700) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
     }
-    sync_dir(
+    disk.sync_dir(
         dir.parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new(".")),
@@ -77,13 +74,15 @@ pub fn is_no_space(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::disk::Fs;
+    use std::fs;
 
     #[test]
     fn replace_file_swaps_content_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users");
-        replace_file(&path, b"one").unwrap();
-        replace_file(&path, b"two").unwrap();
+        replace_file(&Fs, &path, b"one").unwrap();
+        replace_file(&Fs, &path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
@@ -92,8 +91,8 @@ mod tests {
     fn create_dir_durable_makes_parents() {
         let dir = tempfile::tempdir().unwrap();
         let deep = dir.path().join("a/b/c");
-        create_dir_durable(&deep).unwrap();
+        create_dir_durable(&Fs, &deep).unwrap();
         assert!(deep.is_dir());
-        create_dir_durable(&deep).unwrap();
+        create_dir_durable(&Fs, &deep).unwrap();
     }
 }

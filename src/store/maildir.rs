@@ -8,12 +8,12 @@
 //! where both sizes are the stored size because messages are kept with
 //! CRLF line ends, exactly as POP3 sends them.
 
-use super::disk;
-use super::durable::{create_dir_durable, sync_dir};
+use super::disk::{self, Disk, Handle, Kind, Reader};
+use super::durable::create_dir_durable;
 use std::cell::Cell;
-use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const MAIL_DIR: &str = "mail";
@@ -24,9 +24,9 @@ pub fn mailbox_dir(data_dir: &Path, local: &str, domain: &str) -> PathBuf {
 }
 
 /// Creates `tmp/`, `new/` and `cur/` of a mailbox, durably.
-pub fn create_mailbox(dir: &Path) -> io::Result<()> {
+pub fn create_mailbox(disk: &dyn Disk, dir: &Path) -> io::Result<()> {
     for sub in ["tmp", "new", "cur"] {
-        create_dir_durable(&dir.join(sub))?;
+        create_dir_durable(disk, &dir.join(sub))?;
     }
     Ok(())
 }
@@ -76,17 +76,19 @@ pub struct Delivered {
 
 /// A message being received, written to the spool as it streams in.
 pub struct Incoming {
-    file: File,
+    disk: Arc<dyn Disk>,
+    file: Handle,
     spool_path: PathBuf,
     base_name: String,
     size: u64,
 }
 
 impl Incoming {
-    pub fn create(data_dir: &Path, base_name: String) -> io::Result<Self> {
+    pub fn create(disk: &Arc<dyn Disk>, data_dir: &Path, base_name: String) -> io::Result<Self> {
         let spool_path = data_dir.join(SPOOL_DIR).join(&base_name);
-        let file = disk::create_new(&spool_path, 0o600)?;
+        let file = disk.create_new(&spool_path, 0o600)?;
         Ok(Incoming {
+            disk: disk.clone(),
             file,
             spool_path,
             base_name,
@@ -95,17 +97,22 @@ impl Incoming {
     }
 
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        disk::write_all(&mut self.file, bytes)?;
+        self.disk.write(&mut self.file, bytes)?;
         self.size += bytes.len() as u64;
         Ok(())
     }
 
     /// [`Incoming::create`] and a first write, on the blocking pool; a
     /// failed write leaves no spool file behind.
-    pub async fn spool(data_dir: &Path, base_name: String, first: Vec<u8>) -> io::Result<Self> {
-        let data_dir = data_dir.to_path_buf();
+    pub async fn spool(
+        disk: &Arc<dyn Disk>,
+        data_dir: &Path,
+        base_name: String,
+        first: Vec<u8>,
+    ) -> io::Result<Self> {
+        let (disk, data_dir) = (disk.clone(), data_dir.to_path_buf());
         smol::unblock(move || {
-            let mut message = Incoming::create(&data_dir, base_name)?;
+            let mut message = Incoming::create(&disk, &data_dir, base_name)?;
             match message.write(&first) {
                 Ok(()) => Ok(message),
                 Err(e) => {
@@ -142,12 +149,12 @@ impl Incoming {
 
     /// Gives the spooled bytes a second name (the outbound queue's).
     pub fn link_to(&self, path: &Path) -> io::Result<()> {
-        disk::link(&self.spool_path, path)
+        self.disk.link(&self.spool_path, path)
     }
 
     /// The spooled bytes, read from the start. Blocking.
-    pub fn reopen(&self) -> io::Result<File> {
-        File::open(&self.spool_path)
+    pub fn reopen(&self) -> io::Result<Reader> {
+        self.disk.open_read(&self.spool_path)
     }
 
     /// A copy of the spooled message, written by `copy` from the original's
@@ -159,12 +166,13 @@ impl Incoming {
         copy: F,
     ) -> io::Result<Incoming>
     where
-        F: FnOnce(&mut File, &mut Incoming) -> io::Result<()> + Send + 'static,
+        F: FnOnce(&mut Reader, &mut Incoming) -> io::Result<()> + Send + 'static,
     {
-        let (source_path, data_dir) = (self.spool_path.clone(), data_dir.to_path_buf());
+        let (disk, data_dir) = (self.disk.clone(), data_dir.to_path_buf());
+        let source_path = self.spool_path.clone();
         smol::unblock(move || {
-            let mut source = File::open(&source_path)?;
-            let mut target = Incoming::create(&data_dir, base_name)?;
+            let mut source = disk.open_read(&source_path)?;
+            let mut target = Incoming::create(&disk, &data_dir, base_name)?;
             match copy(&mut source, &mut target) {
                 Ok(()) => Ok(target),
                 Err(e) => {
@@ -178,19 +186,27 @@ impl Incoming {
 
     /// A second spool name for a message stored elsewhere (the outbound
     /// queue), so it can be delivered like a new one.
-    pub fn link_from(data_dir: &Path, base_name: String, source: &Path) -> io::Result<Self> {
+    pub fn link_from(
+        disk: &Arc<dyn Disk>,
+        data_dir: &Path,
+        base_name: String,
+        source: &Path,
+    ) -> io::Result<Self> {
         let spool_path = data_dir.join(SPOOL_DIR).join(&base_name);
-        disk::link(source, &spool_path)?;
-        let opened = File::open(&spool_path).and_then(|file| Ok((file.metadata()?.len(), file)));
+        disk.link(source, &spool_path)?;
+        let opened = disk
+            .open(&spool_path)
+            .and_then(|file| Ok((disk.metadata(&spool_path)?.len, file)));
         match opened {
             Ok((size, file)) => Ok(Incoming {
+                disk: disk.clone(),
                 file,
                 spool_path,
                 base_name,
                 size,
             }),
             Err(e) => {
-                let _ = disk::unlink(&spool_path);
+                let _ = disk.unlink(&spool_path);
                 Err(e)
             }
         }
@@ -203,15 +219,15 @@ impl Incoming {
     /// Blocking (fsync): run it on the blocking pool. [`super::commit`]
     /// does the same for many messages with one round of syncs.
     pub fn deliver(&self, mailboxes: &[PathBuf]) -> io::Result<Delivered> {
-        disk::sync(&self.file)?;
+        self.disk.sync(&self.file)?;
         let (name, linked, mut failed) = self.link_into(mailboxes)?;
         let took: Vec<&PathBuf> = mailboxes
             .iter()
             .filter(|m| !failed.iter().any(|(f, _)| f == *m))
             .collect();
         for (mailbox, link) in took.into_iter().zip(&linked) {
-            if let Err(e) = sync_dir(&mailbox.join("new")) {
-                unlink_all(std::slice::from_ref(link));
+            if let Err(e) = self.disk.sync_dir(&mailbox.join("new")) {
+                unlink_all(&*self.disk, std::slice::from_ref(link));
                 failed.push((mailbox.clone(), e));
             }
         }
@@ -222,8 +238,13 @@ impl Incoming {
     }
 
     /// The spool file, for syncing.
-    pub fn file(&self) -> &File {
+    pub fn file(&self) -> &Handle {
         &self.file
+    }
+
+    /// The disk the message is spooled on.
+    pub fn disk(&self) -> &Arc<dyn Disk> {
+        &self.disk
     }
 
     /// Links the spool file into each mailbox's new/ (not yet durable).
@@ -239,10 +260,10 @@ impl Incoming {
         let mut failed = Vec::new();
         for mailbox in mailboxes {
             let target = mailbox.join("new").join(&name);
-            let attempt = disk::link(&self.spool_path, &target).or_else(|e| {
+            let attempt = self.disk.link(&self.spool_path, &target).or_else(|e| {
                 if e.kind() == io::ErrorKind::NotFound {
-                    create_mailbox(mailbox)?;
-                    disk::link(&self.spool_path, &target)
+                    create_mailbox(&*self.disk, mailbox)?;
+                    self.disk.link(&self.spool_path, &target)
                 } else {
                     Err(e)
                 }
@@ -262,16 +283,16 @@ impl Incoming {
     /// before this leaves it for the start-up sweep.
     pub fn discard(self) {
         drop(self.file);
-        let _ = disk::unlink(&self.spool_path);
+        let _ = self.disk.unlink(&self.spool_path);
     }
 }
 
 /// Rollback of links made for a delivery that failed. A link left behind
 /// would be a copy the client is told was not stored, and its retry a
 /// duplicate.
-pub fn unlink_all(links: &[PathBuf]) {
+pub fn unlink_all(disk: &dyn Disk, links: &[PathBuf]) {
     for link in links {
-        if disk::unlink_surely(link).is_err() {
+        if disk::unlink_surely(disk, link).is_err() {
             log::error!(
                 "could not take back {} after a failed delivery: the client may send it again",
                 link.display()
@@ -282,19 +303,18 @@ pub fn unlink_all(links: &[PathBuf]) {
 
 /// Clears the spool. Only the server writes there and it holds the serve
 /// lock while it runs, so anything found at start is left by a crash.
-pub fn clear_spool(data_dir: &Path) -> io::Result<usize> {
+pub fn clear_spool(disk: &dyn Disk, data_dir: &Path) -> io::Result<usize> {
     let spool = data_dir.join(SPOOL_DIR);
-    create_dir_durable(&spool)?;
+    create_dir_durable(disk, &spool)?;
     let mut removed = 0;
-    for entry in fs::read_dir(&spool)? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            fs::remove_file(entry.path())?;
+    for entry in disk.list(&spool)? {
+        if entry.kind == Kind::File {
+            disk.unlink(&spool.join(&entry.name))?;
             removed += 1;
         }
     }
     if removed > 0 {
-        sync_dir(&spool)?;
+        disk.sync_dir(&spool)?;
     }
     Ok(removed)
 }
@@ -303,16 +323,25 @@ pub fn clear_spool(data_dir: &Path) -> io::Result<usize> {
 /// never writes there, but another Maildir writer sharing the mailboxes
 /// (a local delivery agent) may; qmail's rule is that a file that old was
 /// abandoned by a crashed writer, while younger ones may still be in use.
-pub fn sweep_mailbox_tmp(data_dir: &Path, grace: std::time::Duration) -> io::Result<usize> {
+pub fn sweep_mailbox_tmp(
+    disk: &dyn Disk,
+    data_dir: &Path,
+    grace: std::time::Duration,
+) -> io::Result<usize> {
     let now = SystemTime::now();
     let mut removed = 0;
-    for mailbox in mailbox_dirs(data_dir) {
-        for entry in fs::read_dir(mailbox.join("tmp")).into_iter().flatten() {
-            let entry = entry?;
-            let meta = entry.metadata()?;
-            let age = now.duration_since(meta.modified()?).unwrap_or_default();
-            if meta.is_file() && age > grace {
-                fs::remove_file(entry.path())?;
+    for mailbox in mailbox_dirs(disk, data_dir) {
+        let tmp = mailbox.join("tmp");
+        for entry in disk.list(&tmp).into_iter().flatten() {
+            if entry.kind != Kind::File {
+                continue;
+            }
+            let path = tmp.join(&entry.name);
+            let age = now
+                .duration_since(disk.metadata(&path)?.modified)
+                .unwrap_or_default();
+            if age > grace {
+                disk.unlink(&path)?;
                 removed += 1;
             }
         }
@@ -322,11 +351,14 @@ pub fn sweep_mailbox_tmp(data_dir: &Path, grace: std::time::Duration) -> io::Res
 
 /// Every mailbox folder, `mail/DOMAIN/LOCAL`; what cannot be read as a
 /// folder (missing, or a stray file) is skipped.
-fn mailbox_dirs(data_dir: &Path) -> impl Iterator<Item = PathBuf> {
-    let subfolders = |dir: PathBuf| fs::read_dir(dir).into_iter().flatten().flatten();
-    subfolders(data_dir.join(MAIL_DIR))
-        .flat_map(move |domain| subfolders(domain.path()))
-        .map(|mailbox| mailbox.path())
+fn mailbox_dirs<'a>(disk: &'a dyn Disk, data_dir: &Path) -> impl Iterator<Item = PathBuf> + 'a {
+    let subfolders = move |dir: PathBuf| {
+        disk.list(&dir)
+            .into_iter()
+            .flatten()
+            .map(move |entry| dir.join(entry.name))
+    };
+    subfolders(data_dir.join(MAIL_DIR)).flat_map(subfolders)
 }
 
 /// One message in a mailbox, as POP3 sees it.
@@ -404,25 +436,24 @@ fn arrival_key(name: &str) -> (u64, u64, u64, &str) {
 
 /// Lists a mailbox in arrival order; sizes come from file names when they
 /// carry them, so a login costs one directory read, not one stat per message.
-pub fn scan_mailbox(dir: &Path) -> io::Result<Vec<StoredMessage>> {
+pub fn scan_mailbox(disk: &dyn Disk, dir: &Path) -> io::Result<Vec<StoredMessage>> {
     let mut messages = Vec::new();
     for sub in ["new", "cur"] {
-        let entries = match fs::read_dir(dir.join(sub)) {
+        let entries = match disk.list(&dir.join(sub)) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
         for entry in entries {
-            let entry = entry?;
-            let Some(file) = entry.file_name().to_str().map(str::to_owned) else {
+            let Some(file) = entry.name.to_str() else {
                 continue;
             };
             if file.starts_with('.') {
                 continue;
             }
-            let size = match size_from_name(&file) {
+            let size = match size_from_name(file) {
                 Some(size) => size,
-                None => entry.metadata()?.len(),
+                None => disk.metadata(&dir.join(sub).join(file))?.len,
             };
             messages.push(StoredMessage {
                 name: format!("{sub}/{file}").into_boxed_str(),
@@ -436,42 +467,53 @@ pub fn scan_mailbox(dir: &Path) -> io::Result<Vec<StoredMessage>> {
 
 /// Removes messages for good (POP3 UPDATE state). Already-missing files are
 /// not an error: the goal state is reached. Blocking (fsync).
-pub fn delete_messages<'a>(dir: &Path, names: impl IntoIterator<Item = &'a str>) -> io::Result<()> {
+pub fn delete_messages<'a>(
+    disk: &dyn Disk,
+    dir: &Path,
+    names: impl IntoIterator<Item = &'a str>,
+) -> io::Result<()> {
     for name in names {
-        match disk::unlink(&dir.join(name)) {
+        match disk.unlink(&dir.join(name)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
     }
-    sync_dir(&dir.join("new"))?;
-    sync_dir(&dir.join("cur"))
+    disk.sync_dir(&dir.join("new"))?;
+    disk.sync_dir(&dir.join("cur"))
 }
 
 /// Bytes stored in each mailbox, by its folder; unreadable ones are left out.
-pub fn usage_by_mailbox(data_dir: &Path) -> std::collections::HashMap<PathBuf, u64> {
-    mailbox_dirs(data_dir)
+pub fn usage_by_mailbox(
+    disk: &dyn Disk,
+    data_dir: &Path,
+) -> std::collections::HashMap<PathBuf, u64> {
+    mailbox_dirs(disk, data_dir)
         .filter_map(|mailbox| {
-            let bytes = scan_mailbox(&mailbox).ok()?.iter().map(|m| m.size).sum();
+            let bytes = scan_mailbox(disk, &mailbox)
+                .ok()?
+                .iter()
+                .map(|m| m.size)
+                .sum();
             Some((mailbox, bytes))
         })
         .collect()
 }
 
 /// Bytes in one mailbox (0 if it cannot be read). Blocking.
-pub fn mailbox_bytes(dir: &Path) -> u64 {
+pub fn mailbox_bytes(disk: &dyn Disk, dir: &Path) -> u64 {
     super::faults::pause(super::faults::Op::Read);
-    scan_mailbox(dir)
+    scan_mailbox(disk, dir)
         .map(|messages| messages.iter().map(|m| m.size).sum())
         .unwrap_or(0)
 }
 
 /// Messages and bytes stored across all mailboxes (console `status`).
-pub fn usage(data_dir: &Path) -> (u64, u64) {
+pub fn usage(disk: &dyn Disk, data_dir: &Path) -> (u64, u64) {
     let mut count = 0;
     let mut bytes = 0;
-    for mailbox in mailbox_dirs(data_dir) {
-        if let Ok(messages) = scan_mailbox(&mailbox) {
+    for mailbox in mailbox_dirs(disk, data_dir) {
+        if let Ok(messages) = scan_mailbox(disk, &mailbox) {
             count += messages.len() as u64;
             bytes += messages.iter().map(|m| m.size).sum::<u64>();
         }
@@ -482,12 +524,18 @@ pub fn usage(data_dir: &Path) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::disk::Fs;
+    use std::fs::{self, File};
+
+    fn fs() -> Arc<dyn Disk> {
+        Arc::new(Fs)
+    }
 
     #[test]
     fn sweeps_only_old_files_from_mailbox_tmp() {
         let dir = tempfile::tempdir().unwrap();
         let mailbox = mailbox_dir(dir.path(), "a", "localhost");
-        create_mailbox(&mailbox).unwrap();
+        create_mailbox(&Fs, &mailbox).unwrap();
         let old = mailbox.join("tmp/old");
         let young = mailbox.join("tmp/young");
         fs::write(&old, b"x").unwrap();
@@ -503,11 +551,11 @@ mod tests {
         fs::write(dir.path().join(MAIL_DIR).join("stray"), b"x").unwrap();
 
         let grace = std::time::Duration::from_secs(36 * 3600);
-        assert_eq!(sweep_mailbox_tmp(dir.path(), grace).unwrap(), 1);
+        assert_eq!(sweep_mailbox_tmp(&Fs, dir.path(), grace).unwrap(), 1);
         assert!(!old.exists());
         assert!(young.exists());
         assert_eq!(
-            sweep_mailbox_tmp(&dir.path().join("none"), grace).unwrap(),
+            sweep_mailbox_tmp(&Fs, &dir.path().join("none"), grace).unwrap(),
             0
         );
     }
@@ -515,12 +563,12 @@ mod tests {
     #[test]
     fn delivers_once_linked_into_each_mailbox() {
         let dir = tempfile::tempdir().unwrap();
-        clear_spool(dir.path()).unwrap();
+        clear_spool(&Fs, dir.path()).unwrap();
         let names = NameMaker::new("host/with:odd");
         let a = mailbox_dir(dir.path(), "a", "localhost");
         let b = mailbox_dir(dir.path(), "b", "localhost");
-        create_mailbox(&a).unwrap();
-        let mut msg = Incoming::create(dir.path(), names.next()).unwrap();
+        create_mailbox(&Fs, &a).unwrap();
+        let mut msg = Incoming::create(&fs(), dir.path(), names.next()).unwrap();
         msg.write(b"Subject: x\r\n\r\nhello\r\n").unwrap();
         let delivered = msg.deliver(&[a.clone(), b.clone()]).unwrap();
         assert!(delivered.failed.is_empty());
@@ -529,7 +577,7 @@ mod tests {
         assert!(name.ends_with(",S=21,W=21"));
         assert!(!name.contains('/') && !name.contains(':'));
         for mailbox in [&a, &b] {
-            let listed = scan_mailbox(mailbox).unwrap();
+            let listed = scan_mailbox(&Fs, mailbox).unwrap();
             assert_eq!(listed.len(), 1);
             assert_eq!(listed[0].size, 21);
             assert_eq!(listed[0].uid(), name);
@@ -543,18 +591,18 @@ mod tests {
     #[test]
     fn a_mailbox_that_cannot_take_it_is_reported_and_the_others_keep_it() {
         let dir = tempfile::tempdir().unwrap();
-        clear_spool(dir.path()).unwrap();
+        clear_spool(&Fs, dir.path()).unwrap();
         let a = mailbox_dir(dir.path(), "a", "localhost");
-        create_mailbox(&a).unwrap();
+        create_mailbox(&Fs, &a).unwrap();
         // A file where the second mailbox's directory should be.
         let blocked = dir.path().join("blocked");
         fs::write(&blocked, b"").unwrap();
-        let mut msg = Incoming::create(dir.path(), NameMaker::new("h").next()).unwrap();
+        let mut msg = Incoming::create(&fs(), dir.path(), NameMaker::new("h").next()).unwrap();
         msg.write(b"x\r\n").unwrap();
         let delivered = msg.deliver(&[a.clone(), blocked.clone()]).unwrap();
         assert_eq!(delivered.failed.len(), 1);
         assert_eq!(delivered.failed[0].0, blocked);
-        assert_eq!(scan_mailbox(&a).unwrap().len(), 1);
+        assert_eq!(scan_mailbox(&Fs, &a).unwrap().len(), 1);
         assert!(msg.deliver(std::slice::from_ref(&blocked)).is_err());
         msg.discard();
     }
@@ -562,20 +610,20 @@ mod tests {
     #[test]
     fn scan_orders_by_arrival_and_reads_sizes() {
         let dir = tempfile::tempdir().unwrap();
-        create_mailbox(dir.path()).unwrap();
+        create_mailbox(&Fs, dir.path()).unwrap();
         fs::write(dir.path().join("new/200.M1P1Q1.h,S=5,W=5"), b"abcde").unwrap();
         fs::write(dir.path().join("cur/100.M1P1Q0.h:2,S"), b"abc").unwrap();
         fs::write(dir.path().join("new/.hidden"), b"").unwrap();
-        let listed = scan_mailbox(dir.path()).unwrap();
+        let listed = scan_mailbox(&Fs, dir.path()).unwrap();
         assert_eq!(listed.len(), 2);
         assert_eq!(&*listed[0].name, "cur/100.M1P1Q0.h:2,S");
         assert_eq!(listed[0].uid(), "100.M1P1Q0.h");
         assert_eq!(listed[1].uid(), "200.M1P1Q1.h,S=5,W=5");
         assert_eq!(listed[0].size, 3);
         assert_eq!(listed[1].size, 5);
-        delete_messages(dir.path(), listed.iter().map(|m| &*m.name)).unwrap();
-        assert!(scan_mailbox(dir.path()).unwrap().is_empty());
-        assert_eq!(usage(dir.path()), (0, 0));
+        delete_messages(&Fs, dir.path(), listed.iter().map(|m| &*m.name)).unwrap();
+        assert!(scan_mailbox(&Fs, dir.path()).unwrap().is_empty());
+        assert_eq!(usage(&Fs, dir.path()), (0, 0));
     }
 
     #[test]
@@ -587,9 +635,9 @@ mod tests {
     #[test]
     fn clear_spool_removes_leftovers() {
         let dir = tempfile::tempdir().unwrap();
-        clear_spool(dir.path()).unwrap();
+        clear_spool(&Fs, dir.path()).unwrap();
         fs::write(dir.path().join(SPOOL_DIR).join("partial"), b"half").unwrap();
-        assert_eq!(clear_spool(dir.path()).unwrap(), 1);
+        assert_eq!(clear_spool(&Fs, dir.path()).unwrap(), 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Everything on flash: Maildir mailboxes, the users file, and the
-//! durable-write primitives both are built on.
+//! durable-write primitives both are built on, all over one small
+//! [`disk::Disk`] interface.
 pub mod commit;
 pub mod disk;
 pub mod durable;

@@ -93,7 +93,7 @@ mod tests {
     fn own_data_dir_passes_and_another_owner_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let mailbox = dir.path().join("mail/localhost/alice");
-        crate::store::maildir::create_mailbox(&mailbox).unwrap();
+        crate::store::maildir::create_mailbox(&crate::store::disk::Fs, &mailbox).unwrap();
         fs::write(mailbox.join("new/1.M1P1Q1.h,S=1,W=1"), b"x").unwrap();
         fs::write(dir.path().join("users"), b"").unwrap();
         check(dir.path(), uid()).unwrap();

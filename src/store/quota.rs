@@ -19,7 +19,10 @@ fn path(data_dir: &Path) -> PathBuf {
 }
 
 pub fn load(data_dir: &Path) -> Result<Overrides, RecordError> {
-    Ok(record::load(&path(data_dir), KIND, VERSION)?.unwrap_or_default())
+    Ok(
+        record::load(crate::store::disk::system(), &path(data_dir), KIND, VERSION)?
+            .unwrap_or_default(),
+    )
 }
 
 /// Sets (`Some`) or clears (`None`) one user's override.
@@ -31,8 +34,14 @@ pub fn set(data_dir: &Path, account: &str, limit: Option<u64>) -> Result<(), Str
         Some(bytes) => all.insert(account.to_string(), bytes),
         None => all.remove(account),
     };
-    record::save(&path(data_dir), KIND, VERSION, &all)
-        .map_err(|e| format!("cannot write quotas: {e}"))
+    record::save(
+        crate::store::disk::system(),
+        &path(data_dir),
+        KIND,
+        VERSION,
+        &all,
+    )
+    .map_err(|e| format!("cannot write quotas: {e}"))
 }
 
 /// Whether a delivery of `size` bytes onto `before` takes a mailbox of
@@ -50,7 +59,12 @@ pub struct QuotaCache(record::RecordCache<Overrides>);
 
 impl QuotaCache {
     pub fn open(data_dir: &Path) -> Self {
-        QuotaCache(record::RecordCache::open(&path(data_dir), KIND, VERSION))
+        QuotaCache(record::RecordCache::open(
+            crate::store::disk::system(),
+            &path(data_dir),
+            KIND,
+            VERSION,
+        ))
     }
 
     /// The limit for `account` in bytes (0: unlimited).

@@ -4,10 +4,12 @@
 //!
 //! Layout: `kind[4] | version u16 LE | length u32 LE | crc32 u32 LE | payload`.
 
+use super::disk::Disk;
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 const HEADER: usize = 14;
 
@@ -87,11 +89,12 @@ pub fn decode<T: DeserializeOwned>(
 
 /// Reads a record file; `Ok(None)` when it does not exist yet.
 pub fn load<T: DeserializeOwned>(
+    disk: &dyn Disk,
     path: &Path,
     kind: [u8; 4],
     version: u16,
 ) -> Result<Option<T>, RecordError> {
-    match std::fs::read(path) {
+    match disk.read(path) {
         Ok(bytes) => decode(kind, version, &bytes).map(Some),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
@@ -99,8 +102,14 @@ pub fn load<T: DeserializeOwned>(
 }
 
 /// Writes a record file atomically and durably.
-pub fn save<T: Serialize>(path: &Path, kind: [u8; 4], version: u16, value: &T) -> io::Result<()> {
-    super::durable::replace_file(path, &encode(kind, version, value))
+pub fn save<T: Serialize>(
+    disk: &dyn Disk,
+    path: &Path,
+    kind: [u8; 4],
+    version: u16,
+    value: &T,
+) -> io::Result<()> {
+    super::durable::replace_file(disk, path, &encode(kind, version, value))
 }
 
 impl RecordError {
@@ -112,7 +121,7 @@ impl RecordError {
 
 /// Renames a damaged file next to itself as `NAME.damaged-UNIXTIME`, kept
 /// for a look, so a fresh one can take its place.
-pub fn set_aside(path: &Path) -> io::Result<std::path::PathBuf> {
+pub fn set_aside(disk: &dyn Disk, path: &Path) -> io::Result<std::path::PathBuf> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -120,21 +129,21 @@ pub fn set_aside(path: &Path) -> io::Result<std::path::PathBuf> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".damaged-{now}"));
     let aside = path.with_file_name(name);
-    std::fs::rename(path, &aside)?;
+    disk.rename(path, &aside)?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    super::durable::sync_dir(dir.unwrap_or(Path::new(".")))?;
+    disk.sync_dir(dir.unwrap_or(Path::new(".")))?;
     Ok(aside)
 }
 
 /// What to do about a record the server can do without (counters, caches,
 /// address books) that failed to load: a damaged one is set aside and
 /// started afresh, so it never stops mail; either way it is logged.
-pub fn start_afresh(path: &Path, error: &RecordError) {
+pub fn start_afresh(disk: &dyn Disk, path: &Path, error: &RecordError) {
     if !error.is_damage() {
         log::warn!("cannot read {}, starting afresh: {error}", path.display());
         return;
     }
-    match set_aside(path) {
+    match set_aside(disk, path) {
         Ok(aside) => log::warn!(
             "{} is damaged ({error}): set aside as {}, starting afresh",
             path.display(),
@@ -150,12 +159,13 @@ pub fn start_afresh(path: &Path, error: &RecordError) {
 /// Reads a record the server can do without: `None` when it does not
 /// exist, or when it was damaged (then set aside, see [`start_afresh`]).
 pub fn load_or_start_afresh<T: DeserializeOwned>(
+    disk: &dyn Disk,
     path: &Path,
     kind: [u8; 4],
     version: u16,
 ) -> Option<T> {
-    load(path, kind, version).unwrap_or_else(|e| {
-        start_afresh(path, &e);
+    load(disk, path, kind, version).unwrap_or_else(|e| {
+        start_afresh(disk, path, &e);
         None
     })
 }
@@ -166,6 +176,7 @@ pub fn load_or_start_afresh<T: DeserializeOwned>(
 /// never changes what the server does. Only for records the server can do
 /// without: one damaged at start is set aside and started afresh.
 pub struct RecordCache<T> {
+    disk: Arc<dyn Disk>,
     path: std::path::PathBuf,
     kind: [u8; 4],
     version: u16,
@@ -179,24 +190,24 @@ pub struct RecordCache<T> {
 
 /// Identity of one version of a file: a replacement is a new inode, an
 /// edit in place changes the time or length.
-type Stamp = (u64, i64, i64, u64);
+type Stamp = (u64, std::time::SystemTime, u64);
 
-fn modified(path: &Path) -> Option<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
+fn modified(disk: &dyn Disk, path: &Path) -> Option<Stamp> {
+    let m = disk.metadata(path).ok()?;
+    Some((m.id, m.modified, m.len))
 }
 
 impl<T: DeserializeOwned + Default> RecordCache<T> {
-    pub fn open(path: &Path, kind: [u8; 4], version: u16) -> Self {
-        let stamp = modified(path);
-        let value = load_or_start_afresh(path, kind, version).unwrap_or_default();
+    pub fn open(disk: &Arc<dyn Disk>, path: &Path, kind: [u8; 4], version: u16) -> Self {
+        let stamp = modified(&**disk, path);
+        let value = load_or_start_afresh(&**disk, path, kind, version).unwrap_or_default();
         RecordCache {
+            disk: disk.clone(),
             path: path.to_path_buf(),
             kind,
             version,
             // Set aside: absent now.
-            stamp: stamp.and_then(|_| modified(path)),
+            stamp: stamp.and_then(|_| modified(&**disk, path)),
             value,
             #[cfg(test)]
             reads: 1,
@@ -204,7 +215,7 @@ impl<T: DeserializeOwned + Default> RecordCache<T> {
     }
 
     fn refresh(&mut self) -> Result<(), RecordError> {
-        let stamp = modified(&self.path);
+        let stamp = modified(&*self.disk, &self.path);
         if stamp == self.stamp {
             return Ok(());
         }
@@ -214,7 +225,7 @@ impl<T: DeserializeOwned + Default> RecordCache<T> {
         {
             self.reads += 1;
         }
-        self.value = load(&self.path, self.kind, self.version)?.unwrap_or_default();
+        self.value = load(&*self.disk, &self.path, self.kind, self.version)?.unwrap_or_default();
         Ok(())
     }
 
@@ -232,6 +243,11 @@ impl<T: DeserializeOwned + Default> RecordCache<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::disk::Fs;
+
+    fn fs() -> Arc<dyn Disk> {
+        Arc::new(Fs)
+    }
 
     const KIND: [u8; 4] = *b"TEST";
 
@@ -272,7 +288,7 @@ mod tests {
     #[test]
     fn load_missing_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        let got: Option<String> = load(&dir.path().join("none"), KIND, 1).unwrap();
+        let got: Option<String> = load(&Fs, &dir.path().join("none"), KIND, 1).unwrap();
         assert!(got.is_none());
     }
 
@@ -280,12 +296,12 @@ mod tests {
     fn cache_remembers_an_absent_file_until_it_appears() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("overrides");
-        let mut cache = RecordCache::<Vec<u32>>::open(&path, KIND, 1);
+        let mut cache = RecordCache::<Vec<u32>>::open(&fs(), &path, KIND, 1);
         for _ in 0..3 {
             assert!(cache.current().is_empty());
         }
         assert_eq!(cache.reads, 1, "an absent file was looked for again");
-        save(&path, KIND, 1, &vec![7u32]).unwrap();
+        save(&Fs, &path, KIND, 1, &vec![7u32]).unwrap();
         assert_eq!(cache.current(), &vec![7]);
         std::fs::remove_file(&path).unwrap();
         assert!(cache.current().is_empty(), "removal not noticed");
@@ -296,7 +312,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("counters");
         std::fs::write(&path, b"TEST torn").unwrap();
-        let mut cache = RecordCache::<Vec<u32>>::open(&path, KIND, 1);
+        let mut cache = RecordCache::<Vec<u32>>::open(&fs(), &path, KIND, 1);
         assert!(cache.current().is_empty());
         assert!(!path.exists());
         let names: Vec<String> = std::fs::read_dir(dir.path())
@@ -306,7 +322,7 @@ mod tests {
         assert_eq!(names.len(), 1);
         assert!(names[0].starts_with("counters.damaged-"), "{names:?}");
         // A damaged new version later keeps the good one in service.
-        save(&path, KIND, 1, &vec![1u32]).unwrap();
+        save(&Fs, &path, KIND, 1, &vec![1u32]).unwrap();
         assert_eq!(cache.current(), &vec![1]);
         std::fs::write(&path, b"TEST torn again").unwrap();
         assert_eq!(cache.current(), &vec![1]);

@@ -6,11 +6,12 @@
 //! from (saying so loudly) when the users file is damaged: a bad write
 //! never locks everybody out or stops mail.
 
+use super::disk::Disk;
 use super::record::{self, RecordError};
 use crate::wire::address::{domain_is_valid, user_name_is_valid};
 use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub const KIND: [u8; 4] = *b"PBUS";
@@ -86,12 +87,24 @@ pub fn decode(bytes: &[u8]) -> Result<UserList, RecordError> {
 }
 
 pub fn load(data_dir: &Path) -> Result<UserList, RecordError> {
-    Ok(record::load(&users_path(data_dir), KIND, VERSION)?.unwrap_or_default())
+    Ok(record::load(
+        crate::store::disk::system(),
+        &users_path(data_dir),
+        KIND,
+        VERSION,
+    )?
+    .unwrap_or_default())
 }
 
 /// The copy of the users file as it was after the last successful change.
 pub fn load_last_good(data_dir: &Path) -> Result<UserList, RecordError> {
-    Ok(record::load(&data_dir.join(LAST_GOOD_FILE), KIND, VERSION)?.unwrap_or_default())
+    Ok(record::load(
+        crate::store::disk::system(),
+        &data_dir.join(LAST_GOOD_FILE),
+        KIND,
+        VERSION,
+    )?
+    .unwrap_or_default())
 }
 
 /// What to tell the admin when the users file cannot be read.
@@ -117,10 +130,22 @@ pub fn modify<R>(
     let _lock = lock_users(data_dir)?;
     let mut list = load(data_dir).map_err(|e| damage_report(data_dir, &e))?;
     let result = change(&mut list)?;
-    record::save(&users_path(data_dir), KIND, VERSION, &list)
-        .map_err(|e| format!("cannot write users file: {e}"))?;
+    record::save(
+        crate::store::disk::system(),
+        &users_path(data_dir),
+        KIND,
+        VERSION,
+        &list,
+    )
+    .map_err(|e| format!("cannot write users file: {e}"))?;
     // Second, so it always holds a list that was once the users file.
-    if let Err(e) = record::save(&data_dir.join(LAST_GOOD_FILE), KIND, VERSION, &list) {
+    if let Err(e) = record::save(
+        crate::store::disk::system(),
+        &data_dir.join(LAST_GOOD_FILE),
+        KIND,
+        VERSION,
+        &list,
+    ) {
         log::warn!("cannot keep a last good copy of the users file: {e}");
     }
     Ok(result)
@@ -129,7 +154,7 @@ pub fn modify<R>(
 /// Takes the exclusive lock that serialises admin changes (held until
 /// the file is dropped).
 pub fn lock_users(data_dir: &Path) -> Result<std::fs::File, String> {
-    super::durable::create_dir_durable(data_dir)
+    super::durable::create_dir_durable(crate::store::disk::system(), data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
     let lock = OpenOptions::new()
         .create(true)
@@ -147,9 +172,8 @@ pub fn lock_users(data_dir: &Path) -> Result<std::fs::File, String> {
 /// Identity of one version of the users file.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct FileStamp {
-    ino: u64,
-    mtime: i64,
-    mtime_nsec: i64,
+    id: u64,
+    modified: std::time::SystemTime,
     len: u64,
 }
 
@@ -193,12 +217,11 @@ impl UserCache {
     }
 
     fn stamp(&self) -> Option<FileStamp> {
-        let m = std::fs::metadata(&self.path).ok()?;
+        let m = super::disk::system().metadata(&self.path).ok()?;
         Some(FileStamp {
-            ino: m.ino(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-            len: m.len(),
+            id: m.id,
+            modified: m.modified,
+            len: m.len,
         })
     }
 
@@ -206,7 +229,7 @@ impl UserCache {
         let stamp = self.stamp();
         self.list = match stamp {
             Some(_) => {
-                let bytes = std::fs::read(&self.path)?;
+                let bytes = super::disk::system().read(&self.path)?;
                 record::decode(KIND, VERSION, &bytes)?
             }
             None => UserList::default(),

@@ -7,6 +7,7 @@ pub mod der;
 pub mod selfsigned;
 
 use crate::config::Config;
+use crate::store::disk;
 use crate::store::durable::{create_dir_durable, replace_file};
 use der::CertInfo;
 use futures_rustls::TlsAcceptor;
@@ -50,13 +51,14 @@ impl CertPaths {
 pub fn make_self_signed(paths: &CertPaths, hostname: &str) -> Result<CertInfo, String> {
     let (cert, key) = selfsigned::generate(hostname)?;
     if let Some(dir) = paths.cert.parent() {
-        create_dir_durable(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        create_dir_durable(disk::system(), dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     // Key first: a crash in between leaves a key without a certificate,
     // which the next start replaces, never a certificate without its key.
-    replace_file(&paths.key, key.as_bytes())
+    replace_file(disk::system(), &paths.key, key.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", paths.key.display()))?;
-    replace_file(&paths.cert, cert.as_bytes())
+    replace_file(disk::system(), &paths.cert, cert.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", paths.cert.display()))?;
     let der = CertificateDer::from_pem_slice(cert.as_bytes())
         .map_err(|e| format!("generated certificate unreadable: {e}"))?;

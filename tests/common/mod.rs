@@ -237,7 +237,7 @@ impl Drop for Server {
 pub fn mailbox_files(data: &Path, user: &str) -> Vec<PathBuf> {
     let (local, domain) = user.split_once('@').unwrap_or((user, "localhost"));
     let dir = data.join("mail").join(domain).join(local);
-    match postbox::store::maildir::scan_mailbox(&dir) {
+    match postbox::store::maildir::scan_mailbox(&postbox::store::disk::Fs, &dir) {
         Ok(messages) => messages.iter().map(|m| dir.join(&*m.name)).collect(),
         Err(_) => Vec::new(),
     }
