@@ -106,9 +106,15 @@ pub const MAX_RECEIVED_HEADERS: usize = 50;
 /// Addresses each member's automatic address book keeps (8 bytes each).
 pub const ADDRESS_BOOK_ENTRIES: usize = 2000;
 
+/// Lines in one reply of another server (an EHLO reply has one per
+/// extension).
+pub const MAX_REPLY_LINES: usize = 64;
+
 /// Outbound delivery: connecting, and waiting for each reply (RFC 5321
 /// §4.5.3.2 suggests minutes; a stuck peer must not hold a slot for long).
 pub const OUTBOUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const OUTBOUND_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bytes read from another server at a time.
+pub const OUTBOUND_READ_BUFFER: usize = 4096;
 /// Sending the message and hearing the answer to its final dot.
 pub const OUTBOUND_DATA_TIMEOUT: Duration = Duration::from_secs(600);

@@ -1,13 +1,16 @@
-//! The SMTP client that hands queued mail to the next server: greeting,
-//! EHLO, STARTTLS (required for a smarthost, opportunistic for MX hosts),
-//! AUTH, the envelope, and the message streamed from flash with
-//! dot-stuffing. Every reply is bounded in size and time.
+//! The async shell of the SMTP client that hands queued mail to the next
+//! server: it connects, moves bytes between the socket and the sans-IO
+//! [`Session`], starts TLS and streams the message from flash when told.
+//! Every wait is bounded in time.
 
-use crate::limits::{OUTBOUND_COMMAND_TIMEOUT, OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_DATA_TIMEOUT};
-use crate::store::disk::Reader;
-use crate::wire::line::{LineBuffer, LineEvent};
-use base64::Engine;
-use futures_rustls::client::TlsStream;
+use super::session::{Plan, Session, Step};
+use super::tls::TlsPolicy;
+use super::{Failure, RecipientResults};
+use crate::limits::{
+    MAX_MESSAGE_LINE, OUTBOUND_COMMAND_TIMEOUT, OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_DATA_TIMEOUT,
+    OUTBOUND_READ_BUFFER, TLS_HANDSHAKE_TIMEOUT, WRITE_CHUNK,
+};
+use crate::server::conn::Stream;
 use futures_rustls::TlsConnector;
 use rustls::pki_types::ServerName;
 use smol::future;
@@ -16,21 +19,7 @@ use smol::net::TcpStream;
 use smol::Timer;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
-
-/// How TLS is used on one connection.
-#[derive(Clone)]
-pub enum TlsPolicy {
-    /// STARTTLS must be offered and succeed; the certificate is verified.
-    Required(Arc<rustls::ClientConfig>),
-    /// TLS from the first byte, verified.
-    Implicit(Arc<rustls::ClientConfig>),
-    /// STARTTLS when offered, with no certificate check (what MX-to-MX
-    /// mail does: an encrypted channel beats a plain one).
-    Opportunistic(Arc<rustls::ClientConfig>),
-    Off,
-}
+use std::time::{Duration, Instant};
 
 pub struct Attempt<'a> {
     /// The host name: for TLS verification and for the log.
@@ -44,84 +33,6 @@ pub struct Attempt<'a> {
     pub recipients: &'a [String],
     pub size: u64,
 }
-
-/// An answer of the other side, or a failure to get one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub permanent: bool,
-    pub text: String,
-}
-
-impl Failure {
-    fn temporary(text: impl Into<String>) -> Failure {
-        Failure {
-            permanent: false,
-            text: text.into(),
-        }
-    }
-
-    fn from_reply(what: &str, reply: &Reply) -> Failure {
-        Failure {
-            permanent: reply.code >= 500,
-            text: format!("{what}: {}", reply.text()),
-        }
-    }
-}
-
-/// The fate of each recipient after a session that reached DATA (or
-/// refused every RCPT), in the order given.
-pub type RecipientResults = Vec<Result<(), Failure>>;
-
-#[derive(Debug)]
-struct Reply {
-    code: u16,
-    lines: Vec<String>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        self.lines.join(" / ")
-    }
-
-    fn has_keyword(&self, keyword: &str) -> bool {
-        self.lines.iter().skip(1).any(|l| {
-            l.get(4..)
-                .and_then(|rest| rest.split_whitespace().next())
-                .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
-        })
-    }
-
-    fn auth_mechanisms(&self) -> Vec<String> {
-        self.lines
-            .iter()
-            .skip(1)
-            .filter_map(|l| {
-                let mut words = l.get(4..)?.split_whitespace();
-                let first = words.next()?;
-                first
-                    .eq_ignore_ascii_case("AUTH")
-                    .then(|| words.map(|w| w.to_ascii_uppercase()).collect::<Vec<_>>())
-            })
-            .flatten()
-            .collect()
-    }
-}
-
-enum Wire {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    Broken,
-}
-
-struct Connection {
-    wire: Wire,
-    lines: LineBuffer,
-    buf: Box<[u8; 4096]>,
-    start: usize,
-    end: usize,
-}
-
-const MAX_REPLY_LINES: usize = 64;
 
 async fn within<T>(
     limit: Duration,
@@ -141,101 +52,19 @@ async fn within<T>(
     .await
 }
 
-impl Connection {
-    async fn read_some(&mut self) -> io::Result<usize> {
-        let buf = &mut self.buf[..];
-        match &mut self.wire {
-            Wire::Plain(s) => s.read(buf).await,
-            Wire::Tls(s) => s.read(buf).await,
-            Wire::Broken => Err(io::Error::other("connection unusable")),
-        }
-    }
-
-    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match &mut self.wire {
-            Wire::Plain(s) => s.write_all(bytes).await,
-            Wire::Tls(s) => {
-                s.write_all(bytes).await?;
-                s.flush().await
-            }
-            Wire::Broken => Err(io::Error::other("connection unusable")),
-        }
-    }
-
-    /// One whole reply, multi-line or not.
-    async fn reply(&mut self, limit: Duration) -> Result<Reply, Failure> {
-        let mut lines = Vec::new();
-        loop {
-            while self.start < self.end {
-                let (used, event) = self.lines.push(&self.buf[self.start..self.end]);
-                self.start += used;
-                let line = match event {
-                    None => continue,
-                    Some(LineEvent::TooLong) => {
-                        return Err(Failure::temporary("reply line too long"))
-                    }
-                    Some(LineEvent::Line(l)) => String::from_utf8_lossy(l).into_owned(),
-                };
-                let code = line
-                    .get(..3)
-                    .and_then(|c| c.parse::<u16>().ok())
-                    .filter(|c| (200..600).contains(c));
-                let Some(code) = code else {
-                    return Err(Failure::temporary(format!("not an SMTP reply: {line:?}")));
-                };
-                let last = line.as_bytes().get(3) != Some(&b'-');
-                lines.push(line);
-                if last {
-                    return Ok(Reply { code, lines });
-                }
-                if lines.len() >= MAX_REPLY_LINES {
-                    return Err(Failure::temporary("reply too long"));
-                }
-            }
-            let n = within(limit, "reading reply", self.read_some()).await?;
-            if n == 0 {
-                return Err(Failure::temporary("connection closed by the server"));
-            }
-            self.start = 0;
-            self.end = n;
-        }
-    }
-
-    async fn command(&mut self, line: &str, limit: Duration) -> Result<Reply, Failure> {
-        let bytes = format!("{line}\r\n");
-        within(limit, "sending", self.write_all(bytes.as_bytes())).await?;
-        self.reply(limit).await
-    }
-
-    async fn start_tls(
-        &mut self,
-        config: Arc<rustls::ClientConfig>,
-        host: &str,
-    ) -> Result<(), Failure> {
-        let name = ServerName::try_from(host.to_string())
-            .map_err(|_| Failure::temporary(format!("{host:?} is not a valid TLS server name")))?;
-        let Wire::Plain(tcp) = std::mem::replace(&mut self.wire, Wire::Broken) else {
-            return Err(Failure::temporary("TLS already started"));
-        };
-        let tls = within(
-            crate::limits::TLS_HANDSHAKE_TIMEOUT,
-            "TLS handshake",
-            TlsConnector::from(config).connect(name, tcp),
-        )
-        .await?;
-        self.wire = Wire::Tls(Box::new(tls));
-        // Nothing read before the handshake may be trusted after it.
-        self.start = 0;
-        self.end = 0;
-        self.lines = LineBuffer::new();
-        Ok(())
-    }
+async fn write_all(stream: &mut Stream, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes).await?;
+    // TLS holds written records until flushed.
+    stream.flush().await
 }
 
 /// Sends the queued message in `message` to one server. `Err` means the
 /// whole attempt failed (try another host, or later); `Ok` gives each
 /// recipient's fate.
-pub async fn deliver(attempt: &Attempt<'_>, message: Reader) -> Result<RecipientResults, Failure> {
+pub async fn deliver(
+    attempt: &Attempt<'_>,
+    message: impl io::Read + Send + 'static,
+) -> Result<RecipientResults, Failure> {
     let tcp = within(
         OUTBOUND_CONNECT_TIMEOUT,
         "connect",
@@ -243,139 +72,122 @@ pub async fn deliver(attempt: &Attempt<'_>, message: Reader) -> Result<Recipient
     )
     .await?;
     let _ = tcp.set_nodelay(true);
-    let mut c = Connection {
-        wire: Wire::Plain(tcp),
-        lines: LineBuffer::new(),
-        buf: Box::new([0; 4096]),
+    let plan = Plan {
+        helo: attempt.helo,
+        tls: attempt.tls.mode(),
+        login: attempt.login,
+        sender: attempt.sender,
+        recipients: attempt.recipients,
+        size: attempt.size,
+    };
+    let mut shell = Shell {
+        stream: Stream::Plain(tcp),
+        buf: vec![0; OUTBOUND_READ_BUFFER],
         start: 0,
         end: 0,
     };
-    if let TlsPolicy::Implicit(config) = &attempt.tls {
-        c.start_tls(config.clone(), attempt.host).await?;
-    }
-    let t = OUTBOUND_COMMAND_TIMEOUT;
-    let greeting = c.reply(t).await?;
-    if greeting.code != 220 {
-        // Another host may do better, whatever the code.
-        return Err(Failure::temporary(format!("greeting: {}", greeting.text())));
-    }
-    let mut ehlo = c.command(&format!("EHLO {}", attempt.helo), t).await?;
-    if ehlo.code != 250 {
-        let helo = c.command(&format!("HELO {}", attempt.helo), t).await?;
-        if helo.code != 250 {
-            return Err(Failure::temporary(format!("HELO: {}", helo.text())));
-        }
-        ehlo = helo;
-    }
-    let starttls = match &attempt.tls {
-        TlsPolicy::Required(config) => {
-            if !ehlo.has_keyword("STARTTLS") {
-                return Err(Failure::temporary("STARTTLS required but not offered"));
-            }
-            Some(config.clone())
-        }
-        TlsPolicy::Opportunistic(config) if ehlo.has_keyword("STARTTLS") => Some(config.clone()),
-        _ => None,
-    };
-    if let Some(config) = starttls {
-        let reply = c.command("STARTTLS", t).await?;
-        if reply.code != 220 {
-            return Err(Failure::temporary(format!("STARTTLS: {}", reply.text())));
-        }
-        c.start_tls(config, attempt.host).await?;
-        ehlo = c.command(&format!("EHLO {}", attempt.helo), t).await?;
-        if ehlo.code != 250 {
-            return Err(Failure::temporary(format!(
-                "EHLO after STARTTLS: {}",
-                ehlo.text()
-            )));
-        }
-    }
-    if let Some((user, password)) = attempt.login {
-        log_in(&mut c, &ehlo, user, password).await?;
-    }
-    let size = if ehlo.has_keyword("SIZE") {
-        format!(" SIZE={}", attempt.size)
-    } else {
-        String::new()
-    };
-    let mail = c
-        .command(&format!("MAIL FROM:<{}>{size}", attempt.sender), t)
-        .await?;
-    if mail.code != 250 {
-        return Err(Failure::from_reply("MAIL FROM", &mail));
-    }
-    let mut results: RecipientResults = Vec::with_capacity(attempt.recipients.len());
-    for rcpt in attempt.recipients {
-        let reply = c.command(&format!("RCPT TO:<{rcpt}>"), t).await?;
-        results.push(if (250..=252).contains(&reply.code) {
-            Ok(())
-        } else {
-            Err(Failure::from_reply("RCPT TO", &reply))
-        });
-    }
-    if results.iter().all(Result::is_err) {
-        let _ = c.command("QUIT", t).await;
-        return Ok(results);
-    }
-    let data = c.command("DATA", t).await?;
-    if data.code != 354 {
-        return Err(Failure::from_reply("DATA", &data));
-    }
-    send_body(&mut c, message).await?;
-    let done = c.reply(OUTBOUND_DATA_TIMEOUT).await?;
-    let _ = c.command("QUIT", t).await;
-    if done.code != 250 {
-        let failure = Failure::from_reply("end of data", &done);
-        for r in results.iter_mut().filter(|r| r.is_ok()) {
-            *r = Err(failure.clone());
-        }
-    }
-    Ok(results)
+    shell
+        .converse(&mut Session::new(&plan), attempt, message)
+        .await
 }
 
-async fn log_in(
-    c: &mut Connection,
-    ehlo: &Reply,
-    user: &str,
-    password: &str,
-) -> Result<(), Failure> {
-    let t = OUTBOUND_COMMAND_TIMEOUT;
-    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
-    let mechanisms = ehlo.auth_mechanisms();
-    let reply = if mechanisms.iter().any(|m| m == "PLAIN") {
-        let token = b64(format!("\0{user}\0{password}").as_bytes());
-        c.command(&format!("AUTH PLAIN {token}"), t).await?
-    } else if mechanisms.iter().any(|m| m == "LOGIN") {
-        let first = c.command("AUTH LOGIN", t).await?;
-        if first.code != 334 {
-            return Err(Failure::temporary(format!("AUTH LOGIN: {}", first.text())));
+/// The connection and what was read from it but not yet used.
+struct Shell {
+    stream: Stream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Shell {
+    /// Carries out the session's steps until it is done.
+    async fn converse(
+        &mut self,
+        session: &mut Session<'_>,
+        attempt: &Attempt<'_>,
+        message: impl io::Read + Send + 'static,
+    ) -> Result<RecipientResults, Failure> {
+        let mut message = Some(message);
+        let mut results = RecipientResults::with_capacity(attempt.recipients.len());
+        loop {
+            match session.poll(Instant::now()) {
+                Step::Send(bytes) => {
+                    let sent = write_all(&mut self.stream, &bytes);
+                    if let Err(f) = within(OUTBOUND_COMMAND_TIMEOUT, "sending", sent).await {
+                        session.failed(f);
+                    }
+                }
+                Step::StartTls => match self.start_tls(attempt).await {
+                    Ok(()) => session.tls_started(),
+                    Err(f) => session.failed(f),
+                },
+                Step::SendBody => {
+                    let body = message.take().expect("the body is asked for once");
+                    match send_body(&mut self.stream, body).await {
+                        Ok(()) => session.body_sent(),
+                        Err(f) => session.failed(f),
+                    }
+                }
+                Step::Receive(deadline) => self.receive(session, deadline).await,
+                Step::Recipient(_, result) => results.push(result),
+                Step::Done(outcome) => return outcome.map(|()| results),
+            }
         }
-        let second = c.command(&b64(user.as_bytes()), t).await?;
-        if second.code != 334 {
-            return Err(Failure::temporary(format!("AUTH LOGIN: {}", second.text())));
-        }
-        c.command(&b64(password.as_bytes()), t).await?
-    } else {
-        return Err(Failure::temporary(
-            "the smarthost offers no AUTH PLAIN or LOGIN",
-        ));
-    };
-    if reply.code != 235 {
-        // A wrong password is fixed in the config, then the queue retries.
-        return Err(Failure::temporary(format!(
-            "login refused: {}",
-            reply.text()
-        )));
     }
-    Ok(())
+
+    /// Hands the session what is left of the last read, or reads more
+    /// (until `deadline`: then the session notices the time).
+    async fn receive(&mut self, session: &mut Session<'_>, deadline: Instant) {
+        if self.start < self.end {
+            self.start += session.receive(&self.buf[self.start..self.end], Instant::now());
+            return;
+        }
+        let read = async { self.stream.read(&mut self.buf).await.map(Some) };
+        let timer = async {
+            Timer::at(deadline).await;
+            Ok(None)
+        };
+        match future::or(read, timer).await {
+            Ok(Some(0)) => session.failed(Failure::temporary("connection closed by the server")),
+            Ok(Some(n)) => (self.start, self.end) = (0, n),
+            Ok(None) => {}
+            Err(e) => session.failed(Failure::temporary(format!("reading reply: {e}"))),
+        }
+    }
+
+    async fn start_tls(&mut self, attempt: &Attempt<'_>) -> Result<(), Failure> {
+        let host = attempt.host;
+        let config = attempt
+            .tls
+            .config()
+            .ok_or_else(|| Failure::temporary("TLS is off"))?;
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|_| Failure::temporary(format!("{host:?} is not a valid TLS server name")))?;
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Broken) else {
+            return Err(Failure::temporary("TLS already started"));
+        };
+        let tls = within(
+            TLS_HANDSHAKE_TIMEOUT,
+            "TLS handshake",
+            TlsConnector::from(config.clone()).connect(name, tcp),
+        )
+        .await?;
+        self.stream = Stream::ClientTls(Box::new(tls));
+        // Nothing read before the handshake may be trusted after it.
+        self.start = 0;
+        self.end = 0;
+        Ok(())
+    }
 }
 
 /// Streams the message as the wire needs it, and the final `.`.
-async fn send_body(c: &mut Connection, message: Reader) -> Result<(), Failure> {
+async fn send_body(
+    stream: &mut Stream,
+    message: impl io::Read + Send + 'static,
+) -> Result<(), Failure> {
     // Read on the blocking pool, at most one chunk ahead of the wire.
-    let mut message = smol::Unblock::with_capacity(crate::limits::WRITE_CHUNK, message);
-    let mut chunk = vec![0u8; crate::limits::WRITE_CHUNK];
+    let mut message = smol::Unblock::with_capacity(WRITE_CHUNK, message);
+    let mut chunk = vec![0u8; WRITE_CHUNK];
     let mut out = Vec::with_capacity(chunk.len() * 2);
     let mut stuffer = WireWriter::default();
     let mut first = true;
@@ -394,7 +206,12 @@ async fn send_body(c: &mut Connection, message: Reader) -> Result<(), Failure> {
         } else {
             stuffer.feed(bytes, &mut out);
         }
-        within(OUTBOUND_DATA_TIMEOUT, "sending data", c.write_all(&out)).await?;
+        within(
+            OUTBOUND_DATA_TIMEOUT,
+            "sending data",
+            write_all(stream, &out),
+        )
+        .await?;
         if n == 0 {
             return Ok(());
         }
@@ -412,9 +229,6 @@ fn without_return_path(bytes: &[u8]) -> &[u8] {
     }
     bytes
 }
-
-/// Longest line on the wire, CRLF excluded (RFC 5321 §4.5.3.1.6).
-const MAX_WIRE_LINE: usize = 998;
 
 /// The stored message as it goes on the wire, chunk by chunk: every line
 /// ends in CRLF (a bare CR or LF becomes one, so the next server cannot
@@ -453,7 +267,7 @@ impl WireWriter {
                 b'\n' => self.end_line(out),
                 0 => {}
                 _ => {
-                    if self.line_len >= MAX_WIRE_LINE {
+                    if self.line_len >= MAX_MESSAGE_LINE {
                         out.extend_from_slice(b"\r\n");
                         self.line_len = 0;
                         if self.in_headers {
@@ -486,95 +300,6 @@ impl WireWriter {
             self.end_line(out);
         }
         out.extend_from_slice(b".\r\n");
-    }
-}
-
-/// TLS settings for a smarthost: the built-in web roots plus `extra` PEM
-/// certificates.
-pub fn verified_config(
-    extra: Option<&std::path::Path>,
-) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = extra {
-        use rustls::pki_types::pem::PemObject;
-        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// TLS settings that encrypt without checking who answers: MX hosts
-/// rarely have certificates for the names mail is routed by.
-pub fn opportunistic_config() -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -615,11 +340,14 @@ mod tests {
 
     #[test]
     fn long_lines_are_broken_and_headers_folded() {
-        let long = "x".repeat(2 * MAX_WIRE_LINE + 10);
+        let long = "x".repeat(2 * MAX_MESSAGE_LINE + 10);
         let text = format!("Subject: {long}\r\n\r\n.{long}\r\n");
         let wire = stuff(&[&text]);
         let lines: Vec<&str> = wire.split("\r\n").collect();
-        assert!(lines.iter().all(|l| l.len() <= MAX_WIRE_LINE), "{lines:?}");
+        assert!(
+            lines.iter().all(|l| l.len() <= MAX_MESSAGE_LINE),
+            "{lines:?}"
+        );
         // The header goes on in continuation lines; the body's dot is doubled.
         assert!(lines[1].starts_with(' ') && lines[2].starts_with(' '));
         assert_eq!(lines[3], "");
@@ -636,21 +364,5 @@ mod tests {
             b"Received: x\r\n"
         );
         assert_eq!(without_return_path(b"Received: x\r\n"), b"Received: x\r\n");
-    }
-
-    #[test]
-    fn ehlo_keywords() {
-        let r = Reply {
-            code: 250,
-            lines: vec![
-                "250-mx.test".into(),
-                "250-SIZE 1000".into(),
-                "250-AUTH LOGIN plain".into(),
-                "250 STARTTLS".into(),
-            ],
-        };
-        assert!(r.has_keyword("starttls") && r.has_keyword("SIZE"));
-        assert!(!r.has_keyword("mx.test"));
-        assert_eq!(r.auth_mechanisms(), ["LOGIN", "PLAIN"]);
     }
 }

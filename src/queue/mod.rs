@@ -11,13 +11,15 @@ pub mod dsn;
 pub mod store;
 
 use crate::config::{QueueConfig, SmarthostTls};
-use crate::outbound::client::{self, Attempt, Failure, TlsPolicy};
+use crate::outbound::client::{self, Attempt};
+use crate::outbound::mx::Route;
+use crate::outbound::tls::{self, TlsPolicy};
+use crate::outbound::{Failure, RecipientResults};
 use crate::server::Shared;
 use crate::store::disk;
 use smol::{future, LocalExecutor, Timer};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -63,10 +65,10 @@ impl Queue {
             Some(s) => Some(match s.tls {
                 SmarthostTls::None => TlsPolicy::Off,
                 SmarthostTls::StartTls => {
-                    TlsPolicy::Required(client::verified_config(s.ca.as_deref())?)
+                    TlsPolicy::Required(tls::verified_config(s.ca.as_deref())?)
                 }
                 SmarthostTls::Implicit => {
-                    TlsPolicy::Implicit(client::verified_config(s.ca.as_deref())?)
+                    TlsPolicy::Implicit(tls::verified_config(s.ca.as_deref())?)
                 }
             }),
         };
@@ -93,7 +95,7 @@ impl Queue {
             wake_tx,
             wake_rx,
             smarthost_tls,
-            opportunistic: client::opportunistic_config(),
+            opportunistic: tls::opportunistic_config(),
         })
     }
 
@@ -435,71 +437,6 @@ fn note(
     }
 }
 
-/// Where to connect for a group: (host name, address) pairs in order.
-async fn targets(shared: &Shared, group: &Group) -> Result<Vec<(String, SocketAddr)>, Failure> {
-    let queue = &shared.queue;
-    let (hosts, port) = match &queue.config.smarthost {
-        Some(s) => (vec![s.host.clone()], s.port),
-        None => {
-            let resolver = resolver(shared)?;
-            match crate::dns::mail_hosts(resolver, &group.destination).await {
-                Ok(crate::dns::MailHosts::Hosts(h)) => (h, queue.config.smtp_port),
-                Ok(crate::dns::MailHosts::NoMail(why)) => {
-                    return Err(Failure {
-                        permanent: true,
-                        text: why,
-                    })
-                }
-                Err(e) => {
-                    return Err(Failure {
-                        permanent: false,
-                        text: format!("looking up MX of {}: {e}", group.destination),
-                    })
-                }
-            }
-        }
-    };
-    let mut found = Vec::new();
-    let mut last_error = None;
-    for host in hosts {
-        let addresses = if host.eq_ignore_ascii_case("localhost") {
-            Ok(vec![IpAddr::from([127, 0, 0, 1])])
-        } else if let Ok(ip) = host.parse::<IpAddr>() {
-            Ok(vec![ip])
-        } else {
-            match resolver(shared) {
-                Ok(r) => crate::dns::host_addresses(r, &host).await,
-                Err(f) => Err(f.text),
-            }
-        };
-        match addresses {
-            Ok(list) => found.extend(
-                list.into_iter()
-                    .map(|ip| (host.clone(), SocketAddr::new(ip, port))),
-            ),
-            Err(e) => last_error = Some(e),
-        }
-    }
-    if found.is_empty() {
-        return Err(Failure {
-            permanent: false,
-            text: last_error.unwrap_or_else(|| "no host to try".into()),
-        });
-    }
-    Ok(found)
-}
-
-fn resolver(shared: &Shared) -> Result<SocketAddr, Failure> {
-    shared
-        .config
-        .dns_resolver
-        .or_else(crate::dns::system_resolver)
-        .ok_or_else(|| Failure {
-            permanent: false,
-            text: "no DNS resolver configured".into(),
-        })
-}
-
 /// Tries the group's hosts in order until one gives answers.
 async fn deliver_group(
     shared: &Shared,
@@ -507,13 +444,18 @@ async fn deliver_group(
     sender: &str,
     group: &Group,
     size: u64,
-) -> Result<(client::RecipientResults, String), Failure> {
+) -> Result<(RecipientResults, String), Failure> {
     let queue = &shared.queue;
     let mut last = Failure {
         permanent: false,
         text: "no host to try".into(),
     };
-    for (host, addr) in targets(shared, group).await? {
+    let route = Route {
+        smarthost: (queue.config.smarthost.as_ref()).map(|s| (s.host.as_str(), s.port)),
+        smtp_port: queue.config.smtp_port,
+        resolver: shared.config.dns_resolver,
+    };
+    for (host, addr) in route.targets(&group.destination).await? {
         let (dir, queued) = (queue.data_dir.clone(), id.to_string());
         let opened =
             smol::unblock(move || store::open_message(disk::system(), &dir, &queued)).await;

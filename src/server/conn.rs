@@ -17,17 +17,18 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// The byte stream a session talks over; STARTTLS/STLS turn `Plain` into
-/// `Tls` in place.
+/// `Tls` in place (`ClientTls` when we are the client, handing mail on).
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    ClientTls(Box<futures_rustls::client::TlsStream<TcpStream>>),
     /// A handshake failed part-way; nothing more can be said.
     Broken,
 }
 
 impl Stream {
     pub fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
+        matches!(self, Stream::Tls(_) | Stream::ClientTls(_))
     }
 
     /// Runs the server side of a TLS handshake (bounded in time, cut short
@@ -115,6 +116,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Broken => Poll::Ready(Err(broken())),
         }
     }
@@ -129,6 +131,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Broken => Poll::Ready(Err(broken())),
         }
     }
@@ -137,6 +140,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Broken => Poll::Ready(Err(broken())),
         }
     }
@@ -145,6 +149,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_close(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_close(cx),
             Stream::Broken => Poll::Ready(Ok(())),
         }
     }
