@@ -347,4 +347,102 @@ mod tests {
             "damaged: 1 message set aside in queue/damaged/"
         );
     }
+
+    fn memory() -> (Arc<crate::store::memory::Memory>, Arc<dyn Disk>) {
+        let memory = Arc::new(crate::store::memory::Memory::new());
+        (memory.clone(), memory)
+    }
+
+    /// Enqueueing with the power cut after each number of changes in turn:
+    /// after the restart's sweep, an acknowledged entry is there with its
+    /// whole message; any other is there whole or not at all, and no
+    /// message is left without its envelope.
+    #[test]
+    fn a_power_cut_anywhere_in_enqueueing_loses_nothing_acknowledged() {
+        let data = Path::new("/data");
+        let text = b"Subject: queued\r\n\r\nbody\r\n";
+        for cut in 0.. {
+            let (memory, disk) = memory();
+            crate::store::maildir::clear_spool(&*disk, data).unwrap();
+            create_dir_durable(&*disk, &queue_dir(data)).unwrap();
+            let envelope =
+                Envelope::new("q1".into(), "a@b.test".into(), vec!["c@d.test".into()], 7);
+            memory.cut_power_after(cut);
+            let outcome = (|| {
+                let mut message = Incoming::create(&disk, data, "q1".into())?;
+                message.write(text)?;
+                let queued = enqueue(data, &message, &envelope);
+                message.discard();
+                queued
+            })();
+            let finished = !memory.power_was_cut();
+            memory.crash();
+            let found = scan(&*disk, data, true).unwrap();
+            if outcome.is_ok() {
+                assert_eq!(
+                    found,
+                    std::slice::from_ref(&envelope),
+                    "power cut after {cut} changes"
+                );
+            }
+            for entry in &found {
+                let mut stored = Vec::new();
+                open_message(&*disk, data, &entry.id)
+                    .unwrap()
+                    .read_to_end(&mut stored)
+                    .unwrap();
+                assert_eq!(
+                    stored, text,
+                    "power cut after {cut} changes: partial message"
+                );
+            }
+            let files = disk.list(&queue_dir(data)).unwrap().len();
+            assert_eq!(
+                files,
+                2 * found.len(),
+                "power cut after {cut} changes: leftovers"
+            );
+            if finished {
+                assert!(outcome.is_ok());
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn the_sweep_sets_damaged_entries_aside_and_removes_orphans_durably() {
+        let data = Path::new("/data");
+        let (memory, disk) = memory();
+        create_dir_durable(&*disk, &queue_dir(data)).unwrap();
+        let put = |path: PathBuf, bytes: &[u8]| {
+            let mut file = disk.create_new(&path, 0o600).unwrap();
+            disk.write(&mut file, bytes).unwrap();
+            disk.sync(&file).unwrap();
+        };
+        put(message_path(data, "torn"), b"acknowledged bytes");
+        put(envelope_path(data, "torn"), b"PBQE\x01");
+        put(message_path(data, "orphan"), b"never acknowledged");
+        disk.sync_dir(&queue_dir(data)).unwrap();
+        assert!(scan(&*disk, data, true).unwrap().is_empty());
+        // What the sweep did survives a power cut right after it.
+        memory.crash();
+        let aside = damaged_dir(data);
+        assert_eq!(
+            disk.read(&aside.join("torn.msg")).unwrap(),
+            b"acknowledged bytes"
+        );
+        assert_eq!(disk.read(&aside.join("torn.env")).unwrap(), b"PBQE\x01");
+        let left: Vec<_> = disk
+            .list(&queue_dir(data))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(
+            left,
+            [DAMAGED_DIR],
+            "orphan or damaged entry left in the queue"
+        );
+        assert_eq!(damaged(&*disk, data), 1);
+    }
 }

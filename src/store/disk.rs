@@ -64,6 +64,8 @@ pub struct Handle(pub(super) Open);
 
 pub(super) enum Open {
     File(File),
+    /// A file of a [`super::memory::Memory`], by its node.
+    Memory(u64),
 }
 
 /// A file's bytes being read.
@@ -169,6 +171,7 @@ impl Fs {
     fn file(handle: &Handle) -> &File {
         match &handle.0 {
             Open::File(file) => file,
+            Open::Memory(_) => panic!("a file of another disk given to the filesystem"),
         }
     }
 }

@@ -690,4 +690,63 @@ mod tests {
             "{spaced}"
         );
     }
+
+    /// Cuts the power after each number of changes a delivery makes, in
+    /// turn, and restarts: every mailbox the delivery answered for holds
+    /// the message whole exactly once; the others hold it whole or not
+    /// at all; the spool is cleared.
+    #[test]
+    fn a_power_cut_anywhere_in_a_delivery_loses_nothing_acknowledged() {
+        use crate::store::memory::Memory;
+        let data = Path::new("/data");
+        let text = b"Subject: cut\r\n\r\nfirst part\r\nsecond part\r\n";
+        let (a, b) = (
+            mailbox_dir(data, "a", "test"),
+            mailbox_dir(data, "b", "test"),
+        );
+        for cut in 0.. {
+            let memory = Arc::new(Memory::new());
+            let disk: Arc<dyn Disk> = memory.clone();
+            clear_spool(&*disk, data).unwrap();
+            // The second mailbox is made by the delivery itself.
+            create_mailbox(&*disk, &a).unwrap();
+            memory.cut_power_after(cut);
+            let outcome = (|| {
+                let mut message = Incoming::create(&disk, data, NameMaker::new("h").next())?;
+                message.write(&text[..20])?;
+                message.write(&text[20..])?;
+                let delivered = message.deliver(&[a.clone(), b.clone()]);
+                message.discard();
+                delivered
+            })();
+            let finished = !memory.power_was_cut();
+            memory.crash();
+            clear_spool(&*disk, data).unwrap();
+            for mailbox in [&a, &b] {
+                let acknowledged = outcome
+                    .as_ref()
+                    .is_ok_and(|d| !d.failed.iter().any(|(m, _)| m == mailbox));
+                let stored = scan_mailbox(&*disk, mailbox).unwrap();
+                for message in &stored {
+                    let bytes = disk.read(&mailbox.join(&*message.name)).unwrap();
+                    assert_eq!(
+                        bytes, text,
+                        "power cut after {cut} changes: partial message"
+                    );
+                }
+                let expected = if acknowledged { 1..=1 } else { 0..=1 };
+                assert!(
+                    expected.contains(&stored.len()),
+                    "power cut after {cut} changes: {} copies in {}, acknowledged: {acknowledged}",
+                    stored.len(),
+                    mailbox.display()
+                );
+            }
+            assert!(disk.list(&data.join(SPOOL_DIR)).unwrap().is_empty());
+            if finished {
+                assert!(outcome.is_ok_and(|d| d.failed.is_empty()));
+                break;
+            }
+        }
+    }
 }

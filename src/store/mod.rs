@@ -6,6 +6,7 @@ pub mod disk;
 pub mod durable;
 pub mod faults;
 pub mod maildir;
+pub mod memory;
 pub mod owner;
 pub mod quota;
 pub mod record;

@@ -327,4 +327,34 @@ mod tests {
         std::fs::write(&path, b"TEST torn again").unwrap();
         assert_eq!(cache.current(), &vec![1]);
     }
+
+    /// Replacing a record with the power cut after each number of changes
+    /// in turn: after the restart it reads as the old or the new value,
+    /// and as the new one if the replacement said it was done.
+    #[test]
+    fn a_power_cut_anywhere_in_a_replacement_leaves_old_or_new() {
+        use crate::store::memory::Memory;
+        let path = Path::new("/data/counters");
+        for cut in 0.. {
+            let memory = Memory::new();
+            crate::store::durable::create_dir_durable(&memory, Path::new("/data")).unwrap();
+            save(&memory, path, KIND, 1, &vec![1u32]).unwrap();
+            memory.cut_power_after(cut);
+            let saved = save(&memory, path, KIND, 1, &vec![2u32, 2]);
+            let finished = !memory.power_was_cut();
+            memory.crash();
+            let loaded: Vec<u32> = load(&memory, path, KIND, 1).unwrap().unwrap();
+            if saved.is_ok() {
+                assert_eq!(loaded, [2, 2], "power cut after {cut} changes");
+            } else {
+                assert!(
+                    loaded == [1] || loaded == [2, 2],
+                    "power cut after {cut}: {loaded:?}"
+                );
+            }
+            if finished {
+                break;
+            }
+        }
+    }
 }
