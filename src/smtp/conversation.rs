@@ -64,7 +64,8 @@ pub enum Action {
     /// Append these bytes to the message, then give the buffer back with
     /// [`Conversation::recycle`].
     Store(Vec<u8>),
-    /// The message was refused on the way in: drop what was stored.
+    /// The message was refused on the way in, or timed out: drop what was
+    /// stored.
     Discard,
     /// The message ended: decide, store, then call
     /// [`Conversation::data_done`].
@@ -454,7 +455,8 @@ impl Conversation {
         };
         push(&mut self.out, 421, Some("4.4.2"), text);
         self.close("data timeout");
-        Action::Send
+        // Gone from the spool before the client hears of it.
+        Action::Discard
     }
 
     /// How storing the message ended; answers the client.

@@ -2,35 +2,33 @@
 //! the session and body bytes to the DATA decoder, streams the message into
 //! the spool, and makes it durable before the 250.
 
-use super::from_header::{FromHeaderScanner, ReceivedCounter, RecipientHeaderScanner};
-use super::headers::{HeaderFilter, Missing};
+use super::conversation::{Action, Conversation, Reading, Settings, Timeouts};
+use super::data::DataFacts;
+use super::headers::Missing;
 use super::received::{rfc5322_date, trace_headers, Trace};
-use super::session::{
-    DataOutcome, Destination, Directory, Limits, Login, RcptVerdict, Security, Session, Step,
-};
-use crate::limits::{
-    DATA_DEADLINE_FACTOR, MAX_RECEIVED_HEADERS, READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK,
-};
+use super::session::{DataOutcome, Directory, Limits, Login, RcptVerdict, Security, Session};
+use crate::auth::sasl::Credentials;
+use crate::limits::SHUTDOWN_GRACE;
 use crate::ops::stats::Refusal;
+use crate::policy::{
+    self,
+    delivery::{self, Plan, SpamRule, Targets},
+};
 use crate::server::conn::{self, ReadOutcome, Stream};
 use crate::server::{admit, Admission, Gate, Service, Shared};
 use crate::smtp::command::RcptTo;
-use crate::spam::Action;
 use crate::store::disk;
 use crate::store::durable::is_no_space;
 use crate::store::maildir::{self, Incoming};
 use crate::wire::address::Address;
-use crate::wire::dot::DataDecoder;
-use crate::wire::line::LineBuffer;
-use crate::wire::reply::{push, Replies, REPLY_HEADROOM};
 use smol::net::TcpStream;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-struct LiveDirectory<'a>(&'a Shared, std::net::IpAddr);
+struct LiveDirectory<'a>(&'a Shared, IpAddr);
 
 impl Directory for LiveDirectory<'_> {
     fn lookup(&mut self, rcpt: &RcptTo) -> RcptVerdict {
@@ -58,75 +56,79 @@ impl Directory for LiveDirectory<'_> {
     }
 }
 
-/// Input bytes read from the socket but not yet used.
-struct Input {
-    buf: Box<[u8; READ_CHUNK]>,
-    start: usize,
-    end: usize,
-}
-
-impl Input {
-    fn pending(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-}
-
 struct Connection {
     shared: Rc<Shared>,
     stream: Stream,
     admission: Admission,
     peer: SocketAddr,
     id: u64,
-    input: Input,
-    out: Replies,
+    /// The message streaming in, if any.
+    message: Option<Spooled>,
+}
+
+/// A message in the spool while it streams in.
+struct Spooled {
+    name: String,
+    sink: Sink,
+}
+
+/// Where the body is going while it streams in.
+enum Sink {
+    Spool(Incoming),
+    /// Refused on the way in (size, line length).
+    Refused,
+    Failed(io::Error),
 }
 
 impl Connection {
-    async fn flush(&mut self) -> io::Result<()> {
-        for (code, enhanced) in self.out.take_refusals() {
+    fn who(&self) -> String {
+        format!("smtp#{} {}", self.id, self.peer)
+    }
+
+    async fn flush(&mut self, conversation: &mut Conversation) -> io::Result<()> {
+        let out = conversation.replies();
+        for (code, enhanced) in out.take_refusals() {
             let refusal = Refusal::Smtp(code, enhanced.as_deref());
             self.shared.count(|s| s.count_refusal(refusal));
         }
         let timeout = self.shared.config.smtp.command_timeout;
-        let result = conn::write(&mut self.stream, self.out.as_bytes(), timeout).await;
-        self.out.clear();
+        let result = conn::write(&mut self.stream, out.as_bytes(), timeout).await;
+        conversation.sent();
         result
     }
 
-    /// Refills the input buffer; `in_data` keeps reading through a shutdown
-    /// for the grace period so a message in flight can finish.
-    /// `deadline` bounds the whole command line or message, so a client
-    /// dripping a byte at a time cannot hold the session (slowloris).
-    async fn fill(&mut self, in_data: bool, deadline: Instant) -> ReadOutcome {
-        let smtp = &self.shared.config.smtp;
+    /// Reads until the core's next deadline; `Err`: the client is gone.
+    /// A command wait keeps the session idle meanwhile, so it may be
+    /// closed early to make room; a message in flight keeps reading
+    /// through a shutdown for the grace period.
+    async fn fill(&mut self, conversation: &mut Conversation) -> Result<(), &'static str> {
+        let timeout = conversation
+            .poll_at()
+            .saturating_duration_since(Instant::now());
         let shutdown = &self.shared.shutdown;
-        let outcome = loop {
-            let (timeout, watch) = match (in_data, shutdown.grace_left()) {
-                (false, _) => (smtp.command_timeout, Some(shutdown)),
-                // Watching for shutdown only to start the grace clock.
-                (true, None) => (smtp.data_timeout, Some(shutdown)),
-                (true, Some(left)) => (smtp.data_timeout.min(left), None),
-            };
-            let timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
-            let buf = &mut self.input.buf[..];
-            let read = if in_data {
-                conn::read(&mut self.stream, buf, timeout, watch).await
-            } else {
-                let since = deadline.checked_sub(smtp.command_timeout);
-                let since = since.unwrap_or_else(Instant::now);
+        let watch = conversation.watches_shutdown().then_some(shutdown);
+        let reading = conversation.reading();
+        let buf = conversation.input();
+        let outcome = match reading {
+            Reading::Command { since } => {
                 let (shared, seat) = (&self.shared, &self.admission.seat);
                 conn::read_command(&mut self.stream, buf, timeout, shared, seat, since).await
-            };
-            match read {
-                ReadOutcome::Shutdown if in_data => continue,
-                outcome => break outcome,
             }
+            _ => conn::read(&mut self.stream, buf, timeout, watch).await,
         };
-        if let ReadOutcome::Data(n) = outcome {
-            self.input.start = 0;
-            self.input.end = n;
+        match outcome {
+            ReadOutcome::Data(n) => conversation.received(n, Instant::now()),
+            ReadOutcome::TimedOut => conversation.timed_out(),
+            ReadOutcome::Shutdown => {
+                let grace = shutdown.grace_left().unwrap_or(SHUTDOWN_GRACE);
+                conversation.shutdown(Instant::now() + grace);
+            }
+            ReadOutcome::Closed if reading == Reading::Data => {
+                return Err("client disconnected during data")
+            }
+            ReadOutcome::Closed => return Err("client disconnected"),
         }
-        outcome
+        Ok(())
     }
 }
 
@@ -161,203 +163,155 @@ pub async fn serve_connection(
     {
         return;
     }
-    if service == Service::Smtp && !shared.relay_client(peer.ip()) {
-        if let Some(zone) = blocklisted(&shared, peer.ip()).await {
-            log::warn!("smtp#{id} {peer} refused: listed in {zone}");
-            let reply = format!(
-                "554 5.7.1 Service unavailable; client [{}] blocked using {zone}\r\n",
-                peer.ip()
-            );
-            shared.count(|s| s.count_refusal(Refusal::Smtp(554, Some("5.7.1"))));
-            let timeout = shared.config.smtp.command_timeout;
-            let _ = conn::write(&mut stream, reply.as_bytes(), timeout).await;
-            return;
-        }
-    }
-    let greet_delay = shared.config.smtp.greet_delay;
-    if service == Service::Smtp && !greet_delay.is_zero() && !shared.relay_client(peer.ip()) {
-        let mut probe = [0u8; 64];
-        match conn::read(&mut stream, &mut probe, greet_delay, Some(&shared.shutdown)).await {
-            ReadOutcome::TimedOut => {}
-            ReadOutcome::Data(_) => {
-                log::warn!("smtp#{id} {peer} refused: talked before the greeting");
-                let reply = "554 5.5.1 Protocol error: talking before the greeting\r\n";
-                shared.count(|s| s.count_refusal(Refusal::Smtp(554, Some("5.5.1"))));
-                let timeout = shared.config.smtp.command_timeout;
-                let _ = conn::write(&mut stream, reply.as_bytes(), timeout).await;
-                return;
-            }
-            ReadOutcome::Closed | ReadOutcome::Shutdown => return,
-        }
-    }
-    let security = Security {
-        starttls: !service.implicit_tls(),
-        tls: stream.is_tls(),
-        plaintext_login: shared.plaintext_login_allowed(peer.ip()),
-        submission: service.is_submission(),
-        relay_client: shared.relay_client(peer.ip()),
-        check_helo: service == Service::Smtp && !shared.relay_client(peer.ip()),
-    };
-    let limits = Limits {
-        max_message_size: shared.config.smtp.max_message_size,
-        max_recipients: shared.config.smtp.max_recipients,
-        max_errors: shared.config.smtp.max_errors,
-    };
-    let mut out = Replies::new();
-    let session = Session::new(&shared.config.hostname, limits, security, &mut out);
+    let settings = settings(&shared, &stream, peer, service);
+    let mut conversation = Conversation::new(&shared.config.hostname, settings, Instant::now());
     let mut connection = Connection {
         shared,
         stream,
         admission,
         peer,
         id,
-        input: Input {
-            buf: Box::new([0; READ_CHUNK]),
-            start: 0,
-            end: 0,
-        },
-        out,
+        message: None,
     };
-    let end = run(&mut connection, session).await;
+    let end = run(&mut connection, &mut conversation).await;
+    if let Some(Spooled {
+        sink: Sink::Spool(m),
+        ..
+    }) = connection.message.take()
+    {
+        m.discard_off_thread().await;
+    }
     connection.stream.close_tls().await;
     log::info!("smtp#{id} {peer} closed: {end}");
 }
 
-/// Drives one session to its end; returns why it ended.
-async fn run(c: &mut Connection, mut session: Session) -> &'static str {
-    let mut lines = LineBuffer::new();
-    let mut body_buf: Option<Box<[u8]>> = None;
-    let command_timeout = c.shared.config.smtp.command_timeout;
-    let mut command_deadline = Instant::now() + command_timeout;
+/// What this listener, the client's address and the configuration allow.
+fn settings(shared: &Shared, stream: &Stream, peer: SocketAddr, service: Service) -> Settings {
+    let relay_client = shared.relay_client(peer.ip());
+    let connect = policy::connect(service == Service::Smtp, relay_client);
+    let smtp = &shared.config.smtp;
+    Settings {
+        limits: Limits {
+            max_message_size: smtp.max_message_size,
+            max_recipients: smtp.max_recipients,
+            max_errors: smtp.max_errors,
+        },
+        security: Security {
+            starttls: !service.implicit_tls(),
+            tls: stream.is_tls(),
+            plaintext_login: shared.plaintext_login_allowed(peer.ip()),
+            submission: service.is_submission(),
+            relay_client,
+            check_helo: connect.check_helo,
+        },
+        timeouts: Timeouts {
+            command: smtp.command_timeout,
+            data: smtp.data_timeout,
+            greet_delay: if connect.greet_delay {
+                smtp.greet_delay
+            } else {
+                Duration::ZERO
+            },
+        },
+        check_blocklists: connect.check_blocklists && !shared.config.dnsbl.is_empty(),
+        scan_recipients: shared.config.spam.recipient_limit > 0,
+    }
+}
+
+/// Carries out what the core asks until it closes; returns why it ended.
+async fn run(c: &mut Connection, conversation: &mut Conversation) -> &'static str {
     loop {
-        while !c.input.pending().is_empty() {
-            lines.expect_sasl(session.awaiting_sasl());
-            let (used, event) = lines.push(c.input.pending());
-            c.input.start += used;
-            let Some(event) = event else { break };
-            command_deadline = Instant::now() + command_timeout;
-            let step = session.handle(
-                event,
-                &mut LiveDirectory(&c.shared, c.peer.ip()),
-                &mut c.out,
-            );
-            match step {
-                Step::Continue => {}
-                Step::Close => {
-                    let _ = c.flush().await;
-                    return "session ended";
+        let directory = &mut LiveDirectory(&c.shared, c.peer.ip());
+        match conversation.poll(Instant::now(), directory) {
+            Action::Send => {
+                if c.flush(conversation).await.is_err() {
+                    return "write failed";
                 }
-                Step::StartTls => {
-                    if c.flush().await.is_err() {
-                        return "write failed";
-                    }
-                    // Anything pipelined behind STARTTLS came in the clear and
-                    // must not count as said inside TLS (RFC 3207 §4.2; the
-                    // STARTTLS command-injection attacks).
-                    let dropped = c.input.pending().len();
-                    c.input.start = c.input.end;
-                    lines = LineBuffer::new();
-                    if dropped > 0 {
-                        log::warn!(
-                            "smtp#{} {} discarded {dropped} bytes sent before the TLS handshake",
-                            c.id,
-                            c.peer
-                        );
-                    }
-                    let who = format_args!("smtp#{} {}", c.id, c.peer);
-                    let seat = &c.admission.seat;
-                    if !c.stream.start_tls(&c.shared, seat, who).await {
-                        return "TLS handshake failed";
-                    }
-                    session.tls_started();
+            }
+            Action::Read => {
+                if let Err(why) = c.fill(conversation).await {
+                    return why;
                 }
-                Step::Authenticate(credentials) => {
-                    let login = c
-                        .shared
-                        .login(&credentials.user, &credentials.password, c.peer.ip())
-                        .await;
-                    let (id, peer, name) = (c.id, c.peer, credentials.user.as_str());
-                    match &login {
-                        Login::Ok(u) => {
-                            c.admission.seat.member();
-                            log::info!("smtp#{id} {peer} logged in as {u}")
-                        }
-                        Login::Failed => log::warn!("smtp#{id} {peer} failed login for {name:?}"),
-                        Login::Refused => {
-                            log::warn!(
-                                "smtp#{id} {peer} login for {name:?} refused: too many failures"
-                            )
-                        }
-                    }
-                    if session.auth_done(login, &mut c.out) == Step::Close {
-                        let _ = c.flush().await;
-                        return "too many errors";
-                    }
+            }
+            Action::CheckBlocklist => {
+                let zone = blocklisted(&c.shared, c.peer.ip()).await;
+                if let Some(zone) = &zone {
+                    log::warn!("{} refused: listed in {zone}", c.who());
                 }
-                Step::ReceiveData => {
-                    if c.flush().await.is_err() {
-                        return "write failed";
-                    }
-                    let buf =
-                        body_buf.get_or_insert_with(|| vec![0; WRITE_CHUNK].into_boxed_slice());
-                    // Boxed: its state (header scanners, spool file) exists
-                    // only during DATA, not in every idle session.
-                    match Box::pin(receive_message(c, &session, buf)).await {
-                        Ok(outcome) => session.data_done(outcome, &mut c.out),
-                        Err(why) => return why,
+                let listed = zone.as_deref().map(|zone| (zone, c.peer.ip()));
+                conversation.blocklisted(listed, Instant::now());
+            }
+            Action::StartTls { discarded } => {
+                if discarded > 0 {
+                    let who = c.who();
+                    log::warn!("{who} discarded {discarded} bytes sent before the TLS handshake");
+                }
+                let who = format_args!("smtp#{} {}", c.id, c.peer);
+                if !c.stream.start_tls(&c.shared, &c.admission.seat, who).await {
+                    return "TLS handshake failed";
+                }
+                conversation.tls_started();
+            }
+            Action::Authenticate(credentials) => {
+                let login = authenticate(c, &credentials).await;
+                conversation.auth_done(login);
+            }
+            Action::DataStart => {
+                let missing = open_message(c, conversation.session()).await;
+                conversation.data_opened(missing, Instant::now());
+            }
+            Action::Store(bytes) => {
+                let bytes = store_chunk(c, bytes).await;
+                conversation.recycle(bytes);
+            }
+            Action::Discard => {
+                // A storage failure stays what the client hears.
+                if let Some(m) = c
+                    .message
+                    .as_mut()
+                    .filter(|m| matches!(m.sink, Sink::Spool(_)))
+                {
+                    if let Sink::Spool(m) = std::mem::replace(&mut m.sink, Sink::Refused) {
+                        m.discard_off_thread().await;
                     }
                 }
             }
-            if c.out.len() > REPLY_BUFFER - REPLY_HEADROOM && c.flush().await.is_err() {
-                return "write failed";
+            Action::DataEnd(facts) => {
+                let outcome = end_message(c, conversation.session(), &facts).await;
+                conversation.data_done(outcome, Instant::now());
             }
-        }
-        if c.flush().await.is_err() {
-            return "write failed";
-        }
-        match c.fill(false, command_deadline).await {
-            ReadOutcome::Data(_) => {}
-            ReadOutcome::Closed => return "client disconnected",
-            ReadOutcome::TimedOut => {
-                push(
-                    &mut c.out,
-                    421,
-                    Some("4.4.2"),
-                    "Timeout, closing connection",
-                );
-                let _ = c.flush().await;
-                return "command timeout";
-            }
-            ReadOutcome::Shutdown => {
-                push(
-                    &mut c.out,
-                    421,
-                    Some("4.3.2"),
-                    "Service shutting down, try again later",
-                );
-                let _ = c.flush().await;
-                return "shutdown";
+            Action::Close(why) => {
+                if why == "talked before the greeting" {
+                    log::warn!("{} refused: talked before the greeting", c.who());
+                }
+                return why;
             }
         }
     }
 }
 
-/// Where the body is going while it streams in.
-enum Sink {
-    Spool(Incoming),
-    TooBig,
-    LineTooLong,
-    Failed(io::Error),
+/// Checks a login and logs how it went.
+async fn authenticate(c: &mut Connection, credentials: &Credentials) -> Login {
+    let login = c
+        .shared
+        .login(&credentials.user, &credentials.password, c.peer.ip())
+        .await;
+    let (who, name) = (c.who(), credentials.user.as_str());
+    match &login {
+        Login::Ok(u) => {
+            c.admission.seat.member();
+            log::info!("{who} logged in as {u}")
+        }
+        Login::Failed => log::warn!("{who} failed login for {name:?}"),
+        Login::Refused => log::warn!("{who} login for {name:?} refused: too many failures"),
+    }
+    login
 }
 
-/// Reads the body up to `<CRLF>.<CRLF>`, storing it as it comes. `Err`
-/// means the connection is over (dropped, timed out) and nothing was stored.
-async fn receive_message(
-    c: &mut Connection,
-    session: &Session,
-    chunk: &mut [u8],
-) -> Result<DataOutcome, &'static str> {
-    let shared = c.shared.clone();
+/// Opens the spool for a message, its trace headers first; returns the
+/// header fields a member's message gets when it lacks them.
+async fn open_message(c: &mut Connection, session: &Session) -> Option<Missing> {
+    let shared = &c.shared;
     let name = shared.names.next();
     let recipients = session.recipients();
     let now = SystemTime::now();
@@ -373,8 +327,7 @@ async fn receive_message(
         single_recipient: (recipients.len() == 1).then(|| &recipients[0].given),
         now,
     });
-    let limit = session.max_message_size() + headers.len() as u64;
-    let mut sink = match Incoming::spool(
+    let sink = match Incoming::spool(
         disk::system(),
         &shared.config.data_dir,
         name.clone(),
@@ -385,277 +338,224 @@ async fn receive_message(
         Ok(m) => Sink::Spool(m),
         Err(e) => Sink::Failed(e),
     };
-    let data_deadline = Instant::now() + DATA_DEADLINE_FACTOR * shared.config.smtp.data_timeout;
-    let mut decoder = DataDecoder::new();
     let missing = session.user().map(|user| Missing {
         date: format!("Date: {}\r\n", rfc5322_date(now)),
         message_id: format!("Message-ID: <{name}@{}>\r\n", shared.config.hostname),
         from: format!("From: <{user}>\r\n"),
     });
-    let mut filter = HeaderFilter::new(missing);
-    let mut filtered = Vec::with_capacity(chunk.len() + 512);
-    // Submission: the From: header must name the logged-in user; for
-    // everyone, its addresses teach the recipients' address books.
-    let mut from_scan = FromHeaderScanner::new();
-    let judge_spam = !session.trusted() && shared.config.spam.recipient_limit > 0;
-    let mut rcpt_scan = judge_spam.then(RecipientHeaderScanner::recipients);
-    let mut received = ReceivedCounter::for_fields(&["received"]);
-    let mut filled = 0;
-    let mut bare_lf_at = None;
-    loop {
-        let mut finished = false;
-        while !c.input.pending().is_empty() && !finished {
-            let p = decoder.feed(c.input.pending(), &mut chunk[filled..]);
-            c.input.start += p.consumed;
-            if bare_lf_at.is_none() {
-                bare_lf_at = p.bare_lf_at.map(|at| filled + at);
-            }
-            filled += p.produced;
-            finished = p.finished;
-            if finished || chunk.len() - filled < 2 {
-                filtered.clear();
-                filter.feed(&chunk[..filled], bare_lf_at.take(), &mut filtered);
-                if finished {
-                    filter.finish(&mut filtered);
-                }
-                from_scan.feed(&filtered);
-                received.feed(&filtered);
-                if let Some(scan) = rcpt_scan.as_mut() {
-                    scan.feed(&filtered);
-                }
-                (sink, filtered) =
-                    store_chunk(sink, filtered, limit, decoder.line_too_long()).await;
-                filled = 0;
-            }
-        }
-        if finished {
-            break;
-        }
-        match c.fill(true, data_deadline).await {
-            ReadOutcome::Data(_) => {}
-            outcome => {
-                if let Sink::Spool(m) = sink {
-                    m.discard_off_thread().await;
-                }
-                if matches!(outcome, ReadOutcome::TimedOut) {
-                    let text = if shared.shutdown.is_requested() {
-                        "Service shutting down, message not accepted"
-                    } else {
-                        "Timeout waiting for data"
-                    };
-                    push(&mut c.out, 421, Some("4.4.2"), text);
-                    let _ = c.flush().await;
-                    return Err("data timeout");
-                }
-                return Err("client disconnected during data");
-            }
-        }
+    c.message = Some(Spooled { name, sink });
+    missing
+}
+
+/// Appends decoded bytes to the spool file unless the message is already
+/// refused. The buffer comes back for the next chunk.
+async fn store_chunk(c: &mut Connection, bytes: Vec<u8>) -> Vec<u8> {
+    let Some(message) = c.message.as_mut() else {
+        return bytes;
+    };
+    if !matches!(message.sink, Sink::Spool(_)) {
+        return bytes;
     }
-    let id = c.id;
-    let peer = c.peer;
-    let incoming = match sink {
-        Sink::Spool(m) => m,
-        Sink::TooBig => {
-            log::info!(
-                "smtp#{id} {peer} rejected message: over {} bytes",
-                session.max_message_size()
-            );
-            return Ok(DataOutcome::TooBig);
-        }
-        Sink::LineTooLong => {
-            log::info!("smtp#{id} {peer} rejected message: a line over 998 octets");
-            return Ok(DataOutcome::LineTooLong);
-        }
-        Sink::Failed(e) => {
-            log::error!("smtp#{id} {peer} cannot store message: {e}");
-            return Ok(storage_failure(&e));
+    let Sink::Spool(m) = std::mem::replace(&mut message.sink, Sink::Refused) else {
+        unreachable!("checked")
+    };
+    let (m, bytes, result) = m.append(bytes).await;
+    message.sink = match result {
+        Ok(()) => Sink::Spool(m),
+        Err(e) => {
+            m.discard_off_thread().await;
+            Sink::Failed(e)
         }
     };
-    if let Some(why) = filter.malformed().filter(|_| session.strict_headers()) {
-        log::warn!("smtp#{id} {peer} refused {name}: header section has a {why}");
-        incoming.discard_off_thread().await;
-        return Ok(DataOutcome::Malformed(why));
-    }
-    let from_header = from_scan.addresses();
-    let from_owner = session
-        .from_header_owner()
-        .filter(|_| shared.config.from_must_match);
-    if let Some(user) = from_owner {
-        let foreign = match &from_header {
-            Ok(addresses) => addresses.iter().find(|a| !shared.owns(user, a)),
-            Err(problem) => {
-                log::warn!("smtp#{id} {peer} {user} refused: From: header {problem}");
-                incoming.discard_off_thread().await;
-                return Ok(DataOutcome::Malformed("From: field that cannot be read"));
-            }
-        };
-        if let Some(address) = foreign {
-            log::warn!("smtp#{id} {peer} {user} refused: From: <{address}> is not theirs");
-            incoming.discard_off_thread().await;
-            return Ok(DataOutcome::ForeignFrom);
-        }
-    }
-    if received.fields_seen() as usize >= MAX_RECEIVED_HEADERS {
-        log::warn!(
-            "smtp#{id} {peer} refused {name}: {} Received: headers, a mail loop",
-            received.fields_seen()
-        );
-        incoming.discard_off_thread().await;
-        return Ok(DataOutcome::Loop);
-    }
-    // One target per mailbox and per remote address, whatever led there.
-    let mut targets: Vec<(Address, PathBuf)> = Vec::new();
-    let mut relayed: Vec<String> = Vec::new();
-    let mut forwarded: Vec<String> = Vec::new();
-    for destination in recipients.iter().flat_map(|r| &r.destinations) {
-        match destination {
-            Destination::Mailbox(account) => {
-                let dir = shared.mailbox_dir(account);
-                if !targets.iter().any(|(_, d)| *d == dir) {
-                    targets.push((account.clone(), dir));
-                }
-            }
-            Destination::Remote { to, forwarded: f } => {
-                let list = if *f { &mut forwarded } else { &mut relayed };
-                if !list.iter().any(|a| a.eq_ignore_ascii_case(to.as_str())) {
-                    list.push(to.as_str().to_string());
-                }
-            }
-        }
-    }
-    targets.sort_by(|a, b| a.1.cmp(&b.1));
-    let size = incoming.size();
-    let remote = !relayed.is_empty() || !forwarded.is_empty();
-    // The real size against each quota (the declared one was checked at
-    // RCPT): mailboxes without room get it through the queue, which
-    // reports to the sender, unless no one else gets it at all.
-    let limited = targets.iter().filter(|(a, _)| shared.quota_of(a) > 0);
-    shared.load_usage(limited.map(|(_, dir)| dir.clone())).await;
-    let (targets, full): (Vec<_>, Vec<_>) = targets
-        .into_iter()
-        .partition(|(account, _)| shared.over_quota_with(account, size).is_none());
-    let from = session.sender().map(|a| a.as_str()).unwrap_or("");
-    if targets.is_empty() && !remote && !full.is_empty() {
-        let temporary = full
-            .iter()
-            .all(|(a, _)| shared.over_quota_with(a, size) == Some(true));
-        let to: Vec<&str> = full.iter().map(|(a, _)| a.as_str()).collect();
-        log::info!(
-            "smtp#{id} {peer} refused {name} from=<{from}> to={}: mailbox full",
-            to.join(",")
-        );
-        incoming.discard_off_thread().await;
-        return Ok(DataOutcome::OverQuota { temporary });
-    }
-    let listed = rcpt_scan.map(|s| s.addresses_seen()).unwrap_or_default();
-    if judge_spam {
-        // Read from flash off the executor thread, before the rule asks.
-        shared
-            .books
-            .load(targets.iter().map(|(_, dir)| dir.as_path()))
-            .await;
-    }
-    let forged = match &from_header {
-        Ok(addresses) => session
-            .forged_member_from(addresses, &mut LiveDirectory(&shared, peer.ip()))
-            .map(str::to_string),
-        Err(_) => None,
+    bytes
+}
+
+/// The message ended: the data-end policy decides, then its copies are
+/// stored as planned.
+async fn end_message(c: &mut Connection, session: &Session, facts: &DataFacts) -> DataOutcome {
+    let Some(Spooled { name, sink }) = c.message.take() else {
+        return DataOutcome::Failed;
     };
-    let (spam, clean): (Vec<_>, Vec<_>) = targets.into_iter().partition(|(account, dir)| {
-        let verdict = crate::spam::recipient_rule(&shared.config.spam, &listed, |a| {
-            shared.books.knows(dir, a)
-        });
-        if let Some(why) = &verdict {
-            log::warn!("smtp#{id} {peer} {name} is spam for {account}: {why}");
-        }
-        verdict.is_some()
-    });
-    if !spam.is_empty()
-        && clean.is_empty()
-        && !remote
-        && forged.is_none()
-        && shared.config.spam.action == Action::Reject
-    {
-        shared.count(|s| s.spam += spam.len() as u64);
-        log::info!("smtp#{id} {peer} rejected {name} from=<{from}> as spam");
-        incoming.discard_off_thread().await;
-        return Ok(DataOutcome::Spam);
-    }
-    // A stranger writing as a member: tagged for everyone, never refused
-    // for this alone (mailing lists and forwarders do it too).
-    let (spam, clean) = match &forged {
-        Some(address) => {
-            log::warn!("smtp#{id} {peer} {name} is spam: From: <{address}> is a member's");
-            (spam.into_iter().chain(clean).collect(), Vec::new())
-        }
-        None => (spam, clean),
+    let who = c.who();
+    let shared = c.shared.clone();
+    let end = policy::DataEnd {
+        strict_headers: session.strict_headers(),
+        from_owner: session
+            .from_header_owner()
+            .filter(|_| shared.config.from_must_match),
+        max_size: session.max_message_size(),
     };
-    if !spam.is_empty() {
-        shared.count(|s| s.spam += spam.len() as u64);
-    }
-    let mut delivery = Delivery {
+    let verdict = policy::data_end(facts, &end, |user, a| shared.owns(user, a));
+    let incoming = match (sink, verdict) {
+        (Sink::Failed(e), _) => {
+            log::error!("{who} cannot store message: {e}");
+            return storage_failure(&e);
+        }
+        (sink, Err(refusal)) => {
+            log::warn!("{who} refused {name}: {}", refusal.why);
+            if let Sink::Spool(m) = sink {
+                m.discard_off_thread().await;
+            }
+            return refusal.outcome;
+        }
+        (Sink::Spool(m), Ok(())) => m,
+        (Sink::Refused, Ok(())) => return DataOutcome::Failed,
+    };
+    let message = Accepted {
         shared: &shared,
-        who: format!("smtp#{id} {peer}"),
+        session,
+        who,
+        peer: c.peer.ip(),
         name: &name,
-        from,
-        stored: false,
-        links: Vec::new(),
-        queued: false,
+        facts,
     };
-    // Spam is delivered as a tagged copy; the original goes to the rest.
-    if !spam.is_empty() {
-        match tagged_copy(&shared, &incoming).await {
-            Ok(copy) => {
-                if let Err(e) = delivery.deliver_copy(copy, &spam, true).await {
+    message.deliver(incoming).await
+}
+
+/// A message the data-end policy let through, on its way to its copies.
+struct Accepted<'a> {
+    shared: &'a Shared,
+    session: &'a Session,
+    who: String,
+    peer: IpAddr,
+    name: &'a str,
+    facts: &'a DataFacts,
+}
+
+impl Accepted<'_> {
+    /// Plans the copies (quota, spam) and stores them.
+    async fn deliver(self, incoming: Incoming) -> DataOutcome {
+        let (shared, who, name) = (self.shared, &self.who, self.name);
+        let targets = Targets::of(self.session.recipients(), |a| shared.mailbox_dir(a));
+        let size = incoming.size();
+        let limited = targets
+            .mailboxes
+            .iter()
+            .filter(|(a, _)| shared.quota_of(a) > 0);
+        shared.load_usage(limited.map(|(_, dir)| dir.clone())).await;
+        let from = self.session.sender().map(|a| a.as_str()).unwrap_or("");
+        let accounts: Vec<&str> = targets.mailboxes.iter().map(|(a, _)| a.as_str()).collect();
+        let accounts = accounts.join(",");
+        let (targets, waiting) = match targets.within_quota(|a| shared.over_quota_with(a, size)) {
+            Ok(split) => split,
+            Err(outcome) => {
+                // Every mailbox is full.
+                log::info!("{who} refused {name} from=<{from}> to={accounts}: mailbox full");
+                incoming.discard_off_thread().await;
+                return outcome;
+            }
+        };
+        let judge_spam = !self.session.trusted() && shared.config.spam.recipient_limit > 0;
+        if judge_spam {
+            // Read from flash off the executor thread, before the rule asks.
+            let dirs = targets.mailboxes.iter().map(|(_, dir)| dir.as_path());
+            shared.books.load(dirs).await;
+        }
+        let forged = match &self.facts.from_header {
+            Ok(addresses) => self
+                .session
+                .forged_member_from(addresses, &mut LiveDirectory(shared, self.peer))
+                .map(str::to_string),
+            Err(_) => None,
+        };
+        if let Some(address) = &forged {
+            log::warn!("{who} {name} is spam: From: <{address}> is a member's");
+        }
+        let rule = SpamRule {
+            reject: shared.config.spam.action == crate::spam::Action::Reject,
+            forged_from: forged.as_deref(),
+        };
+        let listed = &self.facts.listed;
+        let mailboxes = targets.mailboxes.len() as u64;
+        let plan = delivery::plan(targets, waiting, &rule, |account, dir| {
+            let verdict = crate::spam::recipient_rule(&shared.config.spam, listed, |a| {
+                shared.books.knows(dir, a)
+            });
+            if let Some(why) = &verdict {
+                log::warn!("{who} {name} is spam for {account}: {why}");
+            }
+            verdict.is_some()
+        });
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(outcome) => {
+                shared.count(|s| s.spam += mailboxes);
+                log::info!("{who} rejected {name} from=<{from}> as spam");
+                incoming.discard_off_thread().await;
+                return outcome;
+            }
+        };
+        self.carry_out(plan, incoming, size).await
+    }
+
+    /// Stores the copies as planned.
+    async fn carry_out(self, plan: Plan, incoming: Incoming, size: u64) -> DataOutcome {
+        let shared = self.shared;
+        let from = self.session.sender().map(|a| a.as_str()).unwrap_or("");
+        if !plan.tagged.is_empty() {
+            shared.count(|s| s.spam += plan.tagged.len() as u64);
+        }
+        let mut delivery = Delivery {
+            shared,
+            who: self.who.clone(),
+            name: self.name,
+            from,
+            stored: false,
+            links: Vec::new(),
+            queued: false,
+        };
+        // Spam is delivered as a tagged copy; the original goes to the rest.
+        if !plan.tagged.is_empty() {
+            match tagged_copy(shared, &incoming).await {
+                Ok(copy) => {
+                    if let Err(e) = delivery.deliver_copy(copy, &plan.tagged, true).await {
+                        incoming.discard_off_thread().await;
+                        return storage_failure(&e);
+                    }
+                }
+                // The first copy: nothing is stored yet.
+                Err(e) => {
+                    log::error!("{} cannot store message: {e}", self.who);
                     incoming.discard_off_thread().await;
-                    return Ok(storage_failure(&e));
+                    return storage_failure(&e);
                 }
             }
-            // The first copy: nothing is stored yet.
-            Err(e) => {
-                log::error!("smtp#{id} {peer} cannot store message: {e}");
-                incoming.discard_off_thread().await;
-                return Ok(storage_failure(&e));
-            }
+        }
+        let mut incoming = incoming;
+        if !plan.clean.is_empty() {
+            incoming = match delivery.deliver(incoming, &plan.clean, false).await {
+                Ok(back) => back,
+                Err((back, e)) => {
+                    back.discard_off_thread().await;
+                    return storage_failure(&e);
+                }
+            };
+        }
+        // Remote copies, and local ones that wait for room, are the queue's.
+        for (rcpts, sender) in [
+            (plan.relayed, from.to_string()),
+            (plan.forwarded, shared.forwarding_sender(from)),
+            (plan.waiting, from.to_string()),
+        ] {
+            incoming = match delivery.hand_to_queue(incoming, sender, rcpts).await {
+                Ok(back) => back,
+                Err((back, e)) => {
+                    back.discard_off_thread().await;
+                    return storage_failure(&e);
+                }
+            };
+        }
+        incoming.discard_off_thread().await;
+        shared.count(|s| {
+            s.received_messages += 1;
+            s.received_bytes += size;
+        });
+        let from_header = self.facts.from_header.as_deref().unwrap_or(&[]);
+        learn_correspondents(shared, self.session, from_header, &plan.clean);
+        DataOutcome::Stored {
+            id: self.name.to_string(),
         }
     }
-    let mut incoming = incoming;
-    if !clean.is_empty() {
-        incoming = match delivery.deliver(incoming, &clean, false).await {
-            Ok(back) => back,
-            Err((back, e)) => {
-                back.discard_off_thread().await;
-                return Ok(storage_failure(&e));
-            }
-        };
-    }
-    // Remote copies, and local ones that wait for room, are the queue's.
-    let full: Vec<String> = full.iter().map(|(a, _)| a.as_str().to_string()).collect();
-    for (rcpts, sender) in [
-        (relayed, from.to_string()),
-        (forwarded, shared.forwarding_sender(from)),
-        (full, from.to_string()),
-    ] {
-        incoming = match delivery.hand_to_queue(incoming, sender, rcpts).await {
-            Ok(back) => back,
-            Err((back, e)) => {
-                back.discard_off_thread().await;
-                return Ok(storage_failure(&e));
-            }
-        };
-    }
-    incoming.discard_off_thread().await;
-    shared.count(|s| {
-        s.received_messages += 1;
-        s.received_bytes += size;
-    });
-    learn_correspondents(
-        &shared,
-        session,
-        from_header.as_deref().unwrap_or(&[]),
-        &clean,
-    );
-    Ok(DataOutcome::Stored { id: name })
 }
 
 /// Stores the copies of one message. Until a copy is durable, a failure
@@ -850,7 +750,7 @@ fn storage_failure(e: &io::Error) -> DataOutcome {
 }
 
 /// The first configured blocklist that lists `ip`, if any.
-async fn blocklisted(shared: &Shared, ip: std::net::IpAddr) -> Option<String> {
+async fn blocklisted(shared: &Shared, ip: IpAddr) -> Option<String> {
     if shared.config.dnsbl.is_empty() {
         return None;
     }
@@ -868,35 +768,4 @@ async fn blocklisted(shared: &Shared, ip: std::net::IpAddr) -> Option<String> {
         }
     }
     None
-}
-
-/// Appends decoded bytes to the spool file unless the message is already
-/// refused; going over the size limit or a line over the length limit
-/// discards what was written at once.
-/// The buffer comes back for the next chunk.
-async fn store_chunk(
-    sink: Sink,
-    bytes: Vec<u8>,
-    limit: u64,
-    line_too_long: bool,
-) -> (Sink, Vec<u8>) {
-    let m = match sink {
-        Sink::Spool(m) => m,
-        other => return (other, bytes),
-    };
-    if m.size() + bytes.len() as u64 > limit {
-        m.discard_off_thread().await;
-        return (Sink::TooBig, bytes);
-    }
-    if line_too_long {
-        m.discard_off_thread().await;
-        return (Sink::LineTooLong, bytes);
-    }
-    match m.append(bytes).await {
-        (m, bytes, Ok(())) => (Sink::Spool(m), bytes),
-        (m, bytes, Err(e)) => {
-            m.discard_off_thread().await;
-            (Sink::Failed(e), bytes)
-        }
-    }
 }
