@@ -82,13 +82,13 @@ pub fn data_end(
         match &facts.from_header {
             Ok(addresses) => {
                 if let Some(address) = addresses.iter().find(|a| !owns(user, a)) {
-                    let why = format!("{user}: From: <{address}> is not theirs");
+                    let why = format!("From: <{address}> is not {user}'s");
                     return Err(refuse(DataOutcome::ForeignFrom, why));
                 }
             }
             Err(problem) => {
                 let outcome = DataOutcome::Malformed("From: field that cannot be read");
-                return Err(refuse(outcome, format!("{user}: From: header {problem}")));
+                return Err(refuse(outcome, format!("From: header {problem}")));
             }
         }
     }

@@ -392,7 +392,7 @@ async fn end_message(c: &mut Connection, session: &Session, facts: &DataFacts) -
             return storage_failure(&e);
         }
         (sink, Err(refusal)) => {
-            log::warn!("{who} refused {name}: {}", refusal.why);
+            log::warn!("{who} {name} refused: {}", refusal.why);
             if let Sink::Spool(m) = sink {
                 m.discard_off_thread().await;
             }
