@@ -25,6 +25,7 @@ usage:
   postbox alias add NAME TARGET... | del NAME | list
   postbox queue list|flush|delete ID  mail waiting to leave
   postbox stats                       traffic counters (like mailstats)
+  postbox status                      server, listeners, users and stored mail
   postbox tls show                    the certificate in use
   postbox tls selfsigned [--force]    make a new self-signed certificate
   postbox check-config [FILE]         check a config file: ok, or each problem
@@ -126,6 +127,14 @@ Messages and bytes received, copies delivered to mailboxes, logins,
 connections per listener and refusals by reply code, since counting began.
 A running server writes them at most once a minute, when it stops, and
 when this command (or the console's `stats`) asks: the figures are live.
+";
+
+const STATUS_HELP: &str = "\
+usage: postbox status [--config FILE] [--data DIR]
+
+Whether the server runs (its pid, uptime and listeners), the certificate,
+domains, users, damaged files, stored mail, the disk and the machine: what
+the console's 'status' shows.
 ";
 
 const CONSOLE_HELP: &str = "\
@@ -263,7 +272,7 @@ fn run() -> Result<(), Failure> {
     if !args.help
         && matches!(
             command.as_str(),
-            "user" | "alias" | "queue" | "stats" | "tls"
+            "user" | "alias" | "queue" | "stats" | "status" | "tls"
         )
         || command == "console" && !args.admin && !args.help
     {
@@ -297,7 +306,7 @@ fn run() -> Result<(), Failure> {
             })
         }
         "user" if args.help => help(USER_HELP),
-        "user" => user(&args),
+        "user" => admin_verb(&command, &args),
         "console" if args.help => help(CONSOLE_HELP),
         "console" => {
             if let Some(extra) = args.words.first() {
@@ -313,18 +322,12 @@ fn run() -> Result<(), Failure> {
             admin_console(&config, &args, stdin, stdout)
         }
         "stats" if args.help => help(STATS_HELP),
-        "stats" => {
-            if let Some(extra) = args.words.first() {
-                return usage(format!("stats takes no argument {extra:?}"));
-            }
-            let config = load_config(&args)?;
-            print!("{}", admin::stats_report(&config).map_err(Failure::Failed)?);
-            Ok(())
-        }
+        "status" if args.help => help(STATUS_HELP),
+        "stats" | "status" => admin_verb(&command, &args),
         "alias" if args.help => help(ALIAS_HELP),
-        "alias" => alias(&args),
+        "alias" => admin_verb(&command, &args),
         "queue" if args.help => help(QUEUE_HELP),
-        "queue" => queue(&args),
+        "queue" => admin_verb(&command, &args),
         "tls" if args.help => help(TLS_HELP),
         "tls" => tls(&args),
         "check-config" if args.help => help(CHECK_CONFIG_HELP),
@@ -332,10 +335,11 @@ fn run() -> Result<(), Failure> {
         "system" if args.help => help(SYSTEM_HELP),
         "system" => {
             let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
-            println!(
-                "{}",
-                appliance::system::command(&words).map_err(Failure::Failed)?
-            );
+            let done = match words.as_slice() {
+                ["admin-hash"] => admin_hash(),
+                _ => appliance::system::command(&words),
+            };
+            println!("{}", done.map_err(Failure::Failed)?);
             Ok(())
         }
         other => usage(format!("unknown command {other:?}")),
@@ -427,95 +431,41 @@ fn load_config(args: &Args) -> Result<Config, Failure> {
     Config::load(&args.overrides).map_err(Failure::Failed)
 }
 
-fn user(args: &Args) -> Result<(), Failure> {
-    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
+/// A verb of the admin table: `user add NAME`, `queue list`, `status`.
+fn admin_verb(command: &str, args: &Args) -> Result<(), Failure> {
+    let words: Vec<&str> = std::iter::once(command)
+        .chain(args.words.iter().map(String::as_str))
+        .collect();
     let config = load_config(args)?;
-    let done = |text: String| {
-        println!("{text}");
-        Ok(())
+    let (verb, rest) = match admin::lookup(&words) {
+        admin::Lookup::Verb(verb, rest) => (verb, rest),
+        admin::Lookup::Group(group) => match words.get(1) {
+            None => return usage(admin::verbs::group_usage(group)),
+            Some(other) => return usage(format!("unknown {group} subcommand {other:?}")),
+        },
+        admin::Lookup::Unknown => return usage(format!("unknown command {command:?}")),
     };
-    match words.as_slice() {
-        ["add", name] => {
-            let password = read_password(args.password_stdin)?;
-            let address = admin::add_user(&config, name, &password).map_err(Failure::Failed)?;
-            done(format!("added {address}"))
-        }
-        ["passwd", name] => {
-            let password = read_password(args.password_stdin)?;
-            let address = admin::set_password(&config, name, &password).map_err(Failure::Failed)?;
-            done(format!("password changed for {address}"))
-        }
-        ["del", name] => done(format!(
-            "deleted {}",
-            admin::delete_user(&config, name).map_err(Failure::Failed)?
-        )),
-        ["list"] => {
-            for line in admin::list_users(&config).map_err(Failure::Failed)? {
-                println!("{line}");
-            }
-            Ok(())
-        }
-        [] => usage("user needs a subcommand: add, passwd, del or list"),
-        ["add" | "passwd" | "del", ..] => {
-            usage(format!("user {} takes exactly one NAME", words[0]))
-        }
-        ["quota", name, size] => {
-            done(admin::set_quota(&config, name, size).map_err(Failure::Failed)?)
-        }
-        ["quota", ..] => usage("user quota takes NAME and SIZE (e.g. 500M, unlimited, default)"),
-        ["forward", name, targets @ ..] if !targets.is_empty() => {
-            done(admin::set_forward(&config, name, targets, args.keep).map_err(Failure::Failed)?)
-        }
-        ["forward", ..] => usage("user forward takes NAME and ADDRESS... [--keep], or NAME off"),
-        ["list", ..] => usage("user list takes no arguments"),
-        [other, ..] => usage(format!("unknown user subcommand {other:?}")),
-    }
-}
-
-fn alias(args: &Args) -> Result<(), Failure> {
-    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
-    let config = load_config(args)?;
-    match words.as_slice() {
-        ["add", name, targets @ ..] if !targets.is_empty() => {
-            println!(
-                "{}",
-                admin::alias_add(&config, name, targets).map_err(Failure::Failed)?
-            );
-        }
-        ["add", ..] => return usage("alias add takes NAME and at least one TARGET"),
-        ["del", name] => println!(
-            "{}",
-            admin::alias_del(&config, name).map_err(Failure::Failed)?
-        ),
-        ["del", ..] => return usage("alias del takes exactly one NAME"),
-        ["list"] => {
-            let lines = admin::alias_list(&config).map_err(Failure::Failed)?;
-            if lines.is_empty() {
-                println!("no aliases");
-            }
-            for line in lines {
-                println!("{line}");
-            }
-        }
-        [] => return usage("alias needs a subcommand: add, del or list"),
-        [other, ..] => return usage(format!("unknown alias subcommand {other:?}")),
-    }
-    Ok(())
-}
-
-fn queue(args: &Args) -> Result<(), Failure> {
-    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
-    let config = load_config(args)?;
-    let text = match words.as_slice() {
-        ["list"] => admin::queue_list(&config),
-        ["flush"] => admin::queue_flush(&config).map(|t| t + "\n"),
-        ["delete", id] => admin::queue_delete(&config, id).map(|t| t + "\n"),
-        [] => return usage("queue needs a subcommand: list, flush or delete ID"),
-        ["delete", ..] => return usage("queue delete takes exactly one ID"),
-        ["list" | "flush", ..] => return usage(format!("queue {} takes no arguments", words[0])),
-        [other, ..] => return usage(format!("unknown queue subcommand {other:?}")),
+    let Some((verb_args, _)) = verb.arguments(rest) else {
+        return usage(verb.usage());
     };
-    print!("{}", text.map_err(Failure::Failed)?);
+    let password = match verb.password {
+        true => read_password(args.password_stdin)?,
+        false => String::new(),
+    };
+    let request = admin::Request {
+        args: &verb_args,
+        password,
+        keep: verb.keep && args.keep,
+    };
+    match (verb.run)(&config, &request).map_err(Failure::Failed)? {
+        admin::Output::Text(text) if text.ends_with('\n') => print!("{text}"),
+        admin::Output::Text(text) => println!("{text}"),
+        admin::Output::List(items, _) => {
+            for item in items {
+                println!("{item}");
+            }
+        }
+    }
     Ok(())
 }
 
@@ -560,6 +510,17 @@ fn tls(args: &Args) -> Result<(), Failure> {
     println!("valid until: {}", info.not_after);
     println!("SHA-256:     {}", info.fingerprint);
     Ok(())
+}
+
+/// `system admin-hash`: a password read from stdin, as its Argon2 hash.
+fn admin_hash() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read password: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    postbox::auth::password::check_new(password)?;
+    Ok(postbox::auth::password::hash(password))
 }
 
 /// One line from stdin, or asked twice without echo on the terminal.

@@ -1091,3 +1091,32 @@ fn check_config_prints_ok_or_each_problem_by_key() {
     }
     assert!(ok(here, &["check-config", "--help"], "").starts_with("usage"));
 }
+
+#[test]
+fn status_on_the_command_line_says_what_the_console_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path();
+    ok(
+        here,
+        &["user", "add", "alice", "--password-stdin", "--data", "data"],
+        "pw-alice\n",
+    );
+    let cli = ok(here, &["status", "--data", "data"], "");
+    let console = ok(here, &["console", "--data", "data"], "status\n");
+    // The machine's uptime and its disk may change between the two.
+    let facts = |text: &str| -> Vec<String> {
+        text.replace("\r\n", "\n")
+            .lines()
+            .map(|l| l.trim_start_matches("postbox> "))
+            .filter(|l| !l.starts_with("machine up") && !l.starts_with("disk: "))
+            .map(str::to_string)
+            .collect()
+    };
+    let (cli, console) = (facts(&cli), facts(&console));
+    assert!(cli.contains(&"server: not running".to_string()), "{cli:?}");
+    assert!(cli.contains(&"users: 1".to_string()), "{cli:?}");
+    let shown: Vec<&String> = console.iter().filter(|l| cli.contains(l)).collect();
+    assert_eq!(shown.len(), cli.len(), "console {console:?}\ncli {cli:?}");
+    let out = pb(here, &["status", "extra", "--data", "data"], "");
+    assert_eq!(out.status.code(), Some(2));
+}

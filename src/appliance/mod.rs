@@ -1,7 +1,7 @@
 //! The appliance: the board the server runs on (serial line, reboot,
 //! poweroff, repair shell) and the system calls behind it (accounts, disk,
-//! partitions, time). It uses nothing of the mail side but password
-//! hashing, so everything above may depend on it.
+//! partitions, time). It uses nothing of the mail side, so everything
+//! above may depend on it.
 
 pub mod board;
 pub mod system;

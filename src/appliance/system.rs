@@ -401,15 +401,6 @@ pub fn command(words: &[&str]) -> Result<String, String> {
         ["grow-part", device] => grow_partition(device),
         ["grow-fs", device, mountpoint] => grow_filesystem(device, mountpoint),
         ["ntp", servers @ ..] if !servers.is_empty() => ntp(servers),
-        ["admin-hash"] => {
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .map_err(|e| format!("cannot read password: {e}"))?;
-            let password = line.trim_end_matches(['\r', '\n']);
-            crate::auth::password::check_new(password)?;
-            Ok(crate::auth::password::hash(password))
-        }
         _ => Err("usage: postbox system grow-part DEVICE | grow-fs DEVICE MOUNTPOINT | ntp SERVER... | admin-hash".into()),
     }
 }

@@ -16,39 +16,17 @@ pub use edit::{Editor, Input};
 pub use stdio::StdIo;
 
 use crate::admin;
-use crate::appliance::system;
 use crate::auth::password;
 use crate::config::Config;
-use crate::server::running_status;
 use crate::store::disk;
-use crate::store::{maildir, users};
 use embedded_io::{Read, Write};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const PROMPT: &str = "postbox> ";
 
 /// The admin password's hash when the config gives none.
 pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
-
-const HELP: &str = "\
-commands:
-  user add NAME          add a user (NAME is local or local@domain); asks for the password
-  user passwd NAME       set a new password
-  user del NAME          remove a user and their mail
-  user list              list users
-  user quota NAME SIZE   mailbox limit: 500M, 2G, unlimited or default
-  user forward NAME ADDRESS [--keep] | off
-                         send NAME's mail on
-  alias add NAME TARGET... | del NAME | list
-                         aliases and club lists
-  queue list | flush | delete ID
-                         mail waiting to leave
-  status                 server, listeners, users and stored mail
-  stats                  traffic counters: received, delivered, refused
-  help                   this text
-  quit                   leave the console
-";
 
 const ADMIN_HELP: &str = "\
   log [N]                the last N lines of the server's log (default 20)
@@ -124,8 +102,14 @@ where
             env!("CARGO_PKG_VERSION")
         ),
     )?;
+    let mut session = Session {
+        config,
+        options,
+        machine,
+        lines,
+    };
     loop {
-        let line = match lines.read_line(out, PROMPT, false)? {
+        let line = match session.lines.read_line(out, PROMPT, false)? {
             Input::Line(line) => line,
             Input::Interrupt => continue,
             Input::End => {
@@ -133,132 +117,153 @@ where
                 return out.flush();
             }
         };
+        if session.command(&line, out)? == Flow::Quit {
+            return out.flush();
+        }
+    }
+}
+
+/// Whether the console goes on after a command.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Next,
+    Quit,
+}
+
+/// One console session: what its commands act on.
+struct Session<'a, R> {
+    config: &'a Config,
+    options: &'a Options,
+    machine: &'a mut dyn Machine,
+    lines: Editor<R>,
+}
+
+impl<R: Read<Error = E>, E: embedded_io::Error> Session<'_, R> {
+    fn command<W: Write<Error = E>>(&mut self, line: &str, out: &mut W) -> Result<Flow, E> {
+        let admin = self.options.admin;
         let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
+        let words = words.as_slice();
+        match words {
             [] => {}
-            ["quit"] | ["exit"] | ["logout"] => return out.flush(),
+            ["quit"] | ["exit"] | ["logout"] => return Ok(Flow::Quit),
             ["help"] => {
-                let mut text = HELP.to_string();
-                if options.admin {
+                let mut text = format!("commands:\n{}", help_text());
+                if admin {
                     text.push_str(ADMIN_HELP);
                 }
                 out.write_all(text.replace('\n', "\r\n").as_bytes())?
             }
-            ["status"] => status(config, out)?,
-            ["stats"] => report(
-                out,
-                admin::stats_report(config).map(|r| r.trim_end().replace('\n', "\r\n")),
-            )?,
-            ["user", "list"] => match admin::list_users(config) {
-                Ok(names) if names.is_empty() => out.write_all(b"no users\r\n")?,
-                Ok(names) => {
-                    for name in names {
-                        say(out, &format!("{name}\r\n"))?;
-                    }
-                }
-                Err(e) => say(out, &format!("error: {e}\r\n"))?,
-            },
-            ["user", "add", name] | ["user", "passwd", name] => {
-                let Some(password) = ask_password(&mut lines, out)? else {
-                    continue;
-                };
-                let result = if words[1] == "add" {
-                    admin::add_user(config, name, &password).map(|a| format!("added {a}"))
-                } else {
-                    admin::set_password(config, name, &password)
-                        .map(|a| format!("password changed for {a}"))
-                };
-                report(out, result)?;
-            }
-            ["user", "quota", name, size] => report(out, admin::set_quota(config, name, size))?,
-            ["user", "del", name] => report(
-                out,
-                admin::delete_user(config, name).map(|a| format!("deleted {a}")),
-            )?,
-            ["user", "forward", name, "off"] => {
-                report(out, admin::set_forward(config, name, &["off"], false))?
-            }
-            ["user", "forward", name, targets @ ..] if !targets.is_empty() => {
-                let keep = targets.contains(&"--keep");
-                let targets: Vec<&str> =
-                    targets.iter().copied().filter(|t| *t != "--keep").collect();
-                report(out, admin::set_forward(config, name, &targets, keep))?
-            }
-            ["alias", "add", name, targets @ ..] if !targets.is_empty() => {
-                report(out, admin::alias_add(config, name, targets))?
-            }
-            ["alias", "del", name] => report(out, admin::alias_del(config, name))?,
-            ["alias", "list"] => match admin::alias_list(config) {
-                Ok(lines) if lines.is_empty() => say(out, "no aliases\r\n")?,
-                Ok(lines) => say(out, &format!("{}\r\n", lines.join("\r\n")))?,
-                Err(e) => say(out, &format!("error: {e}\r\n"))?,
-            },
-            ["queue", "list"] => match admin::queue_list(config) {
-                Ok(text) => say(out, &text.replace('\n', "\r\n"))?,
-                Err(e) => say(out, &format!("error: {e}\r\n"))?,
-            },
-            ["queue", "flush"] => report(out, admin::queue_flush(config))?,
-            ["queue", "delete", id] => report(out, admin::queue_delete(config, id))?,
-            ["log"] | ["log", _] if options.admin || options.log_ring.is_some() => {
-                let count = match words.get(1).map(|n| n.parse::<usize>()) {
-                    None => 20,
-                    Some(Ok(n)) => n,
-                    Some(Err(_)) => {
-                        say(out, "error: log takes a number of lines\r\n")?;
-                        continue;
-                    }
-                };
-                show_log(options, count, out)?;
-            }
-            ["passwd"] if options.admin => {
-                if config.admin_password_hash.is_some() {
-                    say(
-                        out,
-                        "error: the admin password is set by admin_password_hash in the config\r\n",
-                    )?;
-                    continue;
-                }
-                if let Some(password) = ask_password(&mut lines, out)? {
-                    report(
-                        out,
-                        save_admin_password(config, &password)
-                            .map(|()| "admin password changed".into()),
-                    )?;
+            _ if self.admin_verb(words, out)? => {}
+            ["log"] | ["log", _] if admin || self.options.log_ring.is_some() => {
+                match words.get(1).map(|n| n.parse::<usize>()) {
+                    None => show_log(self.options, 20, out)?,
+                    Some(Ok(n)) => show_log(self.options, n, out)?,
+                    Some(Err(_)) => say(out, "error: log takes a number of lines\r\n")?,
                 }
             }
-            ["reboot"] if options.admin => {
+            ["passwd"] if admin => self.admin_passwd(out)?,
+            ["reboot"] if admin => {
                 say(out, "stopping the server and rebooting...\r\n")?;
                 out.flush()?;
-                report(out, machine.reboot().map(|()| String::new()))?;
+                report(out, self.machine.reboot().map(|()| String::new()))?;
             }
-            ["poweroff"] if options.admin => {
+            ["poweroff"] if admin => {
                 say(out, "stopping the server and powering off...\r\n")?;
                 out.flush()?;
-                report(out, machine.poweroff().map(|()| String::new()))?;
+                report(out, self.machine.poweroff().map(|()| String::new()))?;
             }
-            ["shell"] if options.admin => {
-                say(
-                    out,
-                    "A root shell can break the mail store. Type 'repair' to continue: ",
-                )?;
-                match lines.read_line(out, "", false)? {
-                    Input::Line(answer) if answer.trim() == "repair" => {
-                        say(out, "root shell; 'exit' returns to the console\r\n")?;
-                        out.flush()?;
-                        if let Err(e) = machine.shell() {
-                            say(out, &format!("error: {e}\r\n"))?;
-                        }
-                    }
-                    Input::End => return out.flush(),
-                    _ => say(out, "not started\r\n")?,
-                }
-            }
+            ["shell"] if admin => return self.shell(out),
             _ => say(
                 out,
                 &format!("error: unknown command {:?}; type 'help'\r\n", line.trim()),
             )?,
         }
+        Ok(Flow::Next)
     }
+
+    /// Runs a verb of the admin table when `words` name one with fitting
+    /// arguments; false otherwise.
+    fn admin_verb<W: Write<Error = E>>(&mut self, words: &[&str], out: &mut W) -> Result<bool, E> {
+        let admin::Lookup::Verb(verb, rest) = admin::lookup(words) else {
+            return Ok(false);
+        };
+        let Some((args, keep)) = verb.arguments(rest) else {
+            return Ok(false);
+        };
+        let password = match verb.password {
+            false => String::new(),
+            true => match ask_password(&mut self.lines, out)? {
+                Some(password) => password,
+                None => return Ok(true),
+            },
+        };
+        let request = admin::Request {
+            args: &args,
+            password,
+            keep,
+        };
+        match (verb.run)(self.config, &request) {
+            Ok(admin::Output::Text(text)) => say(
+                out,
+                &format!("{}\r\n", text.trim_end().replace('\n', "\r\n")),
+            )?,
+            Ok(admin::Output::List(items, none)) if items.is_empty() => {
+                say(out, &format!("{none}\r\n"))?
+            }
+            Ok(admin::Output::List(items, _)) => {
+                for item in items {
+                    say(out, &format!("{item}\r\n"))?;
+                }
+            }
+            Err(e) => say(out, &format!("error: {e}\r\n"))?,
+        }
+        Ok(true)
+    }
+
+    fn admin_passwd<W: Write<Error = E>>(&mut self, out: &mut W) -> Result<(), E> {
+        if self.config.admin_password_hash.is_some() {
+            return say(
+                out,
+                "error: the admin password is set by admin_password_hash in the config\r\n",
+            );
+        }
+        if let Some(password) = ask_password(&mut self.lines, out)? {
+            report(
+                out,
+                save_admin_password(self.config, &password)
+                    .map(|()| "admin password changed".into()),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn shell<W: Write<Error = E>>(&mut self, out: &mut W) -> Result<Flow, E> {
+        say(
+            out,
+            "A root shell can break the mail store. Type 'repair' to continue: ",
+        )?;
+        match self.lines.read_line(out, "", false)? {
+            Input::Line(answer) if answer.trim() == "repair" => {
+                say(out, "root shell; 'exit' returns to the console\r\n")?;
+                out.flush()?;
+                if let Err(e) = self.machine.shell() {
+                    say(out, &format!("error: {e}\r\n"))?;
+                }
+            }
+            Input::End => return Ok(Flow::Quit),
+            _ => say(out, "not started\r\n")?,
+        }
+        Ok(Flow::Next)
+    }
+}
+
+/// The shared verbs' help, then the console's own.
+fn help_text() -> String {
+    let own = [
+        ("help".to_string(), "this text"),
+        ("quit".to_string(), "leave the console"),
+    ];
+    format!("{}{}", admin::verbs::help(), admin::verbs::help_lines(&own))
 }
 
 /// Asks for the admin password, or on first use has one chosen. False when
@@ -387,102 +392,6 @@ fn ask_password<R: Read<Error = E>, W: Write<Error = E>, E: embedded_io::Error>(
     Ok(Some(first))
 }
 
-fn status<W: Write>(config: &Config, out: &mut W) -> Result<(), W::Error> {
-    match running_status(&config.data_dir) {
-        Some(s) => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let up = now.saturating_sub(s.started_unix);
-            let listeners: Vec<String> = s
-                .listeners
-                .iter()
-                .map(|(service, addr)| format!("{service} {addr}"))
-                .collect();
-            say(
-                out,
-                &format!(
-                    "server: running (pid {}), up {}d {:02}h {:02}m {:02}s\r\nlisteners: {}\r\n",
-                    s.pid,
-                    up / 86400,
-                    up % 86400 / 3600,
-                    up % 3600 / 60,
-                    up % 60,
-                    listeners.join(", "),
-                ),
-            )?;
-        }
-        None => out.write_all(b"server: not running\r\n")?,
-    }
-    // From the files: what the server presents at its next handshake.
-    let tls = match crate::tls::show(&crate::tls::CertPaths::of(config)) {
-        Ok(info) => format!(
-            "tls: {}, valid until {}\r\ntls SHA-256: {}\r\n",
-            info.subject, info.not_after, info.fingerprint
-        ),
-        Err(_) => "tls: no certificate yet (made on first start)\r\n".to_string(),
-    };
-    say(out, &tls)?;
-    say(out, &format!("domains: {}\r\n", config.domains.join(", ")))?;
-    match users::load(&config.data_dir) {
-        Ok(list) => say(out, &format!("users: {}\r\n", list.users.len()))?,
-        Err(e) => say(
-            out,
-            &format!("users: {}\r\n", users::damage_report(&config.data_dir, &e)),
-        )?,
-    }
-    if let Err(e) = crate::route::aliases::Aliases::load(&config.aliases) {
-        let last_good = crate::route::aliases::last_good_path(&config.aliases);
-        let kept = match last_good.exists() {
-            true => format!(
-                "the server keeps the last good copy in service ({})",
-                last_good.display()
-            ),
-            false => "there is no last good copy: no aliases until it is repaired".into(),
-        };
-        say(
-            out,
-            &format!("aliases: {e}: the aliases file is damaged; {kept}\r\n"),
-        )?;
-    }
-    if let Some(line) = crate::queue::store::damaged_report(disk::system(), &config.data_dir) {
-        say(out, &format!("{line}\r\n"))?;
-    }
-    let (messages, bytes) = maildir::usage(disk::system(), &config.data_dir);
-    say(
-        out,
-        &format!("stored: {messages} messages, {bytes} bytes\r\n"),
-    )?;
-    if let Some((used, total)) = system::disk_use(&config.data_dir) {
-        say(
-            out,
-            &format!(
-                "disk: {} of {} MiB used ({}%)\r\n",
-                used >> 20,
-                total >> 20,
-                used * 100 / total.max(1)
-            ),
-        )?;
-    }
-    let addresses = system::addresses();
-    if !addresses.is_empty() {
-        say(out, &format!("addresses: {}\r\n", addresses.join(", ")))?;
-    }
-    if let Some(up) = system::uptime() {
-        say(
-            out,
-            &format!(
-                "machine up {}d {:02}h {:02}m\r\n",
-                up / 86400,
-                up % 86400 / 3600,
-                up % 3600 / 60
-            ),
-        )?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,7 +414,7 @@ mod tests {
 
     #[test]
     fn help_descriptions_share_one_column() {
-        let text = format!("{HELP}{ADMIN_HELP}");
+        let text = format!("commands:\n{}{ADMIN_HELP}", help_text());
         let mut columns = Vec::new();
         let mut lines = text.lines().filter(|l| l.starts_with("  ")).peekable();
         while let Some(line) = lines.next() {

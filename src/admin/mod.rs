@@ -1,5 +1,12 @@
-//! User management, shared by the command line and the admin console so
-//! both do exactly the same thing.
+//! Administration: users, aliases, forwards, quotas, the queue, status
+//! and counters. `verbs` declares each verb once; the command line and the
+//! admin console both run them from there, so both do exactly the same.
+
+mod status;
+pub mod verbs;
+
+pub use status::status;
+pub use verbs::{lookup, Lookup, Output, Request, Verb, VERBS};
 
 use crate::auth::password;
 use crate::config::Config;
