@@ -1,14 +1,15 @@
-//! Command lines of any shape through the line buffer and the SMTP session
-//! state machine, whatever state it is in.
+//! Bytes of any shape through the whole SMTP conversation core, as the
+//! server runs it: command lines, DATA (decoded, its header section
+//! rewritten and scanned, held to the limits), STARTTLS, AUTH, in pieces
+//! of any size, with time passing now and then.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use postbox::smtp::command::RcptTo;
-use postbox::wire::reply::Replies;
-use postbox::smtp::session::{
-    DataOutcome, Directory, Limits, Login, RcptVerdict, Security, Session, Step,
-};
+use postbox::smtp::conversation::{Action, Conversation, Settings, Timeouts};
+use postbox::smtp::data::Refused;
+use postbox::smtp::session::{DataOutcome, Directory, Limits, Login, RcptVerdict, Security};
 use postbox::wire::address::Address;
-use postbox::wire::line::LineBuffer;
+use std::time::{Duration, Instant};
 
 struct Table;
 
@@ -23,8 +24,57 @@ impl Directory for Table {
     }
 }
 
+/// Carries out what the core asks until it wants input; `false` once closed.
+fn run(c: &mut Conversation, now: Instant, stored: &mut u64) -> bool {
+    loop {
+        match c.poll(now, &mut Table) {
+            Action::Send => {
+                // Every reply is whole lines.
+                let out = c.replies();
+                assert!(out.is_empty() || out.ends_with("\r\n"));
+                c.sent();
+            }
+            Action::Read => return true,
+            Action::CheckBlocklist => c.blocklisted(None, now),
+            Action::StartTls { .. } => c.tls_started(),
+            Action::Authenticate(credentials) => {
+                let login = if credentials.password.as_str() == "pw" {
+                    Login::Ok(Address::new("alice", "localhost").unwrap())
+                } else {
+                    Login::Failed
+                };
+                c.auth_done(login);
+            }
+            Action::DataStart => c.data_opened(None, now),
+            Action::Store(bytes) => {
+                // Stored bytes are CRLF lines: no bare LF.
+                assert!(!bytes.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
+                *stored += bytes.len() as u64;
+                c.recycle(bytes);
+            }
+            Action::Discard => *stored = 0,
+            Action::DataEnd(facts) => {
+                let outcome = match facts.refused {
+                    Some(Refused::TooBig) => DataOutcome::TooBig,
+                    Some(Refused::LineTooLong) => DataOutcome::LineTooLong,
+                    None => {
+                        assert!(*stored <= 1000 && *stored == facts.size);
+                        DataOutcome::Stored { id: "x".into() }
+                    }
+                };
+                *stored = 0;
+                c.data_done(outcome, now);
+            }
+            Action::Close(_) => return false,
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, input)) = data.split_first() else {
+        return;
+    };
+    let Some((&piece, input)) = input.split_first() else {
         return;
     };
     let security = Security {
@@ -35,39 +85,33 @@ fuzz_target!(|data: &[u8]| {
         relay_client: flags & 16 != 0,
         check_helo: flags & 32 != 0,
     };
-    let limits = Limits {
-        max_message_size: 1000,
-        max_recipients: 3,
-        max_errors: 50,
+    let settings = Settings {
+        limits: Limits {
+            max_message_size: 1000,
+            max_recipients: 3,
+            max_errors: 50,
+        },
+        security,
+        timeouts: Timeouts {
+            command: Duration::from_secs(300),
+            data: Duration::from_secs(300),
+            greet_delay: Duration::ZERO,
+        },
+        check_blocklists: flags & 64 != 0,
+        scan_recipients: flags & 128 != 0,
     };
-    let mut out = Replies::new();
-    let mut session = Session::new("mx.test", limits, security, &mut out);
-    let mut lines = LineBuffer::new();
-    let mut rest = input;
-    while !rest.is_empty() {
-        out.clear();
-        let (used, event) = lines.push(rest);
-        rest = &rest[used..];
-        let Some(event) = event else { break };
-        match session.handle(event, &mut Table, &mut out) {
-            Step::Close => return,
-            Step::StartTls => session.tls_started(),
-            Step::Authenticate(c) => {
-                let login = if c.password.as_str() == "pw" {
-                    Login::Ok(Address::new("alice", "localhost").unwrap())
-                } else {
-                    Login::Failed
-                };
-                if session.auth_done(login, &mut out) == Step::Close {
-                    return;
-                }
-            }
-            Step::ReceiveData => {
-                session.data_done(DataOutcome::Stored { id: "x".into() }, &mut out)
-            }
-            Step::Continue => {}
+    let mut now = Instant::now();
+    let mut c = Conversation::new("mx.test", settings, now);
+    let mut stored = 0;
+    // Pieces of 1..=16 bytes: byte by byte when `piece` says so.
+    let size = usize::from(piece % 16) + 1;
+    for part in input.chunks(size) {
+        if !run(&mut c, now, &mut stored) {
+            return;
         }
-        // Every reply is whole lines.
-        assert!(out.is_empty() || out.ends_with("\r\n"));
+        c.input()[..part.len()].copy_from_slice(part);
+        c.received(part.len(), now);
+        now += Duration::from_secs(1);
     }
+    run(&mut c, now, &mut stored);
 });
