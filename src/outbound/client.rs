@@ -7,10 +7,11 @@ use super::session::{Plan, Session, Step};
 use super::tls::TlsPolicy;
 use super::{Failure, RecipientResults};
 use crate::limits::{
-    MAX_MESSAGE_LINE, OUTBOUND_COMMAND_TIMEOUT, OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_DATA_TIMEOUT,
+    OUTBOUND_COMMAND_TIMEOUT, OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_DATA_TIMEOUT,
     OUTBOUND_READ_BUFFER, TLS_HANDSHAKE_TIMEOUT, WRITE_CHUNK,
 };
 use crate::server::conn::Stream;
+use crate::wire::dot::Stuffer;
 use futures_rustls::TlsConnector;
 use rustls::pki_types::ServerName;
 use smol::future;
@@ -189,7 +190,7 @@ async fn send_body(
     let mut message = smol::Unblock::with_capacity(WRITE_CHUNK, message);
     let mut chunk = vec![0u8; WRITE_CHUNK];
     let mut out = Vec::with_capacity(chunk.len() * 2);
-    let mut stuffer = WireWriter::default();
+    let mut stuffer = Stuffer::strict();
     let mut first = true;
     loop {
         let n = message
@@ -202,7 +203,7 @@ async fn send_body(
             bytes = without_return_path(bytes);
         }
         if n == 0 {
-            stuffer.finish(&mut out);
+            out.extend_from_slice(stuffer.finish().as_bytes());
         } else {
             stuffer.feed(bytes, &mut out);
         }
@@ -230,132 +231,9 @@ fn without_return_path(bytes: &[u8]) -> &[u8] {
     bytes
 }
 
-/// The stored message as it goes on the wire, chunk by chunk: every line
-/// ends in CRLF (a bare CR or LF becomes one, so the next server cannot
-/// find a line end, or an end of data, where we saw none), NULs are
-/// dropped, lines longer than 998 octets are broken (folded in the
-/// header section), and a dot starting a line is doubled (RFC 5321 §4.5.2).
-pub struct WireWriter {
-    /// Octets of the current line already written.
-    line_len: usize,
-    /// A CR was seen; what follows decides nothing, it ends a line.
-    pending_cr: bool,
-    in_headers: bool,
-}
-
-impl Default for WireWriter {
-    fn default() -> Self {
-        WireWriter {
-            line_len: 0,
-            pending_cr: false,
-            in_headers: true,
-        }
-    }
-}
-
-impl WireWriter {
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        for &b in bytes {
-            if std::mem::take(&mut self.pending_cr) {
-                self.end_line(out);
-                if b == b'\n' {
-                    continue;
-                }
-            }
-            match b {
-                b'\r' => self.pending_cr = true,
-                b'\n' => self.end_line(out),
-                0 => {}
-                _ => {
-                    if self.line_len >= MAX_MESSAGE_LINE {
-                        out.extend_from_slice(b"\r\n");
-                        self.line_len = 0;
-                        if self.in_headers {
-                            out.push(b' ');
-                            self.line_len = 1;
-                        }
-                    }
-                    if self.line_len == 0 && b == b'.' {
-                        out.push(b'.');
-                        self.line_len += 1;
-                    }
-                    out.push(b);
-                    self.line_len += 1;
-                }
-            }
-        }
-    }
-
-    fn end_line(&mut self, out: &mut Vec<u8>) {
-        if self.line_len == 0 {
-            self.in_headers = false;
-        }
-        out.extend_from_slice(b"\r\n");
-        self.line_len = 0;
-    }
-
-    /// Ends the message: a last line without a line end gets one, then `.`.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if std::mem::take(&mut self.pending_cr) || self.line_len > 0 {
-            self.end_line(out);
-        }
-        out.extend_from_slice(b".\r\n");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn stuff(parts: &[&str]) -> String {
-        let mut s = WireWriter::default();
-        let mut out = Vec::new();
-        for p in parts {
-            s.feed(p.as_bytes(), &mut out);
-        }
-        s.finish(&mut out);
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn dot_stuffing_across_chunks() {
-        assert_eq!(stuff(&[".a\r\n", ".", "b\r\n"]), "..a\r\n..b\r\n.\r\n");
-        assert_eq!(stuff(&["x\r\n.\r", "\n"]), "x\r\n..\r\n.\r\n");
-        assert_eq!(stuff(&["no end"]), "no end\r\n.\r\n");
-        assert_eq!(stuff(&["cr only\r"]), "cr only\r\n.\r\n");
-        assert_eq!(stuff(&[]), ".\r\n");
-    }
-
-    #[test]
-    fn every_line_end_is_crlf_and_nul_is_dropped() {
-        // Each would let a server that reads line ends loosely see an end
-        // of data in the middle of the message.
-        assert_eq!(stuff(&["a\r.\rb"]), "a\r\n..\r\nb\r\n.\r\n");
-        assert_eq!(stuff(&["a\r.\r\nb"]), "a\r\n..\r\nb\r\n.\r\n");
-        assert_eq!(stuff(&["a\r\n\0.\r\nb"]), "a\r\n..\r\nb\r\n.\r\n");
-        assert_eq!(stuff(&["a\n.\nb\n"]), "a\r\n..\r\nb\r\n.\r\n");
-        assert_eq!(stuff(&["a\r", "\nb\r", "x"]), "a\r\nb\r\nx\r\n.\r\n");
-        assert_eq!(stuff(&["a\r\r\n"]), "a\r\n\r\n.\r\n");
-    }
-
-    #[test]
-    fn long_lines_are_broken_and_headers_folded() {
-        let long = "x".repeat(2 * MAX_MESSAGE_LINE + 10);
-        let text = format!("Subject: {long}\r\n\r\n.{long}\r\n");
-        let wire = stuff(&[&text]);
-        let lines: Vec<&str> = wire.split("\r\n").collect();
-        assert!(
-            lines.iter().all(|l| l.len() <= MAX_MESSAGE_LINE),
-            "{lines:?}"
-        );
-        // The header goes on in continuation lines; the body's dot is doubled.
-        assert!(lines[1].starts_with(' ') && lines[2].starts_with(' '));
-        assert_eq!(lines[3], "");
-        assert!(lines[4].starts_with("..x"));
-        assert!(!lines[5].starts_with(' '));
-        let rejoined: String = wire.chars().filter(|c| *c == 'x').collect();
-        assert_eq!(rejoined.len(), 2 * long.len());
-    }
 
     #[test]
     fn return_path_is_not_passed_on() {

@@ -3,7 +3,6 @@
 //! chunks, deletions made durable only in the UPDATE state.
 
 use super::session::{Listing, LoginFailure, Replies, Security, Session, Step};
-use super::stuff::Stuffer;
 use crate::auth::Login;
 use crate::limits::{POP3_OUTPUT, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
 use crate::ops::stats::Refusal;
@@ -12,6 +11,7 @@ use crate::server::{admit, Admission, Gate, Service, Shared};
 use crate::store::disk::{self, Disk};
 use crate::store::maildir;
 use crate::wire::address::Address;
+use crate::wire::dot::Stuffer;
 use crate::wire::line::LineBuffer;
 use smol::io::AsyncReadExt;
 use smol::net::TcpStream;
@@ -380,7 +380,7 @@ async fn send_message(
     // Read on the blocking pool, at most one chunk ahead of the client.
     let mut file = smol::Unblock::with_capacity(RETR_CHUNK, file);
     let mut raw = [0u8; RETR_CHUNK];
-    let mut stuffer = Stuffer::new(body_lines);
+    let mut stuffer = Stuffer::as_stored(body_lines);
     while !stuffer.is_done() {
         let n = match file.read(&mut raw).await {
             Ok(n) => n,
@@ -389,17 +389,10 @@ async fn send_message(
         if n == 0 {
             break;
         }
-        // Stuffing at most doubles the bytes; stuff straight into the queue.
-        let start = c.bulk.len();
-        c.bulk.resize(start + 2 * n, 0);
-        let len = stuffer.feed(&raw[..n], &mut c.bulk[start..]);
-        c.bulk.truncate(start + len);
+        // Stuff straight into the queue.
+        stuffer.feed(&raw[..n], &mut c.bulk);
         c.flush_if_full().await.map_err(|_| SendError::Client)?;
     }
-    let _ = c.out.push_str(if stuffer.trailer().is_empty() {
-        ".\r\n"
-    } else {
-        "\r\n.\r\n"
-    });
+    let _ = c.out.push_str(stuffer.finish());
     Ok(())
 }

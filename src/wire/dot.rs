@@ -1,14 +1,16 @@
-//! The DATA stream decoder: removes dot-stuffing, finds the end of the
-//! message, and stores every line with a CRLF end.
+//! Dot-stuffing both ways (RFC 5321 §4.5.2, RFC 1939 §3): [`Stuffer`]
+//! doubles a dot that starts a line on the way out (POP3 to a client, SMTP
+//! to the next server) and ends the message with `.`; [`DataDecoder`]
+//! undoes it on the way in and finds the end of the message.
 //!
-//! Only `<CRLF>.<CRLF>` ends a message. A line starts only after CRLF: a
+//! On the way in, only `<CRLF>.<CRLF>` ends a message. A line starts only after CRLF: a
 //! dot reached through a bare LF or bare CR (`<LF>.<LF>`, `<LF>.<CRLF>`,
 //! `<CR>.<CR>`...) is ordinary content, neither an end nor a stuffed dot,
 //! so a message cannot smuggle a second one past us (the 2023 "SMTP
 //! smuggling" attacks). Bare LFs are stored as CRLF, so the stored bytes
 //! are exactly what POP3 later sends (stuffed again on the way out).
 //!
-//! It also notes what the stored form hides: where a bare LF was (for
+//! The decoder also notes what the stored form hides: where a bare LF was (for
 //! the strict header check of members' mail) and whether a line went over
 //! the 998 octets of RFC 5322 §2.1.1, counting without holding the line.
 
@@ -173,6 +175,152 @@ impl DataDecoder {
     }
 }
 
+/// A message on its way out, chunk by chunk: a dot starting a line is
+/// doubled, and [`Stuffer::finish`] gives the end (a line end if the last
+/// line has none, then `.`).
+pub struct Stuffer {
+    /// For another server: every line ends in CRLF (a bare CR or LF
+    /// becomes one, so the next server cannot find a line end, or an end of
+    /// data, where we saw none), NULs are dropped, and lines longer than
+    /// 998 octets are broken (folded in the header section).
+    strict: bool,
+    /// Octets of the current line already written.
+    line_len: usize,
+    /// The current line has more than CRs.
+    has_text: bool,
+    /// Strict: a CR was seen; what follows decides nothing, it ends a line.
+    pending_cr: bool,
+    in_headers: bool,
+    /// POP3 TOP: the body lines still to send.
+    body_lines_left: Option<u32>,
+    done: bool,
+}
+
+impl Stuffer {
+    /// For POP3: the stored bytes as they are. `body_lines`: `None` sends
+    /// the whole message (RETR), `Some(n)` the headers, the blank line and
+    /// n body lines (TOP).
+    pub fn as_stored(body_lines: Option<u32>) -> Self {
+        Stuffer {
+            strict: false,
+            line_len: 0,
+            has_text: false,
+            pending_cr: false,
+            in_headers: true,
+            body_lines_left: body_lines,
+            done: false,
+        }
+    }
+
+    /// For another SMTP server: line ends, NULs and line lengths as RFC
+    /// 5321 wants them.
+    pub fn strict() -> Self {
+        Stuffer {
+            strict: true,
+            ..Stuffer::as_stored(None)
+        }
+    }
+
+    /// True when TOP has sent all it should; further input is ignored.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Appends `input`, stuffed, to `out`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        out.reserve(2 * input.len());
+        let mut rest = input;
+        while let Some((&b, tail)) = rest.split_first() {
+            if self.done {
+                return;
+            }
+            if !self.strict && self.line_len > 0 && b != b'\n' {
+                // Inside a line only its end matters: copy up to it.
+                let run = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
+                let text = &rest[..run];
+                self.has_text |= text.iter().any(|&c| c != b'\r');
+                self.line_len += run;
+                out.extend_from_slice(text);
+                rest = &rest[run..];
+                continue;
+            }
+            if self.strict {
+                self.strict_byte(b, out);
+            } else if b == b'\n' {
+                out.push(b'\n');
+                self.end_line();
+            } else {
+                self.put(b, out);
+            }
+            rest = tail;
+        }
+    }
+
+    /// What ends the message: a line end when the last line has none, so
+    /// the dot stands alone, then `.` and CRLF.
+    pub fn finish(&mut self) -> &'static str {
+        if std::mem::take(&mut self.pending_cr) || self.line_len > 0 {
+            "\r\n.\r\n"
+        } else {
+            ".\r\n"
+        }
+    }
+
+    fn strict_byte(&mut self, b: u8, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.pending_cr) {
+            out.extend_from_slice(b"\r\n");
+            self.end_line();
+            if b == b'\n' {
+                return;
+            }
+        }
+        match b {
+            b'\r' => self.pending_cr = true,
+            b'\n' => {
+                out.extend_from_slice(b"\r\n");
+                self.end_line();
+            }
+            0 => {}
+            _ => {
+                if self.line_len >= MAX_MESSAGE_LINE {
+                    out.extend_from_slice(b"\r\n");
+                    self.line_len = 0;
+                    if self.in_headers {
+                        out.push(b' ');
+                        self.line_len = 1;
+                    }
+                }
+                self.put(b, out);
+            }
+        }
+    }
+
+    fn put(&mut self, b: u8, out: &mut Vec<u8>) {
+        if self.line_len == 0 && b == b'.' {
+            out.push(b'.');
+            self.line_len += 1;
+        }
+        out.push(b);
+        self.line_len += 1;
+        self.has_text |= b != b'\r';
+    }
+
+    /// A line ended (its end already written).
+    fn end_line(&mut self) {
+        let empty = !std::mem::take(&mut self.has_text);
+        self.line_len = 0;
+        if self.in_headers {
+            if empty {
+                self.in_headers = false;
+                self.done = self.body_lines_left == Some(0);
+            }
+        } else if let Some(left) = self.body_lines_left.as_mut() {
+            *left -= 1;
+            self.done = *left == 0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,5 +471,102 @@ mod tests {
     fn unterminated_stream_never_finishes() {
         assert!(all_splits(b"no end here\r\n.").is_none());
         assert!(all_splits(b"no end here\r\n.\r").is_none());
+    }
+    /// The stuffed message, its end included, fed in pieces.
+    fn stuffed(mut stuffer: Stuffer, parts: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in parts {
+            stuffer.feed(p, &mut out);
+        }
+        out.extend_from_slice(stuffer.finish().as_bytes());
+        out
+    }
+
+    fn pop3(input: &[u8], top: Option<u32>, chunk: usize) -> Vec<u8> {
+        let parts: Vec<&[u8]> = input.chunks(chunk).collect();
+        stuffed(Stuffer::as_stored(top), &parts)
+    }
+
+    fn strict(parts: &[&str]) -> String {
+        let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+        String::from_utf8(stuffed(Stuffer::strict(), &parts)).unwrap()
+    }
+
+    #[test]
+    fn stuffs_leading_dots_across_chunks() {
+        let msg = b".a\r\nb.\r\n.\r\n..x\r\n";
+        for chunk in 1..msg.len() {
+            assert_eq!(pop3(msg, None, chunk), b"..a\r\nb.\r\n..\r\n...x\r\n.\r\n");
+        }
+        // As stored: a dot after a bare CR starts no line.
+        assert_eq!(pop3(b"a\r.b\n.c", None, 2), b"a\r.b\n..c\r\n.\r\n");
+    }
+
+    #[test]
+    fn adds_missing_final_crlf() {
+        assert_eq!(pop3(b"a\r\nb", None, 4), b"a\r\nb\r\n.\r\n");
+        assert_eq!(pop3(b"a\r\nb\r", None, 4), b"a\r\nb\r\r\n.\r\n");
+        assert_eq!(pop3(b"", None, 4), b".\r\n");
+    }
+
+    #[test]
+    fn top_sends_headers_blank_line_and_n_lines() {
+        let msg = b"A: 1\r\nB: 2\r\n\r\none\r\n.two\r\nthree\r\n";
+        assert_eq!(pop3(msg, Some(0), 3), b"A: 1\r\nB: 2\r\n\r\n.\r\n");
+        assert_eq!(
+            pop3(msg, Some(2), 5),
+            b"A: 1\r\nB: 2\r\n\r\none\r\n..two\r\n.\r\n"
+        );
+        assert_eq!(pop3(msg, Some(10), 7), pop3(msg, None, 7));
+    }
+
+    #[test]
+    fn strict_dot_stuffing_across_chunks() {
+        assert_eq!(strict(&[".a\r\n", ".", "b\r\n"]), "..a\r\n..b\r\n.\r\n");
+        assert_eq!(strict(&["x\r\n.\r", "\n"]), "x\r\n..\r\n.\r\n");
+        assert_eq!(strict(&["no end"]), "no end\r\n.\r\n");
+        assert_eq!(strict(&["cr only\r"]), "cr only\r\n.\r\n");
+        assert_eq!(strict(&[]), ".\r\n");
+    }
+
+    #[test]
+    fn strict_line_ends_are_crlf_and_nul_is_dropped() {
+        // Each would let a server that reads line ends loosely see an end
+        // of data in the middle of the message.
+        assert_eq!(strict(&["a\r.\rb"]), "a\r\n..\r\nb\r\n.\r\n");
+        assert_eq!(strict(&["a\r.\r\nb"]), "a\r\n..\r\nb\r\n.\r\n");
+        assert_eq!(strict(&["a\r\n\0.\r\nb"]), "a\r\n..\r\nb\r\n.\r\n");
+        assert_eq!(strict(&["a\n.\nb\n"]), "a\r\n..\r\nb\r\n.\r\n");
+        assert_eq!(strict(&["a\r", "\nb\r", "x"]), "a\r\nb\r\nx\r\n.\r\n");
+        assert_eq!(strict(&["a\r\r\n"]), "a\r\n\r\n.\r\n");
+    }
+
+    #[test]
+    fn strict_long_lines_are_broken_and_headers_folded() {
+        let long = "x".repeat(2 * MAX_MESSAGE_LINE + 10);
+        let text = format!("Subject: {long}\r\n\r\n.{long}\r\n");
+        let wire = strict(&[&text]);
+        let lines: Vec<&str> = wire.split("\r\n").collect();
+        assert!(
+            lines.iter().all(|l| l.len() <= MAX_MESSAGE_LINE),
+            "{lines:?}"
+        );
+        // The header goes on in continuation lines; the body's dot is doubled.
+        assert!(lines[1].starts_with(' ') && lines[2].starts_with(' '));
+        assert_eq!(lines[3], "");
+        assert!(lines[4].starts_with("..x"));
+        assert!(!lines[5].starts_with(' '));
+        let rejoined: String = wire.chars().filter(|c| *c == 'x').collect();
+        assert_eq!(rejoined.len(), 2 * long.len());
+    }
+
+    #[test]
+    fn stuffing_then_decoding_gives_the_message_back() {
+        let msg = b"A: 1\r\n\r\n.\r\n..x\r\n.\r\ny\r\n";
+        for stuffer in [Stuffer::as_stored(None), Stuffer::strict()] {
+            let wire = stuffed(stuffer, &[msg]);
+            let (back, rest) = all_splits(&wire).unwrap();
+            assert_eq!((back.as_slice(), rest.as_slice()), (&msg[..], &b""[..]));
+        }
     }
 }
