@@ -293,9 +293,19 @@ impl Config {
         let log_level = log_level(&file.log_level, o, p);
         let smtp = smtp(&file.smtp, o, p);
         let pop3 = pop3(&file.pop3, o, p);
-        let submission = listen(&o.submission, &file.submission, DEFAULT_SUBMISSION, p);
-        let submissions = listen(&o.submissions, &file.submissions, DEFAULT_SUBMISSIONS, p);
-        let pop3s = listen(&o.pop3s, &file.pop3s, DEFAULT_POP3S, p);
+        let submission = listen(
+            &o.submission,
+            &file.submission,
+            ("submission", DEFAULT_SUBMISSION),
+            p,
+        );
+        let submissions = listen(
+            &o.submissions,
+            &file.submissions,
+            ("submissions", DEFAULT_SUBMISSIONS),
+            p,
+        );
+        let pop3s = listen(&o.pop3s, &file.pop3s, ("pop3s", DEFAULT_POP3S), p);
         let tls = tls(&file.tls, p);
         let relay_from = relay_from(&file.relay_from, p);
         let limits = limits(&file.limits, p);

@@ -10,15 +10,16 @@ fn b(key: &str) -> &'static Bound {
 }
 
 pub(super) fn domains(file: &Option<Vec<String>>, o: &Overrides, p: &mut Problems) -> Vec<String> {
-    let mut domains = file
+    let listed = file
         .clone()
         .unwrap_or_else(|| vec![DEFAULT_DOMAIN.to_string()]);
-    domains.extend(o.domains.iter().cloned());
+    let given = listed.into_iter().map(|d| ("domains", d));
+    let flags = o.domains.iter().map(|d| ("--domain", d.clone()));
     let mut seen = Vec::new();
-    for d in domains {
+    for (key, d) in given.chain(flags) {
         let d = d.trim_end_matches('.').to_ascii_lowercase();
         if !crate::wire::address::domain_is_valid(&d) || d.starts_with('[') {
-            p.0.push(format!("invalid domain {d:?}"));
+            p.0.push(format!("{key}: invalid domain {d:?}"));
         } else if !seen.contains(&d) {
             seen.push(d);
         }
@@ -39,7 +40,9 @@ pub(super) fn log_level(
 ) -> log::LevelFilter {
     match (o.log_level, file) {
         (Some(level), _) => level,
-        (None, Some(s)) => p.check(parse_level(s)).unwrap_or(log::LevelFilter::Info),
+        (None, Some(s)) => p
+            .check(parse_level(s).map_err(|e| format!("log_level: {e}")))
+            .unwrap_or(log::LevelFilter::Info),
         (None, None) => std::env::var("RUST_LOG")
             .ok()
             .and_then(|s| parse_level(&s).ok())
@@ -79,14 +82,16 @@ pub(super) fn pop3(f: &Pop3File, o: &Overrides, p: &mut Problems) -> Pop3Config 
 pub(super) fn listen(
     flag: &Option<Listen>,
     f: &ListenFile,
-    default: &str,
+    (section, default): (&str, &str),
     p: &mut Problems,
 ) -> Listen {
     match flag {
         Some(l) => *l,
-        None => p
-            .check(parse_listen(f.listen.as_deref().unwrap_or(default)))
-            .flatten(),
+        None => {
+            let text = f.listen.as_deref().unwrap_or(default);
+            let listen = parse_listen(text).map_err(|e| format!("{section}.listen: {e}"));
+            p.check(listen).flatten()
+        }
     }
 }
 

@@ -409,6 +409,15 @@ fn bad_values_name_the_key_as_written() {
             "smarthost_user and smarthost_password go together",
         ),
         (
+            "log_level = \"loud\"\n",
+            "log_level: invalid log level \"loud\"",
+        ),
+        ("domains = [\"a b\"]\n", "domains: invalid domain \"a b\""),
+        (
+            "[submission]\nlisten = \"everywhere\"\n",
+            "submission.listen: invalid listen address \"everywhere\"",
+        ),
+        (
             "queue_warn = \"1h\"\n[queue]\nwarn = \"2h\"\n",
             "queue.warn and queue_warn (its old name) are both given; keep queue.warn",
         ),
