@@ -1,10 +1,9 @@
 //! The one interface every read and change of flash goes through, so the
 //! same storage code runs on the filesystem ([`Fs`]), in memory with a
 //! power-loss model ([`super::memory::Memory`]), or behind a seeded fault
-//! plan. Every method blocks: call them on the blocking pool, never on
+//! plan ([`super::faults::Faulty`]). Every method blocks: call them on the blocking pool, never on
 //! the executor thread.
 
-use super::faults::{check, inject, pause, Op};
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -142,10 +141,14 @@ impl<D: Disk + ?Sized> Disk for Arc<D> {
     }
 }
 
-/// The disk the server and the admin commands work on.
+/// The disk the server and the admin commands work on: the filesystem,
+/// behind the fault plan when one is set (see [`super::faults`]).
 pub fn system() -> &'static Arc<dyn Disk> {
     static SYSTEM: OnceLock<Arc<dyn Disk>> = OnceLock::new();
-    SYSTEM.get_or_init(|| Arc::new(Fs))
+    SYSTEM.get_or_init(|| match super::faults::system() {
+        Some(faulty) => faulty.clone(),
+        None => Arc::new(Fs),
+    })
 }
 
 /// Removes a name that must go (a rollback, a finished queue entry): a
@@ -188,7 +191,6 @@ fn kind_of(file_type: fs::FileType) -> Kind {
 
 impl Disk for Fs {
     fn create_new(&self, path: &Path, mode: u32) -> io::Result<Handle> {
-        check(Op::Create)?;
         OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -203,28 +205,18 @@ impl Disk for Fs {
     }
 
     fn write(&self, file: &mut Handle, bytes: &[u8]) -> io::Result<()> {
-        let mut file = Fs::file(file);
-        if let Some(fault) = inject(Op::Write, bytes.len()) {
-            if let Some(at) = fault.torn_at {
-                file.write_all(&bytes[..at])?;
-            }
-            return Err(fault.error);
-        }
-        file.write_all(bytes)
+        Fs::file(file).write_all(bytes)
     }
 
     fn sync(&self, file: &Handle) -> io::Result<()> {
-        check(Op::Sync)?;
         Fs::file(file).sync_all()
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        check(Op::SyncDir)?;
         File::open(dir)?.sync_all()
     }
 
     fn syncfs(&self, file: &Handle) -> io::Result<()> {
-        check(Op::Sync)?;
         // SAFETY: syncfs only reads the descriptor, which `file` keeps open.
         if unsafe { libc::syncfs(Fs::file(file).as_raw_fd()) } == 0 {
             Ok(())
@@ -234,17 +226,14 @@ impl Disk for Fs {
     }
 
     fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
-        check(Op::Link)?;
         fs::hard_link(from, to)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        check(Op::Rename)?;
         fs::rename(from, to)
     }
 
     fn unlink(&self, path: &Path) -> io::Result<()> {
-        check(Op::Unlink)?;
         fs::remove_file(path)
     }
 
@@ -253,7 +242,6 @@ impl Disk for Fs {
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Reader> {
-        pause(Op::Read);
         Ok(Box::new(File::open(path)?))
     }
 

@@ -502,7 +502,6 @@ pub fn usage_by_mailbox(
 
 /// Bytes in one mailbox (0 if it cannot be read). Blocking.
 pub fn mailbox_bytes(disk: &dyn Disk, dir: &Path) -> u64 {
-    super::faults::pause(super::faults::Op::Read);
     scan_mailbox(disk, dir)
         .map(|messages| messages.iter().map(|m| m.size).sum())
         .unwrap_or(0)
