@@ -23,7 +23,7 @@
 //! or writes outside its mail store on behalf of a mail address.
 
 use super::forward::Forward;
-use crate::store::disk;
+use crate::store::disk::{self, Disk, Metadata};
 use crate::store::durable;
 use crate::wire::address::Address;
 use std::collections::{BTreeMap, HashSet};
@@ -544,7 +544,10 @@ pub fn remove(path: &Path, name: &str) -> Result<bool, String> {
 
 /// The parsed file and its text ("" when missing).
 fn read(path: &Path) -> Result<(Aliases, String), String> {
-    match fs::read_to_string(path) {
+    let text = disk::system().read(path).and_then(|bytes| {
+        String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    });
+    match text {
         Ok(text) => Aliases::parse(&text)
             .map(|aliases| (aliases, text))
             .map_err(|e| format!("{}: {e}", path.display())),
@@ -564,7 +567,10 @@ pub fn last_good_path(path: &Path) -> PathBuf {
 /// Keeps `text` (which parsed) as the last good copy, when it differs.
 fn keep_last_good(path: &Path, text: &str) -> io::Result<()> {
     let last_good = last_good_path(path);
-    if fs::read(&last_good).is_ok_and(|kept| kept == text.as_bytes()) {
+    if disk::system()
+        .read(&last_good)
+        .is_ok_and(|kept| kept == text.as_bytes())
+    {
         return Ok(());
     }
     durable::replace_file(disk::system(), &last_good, text.as_bytes())
@@ -666,7 +672,7 @@ fn lock(path: &Path, create: bool) -> Result<Option<File>, String> {
 /// (at start, the copy kept in `aliases.last-good`), so mail keeps flowing.
 pub struct AliasesCache {
     path: PathBuf,
-    stamp: Option<(u64, i64, i64, u64)>,
+    stamp: Option<Metadata>,
     aliases: Aliases,
     /// The file was damaged at start and had no last good copy: an
     /// unknown name may be an alias after all until it is repaired.
@@ -722,9 +728,8 @@ impl AliasesCache {
         Ok(aliases)
     }
 
-    fn stamp(&self) -> Option<(u64, i64, i64, u64)> {
-        let m = fs::metadata(&self.path).ok()?;
-        Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
+    fn stamp(&self) -> Option<Metadata> {
+        disk::system().metadata(&self.path).ok()
     }
 
     /// Whether the file is damaged with no good copy in service.
