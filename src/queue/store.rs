@@ -445,4 +445,90 @@ mod tests {
         );
         assert_eq!(damaged(&*disk, data), 1);
     }
+
+    /// Taking an entry out with the power cut after each number of changes
+    /// in turn: once `remove` said so, the entry never comes back (it
+    /// would be sent again); before, it is whole or gone, never an
+    /// envelope without its message.
+    #[test]
+    fn a_power_cut_anywhere_in_removing_never_brings_an_entry_back_half() {
+        let data = Path::new("/data");
+        let text = b"Subject: sent\r\n\r\nbody\r\n";
+        for cut in 0.. {
+            let (memory, disk) = memory();
+            crate::store::maildir::clear_spool(&*disk, data).unwrap();
+            create_dir_durable(&*disk, &queue_dir(data)).unwrap();
+            let envelope =
+                Envelope::new("q1".into(), "a@b.test".into(), vec!["c@d.test".into()], 7);
+            let mut message = Incoming::create(&disk, data, "q1".into()).unwrap();
+            message.write(text).unwrap();
+            enqueue(data, &message, &envelope).unwrap();
+            message.discard();
+            memory.cut_power_after(cut);
+            let removed = remove(&*disk, data, "q1");
+            let finished = !memory.power_was_cut();
+            memory.crash();
+            let found = scan(&*disk, data, true).unwrap();
+            if removed.is_ok() {
+                assert!(
+                    found.is_empty(),
+                    "power cut after {cut} changes: removed entry back"
+                );
+            }
+            for entry in &found {
+                let mut stored = Vec::new();
+                open_message(&*disk, data, &entry.id)
+                    .unwrap()
+                    .read_to_end(&mut stored)
+                    .unwrap();
+                assert_eq!(stored, text, "power cut after {cut} changes");
+            }
+            let files = disk.list(&queue_dir(data)).unwrap().len();
+            assert_eq!(
+                files,
+                2 * found.len(),
+                "power cut after {cut} changes: leftovers"
+            );
+            if finished {
+                assert!(removed.unwrap());
+                break;
+            }
+        }
+    }
+
+    /// Setting a damaged entry aside with the power cut after each number
+    /// of changes in turn, then sweeping again: its message always ends up
+    /// in `queue/damaged/`, never deleted.
+    #[test]
+    fn a_power_cut_anywhere_in_setting_aside_never_loses_the_message() {
+        let data = Path::new("/data");
+        for cut in 0.. {
+            let (memory, disk) = memory();
+            create_dir_durable(&*disk, &queue_dir(data)).unwrap();
+            for (path, bytes) in [
+                (message_path(data, "torn"), &b"acknowledged bytes"[..]),
+                (envelope_path(data, "torn"), b"PBQE\x01"),
+            ] {
+                let mut file = disk.create_new(&path, 0o600).unwrap();
+                disk.write(&mut file, bytes).unwrap();
+                disk.sync(&file).unwrap();
+            }
+            disk.sync_dir(&queue_dir(data)).unwrap();
+            memory.cut_power_after(cut);
+            let _ = scan(&*disk, data, true);
+            let finished = !memory.power_was_cut();
+            memory.crash();
+            assert!(scan(&*disk, data, true).unwrap().is_empty());
+            let kept = disk.read(&damaged_dir(data).join("torn.msg"));
+            assert_eq!(
+                kept.ok().as_deref(),
+                Some(&b"acknowledged bytes"[..]),
+                "power cut after {cut} changes"
+            );
+            assert_eq!(damaged(&*disk, data), 1);
+            if finished {
+                break;
+            }
+        }
+    }
 }
