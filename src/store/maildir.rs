@@ -748,4 +748,55 @@ mod tests {
             }
         }
     }
+
+    /// POP3's UPDATE with the power cut after each number of changes in
+    /// turn: once it said the messages are gone they stay gone; until
+    /// then each is whole or gone, and the one not asked for stays.
+    #[test]
+    fn a_power_cut_anywhere_in_deleting_never_brings_a_deleted_message_back() {
+        use crate::store::memory::Memory;
+        let data = Path::new("/data");
+        let mailbox = mailbox_dir(data, "a", "test");
+        let text = |i: usize| format!("Subject: {i}\r\n\r\nbody\r\n");
+        for cut in 0.. {
+            let memory = Arc::new(Memory::new());
+            let disk: Arc<dyn Disk> = memory.clone();
+            clear_spool(&*disk, data).unwrap();
+            let names = NameMaker::new("h");
+            for i in 0..3 {
+                let mut message = Incoming::create(&disk, data, names.next()).unwrap();
+                message.write(text(i).as_bytes()).unwrap();
+                message.deliver(std::slice::from_ref(&mailbox)).unwrap();
+                message.discard();
+            }
+            let listed = scan_mailbox(&*disk, &mailbox).unwrap();
+            memory.cut_power_after(cut);
+            let deleted = delete_messages(&*disk, &mailbox, listed[..2].iter().map(|m| &*m.name));
+            let finished = !memory.power_was_cut();
+            memory.crash();
+            let left = scan_mailbox(&*disk, &mailbox).unwrap();
+            for message in &left {
+                let bytes = disk.read(&mailbox.join(&*message.name)).unwrap();
+                assert!(
+                    (0..3).any(|i| text(i).as_bytes() == bytes),
+                    "power cut after {cut}"
+                );
+            }
+            assert!(
+                left.contains(&listed[2]),
+                "power cut after {cut}: kept message gone"
+            );
+            if deleted.is_ok() {
+                assert_eq!(
+                    left,
+                    listed[2..],
+                    "power cut after {cut}: deleted message back"
+                );
+            }
+            if finished {
+                assert!(deleted.is_ok());
+                break;
+            }
+        }
+    }
 }
