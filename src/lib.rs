@@ -32,6 +32,7 @@ pub mod admin;
 pub mod appliance;
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod console;
 pub mod dns;
 pub mod limits;

@@ -1,9 +1,12 @@
 //! Who may log in: password hashing and checking, a cache of recent
 //! logins, SASL decoding, and throttling of failed attempts.
+pub mod authenticator;
 pub mod cache;
 pub mod password;
 pub mod sasl;
 pub mod throttle;
+
+pub use authenticator::Authenticator;
 
 use crate::wire::address::Address;
 

@@ -4,11 +4,11 @@
 //! forgives nothing. Attempts still being checked count against the cap
 //! too, so parallel connections get no more guesses than serial ones.
 
+use crate::conn::per_client::{client_key, evict_least_recent};
 use crate::limits::{
     FAILED_LOGIN_DELAY, MAX_FAILED_LOGIN_DELAY, THROTTLE_ENTRIES, THROTTLE_MEMORY,
     USER_FAILURES_FACTOR,
 };
-use crate::server::clients::{client_key, evict_least_recent};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::Hash;

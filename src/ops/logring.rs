@@ -155,7 +155,7 @@ pub fn tail_with_notes(ring: &Path, count: usize) -> Vec<String> {
 pub fn timestamp(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let (year, month, day) = crate::smtp::received::civil_from_days((secs / 86400) as i64);
+    let (year, month, day) = super::clock::civil_from_days((secs / 86400) as i64);
     let rest = secs % 86400;
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",

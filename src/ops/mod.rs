@@ -1,4 +1,5 @@
-//! Operations: traffic counters and the log ring.
+//! Operations: traffic counters, the log ring, and the calendar they use.
 
+pub mod clock;
 pub mod logring;
 pub mod stats;

@@ -5,6 +5,7 @@
 use crate::store::disk;
 use crate::store::record;
 use serde::{Deserialize, Serialize};
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,45 @@ pub struct Stats {
     pub bounced: u64,
     /// Copies judged spam (tagged or refused).
     pub spam: u64,
+}
+
+/// The running server's counters: changed by every session, written to
+/// flash by [`Counters::save`] when they changed, off the executor thread.
+pub struct Counters {
+    stats: RefCell<Stats>,
+    changed: Cell<bool>,
+    data_dir: PathBuf,
+}
+
+impl Counters {
+    /// The saved counters (damaged ones set aside, see
+    /// [`load_or_start_afresh`]), written back to `data_dir`.
+    pub fn open(data_dir: &Path) -> Counters {
+        Counters {
+            stats: RefCell::new(load_or_start_afresh(data_dir)),
+            changed: Cell::new(false),
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// Updates the counters.
+    pub fn count(&self, change: impl FnOnce(&mut Stats)) {
+        change(&mut self.stats.borrow_mut());
+        self.changed.set(true);
+    }
+
+    /// Writes the counters if they changed (or `always`, when asked).
+    pub async fn save(&self, always: bool) {
+        if !self.changed.replace(false) && !always {
+            return;
+        }
+        let mut stats = self.stats.borrow().clone();
+        stats.saved = now();
+        let dir = self.data_dir.clone();
+        if let Err(e) = smol::unblock(move || save(&dir, &stats)).await {
+            log::error!("cannot save statistics: {e}");
+        }
+    }
 }
 
 /// A refusal as the server decided it: the code of the reply, never
@@ -146,9 +186,8 @@ impl Stats {
 
     /// The report `postbox stats` prints.
     pub fn report(&self) -> String {
-        let date = |secs| {
-            crate::smtp::received::rfc5322_date(UNIX_EPOCH + std::time::Duration::from_secs(secs))
-        };
+        let date =
+            |secs| super::clock::rfc5322_date(UNIX_EPOCH + std::time::Duration::from_secs(secs));
         let saved = match self.saved {
             0 => "not saved yet".to_string(),
             secs => format!("saved {}", date(secs)),

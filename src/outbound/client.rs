@@ -6,11 +6,11 @@
 use super::session::{Plan, Session, Step};
 use super::tls::TlsPolicy;
 use super::{Failure, RecipientResults};
+use crate::conn::Stream;
 use crate::limits::{
     OUTBOUND_COMMAND_TIMEOUT, OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_DATA_TIMEOUT,
     OUTBOUND_READ_BUFFER, TLS_HANDSHAKE_TIMEOUT, WRITE_CHUNK,
 };
-use crate::server::conn::Stream;
 use crate::wire::dot::Stuffer;
 use futures_rustls::TlsConnector;
 use rustls::pki_types::ServerName;

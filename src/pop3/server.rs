@@ -3,40 +3,71 @@
 //! chunks, deletions made durable only in the UPDATE state.
 
 use super::session::{Listing, LoginFailure, Replies, Security, Session, Step};
-use crate::auth::Login;
+use crate::auth::{Authenticator, Login};
+use crate::config::Config;
+use crate::conn::{self, Gate, Handshake, ReadOutcome, Seat, Service, Shutdown, Stream};
 use crate::limits::{POP3_OUTPUT, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
-use crate::ops::stats::Refusal;
-use crate::server::conn::{self, ReadOutcome, Stream};
-use crate::server::{admit, Admission, Gate, Service, Shared};
+use crate::ops::stats::{Counters, Refusal};
 use crate::store::disk::{self, Disk};
-use crate::store::maildir;
+use crate::store::{maildir, Mailstore};
 use crate::wire::address::Address;
 use crate::wire::dot::Stuffer;
 use crate::wire::line::LineBuffer;
 use smol::io::AsyncReadExt;
-use smol::net::TcpStream;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
+/// What a POP3 session uses.
+pub struct Context {
+    pub config: Rc<Config>,
+    pub tls: Rc<crate::tls::Tls>,
+    pub shutdown: Rc<Shutdown>,
+    pub auth: Rc<Authenticator>,
+    pub store: Rc<Mailstore>,
+    pub counters: Rc<Counters>,
+}
+
+impl Context {
+    fn handshake(&self) -> Handshake<'_> {
+        Handshake {
+            acceptor: self.tls.acceptor(),
+            timeout: self.config.limits.tls_handshake_timeout,
+            shutdown: &self.shutdown,
+        }
+    }
+}
+
+/// What POP3 says when it turns a connection away.
+pub const GATE: Gate = Gate {
+    busy: (
+        b"-ERR [SYS/TEMP] Too many connections\r\n",
+        Refusal::Pop3(Some("SYS/TEMP")),
+    ),
+    address: (
+        b"-ERR [SYS/TEMP] Too many connections from your address\r\n",
+        Refusal::Pop3(Some("SYS/TEMP")),
+    ),
+};
+
 /// Releases the mailbox lock when the session ends, however it ends.
 struct MailboxLock {
-    shared: Rc<Shared>,
+    shared: Rc<Context>,
     dir: PathBuf,
 }
 
 impl Drop for MailboxLock {
     fn drop(&mut self) {
-        self.shared.pop3_in_use.borrow_mut().remove(&self.dir);
+        self.shared.store.unlock_for_pop3(&self.dir);
     }
 }
 
 struct Connection {
-    shared: Rc<Shared>,
+    shared: Rc<Context>,
     stream: Stream,
-    admission: Admission,
+    seat: Seat,
     /// Replies from the session core.
     out: Replies,
     /// Everything waiting to go out: replies and message bodies of
@@ -54,7 +85,9 @@ impl Connection {
     /// Counts the refusals the session decided on.
     fn count_refusals(&self, session: &mut Session) {
         for code in session.take_refusals() {
-            self.shared.count(|s| s.count_refusal(Refusal::Pop3(code)));
+            self.shared
+                .counters
+                .count(|s| s.count_refusal(Refusal::Pop3(code)));
         }
     }
 
@@ -83,33 +116,19 @@ impl Connection {
     }
 }
 
+/// Serves session `id`, admitted to `seat` on a `service` listener.
 pub async fn serve_connection(
-    shared: Rc<Shared>,
-    tcp: TcpStream,
+    shared: Rc<Context>,
+    mut stream: Stream,
     peer: SocketAddr,
     service: Service,
+    id: u64,
+    seat: Seat,
 ) {
-    let id = shared.session_id();
-    let mut stream = Stream::Plain(tcp);
-    let gate = Gate {
-        busy: (
-            b"-ERR [SYS/TEMP] Too many connections\r\n",
-            Refusal::Pop3(Some("SYS/TEMP")),
-        ),
-        address: (
-            b"-ERR [SYS/TEMP] Too many connections from your address\r\n",
-            Refusal::Pop3(Some("SYS/TEMP")),
-        ),
-    };
-    let who = format_args!("pop3#{id} {peer}");
-    let admission = admit(&shared, &mut stream, peer.ip(), service, gate, who);
-    let Some(admission) = admission.await else {
-        return;
-    };
     log::info!("pop3#{id} {peer} connected to {}", service.name());
     if service.implicit_tls()
         && !stream
-            .start_tls(&shared, &admission.seat, format_args!("pop3#{id} {peer}"))
+            .start_tls(shared.handshake(), &seat, format_args!("pop3#{id} {peer}"))
             .await
     {
         return;
@@ -117,7 +136,7 @@ pub async fn serve_connection(
     let security = Security {
         stls: !service.implicit_tls(),
         tls: stream.is_tls(),
-        plaintext_login: shared.plaintext_login_allowed(peer.ip()),
+        plaintext_login: shared.auth.plaintext_login_allowed(peer.ip()),
     };
     let mut out = Replies::new();
     let session = Session::new(
@@ -129,7 +148,7 @@ pub async fn serve_connection(
     let mut c = Connection {
         shared,
         stream,
-        admission,
+        seat,
         out,
         bulk: Vec::new(),
         writes: 0,
@@ -175,13 +194,13 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                     start = end;
                     lines = LineBuffer::new();
                     let who = format_args!("pop3#{id} {peer}");
-                    if !c.stream.start_tls(&c.shared, &c.admission.seat, who).await {
+                    if !c.stream.start_tls(c.shared.handshake(), &c.seat, who).await {
                         return "TLS handshake failed";
                     }
                     session.tls_started();
                 }
                 Step::Authenticate { user, password } => {
-                    let login = c.shared.login(&user, &password, peer.ip()).await;
+                    let login = c.shared.auth.login(&user, &password, peer.ip()).await;
                     match login {
                         Login::Failed => {
                             log::warn!("pop3#{id} {peer} failed login for {user:?}");
@@ -195,7 +214,7 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                         }
                         Login::Ok(account) => match open_mailbox(&c.shared, &account).await {
                             Ok((dir_lock, messages)) => {
-                                c.admission.seat.member();
+                                c.seat.member();
                                 log::info!(
                                     "pop3#{id} {peer} {account} logged in, {} messages",
                                     messages.len()
@@ -260,9 +279,9 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
                     })
                     .await;
                     match result {
-                        Ok(()) => c.shared.remove_usage(&mailbox, freed),
+                        Ok(()) => c.shared.store.remove_usage(&mailbox, freed),
                         // Some may be gone, some not: count again next time.
-                        Err(_) => c.shared.recount_usage(mailbox).await,
+                        Err(_) => c.shared.store.recount_usage(mailbox).await,
                     }
                     if let Err(e) = &result {
                         log::error!("pop3#{id} {peer} deleting messages failed: {e}");
@@ -287,8 +306,8 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
         }
         let timeout = deadline.saturating_duration_since(Instant::now());
         let since = deadline.checked_sub(idle).unwrap_or_else(Instant::now);
-        let (shared, seat) = (&c.shared, &c.admission.seat);
-        match conn::read_command(&mut c.stream, &mut buf, timeout, shared, seat, since).await {
+        let (shutdown, seat) = (&c.shared.shutdown, &c.seat);
+        match conn::read_command(&mut c.stream, &mut buf, timeout, shutdown, seat, since).await {
             ReadOutcome::Data(n) => (start, end) = (0, n),
             ReadOutcome::Closed => return "client disconnected",
             ReadOutcome::TimedOut => {
@@ -305,11 +324,11 @@ async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr
 
 /// Takes the mailbox for this session and lists it.
 async fn open_mailbox(
-    shared: &Rc<Shared>,
+    shared: &Rc<Context>,
     account: &Address,
 ) -> Result<(MailboxLock, Vec<maildir::StoredMessage>), LoginFailure> {
-    let dir = shared.mailbox_dir(account);
-    if !shared.pop3_in_use.borrow_mut().insert(dir.clone()) {
+    let dir = shared.store.mailbox_dir(account);
+    if !shared.store.lock_for_pop3(&dir) {
         return Err(LoginFailure::InUse);
     }
     let lock = MailboxLock {
@@ -370,6 +389,7 @@ async fn send_message(
         c.bulk
             .extend_from_slice(b"-ERR [SYS/TEMP] Message unreadable\r\n");
         c.shared
+            .counters
             .count(|s| s.count_refusal(Refusal::Pop3(Some("SYS/TEMP"))));
         SendError::Unreadable(e)
     };

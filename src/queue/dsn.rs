@@ -7,7 +7,7 @@
 //! header section (never its body: that may be large, and sending it back
 //! would let a forged sender address turn us into a reflector).
 
-use crate::smtp::received::rfc5322_date;
+use crate::ops::clock::rfc5322_date;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, Read, Write};
 use std::time::SystemTime;

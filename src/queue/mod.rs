@@ -10,13 +10,17 @@
 pub mod dsn;
 pub mod store;
 
-use crate::config::{QueueConfig, SmarthostTls};
+use crate::config::{Config, QueueConfig, SmarthostTls};
+use crate::conn::Shutdown;
+use crate::ops::stats::Counters;
 use crate::outbound::client::{self, Attempt};
 use crate::outbound::mx::Route;
 use crate::outbound::tls::{self, TlsPolicy};
 use crate::outbound::{Failure, RecipientResults};
-use crate::server::Shared;
+use crate::route::{Destination, RcptVerdict, Router};
 use crate::store::disk;
+use crate::store::Mailstore;
+use crate::wire::address::Address;
 use smol::{future, LocalExecutor, Timer};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -244,8 +248,19 @@ impl Queue {
     }
 }
 
+/// What the queue runner uses: the queue, and for mail that stays here,
+/// the directory and the mailboxes.
+pub struct Context {
+    pub config: Rc<Config>,
+    pub queue: Rc<Queue>,
+    pub router: Rc<Router>,
+    pub store: Rc<Mailstore>,
+    pub counters: Rc<Counters>,
+    pub shutdown: Rc<Shutdown>,
+}
+
 /// The scheduler: runs until the executor is dropped.
-pub async fn run(shared: Rc<Shared>, executor: Rc<LocalExecutor<'static>>) {
+pub async fn run(shared: Rc<Context>, executor: Rc<LocalExecutor<'static>>) {
     let queue = &shared.queue;
     loop {
         if shared.shutdown.is_requested() {
@@ -291,7 +306,7 @@ fn domain_of(address: &str) -> String {
 }
 
 /// One delivery attempt for every pending recipient of entry `id`.
-async fn attempt(shared: &Shared, id: &str) {
+async fn attempt(shared: &Context, id: &str) {
     let queue = &shared.queue;
     let Some(mut envelope) = queue.entries.borrow().get(id).map(|s| s.envelope.clone()) else {
         return;
@@ -343,25 +358,25 @@ async fn attempt(shared: &Shared, id: &str) {
 }
 
 /// Puts the queued message into the mailbox of `rcpt`, a user of ours.
-async fn deliver_locally(shared: &Shared, id: &str, rcpt: &str) -> Result<(), Failure> {
+async fn deliver_locally(shared: &Context, id: &str, rcpt: &str) -> Result<(), Failure> {
     let fail = |permanent: bool, text: String| Failure { permanent, text };
     let account = crate::wire::address::Address::parse_path(rcpt)
         .ok()
-        .filter(|a| {
-            let mut users = shared.users.borrow_mut();
-            users.current().find(a.local(), a.domain()).is_some()
-        })
+        .filter(|a| shared.router.is_user(a))
         .ok_or_else(|| fail(true, "5.1.1 no such user here".into()))?;
     let source = store::message_path(&shared.queue.data_dir, id);
-    let name = shared.names.next();
+    let name = shared.store.names.next();
     let data_dir = shared.config.data_dir.clone();
     let message = smol::unblock(move || {
         crate::store::maildir::Incoming::link_from(disk::system(), &data_dir, name, &source)
     })
     .await
     .map_err(|e| fail(false, format!("4.3.0 queued message unreadable: {e}")))?;
-    shared.load_usage([shared.mailbox_dir(&account)]).await;
-    if let Some(temporary) = shared.over_quota_with(&account, message.size()) {
+    shared
+        .store
+        .load_usage([shared.store.mailbox_dir(&account)])
+        .await;
+    if let Some(temporary) = shared.router.over_quota_with(&account, message.size()) {
         message.discard_off_thread().await;
         return Err(match temporary {
             true => fail(false, "4.2.2 mailbox full".into()),
@@ -369,15 +384,16 @@ async fn deliver_locally(shared: &Shared, id: &str, rcpt: &str) -> Result<(), Fa
         });
     }
     let size = message.size();
-    let dir = shared.mailbox_dir(&account);
-    let (message, result) = shared.commits.deliver(message, vec![dir]).await;
+    let dir = shared.store.mailbox_dir(&account);
+    let (message, result) = shared.store.commits.deliver(message, vec![dir]).await;
     message.discard_off_thread().await;
     match result {
         Ok(delivered) if delivered.failed.is_empty() => {
             shared
+                .router
                 .after_delivery(std::slice::from_ref(&account), size)
                 .await;
-            shared.count(|s| s.delivered_local += 1);
+            shared.counters.count(|s| s.delivered_local += 1);
             Ok(())
         }
         Ok(delivered) => Err(fail(
@@ -396,7 +412,7 @@ async fn deliver_locally(shared: &Shared, id: &str, rcpt: &str) -> Result<(), Fa
 
 /// Records one recipient's result in the envelope and the log.
 fn note(
-    shared: &Shared,
+    shared: &Context,
     envelope: &mut Envelope,
     rcpt: &str,
     result: Result<(), Failure>,
@@ -416,7 +432,7 @@ fn note(
             r.last_error = None;
             // Without a next server it went into a mailbox here, counted there.
             if mta.is_some() {
-                shared.count(|s| s.sent += 1);
+                shared.counters.count(|s| s.sent += 1);
             }
             log::info!(
                 "queue {} delivered to <{rcpt}> via {}",
@@ -427,7 +443,7 @@ fn note(
         Err(f) => {
             if f.permanent {
                 r.state = RcptState::Failed;
-                shared.count(|s| s.bounced += 1);
+                shared.counters.count(|s| s.bounced += 1);
                 log::warn!("queue {} <{rcpt}> failed: {}", envelope.id, f.text);
             } else {
                 log::info!("queue {} <{rcpt}> deferred: {}", envelope.id, f.text);
@@ -439,7 +455,7 @@ fn note(
 
 /// Tries the group's hosts in order until one gives answers.
 async fn deliver_group(
-    shared: &Shared,
+    shared: &Context,
     id: &str,
     sender: &str,
     group: &Group,
@@ -496,7 +512,7 @@ async fn deliver_group(
 }
 
 /// After an attempt: expire, warn, bounce, reschedule or remove.
-async fn finish_attempt(shared: &Shared, mut envelope: Envelope) {
+async fn finish_attempt(shared: &Context, mut envelope: Envelope) {
     let queue = &shared.queue;
     let now = unix_now();
     let id = envelope.id.clone();
@@ -512,7 +528,7 @@ async fn finish_attempt(shared: &Shared, mut envelope: Envelope) {
                 "4.4.7 message expired after {age} seconds in the queue; last error: {last}"
             ));
             r.state = RcptState::Failed;
-            shared.count(|s| s.bounced += 1);
+            shared.counters.count(|s| s.bounced += 1);
             log::warn!("queue {id} <{}> expired", r.address);
         }
     }
@@ -596,7 +612,7 @@ fn status_of(text: &str, failed: bool) -> String {
 
 /// Tells the envelope sender what happened (failure or delay), unless the
 /// message was itself a notification.
-async fn notify_sender(shared: &Shared, envelope: &Envelope, kind: dsn::Kind) {
+async fn notify_sender(shared: &Context, envelope: &Envelope, kind: dsn::Kind) {
     if dsn::must_not_bounce(&envelope.sender) {
         log::info!(
             "queue {}: no report for a message from <{}>",
@@ -624,7 +640,7 @@ async fn notify_sender(shared: &Shared, envelope: &Envelope, kind: dsn::Kind) {
         })
         .collect();
     let queue = &shared.queue;
-    let name = shared.names.next();
+    let name = shared.store.names.next();
     let (hostname, id, sender) = (
         shared.config.hostname.clone(),
         envelope.id.clone(),
@@ -666,7 +682,7 @@ async fn notify_sender(shared: &Shared, envelope: &Envelope, kind: dsn::Kind) {
         dsn::Kind::Failed => "failure report",
         dsn::Kind::Delayed => "delay notice",
     };
-    match shared.deliver_report(&envelope.sender, name, text).await {
+    match deliver_report(shared, &envelope.sender, name, text).await {
         Ok(()) => log::info!(
             "queue {}: {what} sent to <{}>",
             envelope.id,
@@ -677,6 +693,87 @@ async fn notify_sender(shared: &Shared, envelope: &Envelope, kind: dsn::Kind) {
             envelope.id,
             envelope.sender
         ),
+    }
+}
+
+/// Sends a delivery report (complete message text) to `recipient`:
+/// straight into the mailbox when it is a local user, otherwise
+/// through the queue with the null sender, so it is never bounced.
+async fn deliver_report(
+    shared: &Context,
+    recipient: &str,
+    name: String,
+    text: Vec<u8>,
+) -> std::io::Result<()> {
+    let size = text.len() as u64;
+    let local = Address::parse_path(recipient)
+        .ok()
+        .map(|a| shared.router.lookup(&a));
+    let store = &shared.store;
+    let spooled = crate::store::maildir::Incoming::spool(
+        disk::system(),
+        store.data_dir(),
+        name.clone(),
+        text,
+    );
+    let mut incoming = spooled.await?;
+    let (mailboxes, remote) = report_destinations(local, recipient);
+    if mailboxes.is_empty() && remote.is_empty() {
+        incoming.discard_off_thread().await;
+        return Err(std::io::Error::other("no mailbox here to report to"));
+    }
+    if !remote.is_empty() {
+        let (back, result) = shared
+            .queue
+            .submit(incoming, name, String::new(), remote)
+            .await;
+        incoming = back;
+        if let Err(e) = result {
+            incoming.discard_off_thread().await;
+            return Err(e);
+        }
+    }
+    if mailboxes.is_empty() {
+        incoming.discard_off_thread().await;
+        return Ok(());
+    }
+    let dirs: Vec<PathBuf> = mailboxes.iter().map(|a| store.mailbox_dir(a)).collect();
+    let (incoming, result) = store.commits.deliver(incoming, dirs).await;
+    incoming.discard_off_thread().await;
+    let delivered = result?;
+    let took: Vec<Address> = mailboxes
+        .into_iter()
+        .filter(|a| {
+            let dir = store.mailbox_dir(a);
+            !delivered.failed.iter().any(|(d, _)| *d == dir)
+        })
+        .collect();
+    for (dir, e) in &delivered.failed {
+        log::error!("cannot deliver report to {}: {e}", dir.display());
+    }
+    shared.router.after_delivery(&took, size).await;
+    Ok(())
+}
+
+/// Where a report goes: mailboxes here, or out through the queue (also
+/// where a bounce to forwarded mail finds the real sender).
+fn report_destinations(local: Option<RcptVerdict>, recipient: &str) -> (Vec<Address>, Vec<String>) {
+    match local {
+        Some(RcptVerdict::Local(account)) => (vec![account], Vec::new()),
+        Some(RcptVerdict::Routed(destinations)) => {
+            let mut mailboxes = Vec::new();
+            let mut remote = Vec::new();
+            for d in destinations {
+                match d {
+                    Destination::Mailbox(a) => mailboxes.push(a),
+                    Destination::Remote { to, .. } => remote.push(to.as_str().to_string()),
+                }
+            }
+            (mailboxes, remote)
+        }
+        Some(RcptVerdict::ReturnPath(to)) => (Vec::new(), vec![to.as_str().to_string()]),
+        Some(RcptVerdict::Remote) | None => (Vec::new(), vec![recipient.to_string()]),
+        Some(_) => (Vec::new(), Vec::new()),
     }
 }
 

@@ -5,17 +5,15 @@
 //! trusted relay client), is closed to make room: idle strangers go first,
 //! members are never pushed out.
 
+use crate::conn::seat::{Place, Seat};
 use event_listener::Event;
-use smol::future;
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::rc::Rc;
-use std::time::Instant;
 
 /// One listener's sessions.
 pub struct Budget {
     max: usize,
-    seats: RefCell<Vec<Rc<SeatState>>>,
+    places: RefCell<Vec<Rc<Place>>>,
     open: Rc<Open>,
 }
 
@@ -46,27 +44,11 @@ impl Open {
     }
 }
 
-struct SeatState {
-    /// Names the session in the log.
-    who: String,
-    /// Since when the session waits for its client, while it does.
-    idle_since: Cell<Option<Instant>>,
-    member: Cell<bool>,
-    evicted: Cell<bool>,
-    wake: Event,
-}
-
-/// A session's place on its listener, given back when dropped.
-pub struct Seat {
-    budget: Rc<Budget>,
-    state: Rc<SeatState>,
-}
-
 impl Budget {
     pub fn new(max: usize, open: Rc<Open>) -> Rc<Self> {
         Rc::new(Budget {
             max,
-            seats: RefCell::new(Vec::new()),
+            places: RefCell::new(Vec::new()),
             open,
         })
     }
@@ -74,90 +56,48 @@ impl Budget {
     /// A place for a new session `who`, making room if need be; `None` when
     /// every place is held by a member or a session at work.
     pub fn take(self: &Rc<Self>, who: String) -> Option<Seat> {
-        let mut seats = self.seats.borrow_mut();
-        if seats.len() >= self.max {
-            let oldest = seats
+        let mut places = self.places.borrow_mut();
+        if places.len() >= self.max {
+            let oldest = places
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| !s.member.get())
-                .filter_map(|(i, s)| Some((s.idle_since.get()?, i)))
+                .filter(|(_, p)| !p.is_member())
+                .filter_map(|(i, p)| Some((p.idle_since()?, i)))
                 .min()?;
-            let evicted = seats.swap_remove(oldest.1);
-            evicted.evicted.set(true);
-            evicted.wake.notify(usize::MAX);
+            let evicted = places.swap_remove(oldest.1);
+            evicted.evict();
             log::info!("{} closed while idle, to make room for {who}", evicted.who);
         }
-        let state = Rc::new(SeatState {
-            who,
-            idle_since: Cell::new(None),
-            member: Cell::new(false),
-            evicted: Cell::new(false),
-            wake: Event::new(),
-        });
-        seats.push(state.clone());
+        let place = Place::new(who);
+        places.push(place.clone());
         self.open.count.set(self.open.count.get() + 1);
-        Some(Seat {
-            budget: self.clone(),
-            state,
-        })
+        let budget = self.clone();
+        Some(Seat::new(place, move |place| budget.give_back(place)))
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.seats.borrow().len()
-    }
-}
-
-impl Seat {
-    /// A member's session (logged in, or a trusted client): never closed to
-    /// make room.
-    pub fn member(&self) {
-        self.state.member.set(true);
-    }
-
-    /// Runs `wait` (for the client to say something) with the session
-    /// counted as idle `since` then; `None` if it was closed to make room
-    /// meanwhile.
-    pub async fn idle<T>(&self, since: Instant, wait: impl Future<Output = T>) -> Option<T> {
-        if self.state.evicted.get() {
-            return None;
+    fn give_back(&self, place: &Rc<Place>) {
+        let mut places = self.places.borrow_mut();
+        if let Some(i) = places.iter().position(|p| Rc::ptr_eq(p, place)) {
+            places.swap_remove(i);
         }
-        self.state.idle_since.set(Some(since));
-        let evicted = async {
-            loop {
-                if self.state.evicted.get() {
-                    return None;
-                }
-                let listener = self.state.wake.listen();
-                if self.state.evicted.get() {
-                    return None;
-                }
-                listener.await;
-            }
-        };
-        let outcome = future::or(async { Some(wait.await) }, evicted).await;
-        self.state.idle_since.set(None);
-        outcome
-    }
-}
-
-impl Drop for Seat {
-    fn drop(&mut self) {
-        let mut seats = self.budget.seats.borrow_mut();
-        if let Some(i) = seats.iter().position(|s| Rc::ptr_eq(s, &self.state)) {
-            seats.swap_remove(i);
-        }
-        let open = &self.budget.open;
+        let open = &self.open;
         open.count.set(open.count.get() - 1);
         if open.count.get() == 0 {
             open.none_left.notify(usize::MAX);
         }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.places.borrow().len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smol::future;
+    use std::time::Instant;
 
     fn budget(max: usize) -> Rc<Budget> {
         Budget::new(max, Rc::new(Open::default()))

@@ -5,46 +5,94 @@
 use super::conversation::{Action, Conversation, Reading, Settings, Timeouts};
 use super::data::DataFacts;
 use super::headers::Missing;
-use super::received::{rfc5322_date, trace_headers, Trace};
+use super::received::{trace_headers, Trace};
 use super::session::{DataOutcome, Directory, Limits, Login, RcptVerdict, Security, Session};
 use crate::auth::sasl::Credentials;
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::conn::{self, Gate, Handshake, ReadOutcome, Seat, Service, Shutdown, Stream};
 use crate::limits::SHUTDOWN_GRACE;
-use crate::ops::stats::Refusal;
+use crate::ops::clock::rfc5322_date;
+use crate::ops::stats::{Counters, Refusal};
+use crate::policy::greylist::Greylist;
 use crate::policy::{
     self,
     delivery::{self, Plan, SpamRule, Targets},
 };
-use crate::server::conn::{self, ReadOutcome, Stream};
-use crate::server::{admit, Admission, Gate, Service, Shared};
+use crate::queue::Queue;
+use crate::route::Router;
 use crate::smtp::command::RcptTo;
+use crate::spam::AddressBooks;
 use crate::store::disk;
 use crate::store::durable::is_no_space;
 use crate::store::maildir::{self, Incoming};
+use crate::store::Mailstore;
 use crate::wire::address::Address;
-use smol::net::TcpStream;
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-struct LiveDirectory<'a>(&'a Shared, IpAddr);
+/// What an SMTP session uses.
+pub struct Context {
+    pub config: Rc<Config>,
+    pub tls: Rc<crate::tls::Tls>,
+    pub shutdown: Rc<Shutdown>,
+    pub router: Rc<Router>,
+    pub auth: Rc<Authenticator>,
+    pub store: Rc<Mailstore>,
+    pub counters: Rc<Counters>,
+    pub queue: Rc<Queue>,
+    /// Members' automatic address books, for the spam recipient rule.
+    pub books: Rc<AddressBooks>,
+    /// Greylisting of strangers' first attempts, when turned on.
+    pub greylist: Option<RefCell<Greylist>>,
+}
+
+impl Context {
+    fn handshake(&self) -> Handshake<'_> {
+        Handshake {
+            acceptor: self.tls.acceptor(),
+            timeout: self.config.limits.tls_handshake_timeout,
+            shutdown: &self.shutdown,
+        }
+    }
+}
+
+/// What SMTP says when it turns a connection away.
+pub const GATE: Gate = Gate {
+    busy: (
+        b"421 4.3.2 Too many connections, try again later\r\n",
+        Refusal::Smtp(421, Some("4.3.2")),
+    ),
+    address: (
+        b"421 4.7.0 Too many connections from your address, try again later\r\n",
+        Refusal::Smtp(421, Some("4.7.0")),
+    ),
+};
+
+struct LiveDirectory<'a>(&'a Context, IpAddr);
 
 impl Directory for LiveDirectory<'_> {
     fn lookup(&mut self, rcpt: &RcptTo) -> RcptVerdict {
-        self.0.lookup(rcpt)
+        match rcpt {
+            RcptTo::Postmaster => self.0.router.lookup_postmaster(),
+            RcptTo::Mailbox(address) => self.0.router.lookup(address),
+        }
     }
 
     fn owns(&mut self, user: &Address, address: &str) -> bool {
-        !self.0.config.from_must_match || self.0.owns(user, address)
+        !self.0.config.from_must_match || self.0.router.owns(user, address)
     }
 
     fn is_member(&mut self, address: &Address) -> bool {
-        self.0.is_member(address)
+        self.0.router.is_member(address)
     }
 
     fn over_quota_with(&mut self, mailbox: &Address, size: u64) -> Option<bool> {
-        self.0.over_quota_with(mailbox, size)
+        self.0.router.over_quota_with(mailbox, size)
     }
 
     fn greylist(&mut self, sender: Option<&Address>, rcpt: &Address) -> Option<u64> {
@@ -57,9 +105,9 @@ impl Directory for LiveDirectory<'_> {
 }
 
 struct Connection {
-    shared: Rc<Shared>,
+    shared: Rc<Context>,
     stream: Stream,
-    admission: Admission,
+    seat: Seat,
     peer: SocketAddr,
     id: u64,
     /// The message streaming in, if any.
@@ -89,7 +137,7 @@ impl Connection {
         let out = conversation.replies();
         for (code, enhanced) in out.take_refusals() {
             let refusal = Refusal::Smtp(code, enhanced.as_deref());
-            self.shared.count(|s| s.count_refusal(refusal));
+            self.shared.counters.count(|s| s.count_refusal(refusal));
         }
         let timeout = self.shared.config.smtp.command_timeout;
         let result = conn::write(&mut self.stream, out.as_bytes(), timeout).await;
@@ -105,14 +153,14 @@ impl Connection {
         let timeout = conversation
             .poll_at()
             .saturating_duration_since(Instant::now());
-        let shutdown = &self.shared.shutdown;
+        let shutdown: &Shutdown = &self.shared.shutdown;
         let watch = conversation.watches_shutdown().then_some(shutdown);
         let reading = conversation.reading();
         let buf = conversation.input();
         let outcome = match reading {
             Reading::Command { since } => {
-                let (shared, seat) = (&self.shared, &self.admission.seat);
-                conn::read_command(&mut self.stream, buf, timeout, shared, seat, since).await
+                let seat = &self.seat;
+                conn::read_command(&mut self.stream, buf, timeout, shutdown, seat, since).await
             }
             _ => conn::read(&mut self.stream, buf, timeout, watch).await,
         };
@@ -132,33 +180,19 @@ impl Connection {
     }
 }
 
+/// Serves session `id`, admitted to `seat` on a `service` listener.
 pub async fn serve_connection(
-    shared: Rc<Shared>,
-    tcp: TcpStream,
+    shared: Rc<Context>,
+    mut stream: Stream,
     peer: SocketAddr,
     service: Service,
+    id: u64,
+    seat: Seat,
 ) {
-    let id = shared.session_id();
-    let mut stream = Stream::Plain(tcp);
-    let gate = Gate {
-        busy: (
-            b"421 4.3.2 Too many connections, try again later\r\n",
-            Refusal::Smtp(421, Some("4.3.2")),
-        ),
-        address: (
-            b"421 4.7.0 Too many connections from your address, try again later\r\n",
-            Refusal::Smtp(421, Some("4.7.0")),
-        ),
-    };
-    let who = format_args!("smtp#{id} {peer}");
-    let admission = admit(&shared, &mut stream, peer.ip(), service, gate, who);
-    let Some(admission) = admission.await else {
-        return;
-    };
     log::info!("smtp#{id} {peer} connected to {}", service.name());
     if service.implicit_tls()
         && !stream
-            .start_tls(&shared, &admission.seat, format_args!("smtp#{id} {peer}"))
+            .start_tls(shared.handshake(), &seat, format_args!("smtp#{id} {peer}"))
             .await
     {
         return;
@@ -168,7 +202,7 @@ pub async fn serve_connection(
     let mut connection = Connection {
         shared,
         stream,
-        admission,
+        seat,
         peer,
         id,
         message: None,
@@ -186,8 +220,8 @@ pub async fn serve_connection(
 }
 
 /// What this listener, the client's address and the configuration allow.
-fn settings(shared: &Shared, stream: &Stream, peer: SocketAddr, service: Service) -> Settings {
-    let relay_client = shared.relay_client(peer.ip());
+fn settings(shared: &Context, stream: &Stream, peer: SocketAddr, service: Service) -> Settings {
+    let relay_client = shared.auth.relay_client(peer.ip());
     let connect = policy::connect(service == Service::Smtp, relay_client);
     let smtp = &shared.config.smtp;
     Settings {
@@ -199,7 +233,7 @@ fn settings(shared: &Shared, stream: &Stream, peer: SocketAddr, service: Service
         security: Security {
             starttls: !service.implicit_tls(),
             tls: stream.is_tls(),
-            plaintext_login: shared.plaintext_login_allowed(peer.ip()),
+            plaintext_login: shared.auth.plaintext_login_allowed(peer.ip()),
             submission: service.is_submission(),
             relay_client,
             check_helo: connect.check_helo,
@@ -247,7 +281,7 @@ async fn run(c: &mut Connection, conversation: &mut Conversation) -> &'static st
                     log::warn!("{who} discarded {discarded} bytes sent before the TLS handshake");
                 }
                 let who = format_args!("smtp#{} {}", c.id, c.peer);
-                if !c.stream.start_tls(&c.shared, &c.admission.seat, who).await {
+                if !c.stream.start_tls(c.shared.handshake(), &c.seat, who).await {
                     return "TLS handshake failed";
                 }
                 conversation.tls_started();
@@ -294,12 +328,13 @@ async fn run(c: &mut Connection, conversation: &mut Conversation) -> &'static st
 async fn authenticate(c: &mut Connection, credentials: &Credentials) -> Login {
     let login = c
         .shared
+        .auth
         .login(&credentials.user, &credentials.password, c.peer.ip())
         .await;
     let (who, name) = (c.who(), credentials.user.as_str());
     match &login {
         Login::Ok(u) => {
-            c.admission.seat.member();
+            c.seat.member();
             log::info!("{who} logged in as {u}")
         }
         Login::Failed => log::warn!("{who} failed login for {name:?}"),
@@ -312,7 +347,7 @@ async fn authenticate(c: &mut Connection, credentials: &Credentials) -> Login {
 /// header fields a member's message gets when it lacks them.
 async fn open_message(c: &mut Connection, session: &Session) -> Option<Missing> {
     let shared = &c.shared;
-    let name = shared.names.next();
+    let name = shared.store.names.next();
     let recipients = session.recipients();
     let now = SystemTime::now();
     let headers = trace_headers(&Trace {
@@ -385,7 +420,7 @@ async fn end_message(c: &mut Connection, session: &Session, facts: &DataFacts) -
             .filter(|_| shared.config.from_must_match),
         max_size: session.max_message_size(),
     };
-    let verdict = policy::data_end(facts, &end, |user, a| shared.owns(user, a));
+    let verdict = policy::data_end(facts, &end, |user, a| shared.router.owns(user, a));
     let incoming = match (sink, verdict) {
         (Sink::Failed(e), _) => {
             log::error!("{who} cannot store message: {e}");
@@ -414,7 +449,7 @@ async fn end_message(c: &mut Connection, session: &Session, facts: &DataFacts) -
 
 /// A message the data-end policy let through, on its way to its copies.
 struct Accepted<'a> {
-    shared: &'a Shared,
+    shared: &'a Context,
     session: &'a Session,
     who: String,
     peer: IpAddr,
@@ -426,25 +461,29 @@ impl Accepted<'_> {
     /// Plans the copies (quota, spam) and stores them.
     async fn deliver(self, incoming: Incoming) -> DataOutcome {
         let (shared, who, name) = (self.shared, &self.who, self.name);
-        let targets = Targets::of(self.session.recipients(), |a| shared.mailbox_dir(a));
+        let targets = Targets::of(self.session.recipients(), |a| shared.store.mailbox_dir(a));
         let size = incoming.size();
         let limited = targets
             .mailboxes
             .iter()
-            .filter(|(a, _)| shared.quota_of(a) > 0);
-        shared.load_usage(limited.map(|(_, dir)| dir.clone())).await;
+            .filter(|(a, _)| shared.router.quota_of(a) > 0);
+        shared
+            .store
+            .load_usage(limited.map(|(_, dir)| dir.clone()))
+            .await;
         let from = self.session.sender().map(|a| a.as_str()).unwrap_or("");
         let accounts: Vec<&str> = targets.mailboxes.iter().map(|(a, _)| a.as_str()).collect();
         let accounts = accounts.join(",");
-        let (targets, waiting) = match targets.within_quota(|a| shared.over_quota_with(a, size)) {
-            Ok(split) => split,
-            Err(outcome) => {
-                // Every mailbox is full.
-                log::info!("{who} refused {name} from=<{from}> to={accounts}: mailbox full");
-                incoming.discard_off_thread().await;
-                return outcome;
-            }
-        };
+        let (targets, waiting) =
+            match targets.within_quota(|a| shared.router.over_quota_with(a, size)) {
+                Ok(split) => split,
+                Err(outcome) => {
+                    // Every mailbox is full.
+                    log::info!("{who} refused {name} from=<{from}> to={accounts}: mailbox full");
+                    incoming.discard_off_thread().await;
+                    return outcome;
+                }
+            };
         let judge_spam = !self.session.trusted() && shared.config.spam.recipient_limit > 0;
         if judge_spam {
             // Read from flash off the executor thread, before the rule asks.
@@ -479,7 +518,7 @@ impl Accepted<'_> {
         let plan = match plan {
             Ok(plan) => plan,
             Err(outcome) => {
-                shared.count(|s| s.spam += mailboxes);
+                shared.counters.count(|s| s.spam += mailboxes);
                 log::info!("{who} rejected {name} from=<{from}> as spam");
                 incoming.discard_off_thread().await;
                 return outcome;
@@ -493,7 +532,9 @@ impl Accepted<'_> {
         let shared = self.shared;
         let from = self.session.sender().map(|a| a.as_str()).unwrap_or("");
         if !plan.tagged.is_empty() {
-            shared.count(|s| s.spam += plan.tagged.len() as u64);
+            shared
+                .counters
+                .count(|s| s.spam += plan.tagged.len() as u64);
         }
         let mut delivery = Delivery {
             shared,
@@ -534,7 +575,7 @@ impl Accepted<'_> {
         // Remote copies, and local ones that wait for room, are the queue's.
         for (rcpts, sender) in [
             (plan.relayed, from.to_string()),
-            (plan.forwarded, shared.forwarding_sender(from)),
+            (plan.forwarded, shared.router.forwarding_sender(from)),
             (plan.waiting, from.to_string()),
         ] {
             incoming = match delivery.hand_to_queue(incoming, sender, rcpts).await {
@@ -546,7 +587,7 @@ impl Accepted<'_> {
             };
         }
         incoming.discard_off_thread().await;
-        shared.count(|s| {
+        shared.counters.count(|s| {
             s.received_messages += 1;
             s.received_bytes += size;
         });
@@ -563,7 +604,7 @@ impl Accepted<'_> {
 /// the copies already stored again, so whoever could not be served yet
 /// goes through the queue: retried there, reported on final failure.
 struct Delivery<'a> {
-    shared: &'a Shared,
+    shared: &'a Context,
     who: String,
     name: &'a str,
     from: &'a str,
@@ -608,7 +649,7 @@ impl Delivery<'_> {
         let (shared, who, name, from) = (self.shared, &self.who, self.name, self.from);
         let dirs = targets.iter().map(|(_, dir)| dir.clone()).collect();
         let copy_size = message.size();
-        let (message, result) = shared.commits.deliver(message, dirs).await;
+        let (message, result) = shared.store.commits.deliver(message, dirs).await;
         let (failed, stored_as) = match result {
             Ok(delivered) => (delivered.failed, delivered.name),
             Err(e) if !self.stored => {
@@ -627,8 +668,10 @@ impl Delivery<'_> {
             self.links
                 .extend(took.iter().map(|(_, dir)| dir.join("new").join(&stored_as)));
             let accounts: Vec<Address> = took.iter().map(|(a, _)| a.clone()).collect();
-            shared.after_delivery(&accounts, copy_size).await;
-            shared.count(|s| s.delivered_local += accounts.len() as u64);
+            shared.router.after_delivery(&accounts, copy_size).await;
+            shared
+                .counters
+                .count(|s| s.delivered_local += accounts.len() as u64);
             let to: Vec<&str> = accounts.iter().map(|a| a.as_str()).collect();
             log::info!(
                 "{who} delivered {name}{} from=<{from}> to={} size={copy_size}",
@@ -656,7 +699,7 @@ impl Delivery<'_> {
             return Ok(message);
         }
         let (shared, who, name) = (self.shared, &self.who, self.name);
-        let queue_id = shared.names.next();
+        let queue_id = shared.store.names.next();
         let (message, queued) = shared
             .queue
             .submit(message, queue_id.clone(), sender.clone(), rcpts.clone())
@@ -670,7 +713,7 @@ impl Delivery<'_> {
                     rcpts.join(","),
                     message.size()
                 );
-                shared.count(|s| s.queued += rcpts.len() as u64);
+                shared.counters.count(|s| s.queued += rcpts.len() as u64);
                 Ok(message)
             }
             Err(e) if !self.stored => {
@@ -711,7 +754,7 @@ impl Delivery<'_> {
 /// known to recipients who got the message as mail, not spam, and a
 /// member who sends through us gets to know everyone they wrote to.
 fn learn_correspondents(
-    shared: &Shared,
+    shared: &Context,
     session: &Session,
     from_header: &[String],
     clean: &[(Address, PathBuf)],
@@ -723,17 +766,17 @@ fn learn_correspondents(
     }
     if let Some(user) = session.user() {
         let given = session.recipients().iter().map(|r| r.given.as_str());
-        shared.books.learn(&shared.mailbox_dir(user), given);
+        shared.books.learn(&shared.store.mailbox_dir(user), given);
     }
 }
 
 /// A copy of the spooled message marked as spam, in the spool itself.
-async fn tagged_copy(shared: &Shared, original: &Incoming) -> io::Result<Incoming> {
+async fn tagged_copy(shared: &Context, original: &Incoming) -> io::Result<Incoming> {
     let tag = shared.config.spam.subject_tag.clone();
     original
         .copy_with(
             &shared.config.data_dir,
-            shared.names.next(),
+            shared.store.names.next(),
             move |source, copy| crate::spam::tag::copy_tagged(source, &tag, |b| copy.write(b)),
         )
         .await
@@ -750,7 +793,7 @@ fn storage_failure(e: &io::Error) -> DataOutcome {
 }
 
 /// The first configured blocklist that lists `ip`, if any.
-async fn blocklisted(shared: &Shared, ip: IpAddr) -> Option<String> {
+async fn blocklisted(shared: &Context, ip: IpAddr) -> Option<String> {
     if shared.config.dnsbl.is_empty() {
         return None;
     }

@@ -13,40 +13,7 @@ use crate::wire::reply::{push, push_lines, Replies};
 use core::fmt::Write;
 
 /// Where a recipient would go, as decided by the server's directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RcptVerdict {
-    /// Deliver into this user's mailbox (`local@domain` of the account).
-    Local(Address),
-    /// A served domain, but no such user.
-    UnknownUser,
-    /// Not a domain we serve: relaying, if the client may.
-    Remote,
-    /// A user whose mailbox is at its quota.
-    OverQuota { temporary: bool },
-    /// An alias, list or forward: where its copies go.
-    Routed(Vec<Destination>),
-    /// A rewritten return path (SRS) of mail we forwarded: it leads back
-    /// to this outside address, for delivery reports (null sender) only.
-    ReturnPath(Address),
-    /// An alias that leads nowhere (a loop, too deep): refused with why.
-    Unroutable {
-        code: u16,
-        enhanced: &'static str,
-        text: String,
-    },
-}
-
-/// Where one copy of a message goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    Mailbox(Address),
-    /// Out through the queue. `forwarded`: reached through an alias or a
-    /// forward, so bounces must come back here (the sender is rewritten).
-    Remote {
-        to: Address,
-        forwarded: bool,
-    },
-}
+pub use crate::route::{Destination, RcptVerdict};
 
 /// The server side of address lookups; a trait so tests use a plain table.
 pub trait Directory {

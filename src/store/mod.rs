@@ -6,8 +6,11 @@ pub mod disk;
 pub mod durable;
 pub mod faults;
 pub mod maildir;
+pub mod mailstore;
 pub mod memory;
 pub mod owner;
 pub mod quota;
 pub mod record;
 pub mod users;
+
+pub use mailstore::Mailstore;

@@ -35,7 +35,7 @@ fn current_year() -> i32 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    crate::smtp::received::civil_from_days((secs / 86_400) as i64).0 as i32
+    crate::ops::clock::civil_from_days((secs / 86_400) as i64).0 as i32
 }
 
 #[cfg(test)]

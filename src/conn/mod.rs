@@ -1,11 +1,19 @@
 //! A client connection, plain or TLS, and reads and writes with the
 //! deadlines every session needs: a client that goes quiet, or stops
 //! reading, is cut off, and shutdown interrupts a wait for the next command.
+//! Also what every session holds of the runtime: its seat, the shutdown
+//! event, and what its listener speaks.
+
+pub mod per_client;
+pub mod seat;
+pub mod shutdown;
 
 use crate::limits::TLS_CLOSE_TIMEOUT;
-use crate::server::sessions::Seat;
-use crate::server::{Shared, Shutdown};
+use crate::ops::stats::Refusal;
 use futures_rustls::server::TlsStream;
+use futures_rustls::TlsAcceptor;
+pub use seat::Seat;
+pub use shutdown::Shutdown;
 use smol::future;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpStream;
@@ -15,6 +23,64 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+/// What a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// SMTP for incoming mail (port 25), STARTTLS offered.
+    Smtp,
+    /// Message submission with STARTTLS (587), login required.
+    Submission,
+    /// Message submission over implicit TLS (465), login required.
+    Submissions,
+    Pop3,
+    /// POP3 over implicit TLS (995).
+    Pop3s,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Service::Smtp,
+        Service::Submission,
+        Service::Submissions,
+        Service::Pop3,
+        Service::Pop3s,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Smtp => "smtp",
+            Service::Submission => "submission",
+            Service::Submissions => "submissions",
+            Service::Pop3 => "pop3",
+            Service::Pop3s => "pop3s",
+        }
+    }
+
+    pub fn implicit_tls(self) -> bool {
+        matches!(self, Service::Submissions | Service::Pop3s)
+    }
+
+    pub fn is_submission(self) -> bool {
+        matches!(self, Service::Submission | Service::Submissions)
+    }
+}
+
+/// What a protocol says when it turns a connection away (one line each).
+pub struct Gate {
+    /// The reply when all sessions are taken, and what it counts as.
+    pub busy: (&'static [u8], Refusal<'static>),
+    /// The reply when this address holds too many, and what it counts as.
+    pub address: (&'static [u8], Refusal<'static>),
+}
+
+/// What a server-side TLS handshake needs: the certificate, how long the
+/// client may take, and the shutdown that cuts it short.
+pub struct Handshake<'a> {
+    pub acceptor: TlsAcceptor,
+    pub timeout: Duration,
+    pub shutdown: &'a Shutdown,
+}
 
 /// The byte stream a session talks over; STARTTLS/STLS turn `Plain` into
 /// `Tls` in place (`ClientTls` when we are the client, handing mail on).
@@ -37,21 +103,25 @@ impl Stream {
     /// session `who`; `false` means the connection is over.
     pub async fn start_tls(
         &mut self,
-        shared: &Shared,
+        handshake: Handshake<'_>,
         seat: &Seat,
         who: fmt::Arguments<'_>,
     ) -> bool {
         let Stream::Plain(tcp) = std::mem::replace(self, Stream::Broken) else {
             return false;
         };
-        let acceptor = shared.tls.acceptor();
+        let Handshake {
+            acceptor,
+            timeout,
+            shutdown,
+        } = handshake;
         let handshake = async { acceptor.accept(tcp).await.map(Some) };
         let timer = async {
-            Timer::after(shared.config.limits.tls_handshake_timeout).await;
+            Timer::after(timeout).await;
             Ok(None)
         };
         let stop = async {
-            shared.shutdown.requested().await;
+            shutdown.requested().await;
             Err(io::Error::other("server shutting down"))
         };
         let outcome = seat.idle(
@@ -200,11 +270,11 @@ pub async fn read_command(
     stream: &mut Stream,
     buf: &mut [u8],
     timeout: Duration,
-    shared: &Shared,
+    shutdown: &Shutdown,
     seat: &Seat,
     since: Instant,
 ) -> ReadOutcome {
-    let read = read(stream, buf, timeout, Some(&shared.shutdown));
+    let read = read(stream, buf, timeout, Some(shutdown));
     seat.idle(since, read)
         .await
         .unwrap_or(ReadOutcome::TimedOut)

@@ -1,0 +1,109 @@
+//! The running server's hold on the mailboxes: unique names, the group
+//! commit that makes messages durable, each mailbox's bytes (for quotas),
+//! and which mailboxes a POP3 session holds.
+
+use super::commit::GroupCommit;
+use super::disk;
+use super::maildir;
+use crate::wire::address::Address;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+pub struct Mailstore {
+    data_dir: PathBuf,
+    pub names: maildir::NameMaker,
+    /// Makes finished messages durable, several per round of syncs.
+    pub commits: GroupCommit,
+    /// Bytes per mailbox directory, for quotas.
+    usage: RefCell<HashMap<PathBuf, u64>>,
+    /// Mailboxes with a POP3 session in the TRANSACTION state.
+    pop3_in_use: RefCell<HashSet<PathBuf>>,
+}
+
+impl Mailstore {
+    /// Counts every mailbox first, so no session waits for a mailbox scan.
+    pub fn open(data_dir: &Path, hostname: &str) -> Mailstore {
+        Mailstore {
+            data_dir: data_dir.to_path_buf(),
+            names: maildir::NameMaker::new(hostname),
+            commits: GroupCommit::default(),
+            usage: RefCell::new(maildir::usage_by_mailbox(disk::system(), data_dir)),
+            pop3_in_use: RefCell::new(HashSet::new()),
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn mailbox_dir(&self, account: &Address) -> PathBuf {
+        maildir::mailbox_dir(&self.data_dir, account.local(), account.domain())
+    }
+
+    /// Bytes in a mailbox: counted at start (or by [`Mailstore::load_usage`]),
+    /// then kept up to date in RAM. Only a mailbox made since start that
+    /// no async path has loaded yet is counted here, on the executor
+    /// thread: its folder is new, if it exists at all.
+    pub fn mailbox_usage(&self, dir: &Path) -> u64 {
+        if let Some(bytes) = self.usage.borrow().get(dir) {
+            return *bytes;
+        }
+        let bytes = maildir::mailbox_bytes(disk::system(), dir);
+        self.usage.borrow_mut().insert(dir.to_path_buf(), bytes);
+        bytes
+    }
+
+    /// Counts, on the blocking pool, the mailboxes whose usage is not known.
+    pub async fn load_usage(&self, dirs: impl IntoIterator<Item = PathBuf>) {
+        for dir in dirs {
+            if !self.usage.borrow().contains_key(&dir) {
+                self.recount_usage(dir).await;
+            }
+        }
+    }
+
+    /// Counts a mailbox again, on the blocking pool.
+    pub async fn recount_usage(&self, dir: PathBuf) {
+        let (counted, bytes) = smol::unblock(move || {
+            let bytes = maildir::mailbox_bytes(disk::system(), &dir);
+            (dir, bytes)
+        })
+        .await;
+        self.usage.borrow_mut().insert(counted, bytes);
+    }
+
+    /// Records a delivery of `size` bytes; returns the usage before it.
+    pub fn add_usage(&self, dir: &Path, size: u64) -> u64 {
+        let before = self.mailbox_usage(dir);
+        self.usage
+            .borrow_mut()
+            .insert(dir.to_path_buf(), before + size);
+        before
+    }
+
+    /// Adds a delivery to a mailbox's usage if it is known, without
+    /// counting it otherwise (an unlimited mailbox need not be counted
+    /// now, but a count kept from start stays right for when a limit is set).
+    pub fn add_known_usage(&self, dir: &Path, size: u64) {
+        if let Some(bytes) = self.usage.borrow_mut().get_mut(dir) {
+            *bytes += size;
+        }
+    }
+
+    /// Takes deleted messages off a mailbox's known usage.
+    pub fn remove_usage(&self, dir: &Path, bytes: u64) {
+        if let Some(usage) = self.usage.borrow_mut().get_mut(dir) {
+            *usage = usage.saturating_sub(bytes);
+        }
+    }
+
+    /// Takes a mailbox for a POP3 session; `false` when another holds it.
+    pub fn lock_for_pop3(&self, dir: &Path) -> bool {
+        self.pop3_in_use.borrow_mut().insert(dir.to_path_buf())
+    }
+
+    pub fn unlock_for_pop3(&self, dir: &Path) {
+        self.pop3_in_use.borrow_mut().remove(dir);
+    }
+}
