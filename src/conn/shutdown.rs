@@ -51,3 +51,30 @@ impl Trigger {
         self.stop.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smol::future;
+
+    #[test]
+    fn raising_wakes_every_waiter_and_starts_the_grace() {
+        smol::block_on(async {
+            let (shutdown, trigger) = Shutdown::new();
+            let mut first = Box::pin(shutdown.requested());
+            let mut second = Box::pin(shutdown.requested());
+            assert!(future::poll_once(&mut first).await.is_none());
+            assert!(future::poll_once(&mut second).await.is_none());
+            assert!(!shutdown.is_requested());
+            assert_eq!(shutdown.grace_left(), None);
+            trigger.raise(&shutdown);
+            assert!(future::poll_once(&mut first).await.is_some());
+            assert!(future::poll_once(&mut second).await.is_some());
+            assert!(shutdown.is_requested());
+            let left = shutdown.grace_left().expect("grace running");
+            assert!(left <= crate::limits::SHUTDOWN_GRACE);
+            // A session that starts waiting after the event is not held up.
+            shutdown.requested().await;
+        });
+    }
+}

@@ -246,6 +246,27 @@ mod tests {
     }
 
     #[test]
+    fn counters_reach_flash_only_when_changed_or_asked() {
+        smol::block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let counters = Counters::open(dir.path());
+            counters.save(false).await;
+            assert!(
+                !path(dir.path()).exists(),
+                "nothing changed, nothing written"
+            );
+            counters.count(|s| s.received_messages += 2);
+            counters.save(false).await;
+            assert_eq!(load(dir.path()).unwrap().received_messages, 2);
+            std::fs::remove_file(path(dir.path())).unwrap();
+            counters.save(false).await;
+            assert!(!path(dir.path()).exists(), "already saved");
+            counters.save(true).await;
+            assert_eq!(load(dir.path()).unwrap().received_messages, 2);
+        });
+    }
+
+    #[test]
     fn saved_and_loaded() {
         let dir = tempfile::tempdir().unwrap();
         let fresh = load(dir.path()).unwrap();

@@ -107,3 +107,35 @@ impl Mailstore {
         self.pop3_in_use.borrow_mut().remove(dir);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pop3_session_per_mailbox() {
+        let data = tempfile::tempdir().unwrap();
+        let store = Mailstore::open(data.path(), "mail.example");
+        let account = Address::new("ann", "example.org").unwrap();
+        let dir = store.mailbox_dir(&account);
+        assert!(store.lock_for_pop3(&dir));
+        assert!(!store.lock_for_pop3(&dir), "held by the first session");
+        store.unlock_for_pop3(&dir);
+        assert!(store.lock_for_pop3(&dir));
+    }
+
+    #[test]
+    fn usage_follows_deliveries_and_deletions() {
+        let data = tempfile::tempdir().unwrap();
+        let store = Mailstore::open(data.path(), "mail.example");
+        let dir = store.mailbox_dir(&Address::new("ann", "example.org").unwrap());
+        // Unknown and unlimited: not counted until someone asks.
+        store.add_known_usage(&dir, 10);
+        assert_eq!(store.mailbox_usage(&dir), 0);
+        assert_eq!(store.add_usage(&dir, 100), 0);
+        store.add_known_usage(&dir, 10);
+        assert_eq!(store.mailbox_usage(&dir), 110);
+        store.remove_usage(&dir, 500);
+        assert_eq!(store.mailbox_usage(&dir), 0);
+    }
+}
