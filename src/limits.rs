@@ -95,6 +95,21 @@ pub const MAILDIR_TMP_GRACE: Duration = Duration::from_secs(36 * 3600);
 
 /// How long sessions in DATA may keep going after a shutdown request.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How much longer than the grace the server waits for the last sessions
+/// to close before it stops anyway.
+pub const SHUTDOWN_SLACK: Duration = Duration::from_secs(5);
+
+/// A listener whose accept fails (out of descriptors and the like) pauses
+/// this long before trying again, instead of spinning.
+pub const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Client addresses tracked for per-address limits before idle ones are
+/// swept out, and the window over which their connections are counted.
+pub const TRACKED_CLIENTS: usize = 4096;
+pub const CONNECTION_RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// The log ring keeps between this and twice this on flash.
+pub const LOG_RING_BYTES: u64 = 64 * 1024;
 
 /// Longest user name (RFC 5321's local-part limit) and domain we accept.
 pub const MAX_USER_NAME: usize = 64;

@@ -1,19 +1,17 @@
 //! The log: one line per event, `2026-11-25T09:37:28.866Z INFO  [module] text`,
 //! to stderr and, when a ring file is given, to that file too. On the board
 //! the ring file is on a tmpfs (RAM, never flash) and the admin console's
-//! `log` shows its tail; it stays between [`RING_BYTES`] and twice that.
+//! `log` shows its tail; it stays between [`LOG_RING_BYTES`] and twice that.
 //!
 //! Write errors are ignored: a closed stderr (EPIPE) or a full tmpfs must
 //! never stop the server.
 
+use crate::limits::LOG_RING_BYTES;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// The newest bytes kept when the ring file is cut.
-pub const RING_BYTES: u64 = 64 * 1024;
 
 struct Ring {
     path: PathBuf,
@@ -39,23 +37,23 @@ impl Ring {
         if self.file.write_all(line).is_ok() {
             self.size += line.len() as u64;
         }
-        if self.size > 2 * RING_BYTES {
+        if self.size > 2 * LOG_RING_BYTES {
             let _ = self.cut();
         }
     }
 
-    /// Keeps the newest [`RING_BYTES`], from a line start, by writing them
+    /// Keeps the newest [`LOG_RING_BYTES`], from a line start, by writing them
     /// to a new file and renaming it over the old one. A line another
     /// process appended meanwhile could be lost: the init writes its own
     /// file ([`INIT_LOG`]).
     fn cut(&mut self) -> std::io::Result<()> {
         let mut old = File::open(&self.path)?;
         let len = old.metadata()?.len();
-        old.seek(SeekFrom::Start(len.saturating_sub(RING_BYTES)))?;
+        old.seek(SeekFrom::Start(len.saturating_sub(LOG_RING_BYTES)))?;
         let mut tail = Vec::new();
         old.read_to_end(&mut tail)?;
         let start = match tail.iter().position(|&b| b == b'\n') {
-            Some(i) if len > RING_BYTES => i + 1,
+            Some(i) if len > LOG_RING_BYTES => i + 1,
             _ => 0,
         };
         let tmp = self.path.with_extension("cut");
@@ -214,8 +212,8 @@ mod tests {
             ring.append(format!("line {i:05} {}\n", "x".repeat(20)).as_bytes());
         }
         let size = std::fs::metadata(&path).unwrap().len();
-        assert!(size <= 2 * RING_BYTES + 100, "{size}");
-        assert!(size >= RING_BYTES / 2, "{size}");
+        assert!(size <= 2 * LOG_RING_BYTES + 100, "{size}");
+        assert!(size >= LOG_RING_BYTES / 2, "{size}");
         let last = tail(&path, 3);
         assert_eq!(last.len(), 3);
         assert!(last[2].starts_with("line 09999 "), "{last:?}");

@@ -3,15 +3,12 @@
 //! job of Postfix's anvil). Bounded memory: idle addresses are forgotten.
 
 use crate::conn::per_client::{client_key, evict_least_recent};
+use crate::limits::{CONNECTION_RATE_WINDOW, TRACKED_CLIENTS};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
-
-/// Addresses tracked before idle ones are swept out.
-const TRACKED: usize = 4096;
-const WINDOW: Duration = Duration::from_secs(60);
+use std::time::Instant;
 
 struct Activity {
     sessions: usize,
@@ -59,9 +56,11 @@ impl Clients {
         let ip = client_key(ip);
         let now = Instant::now();
         let mut map = self.by_address.borrow_mut();
-        if map.len() >= TRACKED && !map.contains_key(&ip) {
-            map.retain(|_, a| a.sessions > 0 || now.duration_since(a.window_start) < WINDOW);
-            if map.len() >= TRACKED {
+        if map.len() >= TRACKED_CLIENTS && !map.contains_key(&ip) {
+            map.retain(|_, a| {
+                a.sessions > 0 || now.duration_since(a.window_start) < CONNECTION_RATE_WINDOW
+            });
+            if map.len() >= TRACKED_CLIENTS {
                 // A flood from many addresses: those with sessions stay
                 // (bounded by the session limits), then the most recent.
                 evict_least_recent(&mut map, |a| (a.sessions == 0).then_some(a.last));
@@ -74,7 +73,7 @@ impl Clients {
             last: now,
         });
         activity.last = now;
-        if now.duration_since(activity.window_start) >= WINDOW {
+        if now.duration_since(activity.window_start) >= CONNECTION_RATE_WINDOW {
             activity.window_start = now;
             activity.connections = 0;
         }
@@ -152,14 +151,14 @@ mod tests {
     fn a_flood_of_new_addresses_keeps_recent_rates() {
         let clients = Clients::new(100, 2);
         let busy: IpAddr = "198.51.100.7".parse().unwrap();
-        for i in 0..TRACKED as u32 {
+        for i in 0..TRACKED_CLIENTS as u32 {
             drop(clients.admit(IpAddr::from(i.to_be_bytes())).unwrap());
         }
         for _ in 0..2 {
             drop(clients.admit(busy).unwrap());
         }
         // New addresses push out the oldest entries, not the busy one's.
-        for i in 0..(TRACKED as u32 / 4) {
+        for i in 0..(TRACKED_CLIENTS as u32 / 4) {
             drop(
                 clients
                     .admit(IpAddr::from((1u32 << 31 | i).to_be_bytes()))
@@ -172,9 +171,9 @@ mod tests {
     #[test]
     fn memory_is_bounded() {
         let clients = Clients::new(10, 0);
-        for i in 0..(TRACKED as u32 + 100) {
+        for i in 0..(TRACKED_CLIENTS as u32 + 100) {
             drop(clients.admit(IpAddr::from(i.to_be_bytes())).unwrap());
         }
-        assert!(clients.by_address.borrow().len() <= TRACKED + 1);
+        assert!(clients.by_address.borrow().len() <= TRACKED_CLIENTS + 1);
     }
 }

@@ -34,7 +34,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Everything the server runs with, opened once at start.
 struct Server {
@@ -336,7 +336,7 @@ async fn serve(
     drop(accept_loops);
 
     // Sessions in DATA may run out their grace; everyone else leaves at once.
-    let deadline = Instant::now() + crate::limits::SHUTDOWN_GRACE + Duration::from_secs(5);
+    let deadline = Instant::now() + crate::limits::SHUTDOWN_GRACE + crate::limits::SHUTDOWN_SLACK;
     future::or(server.admission.open.all_closed(), async {
         Timer::at(deadline).await;
     })
@@ -391,7 +391,7 @@ async fn accept_loop(
             Some(Err(e)) => {
                 // Out of descriptors and the like: pause instead of spinning.
                 log::error!("{} accept failed: {e}", service.name());
-                Timer::after(Duration::from_millis(100)).await;
+                Timer::after(crate::limits::ACCEPT_RETRY_PAUSE).await;
                 continue;
             }
         };
