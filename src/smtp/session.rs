@@ -9,7 +9,7 @@ use crate::auth::sasl::{self, Credentials, Name, SaslError};
 pub use crate::auth::Login;
 use crate::wire::address::{Address, AddressError};
 use crate::wire::line::LineEvent;
-use crate::wire::reply::{push, push_lines, Replies};
+use crate::wire::reply::{push, push_fmt, push_lines, Replies};
 use core::fmt::Write;
 
 /// Where a recipient would go, as decided by the server's directory.
@@ -200,7 +200,8 @@ impl Session {
 
     /// Writes the greeting.
     pub fn greet(&self, out: &mut Replies) {
-        let _ = write!(out, "220 {} ESMTP Postbox\r\n", self.hostname);
+        let hostname = &self.hostname;
+        push_fmt(out, 220, None, format_args!("{hostname} ESMTP Postbox"));
     }
 
     pub fn helo(&self) -> &str {
@@ -369,7 +370,8 @@ impl Session {
                 if esmtp {
                     self.ehlo_reply(out);
                 } else {
-                    let _ = write!(out, "250 {} Hello {}\r\n", self.hostname, self.helo);
+                    let (hostname, helo) = (&self.hostname, &self.helo);
+                    push_fmt(out, 250, None, format_args!("{hostname} Hello {helo}"));
                 }
                 Step::Continue
             }

@@ -62,6 +62,11 @@ pub const REPLY_HEADROOM: usize = 512;
 /// `code enhanced text` on one line. Enhanced codes are left out only where
 /// RFC 2034 says so (greeting, HELO/EHLO), by passing `None`.
 pub fn push(out: &mut Replies, code: u16, enhanced: Option<&str>, text: &str) {
+    push_fmt(out, code, enhanced, format_args!("{text}"));
+}
+
+/// [`push`] with text made on the way, without a buffer of its own.
+pub fn push_fmt(out: &mut Replies, code: u16, enhanced: Option<&str>, text: core::fmt::Arguments) {
     out.note(code, enhanced);
     let _ = match enhanced {
         Some(e) => write!(out.text, "{code} {e} {text}\r\n"),
