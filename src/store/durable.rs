@@ -20,7 +20,7 @@ pub fn replace_file(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> io::Result<()
     static WRITES: AtomicU64 = AtomicU64::new(0);
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(format!(
-        ".tmp.{}.{}",
+        "{TEMPORARY}{}.{}",
         std::process::id(),
         WRITES.fetch_add(1, Ordering::Relaxed)
     ));
@@ -40,6 +40,22 @@ pub fn replace_file(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> io::Result<()
         let _ = disk.unlink(&tmp);
     }
     result
+}
+
+/// What `replace_file` puts between a file's name and the process and
+/// write numbers of its temporary file.
+const TEMPORARY: &str = ".tmp.";
+
+/// Whether `name` is a temporary file of [`replace_file`], left behind by
+/// a crash (or a failed removal) part-way through a replacement.
+pub fn is_leftover(name: &str) -> bool {
+    name.rsplit_once(TEMPORARY).is_some_and(|(file, numbers)| {
+        let mut parts = numbers.split('.');
+        let number = |part: Option<&str>| {
+            part.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        !file.is_empty() && number(parts.next()) && number(parts.next()) && parts.next().is_none()
+    })
 }
 
 /// Creates `dir` and its parents, syncing each parent that gained an entry.
@@ -85,6 +101,28 @@ mod tests {
         replace_file(&Fs, &path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn leftovers_are_told_by_their_temporary_names() {
+        let disk = crate::store::memory::Memory::new();
+        create_dir_durable(&disk, Path::new("/queue")).unwrap();
+        // Created and written, then the power goes before the sync.
+        disk.cut_power_after(2);
+        assert!(replace_file(&disk, Path::new("/queue/q1.env"), b"x").is_err());
+        let left = disk.list(Path::new("/queue")).unwrap();
+        assert_eq!(left.len(), 1);
+        assert!(is_leftover(left[0].name.to_str().unwrap()), "{left:?}");
+        for name in [
+            "q1.env",
+            "q1.msg",
+            ".tmp.1.2",
+            "q1.env.tmp.1",
+            "q1.env.tmp.1.x",
+            "a.tmp.1.2.3",
+        ] {
+            assert!(!is_leftover(name), "{name}");
+        }
     }
 
     #[test]
