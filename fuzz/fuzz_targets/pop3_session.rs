@@ -1,8 +1,7 @@
 //! Command lines of any shape through the POP3 session state machine.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use postbox::pop3::session::{Replies, Security, Session, Step};
-use postbox::store::maildir::StoredMessage;
+use postbox::pop3::session::{Message, Replies, Security, Session, Step};
 use postbox::wire::line::LineBuffer;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,9 +27,9 @@ fuzz_target!(|data: &[u8]| {
             Step::StartTls => session.tls_started(),
             Step::Authenticate { .. } => {
                 let messages = (1..=3)
-                    .map(|i| StoredMessage {
-                        name: format!("new/{i}.M1P1Q{i}.h,S=10").into(),
-                        size: 10,
+                    .map(|i| {
+                        let uid = format!("{i}.M1P1Q{i}.h,S=10");
+                        Message::new(format!("new/{uid}").into(), 10, &uid)
                     })
                     .collect();
                 session.login_succeeded(messages, &mut out);

@@ -2,5 +2,6 @@
 //! `wire::dot` for byte-stuffing) and the async layer that serves mailboxes
 //! from the store (`server`).
 pub mod command;
+pub mod conversation;
 pub mod server;
 pub mod session;

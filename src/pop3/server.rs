@@ -2,17 +2,17 @@
 //! session per mailbox, messages streamed from their files in fixed-size
 //! chunks, deletions made durable only in the UPDATE state.
 
-use super::session::{Listing, LoginFailure, Replies, Security, Session, Step};
+use super::conversation::{Action, Conversation};
+use super::session::{Listing, LoginFailure, Message, Replies, Security, Session};
 use crate::auth::{Authenticator, Login};
 use crate::config::Config;
 use crate::conn::{self, Gate, Handshake, ReadOutcome, Seat, Service, Shutdown, Stream};
-use crate::limits::{POP3_OUTPUT, READ_CHUNK, REPLY_BUFFER, RETR_CHUNK};
+use crate::limits::{POP3_OUTPUT, REPLY_BUFFER, RETR_CHUNK};
 use crate::ops::stats::{Counters, Refusal};
 use crate::store::disk::{self, Disk};
 use crate::store::{maildir, Mailstore};
 use crate::wire::address::Address;
 use crate::wire::dot::Stuffer;
-use crate::wire::line::LineBuffer;
 use smol::io::AsyncReadExt;
 use std::io;
 use std::net::SocketAddr;
@@ -68,7 +68,7 @@ struct Connection {
     shared: Rc<Context>,
     stream: Stream,
     seat: Seat,
-    /// Replies from the session core.
+    /// Replies from the core, taken over for the length of one action.
     out: Replies,
     /// Everything waiting to go out: replies and message bodies of
     /// pipelined commands share writes (up to [`POP3_OUTPUT`] bytes).
@@ -107,6 +107,24 @@ impl Connection {
         result
     }
 
+    /// Waits for the client's next command until the core's deadline,
+    /// idle meanwhile (so it may be closed early to make room).
+    async fn fill(&mut self, conversation: &mut Conversation) -> Result<(), &'static str> {
+        let timeout = conversation
+            .poll_at()
+            .saturating_duration_since(Instant::now());
+        let since = conversation.idle_since();
+        let (shutdown, seat) = (&self.shared.shutdown, &self.seat);
+        let buf = conversation.input();
+        match conn::read_command(&mut self.stream, buf, timeout, shutdown, seat, since).await {
+            ReadOutcome::Data(n) => conversation.received(n),
+            ReadOutcome::Closed => return Err("client disconnected"),
+            ReadOutcome::TimedOut => conversation.timed_out(),
+            ReadOutcome::Shutdown => conversation.shutdown(),
+        }
+        Ok(())
+    }
+
     /// Writes once a full batch is queued.
     async fn flush_if_full(&mut self) -> io::Result<()> {
         if self.bulk.len() + self.out.len() >= POP3_OUTPUT {
@@ -138,195 +156,185 @@ pub async fn serve_connection(
         tls: stream.is_tls(),
         plaintext_login: shared.auth.plaintext_login_allowed(peer.ip()),
     };
-    let mut out = Replies::new();
-    let session = Session::new(
+    let pop3 = &shared.config.pop3;
+    let conversation = Conversation::new(
         &shared.config.hostname,
-        shared.config.pop3.max_errors,
+        pop3.max_errors,
         security,
-        &mut out,
+        pop3.timeout,
+        Instant::now(),
     );
     let mut c = Connection {
         shared,
         stream,
         seat,
-        out,
+        out: Replies::new(),
         bulk: Vec::new(),
         writes: 0,
     };
-    let end = run(&mut c, session, id, peer).await;
+    let who = format!("pop3#{id} {peer}");
+    let end = run(&mut c, conversation, &who, peer).await;
     c.stream.close_tls().await;
-    log::info!("pop3#{id} {peer} closed: {end}");
+    log::info!("{who} closed: {end}");
 }
 
-async fn run(c: &mut Connection, mut session: Session, id: u64, peer: SocketAddr) -> &'static str {
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut lines = LineBuffer::new();
+/// Carries out what the core asks until it closes; returns why it ended.
+async fn run(
+    c: &mut Connection,
+    mut conversation: Conversation,
+    who: &str,
+    peer: SocketAddr,
+) -> &'static str {
     let mut lock: Option<MailboxLock> = None;
-    let (mut start, mut end) = (0, 0);
-    let idle = c.shared.config.pop3.timeout;
-    // Bounds a whole command line, so a byte-at-a-time client is cut off too.
-    let mut deadline = Instant::now() + idle;
     loop {
-        while start < end {
-            let (used, event) = lines.push(&buf[start..end]);
-            start += used;
-            let Some(event) = event else { break };
-            deadline = Instant::now() + idle;
-            let step = session.handle(event, &mut c.out);
-            c.count_refusals(&mut session);
-            match step {
-                Step::Continue => {}
-                Step::Close => {
-                    let _ = c.flush().await;
-                    return "session ended";
-                }
-                Step::StartTls => {
-                    if c.flush().await.is_err() {
-                        return "write failed";
-                    }
-                    // Commands pipelined behind STLS came in the clear: drop them.
-                    if start < end {
-                        log::warn!(
-                            "pop3#{id} {peer} discarded {} bytes sent before the TLS handshake",
-                            end - start
-                        );
-                    }
-                    start = end;
-                    lines = LineBuffer::new();
-                    let who = format_args!("pop3#{id} {peer}");
-                    if !c.stream.start_tls(c.shared.handshake(), &c.seat, who).await {
-                        return "TLS handshake failed";
-                    }
-                    session.tls_started();
-                }
-                Step::Authenticate { user, password } => {
-                    let login = c.shared.auth.login(&user, &password, peer.ip()).await;
-                    match login {
-                        Login::Failed => {
-                            log::warn!("pop3#{id} {peer} failed login for {user:?}");
-                            session.login_failed(LoginFailure::BadCredentials, &mut c.out);
-                        }
-                        Login::Refused => {
-                            log::warn!(
-                                "pop3#{id} {peer} login for {user:?} refused: too many failures"
-                            );
-                            session.login_failed(LoginFailure::TooManyFailures, &mut c.out);
-                        }
-                        Login::Ok(account) => match open_mailbox(&c.shared, &account).await {
-                            Ok((dir_lock, messages)) => {
-                                c.seat.member();
-                                log::info!(
-                                    "pop3#{id} {peer} {account} logged in, {} messages",
-                                    messages.len()
-                                );
-                                lock = Some(dir_lock);
-                                session.login_succeeded(messages, &mut c.out);
-                            }
-                            Err(why) => {
-                                log::warn!("pop3#{id} {peer} {account}: {why}");
-                                session.login_failed(why, &mut c.out);
-                            }
-                        },
-                    }
-                    c.count_refusals(&mut session);
-                }
-                Step::Listing(kind) => {
-                    if send_listing(c, &session, kind).await.is_err() {
-                        return "write failed";
-                    }
-                }
-                Step::SendMessage { index, body_lines } => {
-                    let dir = &lock.as_ref().expect("TRANSACTION holds the lock").dir;
-                    let path = dir.join(session.message_name(index));
-                    match send_message(c, path, body_lines).await {
-                        Ok(()) => {}
-                        Err(SendError::Client) => return "write failed",
-                        Err(SendError::Unreadable(e)) => {
-                            // Only this message is affected: the client got
-                            // -ERR instead of +OK and the session goes on.
-                            log::error!(
-                                "pop3#{id} {peer} cannot read {}: {e}",
-                                session.message_name(index)
-                            );
-                        }
-                        Err(SendError::File(e)) => {
-                            // Part of the message is out; only ending the
-                            // session tells the client it is incomplete.
-                            log::error!(
-                                "pop3#{id} {peer} cannot read {}: {e}",
-                                session.message_name(index)
-                            );
-                            return "message file unreadable";
-                        }
-                    }
-                }
-                Step::Update => {
-                    let dir = lock
-                        .as_ref()
-                        .expect("TRANSACTION holds the lock")
-                        .dir
-                        .clone();
-                    let doomed: Vec<String> = session.deleted().map(str::to_owned).collect();
-                    let count = doomed.len();
-                    let freed = session.deleted_bytes();
-                    let mailbox = dir.clone();
-                    let result = smol::unblock(move || {
-                        maildir::delete_messages(
-                            disk::system(),
-                            &dir,
-                            doomed.iter().map(String::as_str),
-                        )
-                    })
-                    .await;
-                    match result {
-                        Ok(()) => c.shared.store.remove_usage(&mailbox, freed),
-                        // Some may be gone, some not: count again next time.
-                        Err(_) => c.shared.store.recount_usage(mailbox).await,
-                    }
-                    if let Err(e) = &result {
-                        log::error!("pop3#{id} {peer} deleting messages failed: {e}");
-                    } else if count > 0 {
-                        log::info!("pop3#{id} {peer} deleted {count} messages");
-                    }
-                    session.update_done(result.is_ok(), &mut c.out);
-                    c.count_refusals(&mut session);
-                    let _ = c.flush().await;
-                    return "session ended";
-                }
-            }
-            if c.out.len() > REPLY_BUFFER / 2 {
+        let action = conversation.poll(Instant::now());
+        // The shell writes the core's replies in its own batches.
+        std::mem::swap(&mut c.out, conversation.replies());
+        let result = match action {
+            Action::Flush => c.flush().await.map_err(|_| "write failed"),
+            Action::Queue => {
                 c.queue_replies();
+                c.flush_if_full().await.map_err(|_| "write failed")
             }
-            if c.flush_if_full().await.is_err() {
-                return "write failed";
+            Action::Read => {
+                // Message bodies queued behind the last reply go first.
+                if !c.bulk.is_empty() && c.flush().await.is_err() {
+                    return "write failed";
+                }
+                c.fill(&mut conversation).await
             }
-        }
-        if c.flush().await.is_err() {
-            return "write failed";
-        }
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let since = deadline.checked_sub(idle).unwrap_or_else(Instant::now);
-        let (shutdown, seat) = (&c.shared.shutdown, &c.seat);
-        match conn::read_command(&mut c.stream, &mut buf, timeout, shutdown, seat, since).await {
-            ReadOutcome::Data(n) => (start, end) = (0, n),
-            ReadOutcome::Closed => return "client disconnected",
-            ReadOutcome::TimedOut => {
-                let _ = c.send(b"-ERR Autologout; idle for too long\r\n").await;
-                return "timeout";
+            Action::StartTls { discarded } => {
+                if discarded > 0 {
+                    log::warn!("{who} discarded {discarded} bytes sent before the TLS handshake");
+                }
+                let (handshake, seat) = (c.shared.handshake(), &c.seat);
+                if !c
+                    .stream
+                    .start_tls(handshake, seat, format_args!("{who}"))
+                    .await
+                {
+                    return "TLS handshake failed";
+                }
+                conversation.tls_started();
+                Ok(())
             }
-            ReadOutcome::Shutdown => {
-                let _ = c.send(b"-ERR [SYS/TEMP] Server shutting down\r\n").await;
-                return "shutdown";
+            Action::Authenticate { user, password } => {
+                let login = c.shared.auth.login(&user, &password, peer.ip()).await;
+                lock = log_in(c, &mut conversation, login, &user, who).await;
+                Ok(())
             }
+            Action::Listing(kind) => {
+                let session = conversation.session();
+                send_listing(c, session, kind)
+                    .await
+                    .map_err(|_| "write failed")
+            }
+            Action::SendMessage { index, body_lines } => {
+                let dir = &lock.as_ref().expect("TRANSACTION holds the lock").dir;
+                let name = conversation.session().message_name(index);
+                let path = dir.join(name);
+                match send_message(c, path, body_lines).await {
+                    Ok(()) => Ok(()),
+                    Err(SendError::Client) => Err("write failed"),
+                    // Only this message is affected: the client got -ERR
+                    // instead of +OK and the session goes on.
+                    Err(SendError::Unreadable(e)) => {
+                        log::error!("{who} cannot read {name}: {e}");
+                        Ok(())
+                    }
+                    // Part of the message is out; only ending the session
+                    // tells the client it is incomplete.
+                    Err(SendError::File(e)) => {
+                        log::error!("{who} cannot read {name}: {e}");
+                        Err("message file unreadable")
+                    }
+                }
+            }
+            Action::Update => {
+                let dir = lock
+                    .as_ref()
+                    .expect("TRANSACTION holds the lock")
+                    .dir
+                    .clone();
+                let ok = update(c, conversation.session(), dir, who).await;
+                conversation.update_done(ok);
+                Ok(())
+            }
+            Action::Close(why) => Err(why),
+        };
+        // What the core wrote meanwhile (a login's answer) goes last.
+        let _ = c.out.push_str(conversation.replies());
+        conversation.replies().clear();
+        std::mem::swap(&mut c.out, conversation.replies());
+        c.count_refusals(conversation.session());
+        if let Err(why) = result {
+            return why;
         }
     }
+}
+
+/// Takes the mailbox after a login; the lock is held while the session is.
+async fn log_in(
+    c: &mut Connection,
+    conversation: &mut Conversation,
+    login: Login,
+    user: &str,
+    who: &str,
+) -> Option<MailboxLock> {
+    let failure = match login {
+        Login::Failed => {
+            log::warn!("{who} failed login for {user:?}");
+            LoginFailure::BadCredentials
+        }
+        Login::Refused => {
+            log::warn!("{who} login for {user:?} refused: too many failures");
+            LoginFailure::TooManyFailures
+        }
+        Login::Ok(account) => match open_mailbox(&c.shared, &account).await {
+            Ok((lock, messages)) => {
+                c.seat.member();
+                log::info!("{who} {account} logged in, {} messages", messages.len());
+                conversation.login_succeeded(messages);
+                return Some(lock);
+            }
+            Err(why) => {
+                log::warn!("{who} {account}: {why}");
+                why
+            }
+        },
+    };
+    conversation.login_failed(failure);
+    None
+}
+
+/// Removes the deleted messages for good; `false` if that failed.
+async fn update(c: &mut Connection, session: &mut Session, dir: PathBuf, who: &str) -> bool {
+    let doomed: Vec<String> = session.deleted().map(str::to_owned).collect();
+    let count = doomed.len();
+    let freed = session.deleted_bytes();
+    let mailbox = dir.clone();
+    let result = smol::unblock(move || {
+        maildir::delete_messages(disk::system(), &dir, doomed.iter().map(String::as_str))
+    })
+    .await;
+    match result {
+        Ok(()) => c.shared.store.remove_usage(&mailbox, freed),
+        // Some may be gone, some not: count again next time.
+        Err(_) => c.shared.store.recount_usage(mailbox).await,
+    }
+    if let Err(e) = &result {
+        log::error!("{who} deleting messages failed: {e}");
+    } else if count > 0 {
+        log::info!("{who} deleted {count} messages");
+    }
+    result.is_ok()
 }
 
 /// Takes the mailbox for this session and lists it.
 async fn open_mailbox(
     shared: &Rc<Context>,
     account: &Address,
-) -> Result<(MailboxLock, Vec<maildir::StoredMessage>), LoginFailure> {
+) -> Result<(MailboxLock, Vec<Message>), LoginFailure> {
     let dir = shared.store.mailbox_dir(account);
     if !shared.store.lock_for_pop3(&dir) {
         return Err(LoginFailure::InUse);
@@ -336,7 +344,16 @@ async fn open_mailbox(
         dir: dir.clone(),
     };
     match smol::unblock(move || maildir::scan_mailbox(disk::system(), &dir)).await {
-        Ok(messages) => Ok((lock, messages)),
+        Ok(stored) => {
+            let messages = stored
+                .into_iter()
+                .map(|m| {
+                    let uid = m.uid().into_owned();
+                    Message::new(m.name, m.size, &uid)
+                })
+                .collect();
+            Ok((lock, messages))
+        }
         Err(e) => {
             log::error!("cannot read mailbox {}: {e}", lock.dir.display());
             Err(LoginFailure::Unavailable)

@@ -5,12 +5,44 @@
 
 use super::command::{self, Command, ParseError};
 use crate::auth::sasl::{self, Name, Secret};
-use crate::store::maildir::StoredMessage;
 use crate::wire::line::LineEvent;
 use core::fmt::Write;
 
 /// Replies waiting to be sent.
 pub type Replies = heapless::String<{ crate::limits::REPLY_BUFFER }>;
+
+/// One message of the mailbox, as the session lists and sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Where it is, relative to the mailbox.
+    pub name: Box<str>,
+    pub size: u64,
+    uid: Uid,
+}
+
+/// The unique id (UIDL): usually part of the name, kept as its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Uid {
+    Within(u32, u32),
+    Own(Box<str>),
+}
+
+impl Message {
+    pub fn new(name: Box<str>, size: u64, uid: &str) -> Self {
+        let uid = match name.find(uid) {
+            Some(at) => Uid::Within(at as u32, (at + uid.len()) as u32),
+            None => Uid::Own(uid.into()),
+        };
+        Message { name, size, uid }
+    }
+
+    pub fn uid(&self) -> &str {
+        match &self.uid {
+            Uid::Within(start, end) => &self.name[*start as usize..*end as usize],
+            Uid::Own(uid) => uid,
+        }
+    }
+}
 
 /// What the listener and the client's address allow.
 #[derive(Debug, Clone, Copy, Default)]
@@ -95,7 +127,7 @@ enum State {
 pub struct Session {
     security: Security,
     state: State,
-    messages: Vec<StoredMessage>,
+    messages: Vec<Message>,
     deleted: Vec<bool>,
     errors: u32,
     max_errors: u32,
@@ -303,7 +335,7 @@ impl Session {
     }
 
     /// The password was right and the mailbox is ours: enter TRANSACTION.
-    pub fn login_succeeded(&mut self, messages: Vec<StoredMessage>, out: &mut Replies) {
+    pub fn login_succeeded(&mut self, messages: Vec<Message>, out: &mut Replies) {
         self.deleted = vec![false; messages.len()];
         self.messages = messages;
         self.state = State::Transaction;
@@ -331,7 +363,7 @@ impl Session {
             .fold((0, 0), |(n, s), (_, m)| (n + 1, s + m.size))
     }
 
-    fn live(&self) -> impl Iterator<Item = (usize, &StoredMessage)> {
+    fn live(&self) -> impl Iterator<Item = (usize, &Message)> {
         self.messages
             .iter()
             .enumerate()
@@ -473,11 +505,9 @@ impl Session {
 mod tests {
     use super::*;
 
-    fn msg(name: &str, size: u64) -> StoredMessage {
-        StoredMessage {
-            name: name.into(),
-            size,
-        }
+    fn msg(name: &str, size: u64) -> Message {
+        let file = name.rsplit('/').next().unwrap();
+        Message::new(name.into(), size, file.split(':').next().unwrap())
     }
 
     struct H {
