@@ -398,6 +398,33 @@ def test_no_data_partition(image_dir, work):
         log(f"{name}: mail server off, console up")
 
 
+def test_config_mistakes(image_dir, work):
+    """A postbox.toml with mistakes keeps the mail server off; the serial
+    console names each mistake by its key."""
+    log("7. a postbox.toml with mistakes: no mail server, the console names each")
+    disk = os.path.join(work, "mistakes.img")
+    subprocess.run(f"xz -dc {image_dir}/postbox-qemu-virt.img.xz > {disk}", shell=True, check=True)
+    conf = os.path.join(work, "postbox.toml")
+    open(conf, "w").write(TEST_CONFIG + "[queue]\nwarn = \"soon\"\n[greylist]\nallow_days = 400\n")
+    subprocess.run(["mcopy", "-o", "-i", f"{disk}@@1M", conf, "::postbox.toml"], check=True)
+    ports = {p: free_port() for p in (25, 587, 110)}
+    board = Board(image_dir, disk, ports)
+    board.start()
+    board.expect("postbox.toml has mistakes; the mail server stays off", BOOT_TIMEOUT)
+    board.expect("queue.warn: invalid duration")
+    board.expect("greylist.allow_days must be 1 to 365 days, not 400")
+    board.expect("correct postbox.toml on the boot partition")
+    with socket.create_connection(("127.0.0.1", ports[25]), timeout=10) as s:
+        s.settimeout(10)
+        try:
+            greeting = s.recv(64)
+        except OSError:
+            greeting = b""
+    assert not greeting.startswith(b"220"), greeting
+    board.kill()
+    log("mistakes: mail server off, each named on the console")
+
+
 def test_rpi3(image_dir, work):
     log("5. rpi3 image on qemu -M raspi3b: admin shell on the mini-UART, data partition mounted")
     board = board_file("rpi3")
@@ -445,6 +472,8 @@ def main():
             test_qemu_virt(image_dir, work)
         if not only or "no-data" in only:
             test_no_data_partition(image_dir, work)
+        if not only or "mistakes" in only:
+            test_config_mistakes(image_dir, work)
         if not only or "rpi3" in only:
             test_rpi3(image_dir, work)
     except BaseException:
