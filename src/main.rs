@@ -8,33 +8,30 @@ use std::process::ExitCode;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-const HELP: &str = "\
+const HELP_HEAD: &str = "\
 postbox - a small, crash-safe mail box: SMTP in, Maildir store, POP3 out
 
 usage:
   postbox serve [OPTIONS]             run the mail box
-  postbox user add NAME [--password-stdin]
-  postbox user passwd NAME [--password-stdin]
-  postbox user del NAME
-  postbox user list
-  postbox user quota NAME SIZE
   postbox console                     admin shell on stdin/stdout
   postbox console --admin             the appliance's serial console
   postbox system ...                  the appliance init's helpers
-  postbox user forward NAME ADDRESS [--keep] | off
-  postbox alias add NAME TARGET... | del NAME | list
-  postbox queue list|flush|delete ID  mail waiting to leave
-  postbox stats                       traffic counters (like mailstats)
-  postbox status                      server, listeners, users and stored mail
   postbox tls show                    the certificate in use
   postbox tls selfsigned [--force]    make a new self-signed certificate
   postbox check-config [FILE]         check a config file: ok, or each problem
   postbox --help | --version
 
-Every command takes --config FILE and --data DIR. 'postbox COMMAND --help'
-shows a command's options.
+admin verbs (the console has the same):
 ";
 
+const HELP_TAIL: &str = "
+Every command takes --config FILE and --data DIR; 'user add' and 'user
+passwd' also --password-stdin. 'postbox COMMAND --help' shows a command's
+options.
+";
+
+/// Where the command line's help puts descriptions.
+const COLUMN: usize = 38;
 const SERVE_HELP: &str = "\
 usage: postbox serve [OPTIONS]
 
@@ -72,54 +69,34 @@ options:
   --config FILE  --data DIR  --hostname NAME  --force
 ";
 
-const USER_HELP: &str = "\
-usage:
-  postbox user add NAME [--password-stdin]     add a user
-  postbox user passwd NAME [--password-stdin]  change a password
-  postbox user del NAME                        remove a user and their mail
-  postbox user list                            list users
-  postbox user quota NAME SIZE                 mailbox limit: 500M, 2G, unlimited,
-                                               or default (from the config)
-  postbox user forward NAME ADDRESS... [--keep]
-                                               send NAME's mail on (--keep: and
-                                               keep a copy); 'off' stops it
-
+const USER_NOTES: &str = "
 NAME is 'local' (default domain) or 'local@domain', where the domain is
 served: in the config's `domains`, given with --domain, or served by the
 server running on the data directory (which may have --domain). Without
 --password-stdin the password is asked twice on the terminal, unechoed.
+SIZE is 500M, 2G, unlimited, or default (from the config). 'user forward
+NAME ADDRESS... --keep' also keeps a copy; 'off' stops forwarding.
 Changes apply to a running server at once.
 
 options:
   --config FILE  --data DIR  --domain D  --password-stdin  --keep
 ";
-
-const ALIAS_HELP: &str = "\
-usage:
-  postbox alias add NAME TARGET...   NAME's mail goes to every TARGET: a user,
-                                     another alias, or any address
-  postbox alias del NAME
-  postbox alias list
-
-NAME is 'name' (every served domain) or 'name@domain'. The aliases file
-(DATA/aliases, or `aliases` in the config) uses /etc/aliases syntax and may
-be edited by hand; a running server reads changes at once.
+const ALIAS_NOTES: &str = "
+TARGET is a user, another alias, or any address. NAME is 'name' (every
+served domain) or 'name@domain'. The aliases file (DATA/aliases, or
+`aliases` in the config) uses /etc/aliases syntax and may be edited by
+hand; a running server reads changes at once.
 
 options:
   --config FILE  --data DIR
 ";
-
-const QUEUE_HELP: &str = "\
-usage:
-  postbox queue list        waiting messages: id, age, sender, recipients,
-                            last error and next try
-  postbox queue flush       the running server tries every message now
-  postbox queue delete ID   drop a message from the queue (no report is sent)
+const QUEUE_NOTES: &str = "
+'queue list' shows each waiting message: id, age, sender, recipients,
+last error and next try.
 
 options:
   --config FILE  --data DIR
 ";
-
 const STATS_HELP: &str = "\
 usage: postbox stats [--config FILE] [--data DIR]
 
@@ -258,7 +235,8 @@ fn run() -> Result<(), Failure> {
     let command = match parser.next()? {
         None => return usage("no command given"),
         Some(Short('h') | Long("help")) => {
-            print!("{HELP}");
+            let verbs = admin::verbs::command_line_help("", COLUMN);
+            print!("{HELP_HEAD}{verbs}{HELP_TAIL}");
             return Ok(());
         }
         Some(Short('V') | Long("version")) => {
@@ -305,7 +283,7 @@ fn run() -> Result<(), Failure> {
                 Failure::Failed(e)
             })
         }
-        "user" if args.help => help(USER_HELP),
+        "user" if args.help => help(&group_help("user", USER_NOTES)),
         "user" => admin_verb(&command, &args),
         "console" if args.help => help(CONSOLE_HELP),
         "console" => {
@@ -324,9 +302,9 @@ fn run() -> Result<(), Failure> {
         "stats" if args.help => help(STATS_HELP),
         "status" if args.help => help(STATUS_HELP),
         "stats" | "status" => admin_verb(&command, &args),
-        "alias" if args.help => help(ALIAS_HELP),
+        "alias" if args.help => help(&group_help("alias", ALIAS_NOTES)),
         "alias" => admin_verb(&command, &args),
-        "queue" if args.help => help(QUEUE_HELP),
+        "queue" if args.help => help(&group_help("queue", QUEUE_NOTES)),
         "queue" => admin_verb(&command, &args),
         "tls" if args.help => help(TLS_HELP),
         "tls" => tls(&args),
@@ -429,6 +407,12 @@ fn check_config(mut args: Args) -> Result<(), Failure> {
 
 fn load_config(args: &Args) -> Result<Config, Failure> {
     Config::load(&args.overrides).map_err(Failure::Failed)
+}
+
+/// `postbox user --help`: the group's verbs from the table, then `notes`.
+fn group_help(group: &str, notes: &str) -> String {
+    let verbs = admin::verbs::command_line_help(group, COLUMN);
+    format!("usage:\n{verbs}{notes}")
 }
 
 /// A verb of the admin table: `user add NAME`, `queue list`, `status`.

@@ -237,24 +237,37 @@ pub fn group_usage(group: &str) -> String {
     format!("{group} needs a subcommand: {} or {last}", rest.join(", "))
 }
 
-/// Help lines, `  synopsis   description`, with descriptions in one
-/// column (a long synopsis has its description on the next line).
-pub fn help_lines(entries: &[(String, &str)]) -> String {
-    const COLUMN: usize = 25;
+/// Help lines, `  synopsis   description`, with descriptions at `column`
+/// (a long synopsis has its description on the next line).
+pub fn help_lines(entries: &[(String, &str)], column: usize) -> String {
     let mut text = String::new();
     for (synopsis, help) in entries {
         let line = format!("  {synopsis}");
-        if line.len() < COLUMN - 1 {
-            text.push_str(&format!("{line:<COLUMN$}{help}\n"));
+        if line.len() < column - 1 {
+            text.push_str(&format!("{line:<column$}{help}\n"));
         } else {
-            text.push_str(&format!("{line}\n{:COLUMN$}{help}\n", ""));
+            text.push_str(&format!("{line}\n{:column$}{help}\n", ""));
         }
     }
     text
 }
 
-/// Every verb's help line.
+/// Where the console's help puts descriptions.
+pub const CONSOLE_COLUMN: usize = 25;
+
+/// The console's help lines of every verb.
 pub fn help() -> String {
     let entries: Vec<(String, &str)> = VERBS.iter().map(|v| (v.synopsis(), v.help)).collect();
-    help_lines(&entries)
+    help_lines(&entries, CONSOLE_COLUMN)
+}
+
+/// The command line's help lines of the verbs whose name starts with
+/// `group` (all of them for ""), as `postbox user add NAME`.
+pub fn command_line_help(group: &str, column: usize) -> String {
+    let entries: Vec<(String, &str)> = VERBS
+        .iter()
+        .filter(|v| group.is_empty() || v.name[0] == group)
+        .map(|v| (format!("postbox {}", v.synopsis()), v.help))
+        .collect();
+    help_lines(&entries, column)
 }

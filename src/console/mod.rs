@@ -263,7 +263,8 @@ fn help_text() -> String {
         ("help".to_string(), "this text"),
         ("quit".to_string(), "leave the console"),
     ];
-    format!("{}{}", admin::verbs::help(), admin::verbs::help_lines(&own))
+    let own = admin::verbs::help_lines(&own, admin::verbs::CONSOLE_COLUMN);
+    format!("{}{own}", admin::verbs::help())
 }
 
 /// Asks for the admin password, or on first use has one chosen. False when
