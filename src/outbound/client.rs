@@ -243,4 +243,47 @@ mod tests {
         );
         assert_eq!(without_return_path(b"Received: x\r\n"), b"Received: x\r\n");
     }
+    /// A server that answers everything at once, a byte per write, before
+    /// it is asked: each reply is taken for the command it answers.
+    #[test]
+    fn replies_sent_ahead_and_in_single_bytes() {
+        smol::block_on(async {
+            let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = async {
+                let (mut peer, _) = listener.accept().await.unwrap();
+                let replies = "220 mx\r\n250-mx\r\n250 SIZE 9\r\n250 ok\r\n250 ok\r\n\
+                               550 5.1.1 no\r\n354 go\r\n250 queued\r\n221 bye\r\n";
+                for b in replies.bytes() {
+                    peer.write_all(&[b]).await.unwrap();
+                }
+                let mut heard = String::new();
+                peer.read_to_string(&mut heard).await.unwrap();
+                heard
+            };
+            let recipients = ["c@d.test".to_string(), "e@f.test".to_string()];
+            let attempt = Attempt {
+                host: "mx",
+                addr,
+                helo: "box.test",
+                tls: TlsPolicy::Off,
+                login: None,
+                sender: "a@b.test",
+                recipients: &recipients,
+                size: 7,
+            };
+            let message = io::Cursor::new(b"Return-Path: <a@b.test>\r\nS: x\r\n\r\n.dot".to_vec());
+            let (heard, results) = future::zip(server, deliver(&attempt, message)).await;
+            assert_eq!(
+                heard,
+                "EHLO box.test\r\nMAIL FROM:<a@b.test> SIZE=7\r\nRCPT TO:<c@d.test>\r\n\
+                 RCPT TO:<e@f.test>\r\nDATA\r\nS: x\r\n\r\n..dot\r\n.\r\nQUIT\r\n"
+            );
+            let failure = Failure {
+                permanent: true,
+                text: "RCPT TO: 550 5.1.1 no".into(),
+            };
+            assert_eq!(results, Ok(vec![Ok(()), Err(failure)]));
+        });
+    }
 }
