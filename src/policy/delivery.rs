@@ -2,7 +2,8 @@
 //! copies are tagged as spam, what the queue takes. Pure: the shell looks
 //! up sizes, quotas and address books first and carries the plan out.
 
-use crate::smtp::session::{DataOutcome, Destination, Recipient};
+use super::facts::DataOutcome;
+use crate::route::Destination;
 use crate::wire::address::Address;
 use std::path::{Path, PathBuf};
 
@@ -23,9 +24,12 @@ pub struct Targets {
 
 impl Targets {
     /// Gathers the destinations of the accepted recipients.
-    pub fn of(recipients: &[Recipient], dir_of: impl Fn(&Address) -> PathBuf) -> Self {
+    pub fn of<'a>(
+        destinations: impl IntoIterator<Item = &'a Destination>,
+        dir_of: impl Fn(&Address) -> PathBuf,
+    ) -> Self {
         let mut targets = Targets::default();
-        for destination in recipients.iter().flat_map(|r| &r.destinations) {
+        for destination in destinations {
             match destination {
                 Destination::Mailbox(account) => {
                     let dir = dir_of(account);
@@ -142,11 +146,8 @@ mod tests {
         Address::parse_path(s).unwrap()
     }
 
-    fn to(destinations: Vec<Destination>) -> Recipient {
-        Recipient {
-            given: a("x@localhost"),
-            destinations,
-        }
+    fn to(destinations: Vec<Destination>) -> Vec<Destination> {
+        destinations
     }
 
     fn targets() -> Targets {
@@ -165,7 +166,7 @@ mod tests {
                 forwarded: true,
             }]),
         ];
-        Targets::of(&recipients, |m| {
+        Targets::of(recipients.iter().flatten(), |m| {
             PathBuf::from(m.local().to_ascii_lowercase())
         })
     }

@@ -4,13 +4,13 @@
 //! relay rules, greylisting, blocklists, quotas, the spam rules and the
 //! delivery plan. The SMTP core asks; the shell answers what needs I/O.
 pub mod delivery;
+pub mod facts;
 pub mod greylist;
 pub mod relay;
 
 use crate::limits::MAX_RECEIVED_HEADERS;
-use crate::smtp::data::{DataFacts, Refused};
-use crate::smtp::session::DataOutcome;
 use crate::wire::address::Address;
+use facts::{DataFacts, DataOutcome, Refused};
 
 /// A refusal and why, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,8 +101,8 @@ pub fn data_end(
 
 #[cfg(test)]
 mod tests {
+    use super::facts::FromProblem;
     use super::*;
-    use crate::smtp::from_header::FromProblem;
 
     fn facts() -> DataFacts {
         DataFacts {

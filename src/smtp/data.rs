@@ -2,35 +2,10 @@
 //! section rewritten and scanned, and its size and line lengths held to
 //! the limits.
 
-use super::from_header::{FromHeaderScanner, FromProblem, ReceivedCounter, RecipientHeaderScanner};
+use super::from_header::{FromHeaderScanner, ReceivedCounter, RecipientHeaderScanner};
 use super::headers::{HeaderFilter, Missing};
+pub use crate::policy::facts::{DataFacts, Refused};
 use crate::wire::dot::DataDecoder;
-
-/// Why a message was refused while it streamed in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// Over the size limit.
-    TooBig,
-    /// A line over the 998 octets of RFC 5322 §2.1.1.
-    LineTooLong,
-}
-
-/// What the header section and the stream showed, once the message ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataFacts {
-    /// Refused on the way in; nothing of it is kept.
-    pub refused: Option<Refused>,
-    /// Why the header section could be read two ways, if it can.
-    pub malformed: Option<&'static str>,
-    /// The addresses of the From: field.
-    pub from_header: Result<Vec<String>, FromProblem>,
-    /// How many Received: fields there are.
-    pub received: u32,
-    /// The addresses of To: and Cc:, when they were looked at.
-    pub listed: Vec<String>,
-    /// Bytes stored (the rewritten message, without trace headers).
-    pub size: u64,
-}
 
 /// What the next input did to a message streaming in.
 #[derive(Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 //! To:/Cc: for the spam rule on many unknown recipients.
 
 use crate::limits::{MAX_FROM_HEADER, MAX_RECIPIENT_HEADERS};
+pub use crate::policy::facts::FromProblem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Position {
@@ -36,23 +37,6 @@ pub type ReceivedCounter = HeaderScanner<0>;
 
 /// The To: and Cc: fields of a message.
 pub type RecipientHeaderScanner = HeaderScanner<MAX_RECIPIENT_HEADERS>;
-
-/// Why a From: header cannot be accepted from an authenticated user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FromProblem {
-    TooLong,
-    Unparsable,
-}
-
-/// For the log, which a person reads.
-impl std::fmt::Display for FromProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            FromProblem::TooLong => "is too long",
-            FromProblem::Unparsable => "cannot be read",
-        })
-    }
-}
 
 impl Default for FromHeaderScanner {
     fn default() -> Self {
@@ -184,6 +168,47 @@ impl<const N: usize> HeaderScanner<N> {
     }
 }
 
+/// Ends one mailbox of a list: its address (`angle`, the `<...>` part,
+/// or else the `bare` text) goes into `found`. `false`: strict reading
+/// refuses the list.
+fn end_mailbox(
+    bare: &mut String,
+    angle: Option<String>,
+    found: &mut Vec<String>,
+    quoted: bool,
+    lenient: bool,
+) -> bool {
+    let address = match angle {
+        Some(a) => {
+            if !lenient && bare.contains('@') {
+                bare.clear();
+                return false;
+            }
+            a
+        }
+        None if quoted && !lenient => {
+            bare.clear();
+            return false;
+        }
+        None => bare.trim().to_string(),
+    };
+    bare.clear();
+    if lenient {
+        let address = address.trim();
+        if address.contains('@') && !address.chars().any(char::is_whitespace) {
+            found.push(address.to_string());
+        }
+        return true;
+    }
+    if address.contains(':') || address.contains(';') {
+        return false; // group syntax or a source route: not a plain sender
+    }
+    if !address.is_empty() {
+        found.push(address);
+    }
+    true
+}
+
 /// The addr-specs of an RFC 5322 mailbox-list: `<...>` when present,
 /// otherwise the bare address; display names and comments are skipped.
 /// `lenient` reads address lists with groups (`friends: a@x, b@y;`) and
@@ -198,36 +223,8 @@ fn mailboxes(value: &str, lenient: bool) -> Option<Vec<String>> {
     // Strict reading: a `<...>` was closed / a quote was seen in this mailbox.
     let (mut closed, mut quoted) = (false, false);
     let finish =
-        |bare: &mut String, angle: &mut Option<String>, found: &mut Vec<String>, quoted: bool| {
-            let address = match angle.take() {
-                Some(a) => {
-                    if !lenient && bare.contains('@') {
-                        bare.clear();
-                        return false;
-                    }
-                    a
-                }
-                None if quoted && !lenient => {
-                    bare.clear();
-                    return false;
-                }
-                None => bare.trim().to_string(),
-            };
-            bare.clear();
-            if lenient {
-                let address = address.trim();
-                if address.contains('@') && !address.chars().any(char::is_whitespace) {
-                    found.push(address.to_string());
-                }
-                return true;
-            }
-            if address.contains(':') || address.contains(';') {
-                return false; // group syntax or a source route: not a plain sender
-            }
-            if !address.is_empty() {
-                found.push(address);
-            }
-            true
+        |bare: &mut String, angle: &mut Option<String>, found: &mut Vec<String>, quoted| {
+            end_mailbox(bare, angle.take(), found, quoted, lenient)
         };
     for c in value.chars() {
         if escaped {

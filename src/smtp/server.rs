@@ -461,7 +461,13 @@ impl Accepted<'_> {
     /// Plans the copies (quota, spam) and stores them.
     async fn deliver(self, incoming: Incoming) -> DataOutcome {
         let (shared, who, name) = (self.shared, &self.who, self.name);
-        let targets = Targets::of(self.session.recipients(), |a| shared.store.mailbox_dir(a));
+        let targets = Targets::of(
+            self.session
+                .recipients()
+                .iter()
+                .flat_map(|r| &r.destinations),
+            |a| shared.store.mailbox_dir(a),
+        );
         let size = incoming.size();
         let limited = targets
             .mailboxes

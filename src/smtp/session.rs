@@ -15,6 +15,8 @@ use core::fmt::Write;
 /// Where a recipient would go, as decided by the server's directory.
 pub use crate::route::{Destination, RcptVerdict};
 
+pub use crate::policy::facts::DataOutcome;
+
 /// The server side of address lookups; a trait so tests use a plain table.
 pub trait Directory {
     fn lookup(&mut self, rcpt: &RcptTo) -> RcptVerdict;
@@ -80,33 +82,6 @@ pub enum Step {
     Authenticate(Credentials),
     /// Send the replies, then close the connection.
     Close,
-}
-
-/// How storing a message ended, reported back by the server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DataOutcome {
-    Stored {
-        id: String,
-    },
-    TooBig,
-    /// The From: header names someone other than the logged-in user.
-    ForeignFrom,
-    /// A member's header section that readers could take two ways: 550 5.6.0.
-    Malformed(&'static str),
-    /// A line longer than RFC 5322 §2.1.1 allows: 554 5.6.0.
-    LineTooLong,
-    /// No recipient's mailbox has room for it.
-    OverQuota {
-        temporary: bool,
-    },
-    /// Out of space: 452 4.3.1.
-    NoSpace,
-    /// Any other storage failure: 451 4.3.0.
-    Failed,
-    /// Judged spam for every recipient, with rejection configured.
-    Spam,
-    /// Too many Received: fields: 554 5.4.6.
-    Loop,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
