@@ -45,6 +45,88 @@ pub fn connect(port_25: bool, relay_client: bool) -> Connect {
     }
 }
 
+/// A command refused by policy: the reply, and whether it counts toward
+/// the client's error limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reject {
+    pub code: u16,
+    pub enhanced: &'static str,
+    pub text: &'static str,
+    pub counts_as_error: bool,
+}
+
+const fn reject(code: u16, enhanced: &'static str, text: &'static str) -> Reject {
+    Reject {
+        code,
+        enhanced,
+        text,
+        counts_as_error: true,
+    }
+}
+
+/// helo: names no honest mail server uses, a bare IP address or our own
+/// host name, when `check` (strangers on port 25).
+pub fn helo(name: &str, hostname: &str, check: bool) -> Result<(), Reject> {
+    if !check {
+        return Ok(());
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        let text = "Invalid HELO name: an address must be written as [address]";
+        return Err(reject(501, "5.5.2", text));
+    }
+    if name.trim_end_matches('.').eq_ignore_ascii_case(hostname) {
+        return Err(reject(550, "5.7.1", "HELO name is ours, not yours"));
+    }
+    Ok(())
+}
+
+/// Who is sending, as mail sees it.
+pub struct Sender<'a> {
+    /// A submission port: login first (RFC 6409 §4.3).
+    pub submission: bool,
+    /// The logged-in member, if any.
+    pub user: Option<&'a Address>,
+    /// A member or a `relay_from` client.
+    pub trusted: bool,
+    pub max_size: u64,
+}
+
+/// mail: login required, a member's sender must be theirs, a stranger's
+/// may not be a member's (`members_address`: the sender is one), the
+/// declared size within the limit.
+pub fn mail(
+    from: Option<&Address>,
+    size: Option<u64>,
+    sender: &Sender<'_>,
+    owns: impl FnOnce(&Address, &str) -> bool,
+    members_address: bool,
+) -> Result<(), Reject> {
+    if sender.submission && sender.user.is_none() {
+        return Err(reject(530, "5.7.0", "Authentication required"));
+    }
+    if let Some(user) = sender.user {
+        if !from.is_some_and(|from| owns(user, from.as_str())) {
+            return Err(reject(553, "5.7.1", "Sender address is not yours"));
+        }
+    }
+    // Port 25 is for strangers' mail: a member's address there is forged.
+    if !sender.trusted && members_address {
+        let text = "Sender address belongs to a member here: log in to send as it";
+        return Err(reject(550, "5.7.1", text));
+    }
+    if size.is_some_and(|size| size > sender.max_size) {
+        return Err(Reject {
+            counts_as_error: false,
+            ..reject(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            )
+        });
+    }
+    Ok(())
+}
+
 /// What data-end weighs besides the message itself.
 pub struct DataEnd<'a> {
     /// The message is a member's, held to a strict header section.
@@ -163,5 +245,55 @@ mod tests {
         let mut f = facts();
         f.received = MAX_RECEIVED_HEADERS as u32;
         assert_eq!(outcome(&f, &stranger), Some(DataOutcome::Loop));
+    }
+
+    #[test]
+    fn helo_names_of_strangers() {
+        assert!(helo("192.0.2.7", "mx.test", true).is_err());
+        assert_eq!(helo("MX.test.", "mx.test", true).unwrap_err().code, 550);
+        assert!(helo("[192.0.2.7]", "mx.test", true).is_ok());
+        assert!(helo("192.0.2.7", "mx.test", false).is_ok());
+    }
+
+    #[test]
+    fn mail_senders() {
+        let alice = Address::parse_path("alice@localhost").unwrap();
+        let bob = Address::parse_path("bob@localhost").unwrap();
+        let owns = |u: &Address, a: &str| u.as_str() == a;
+        let member = |a: Option<&Address>| a.is_some_and(|a| a.domain() == "localhost");
+        let stranger = Sender {
+            submission: false,
+            user: None,
+            trusted: false,
+            max_size: 100,
+        };
+        let code = |from, size, s: &Sender| {
+            mail(from, size, s, owns, member(from))
+                .err()
+                .map(|r| r.code)
+        };
+        assert_eq!(code(None, None, &stranger), None);
+        assert_eq!(code(Some(&bob), None, &stranger), Some(550));
+        let big = code(None, Some(101), &stranger);
+        assert_eq!(big, Some(552));
+        assert!(
+            !mail(None, Some(101), &stranger, owns, false)
+                .unwrap_err()
+                .counts_as_error
+        );
+        let anonymous = Sender {
+            submission: true,
+            ..stranger
+        };
+        assert_eq!(code(None, None, &anonymous), Some(530));
+        let logged_in = Sender {
+            submission: true,
+            user: Some(&alice),
+            trusted: true,
+            max_size: 100,
+        };
+        assert_eq!(code(Some(&alice), None, &logged_in), None);
+        assert_eq!(code(Some(&bob), None, &logged_in), Some(553));
+        assert_eq!(code(None, None, &logged_in), Some(553));
     }
 }

@@ -7,6 +7,7 @@
 use super::command::{self, Command, MailFrom, ParseError, RcptTo};
 use crate::auth::sasl::{self, Credentials, Name, SaslError};
 pub use crate::auth::Login;
+use crate::policy;
 use crate::wire::address::{Address, AddressError};
 use crate::wire::line::LineEvent;
 use crate::wire::reply::{push, push_fmt, push_lines, Replies};
@@ -237,6 +238,15 @@ impl Session {
         Step::Continue
     }
 
+    /// Answers a policy refusal.
+    fn refuse(&mut self, r: policy::Reject, out: &mut Replies) -> Step {
+        if r.counts_as_error {
+            return self.error(out, r.code, r.enhanced, r.text);
+        }
+        push(out, r.code, Some(r.enhanced), r.text);
+        Step::Continue
+    }
+
     /// Whether the next line answers a SASL challenge (and may be long).
     pub fn awaiting_sasl(&self) -> bool {
         matches!(self.phase, Phase::Auth(_))
@@ -318,21 +328,8 @@ impl Session {
     ) -> Step {
         match command {
             Command::Ehlo(name) | Command::Helo(name) => {
-                if self.security.check_helo {
-                    if name.parse::<std::net::IpAddr>().is_ok() {
-                        return self.error(
-                            out,
-                            501,
-                            "5.5.2",
-                            "Invalid HELO name: an address must be written as [address]",
-                        );
-                    }
-                    if name
-                        .trim_end_matches('.')
-                        .eq_ignore_ascii_case(&self.hostname)
-                    {
-                        return self.error(out, 550, "5.7.1", "HELO name is ours, not yours");
-                    }
+                if let Err(r) = policy::helo(name, &self.hostname, self.security.check_helo) {
+                    return self.refuse(r, out);
                 }
                 let esmtp = matches!(command, Command::Ehlo(_));
                 self.reset_transaction();
@@ -554,38 +551,18 @@ impl Session {
             }
             _ => {}
         }
-        if self.security.submission && self.user.is_none() {
-            return self.error(out, 530, "5.7.0", "Authentication required");
-        }
-        if let Some(user) = &self.user {
-            let own = mail
-                .from
-                .as_ref()
-                .is_some_and(|from| dir.owns(user, from.as_str()));
-            if !own {
-                return self.error(out, 553, "5.7.1", "Sender address is not yours");
-            }
-        }
-        // Port 25 is for strangers' mail: a member's address there is forged.
-        if !self.trusted() && mail.from.as_ref().is_some_and(|a| dir.is_member(a)) {
-            return self.error(
-                out,
-                550,
-                "5.7.1",
-                "Sender address belongs to a member here: log in to send as it",
-            );
-        }
-        if mail
-            .size
-            .is_some_and(|size| size > self.limits.max_message_size)
-        {
-            push(
-                out,
-                552,
-                Some("5.3.4"),
-                "Message size exceeds fixed maximum message size",
-            );
-            return Step::Continue;
+        let sender = policy::Sender {
+            submission: self.security.submission,
+            user: self.user.as_ref(),
+            trusted: self.trusted(),
+            max_size: self.limits.max_message_size,
+        };
+        let from = mail.from.as_ref();
+        let members_address = !sender.trusted && from.is_some_and(|a| dir.is_member(a));
+        let owns = |user: &Address, from: &str| dir.owns(user, from);
+        let verdict = policy::mail(from, mail.size, &sender, owns, members_address);
+        if let Err(r) = verdict {
+            return self.refuse(r, out);
         }
         self.from = mail.from;
         self.declared_size = mail.size;
