@@ -403,7 +403,17 @@ fn queue_commands_list_flush_and_delete() {
         "the deleted one went out: {}",
         got[0]
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // The flush has done its work once the queue is empty; only then can
+    // "one" no longer show up.
+    let start_wait = Instant::now();
+    while !queue_cmd(&data, &["list"]).1.contains("queue is empty") {
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(20),
+            "{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(mailbox_files(&b.data, "carol@b.test").len(), 1);
 
     drop(a);

@@ -10,7 +10,7 @@
 
 use crate::store::disk::{self, Disk, Reader};
 use crate::store::durable::{self, create_dir_durable};
-use crate::store::maildir::{self, Incoming};
+use crate::store::maildir::{self, made_order, Incoming};
 use crate::store::record;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -233,7 +233,7 @@ pub fn scan(disk: &dyn Disk, data_dir: &Path, sweep: bool) -> io::Result<Vec<Env
             disk.sync_dir(&dir)?;
         }
     }
-    found.sort_by(|a, b| (a.arrived, &a.id).cmp(&(b.arrived, &b.id)));
+    found.sort_by(|a, b| (a.arrived, made_order(&a.id)).cmp(&(b.arrived, made_order(&b.id))));
     Ok(found)
 }
 
@@ -297,6 +297,31 @@ mod tests {
     use std::fs;
     use std::io::Read;
     use std::sync::Arc;
+
+    /// `queue list` shows, and the queue tries, the oldest first.
+    #[test]
+    fn entries_are_in_the_order_they_arrived() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        crate::store::maildir::clear_spool(&Fs, data).unwrap();
+        create_dir_durable(&Fs, &queue_dir(data)).unwrap();
+        // Made within one second: 99999 µs, then 100000 µs.
+        let ids = ["1000.M99999P7Q0.box", "1000.M100000P7Q1.box"];
+        for id in ids {
+            let disk = Arc::new(Fs) as Arc<dyn Disk>;
+            let mut m = Incoming::create(&disk, data, id.into()).unwrap();
+            m.write(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+            let env = Envelope::new(id.into(), "a@b.test".into(), vec!["c@d.test".into()], 1000);
+            enqueue(data, &m, &env).unwrap();
+            m.discard();
+        }
+        let order: Vec<String> = scan(&Fs, data, true)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(order, ids);
+    }
 
     #[test]
     fn enqueue_scan_update_remove() {

@@ -66,6 +66,28 @@ impl NameMaker {
     }
 }
 
+/// Orders names made by [`NameMaker::next`] by when they were made: the
+/// microseconds are not zero-padded (Dovecot's form), so text order is
+/// wrong within a second. Other names sort after, by text.
+pub fn made_order(name: &str) -> (u64, u64, u64, &str) {
+    let number = |part: &str, after: char| -> Option<u64> {
+        let rest = part.strip_prefix(after)?;
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    };
+    let mut parts = name.splitn(2, '.');
+    let secs = parts.next().and_then(|s| s.parse().ok());
+    let unique = parts.next().unwrap_or("");
+    let micros = number(unique, 'M');
+    let seq = unique.find('Q').and_then(|at| number(&unique[at..], 'Q'));
+    match (secs, micros, seq) {
+        (Some(secs), Some(micros), Some(seq)) => (secs, micros, seq, name),
+        _ => (u64::MAX, u64::MAX, u64::MAX, name),
+    }
+}
+
 /// What a delivery achieved: the message's file name in the mailboxes,
 /// and the mailboxes that could not take it, with why.
 #[derive(Debug)]
