@@ -9,6 +9,7 @@ pub mod greylist;
 pub mod relay;
 
 use crate::limits::MAX_RECEIVED_HEADERS;
+use crate::route::{Destination, RcptVerdict};
 use crate::wire::address::Address;
 use facts::{DataFacts, DataOutcome, Refused};
 
@@ -125,6 +126,66 @@ pub fn mail(
         });
     }
     Ok(())
+}
+
+/// rcpt: a recipient whose every copy would go into a mailbox without
+/// room for the size announced with MAIL is refused now (RFC 1870 §6.2).
+/// `over_quota`: `Some(temporary)` when the size does not fit a mailbox.
+pub fn declared_size(
+    verdict: RcptVerdict,
+    size: u64,
+    mut over_quota: impl FnMut(&Address, u64) -> Option<bool>,
+) -> RcptVerdict {
+    let mailboxes: Vec<&Address> = match &verdict {
+        RcptVerdict::Local(mailbox) => vec![mailbox],
+        RcptVerdict::Routed(destinations) => destinations
+            .iter()
+            .map(|d| match d {
+                Destination::Mailbox(a) => Some(a),
+                Destination::Remote { .. } => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    if mailboxes.is_empty() {
+        return verdict;
+    }
+    let mut temporary = true;
+    for mailbox in mailboxes {
+        match over_quota(mailbox, size) {
+            Some(t) => temporary &= t,
+            None => return verdict,
+        }
+    }
+    RcptVerdict::OverQuota { temporary }
+}
+
+/// rcpt: only delivery reports (the null sender) may take a rewritten
+/// return path back out, or anyone could relay through a valid SRS address.
+pub fn return_path(null_sender: bool) -> Result<(), Reject> {
+    if null_sender {
+        return Ok(());
+    }
+    Err(reject(
+        550,
+        "5.7.1",
+        "This address takes only delivery reports",
+    ))
+}
+
+/// rcpt: relaying to other domains is for members and `relay_from` clients.
+pub fn may_relay(trusted: bool) -> bool {
+    trusted
+}
+
+/// rcpt: strangers' first attempts wait (greylisting); `wait` asks the
+/// greylist. Seconds to wait, if any.
+pub fn greylist(trusted: bool, wait: impl FnOnce() -> Option<u64>) -> Option<u64> {
+    if trusted {
+        return None;
+    }
+    wait()
 }
 
 /// What data-end weighs besides the message itself.
@@ -295,5 +356,36 @@ mod tests {
         assert_eq!(code(Some(&alice), None, &logged_in), None);
         assert_eq!(code(Some(&bob), None, &logged_in), Some(553));
         assert_eq!(code(None, None, &logged_in), Some(553));
+    }
+
+    #[test]
+    fn rcpt_declared_size_against_quotas() {
+        let a = |s: &str| Address::parse_path(s).unwrap();
+        // bob has 500 bytes left, alice no limit.
+        let quota = |m: &Address, size: u64| (m.local() == "bob" && size > 500).then_some(false);
+        let bob = || RcptVerdict::Local(a("bob@localhost"));
+        assert_eq!(
+            declared_size(bob(), 900, quota),
+            RcptVerdict::OverQuota { temporary: false }
+        );
+        assert_eq!(declared_size(bob(), 400, quota), bob());
+        // A list with a copy elsewhere is not refused for one full mailbox.
+        let list = RcptVerdict::Routed(vec![
+            Destination::Mailbox(a("bob@localhost")),
+            Destination::Mailbox(a("alice@localhost")),
+        ]);
+        assert_eq!(declared_size(list.clone(), 900, quota), list);
+    }
+
+    #[test]
+    fn rcpt_relay_return_path_and_greylist() {
+        assert!(may_relay(true) && !may_relay(false));
+        assert!(return_path(true).is_ok());
+        assert_eq!(return_path(false).unwrap_err().code, 550);
+        assert_eq!(greylist(false, || Some(300)), Some(300));
+        assert_eq!(
+            greylist(true, || panic!("members are not greylisted")),
+            None
+        );
     }
 }

@@ -581,19 +581,14 @@ impl Session {
         }
         let mut verdict = dir.lookup(&rcpt);
         if let Some(size) = self.declared_size {
-            verdict = Self::check_declared_size(verdict, size, dir);
+            verdict = policy::declared_size(verdict, size, |m, size| dir.over_quota_with(m, size));
         }
         match verdict {
             RcptVerdict::ReturnPath(to) => {
                 // Only reports may take the way back, or anyone could relay
                 // through a valid SRS address.
-                if self.from.is_some() {
-                    return self.error(
-                        out,
-                        550,
-                        "5.7.1",
-                        "This address takes only delivery reports",
-                    );
+                if let Err(r) = policy::return_path(self.from.is_none()) {
+                    return self.refuse(r, out);
                 }
                 let given = match rcpt {
                     RcptTo::Mailbox(a) => a,
@@ -637,7 +632,7 @@ impl Session {
                 push(out, 552, Some("5.2.2"), "Mailbox full");
                 Step::Continue
             }
-            RcptVerdict::Remote if self.trusted() => {
+            RcptVerdict::Remote if policy::may_relay(self.trusted()) => {
                 let RcptTo::Mailbox(to) = rcpt else {
                     return self.error(out, 550, "5.1.1", "No such user here");
                 };
@@ -657,38 +652,6 @@ impl Session {
         }
     }
 
-    /// A recipient whose every copy would go into a mailbox without room
-    /// for the size announced with MAIL is refused now (RFC 1870 §6.2).
-    fn check_declared_size(
-        verdict: RcptVerdict,
-        size: u64,
-        dir: &mut impl Directory,
-    ) -> RcptVerdict {
-        let mailboxes: Vec<&Address> = match &verdict {
-            RcptVerdict::Local(mailbox) => vec![mailbox],
-            RcptVerdict::Routed(destinations) => destinations
-                .iter()
-                .map(|d| match d {
-                    Destination::Mailbox(a) => Some(a),
-                    Destination::Remote { .. } => None,
-                })
-                .collect::<Option<Vec<_>>>()
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        if mailboxes.is_empty() {
-            return verdict;
-        }
-        let mut temporary = true;
-        for mailbox in mailboxes {
-            match dir.over_quota_with(mailbox, size) {
-                Some(t) => temporary &= t,
-                None => return verdict,
-            }
-        }
-        RcptVerdict::OverQuota { temporary }
-    }
-
     /// Accepts a local recipient, unless greylisting defers it.
     fn accept_rcpt(
         &mut self,
@@ -697,10 +660,8 @@ impl Session {
         dir: &mut impl Directory,
         out: &mut Replies,
     ) -> Step {
-        if let Some(wait) = (!self.trusted())
-            .then(|| dir.greylist(self.from.as_ref(), &given))
-            .flatten()
-        {
+        let wait = policy::greylist(self.trusted(), || dir.greylist(self.from.as_ref(), &given));
+        if let Some(wait) = wait {
             let mut text: heapless::String<96> = heapless::String::new();
             let _ = write!(text, "Greylisted, please try again in {wait} seconds");
             push(out, 451, Some("4.7.1"), &text);
