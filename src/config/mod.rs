@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+// The defaults of the keys that are not numbers (numbers: `BOUNDS`).
 pub const DEFAULT_DATA_DIR: &str = "postbox-data";
 pub const DEFAULT_SMTP: &str = "127.0.0.1:2525";
 pub const DEFAULT_POP3: &str = "127.0.0.1:2110";
@@ -26,6 +27,15 @@ pub const DEFAULT_DOMAIN: &str = "localhost";
 pub const DEFAULT_SUBMISSION: &str = "127.0.0.1:2587";
 pub const DEFAULT_SUBMISSIONS: &str = "127.0.0.1:2465";
 pub const DEFAULT_POP3S: &str = "127.0.0.1:2995";
+/// When neither the file, --log-level nor RUST_LOG gives one.
+pub const DEFAULT_LOG_LEVEL: log::LevelFilter = log::LevelFilter::Info;
+pub const DEFAULT_SMARTHOST_PORT: u16 = 587;
+pub const DEFAULT_SPAM_ACTION: SpamAction = SpamAction::Tag;
+pub const DEFAULT_SUBJECT_TAG: &str = "[SPAM]";
+pub const DEFAULT_FROM_MUST_MATCH: bool = true;
+pub const DEFAULT_PLAINTEXT_ON_LOOPBACK: bool = false;
+pub const DEFAULT_QUOTA_TEMPORARY: bool = false;
+pub const DEFAULT_GREYLIST_ENABLED: bool = false;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -151,8 +161,8 @@ impl Default for SpamSettings {
     fn default() -> Self {
         SpamSettings {
             recipient_limit: Bound::of("spam.recipient_limit").default as usize,
-            action: SpamAction::Tag,
-            subject_tag: "[SPAM]".into(),
+            action: DEFAULT_SPAM_ACTION,
+            subject_tag: DEFAULT_SUBJECT_TAG.into(),
         }
     }
 }
@@ -342,8 +352,11 @@ impl Config {
             tls,
             relay_from,
             allow_plaintext_on_loopback: o.allow_plaintext_on_loopback
-                || file.auth.allow_plaintext_on_loopback.unwrap_or(false),
-            from_must_match: file.auth.from_must_match.unwrap_or(true),
+                || file
+                    .auth
+                    .allow_plaintext_on_loopback
+                    .unwrap_or(DEFAULT_PLAINTEXT_ON_LOOPBACK),
+            from_must_match: file.auth.from_must_match.unwrap_or(DEFAULT_FROM_MUST_MATCH),
             data_dir,
             hostname: o
                 .hostname

@@ -42,11 +42,11 @@ pub(super) fn log_level(
         (Some(level), _) => level,
         (None, Some(s)) => p
             .check(parse_level(s).map_err(|e| format!("log_level: {e}")))
-            .unwrap_or(log::LevelFilter::Info),
+            .unwrap_or(DEFAULT_LOG_LEVEL),
         (None, None) => std::env::var("RUST_LOG")
             .ok()
             .and_then(|s| parse_level(&s).ok())
-            .unwrap_or(log::LevelFilter::Info),
+            .unwrap_or(DEFAULT_LOG_LEVEL),
     }
 }
 
@@ -139,7 +139,7 @@ pub(super) fn limits(f: &LimitsFile, p: &mut Problems) -> LimitsConfig {
 pub(super) fn quota(f: &QuotaFile, p: &mut Problems) -> QuotaConfig {
     QuotaConfig {
         default: b("quota.default").size(&f.default, p),
-        temporary: f.temporary.unwrap_or(false),
+        temporary: f.temporary.unwrap_or(DEFAULT_QUOTA_TEMPORARY),
         warn_percent: b("quota.warn_percent").count(f.warn_percent, p),
     }
 }
@@ -157,7 +157,9 @@ pub(super) fn greylist(f: &GreylistFile, p: &mut Problems) -> Option<GreylistCon
         retry_window: b("greylist.retry_window").duration_given(retry_window, p),
         allow: b("greylist.allow").duration_given(allow, p),
     };
-    f.enabled.unwrap_or(false).then_some(settings)
+    f.enabled
+        .unwrap_or(DEFAULT_GREYLIST_ENABLED)
+        .then_some(settings)
 }
 
 pub(super) fn dnsbl(f: &DnsblFile, p: &mut Problems) -> Vec<String> {
@@ -286,7 +288,7 @@ fn smarthost_address(text: &str, key: &str) -> Result<(String, u16), String> {
             port.parse::<u16>()
                 .map_err(|_| format!("{key}: invalid port in {text:?}"))?,
         ),
-        None => (text.trim(), 587),
+        None => (text.trim(), DEFAULT_SMARTHOST_PORT),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
