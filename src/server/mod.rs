@@ -18,7 +18,7 @@ use crate::appliance::system::{self, Account};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::conn::shutdown::Trigger;
-use crate::conn::{Service, Shutdown, Stream};
+use crate::conn::{Seat, Service, Shutdown, Stream};
 use crate::ops::stats::Counters;
 use crate::route::Router;
 use crate::spam::AddressBooks;
@@ -26,6 +26,7 @@ use crate::store::disk::{self, Disk};
 use crate::store::{maildir, users, Mailstore};
 use crate::tls::Tls;
 use admission::{Admission, Admitted};
+use clients::AddressSlot;
 use smol::net::TcpListener;
 use smol::{future, LocalExecutor, Timer};
 use std::cell::RefCell;
@@ -400,18 +401,46 @@ async fn accept_loop(
         server
             .counters
             .count(|s| *s.connections.entry(name).or_insert(0) += 1);
-        let task = executor.spawn(session(
-            server.clone(),
-            Stream::Plain(stream),
-            peer,
-            service,
-        ));
+        let stream = Stream::Plain(stream);
+        let server = server.clone();
+        // One task type per protocol: a task is as big as the largest
+        // session it may run.
+        let task = match service {
+            Service::Smtp | Service::Submission | Service::Submissions => {
+                executor.spawn(async move {
+                    let Some((id, stream, seat, _address)) =
+                        admit(&server, stream, peer, service).await
+                    else {
+                        return;
+                    };
+                    let context = server.smtp.clone();
+                    crate::smtp::server::serve_connection(context, stream, peer, service, id, seat)
+                        .await
+                })
+            }
+            Service::Pop3 | Service::Pop3s => executor.spawn(async move {
+                let Some((id, stream, seat, _address)) =
+                    admit(&server, stream, peer, service).await
+                else {
+                    return;
+                };
+                let context = server.pop3.clone();
+                crate::pop3::server::serve_connection(context, stream, peer, service, id, seat)
+                    .await
+            }),
+        };
         task.detach();
     }
 }
 
-/// Admits a connection and runs its session.
-async fn session(server: Rc<Server>, mut stream: Stream, peer: SocketAddr, service: Service) {
+/// Admits a connection: its session's number, the stream, its place on
+/// the listener and its address's slot (held until the session ends).
+async fn admit(
+    server: &Server,
+    mut stream: Stream,
+    peer: SocketAddr,
+    service: Service,
+) -> Option<(u64, Stream, Seat, AddressSlot)> {
     let id = server.admission.session_id();
     let (protocol, gate) = match service {
         Service::Smtp | Service::Submission | Service::Submissions => {
@@ -424,18 +453,6 @@ async fn session(server: Rc<Server>, mut stream: Stream, peer: SocketAddr, servi
         .admission
         .admit(&mut stream, peer.ip(), service, gate, &who)
         .await;
-    let Some(Admitted { seat, address }) = admitted else {
-        return;
-    };
-    match service {
-        Service::Smtp | Service::Submission | Service::Submissions => {
-            let context = server.smtp.clone();
-            crate::smtp::server::serve_connection(context, stream, peer, service, id, seat).await
-        }
-        Service::Pop3 | Service::Pop3s => {
-            let context = server.pop3.clone();
-            crate::pop3::server::serve_connection(context, stream, peer, service, id, seat).await
-        }
-    }
-    drop(address);
+    let Admitted { seat, address } = admitted?;
+    Some((id, stream, seat, address))
 }
