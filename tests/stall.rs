@@ -104,3 +104,86 @@ fn quota_checks_wait_for_no_mailbox_read() {
     assert!(c.ask("MAIL FROM:<x@remote.test>").starts_with("250"));
     assert!(c.ask("RCPT TO:<alice@localhost>").starts_with("250"));
 }
+
+/// Sends `RCPT TO:<rcpt>` on a fresh session, right after `change`
+/// (made once the session is in its transaction), without waiting for
+/// the answer.
+fn rcpt_pending(server: &Server, change: impl FnOnce(), rcpt: &str) -> Client {
+    let mut c = server.smtp();
+    assert!(c.reply().starts_with("220"));
+    assert!(c.ask("EHLO client.test").starts_with("250"));
+    assert!(c.ask("MAIL FROM:<x@remote.test>").starts_with("250"));
+    change();
+    c.cmd(&format!("RCPT TO:<{rcpt}>"));
+    c
+}
+
+/// Whether another session is greeted while `held` still waits.
+fn greeted_while_held(server: &Server, held: &Client) -> bool {
+    assert!(server.logged("storage delay: read held", Duration::from_secs(20)));
+    let mut other = server.smtp();
+    assert!(other.reply().starts_with("220"));
+    !answered(held)
+}
+
+#[test]
+fn a_user_added_while_serving_is_read_and_counted_off_the_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("postbox.toml");
+    std::fs::write(&config, "[quota]\ndefault = \"1M\"\n").unwrap();
+    add_user(&data, "alice", "alice-pw");
+    let server = Server::start_in_env(
+        &data,
+        &["--config", config.to_str().unwrap()],
+        &[("POSTBOX_FAULTS", "delay_read_ms=3000,rate=0")],
+    );
+    // A new users file to read, and a mailbox never counted.
+    let add_bob = || add_user(&data, "bob", "bob-pw");
+    let mut sender = rcpt_pending(&server, add_bob, "bob@localhost");
+    assert!(
+        greeted_while_held(&server, &sender),
+        "greeting only after the read"
+    );
+    let reply = sender.reply();
+    assert!(reply.starts_with("250"), "{reply}");
+}
+
+#[test]
+fn a_changed_aliases_file_is_read_off_the_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = slow_server(&data, "delay_read_ms=3000,rate=0");
+    let add_team = || std::fs::write(data.join("aliases"), "team: alice\n").unwrap();
+    let mut sender = rcpt_pending(&server, add_team, "team@localhost");
+    assert!(
+        greeted_while_held(&server, &sender),
+        "greeting only after the read"
+    );
+    let reply = sender.reply();
+    assert!(reply.starts_with("250"), "{reply}");
+}
+
+#[test]
+fn a_login_after_a_users_change_reads_it_off_the_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = slow_server(&data, "delay_read_ms=3000,rate=0");
+    add_user(&data, "bob", "bob-pw");
+    let mut fetcher = server.pop3();
+    assert!(fetcher.line().starts_with("+OK"));
+    assert!(fetcher.ask("USER bob").starts_with("+OK"));
+    fetcher.cmd("PASS bob-pw");
+    // The password check runs on the blocking pool too, so the greeting
+    // can come before the login's answer either way: the reload is
+    // logged as it is taken into service, on the executor.
+    assert!(server.logged("storage delay: read held", Duration::from_secs(20)));
+    let mut other = server.smtp();
+    assert!(other.reply().starts_with("220"));
+    assert!(
+        !server.log().contains("users file reloaded"),
+        "greeting only after the read"
+    );
+    let reply = fetcher.line();
+    assert!(reply.starts_with("+OK"), "{reply}");
+}

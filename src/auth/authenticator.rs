@@ -9,13 +9,12 @@ use crate::ops::stats::Counters;
 use crate::store::users::{self, UserCache};
 use crate::wire::address::Address;
 use smol::Timer;
-use std::cell::RefCell;
 use std::net::IpAddr;
 use std::rc::Rc;
 
 pub struct Authenticator {
     config: Rc<Config>,
-    users: Rc<RefCell<UserCache>>,
+    users: Rc<UserCache>,
     throttle: LoginThrottle,
     cache: LoginCache,
     /// One Argon2 computation at a time bounds login memory on small boards.
@@ -28,7 +27,7 @@ impl Authenticator {
     /// them in `counters`.
     pub fn new(
         config: Rc<Config>,
-        users: Rc<RefCell<UserCache>>,
+        users: Rc<UserCache>,
         counters: Rc<Counters>,
     ) -> Result<Authenticator, String> {
         Ok(Authenticator {
@@ -60,6 +59,8 @@ impl Authenticator {
             .map(|(local, domain)| format!("{local}@{domain}"))
             .unwrap_or_else(|_| name.to_string());
         let limit = self.config.limits.login_failures;
+        // A user added a moment ago can log in at once.
+        self.users.refresh().await;
         let attempt = match self.throttle.begin(ip, &account, limit) {
             Ok(attempt) => Some(attempt),
             Err(Refusal::Account) if self.recently_verified(&account, password) => None,
@@ -85,8 +86,7 @@ impl Authenticator {
 
     /// The stored password hash of `local@domain`, if there is such a user.
     fn stored_hash(&self, local: &str, domain: &str) -> Option<String> {
-        let mut users = self.users.borrow_mut();
-        users
+        self.users
             .current()
             .find(local, domain)
             .map(|u| u.password.clone())

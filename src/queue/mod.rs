@@ -360,6 +360,7 @@ async fn attempt(shared: &Context, id: &str) {
 /// Puts the queued message into the mailbox of `rcpt`, a user of ours.
 async fn deliver_locally(shared: &Context, id: &str, rcpt: &str) -> Result<(), Failure> {
     let fail = |permanent: bool, text: String| Failure { permanent, text };
+    shared.router.refresh().await;
     let account = crate::wire::address::Address::parse_path(rcpt)
         .ok()
         .filter(|a| shared.router.is_user(a))
@@ -706,6 +707,7 @@ async fn deliver_report(
     text: Vec<u8>,
 ) -> std::io::Result<()> {
     let size = text.len() as u64;
+    shared.router.refresh().await;
     let local = Address::parse_path(recipient)
         .ok()
         .map(|a| shared.router.lookup(&a));

@@ -32,6 +32,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// How many aliases and forwards may lead from one to the next.
 pub const MAX_DEPTH: usize = 10;
@@ -125,7 +126,7 @@ impl Aliases {
 
     /// Reads and parses `path`; a missing file means no aliases.
     pub fn load(path: &Path) -> Result<Aliases, String> {
-        read(path).map(|(aliases, _)| aliases)
+        read(&**disk::system(), path).map(|(aliases, _)| aliases)
     }
 
     /// Every name, lower-cased, in sorted order.
@@ -543,8 +544,8 @@ pub fn remove(path: &Path, name: &str) -> Result<bool, String> {
 }
 
 /// The parsed file and its text ("" when missing).
-fn read(path: &Path) -> Result<(Aliases, String), String> {
-    let text = disk::system().read(path).and_then(|bytes| {
+fn read(disk: &dyn Disk, path: &Path) -> Result<(Aliases, String), String> {
+    let text = disk.read(path).and_then(|bytes| {
         String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     });
     match text {
@@ -565,15 +566,15 @@ pub fn last_good_path(path: &Path) -> PathBuf {
 }
 
 /// Keeps `text` (which parsed) as the last good copy, when it differs.
-fn keep_last_good(path: &Path, text: &str) -> io::Result<()> {
+fn keep_last_good(disk: &dyn Disk, path: &Path, text: &str) -> io::Result<()> {
     let last_good = last_good_path(path);
-    if disk::system()
+    if disk
         .read(&last_good)
         .is_ok_and(|kept| kept == text.as_bytes())
     {
         return Ok(());
     }
-    durable::replace_file(disk::system(), &last_good, text.as_bytes())
+    durable::replace_file(disk, &last_good, text.as_bytes())
 }
 
 /// `name: a, b, c`, wrapped onto tab-indented continuation lines.
@@ -620,7 +621,7 @@ fn edit(
     let mode = file.metadata().map(|m| m.mode() & 0o7777).ok();
     durable::replace_file(disk::system(), path, new_text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    if let Err(e) = keep_last_good(path, &new_text) {
+    if let Err(e) = keep_last_good(&**disk::system(), path, &new_text) {
         log::warn!("cannot keep a last good copy of {}: {e}", path.display());
     }
     // The durable write makes a private file; an aliases file is usually
@@ -671,6 +672,7 @@ fn lock(path: &Path, create: bool) -> Result<Option<File>, String> {
 /// and the last good version kept in service if a new one does not parse
 /// (at start, the copy kept in `aliases.last-good`), so mail keeps flowing.
 pub struct AliasesCache {
+    disk: Arc<dyn Disk>,
     path: PathBuf,
     stamp: Option<Metadata>,
     aliases: Aliases,
@@ -679,21 +681,35 @@ pub struct AliasesCache {
     no_good_copy: bool,
 }
 
+/// A version of the aliases file other than the one held, as read on the
+/// blocking pool.
+pub struct Checked {
+    stamp: Option<Metadata>,
+    aliases: Result<Aliases, String>,
+}
+
+/// Reads the file (version `stamp`), keeping a copy of it as the last good one.
+fn read_keeping(disk: &dyn Disk, path: &Path, stamp: Option<Metadata>) -> Result<Aliases, String> {
+    let (aliases, text) = read(disk, path)?;
+    if stamp.is_some() {
+        if let Err(e) = keep_last_good(disk, path, &text) {
+            log::debug!("cannot keep a last good copy of {}: {e}", path.display());
+        }
+    }
+    Ok(aliases)
+}
+
 impl AliasesCache {
-    pub fn open(path: &Path) -> Self {
-        let mut cache = AliasesCache {
-            path: path.to_path_buf(),
-            stamp: None,
-            aliases: Aliases::default(),
-            no_good_copy: false,
-        };
-        cache.stamp = cache.stamp();
-        cache.aliases = match cache.read() {
+    /// Reads the file on the calling thread: this is start-up.
+    pub fn open(disk: &Arc<dyn Disk>, path: &Path) -> Self {
+        let stamp = disk.metadata(path).ok();
+        let mut no_good_copy = false;
+        let aliases = match read_keeping(&**disk, path, stamp) {
             Ok(aliases) => aliases,
             Err(e) => {
                 let last_good = last_good_path(path);
-                match Aliases::load(&last_good) {
-                    Ok(aliases) => {
+                match read(&**disk, &last_good) {
+                    Ok((aliases, _)) => {
                         log::error!(
                             "{e}; the aliases file is damaged: serving its last good copy ({} names, {}) until it is repaired",
                             aliases.len(),
@@ -705,31 +721,19 @@ impl AliasesCache {
                         log::error!(
                             "{e}; the aliases file is damaged and there is no last good copy ({e2}): mail for unknown names is deferred until it is repaired"
                         );
-                        cache.no_good_copy = true;
+                        no_good_copy = true;
                         Aliases::default()
                     }
                 }
             }
         };
-        cache
-    }
-
-    /// Reads the file, keeping a copy of it as the last good one.
-    fn read(&self) -> Result<Aliases, String> {
-        let (aliases, text) = read(&self.path)?;
-        if self.path.exists() {
-            if let Err(e) = keep_last_good(&self.path, &text) {
-                log::debug!(
-                    "cannot keep a last good copy of {}: {e}",
-                    self.path.display()
-                );
-            }
+        AliasesCache {
+            disk: disk.clone(),
+            path: path.to_path_buf(),
+            stamp,
+            aliases,
+            no_good_copy,
         }
-        Ok(aliases)
-    }
-
-    fn stamp(&self) -> Option<Metadata> {
-        disk::system().metadata(&self.path).ok()
     }
 
     /// Whether the file is damaged with no good copy in service.
@@ -737,21 +741,48 @@ impl AliasesCache {
         self.no_good_copy
     }
 
-    pub fn current(&mut self) -> &Aliases {
-        let stamp = self.stamp();
-        if stamp != self.stamp {
-            match self.read() {
-                Ok(aliases) => {
-                    log::info!("aliases reloaded: {} names", aliases.len());
-                    self.aliases = aliases;
-                    self.no_good_copy = false;
-                }
-                Err(e) => log::error!(
-                    "{e}; the aliases file is damaged: keeping the last good copy in service"
-                ),
-            }
-            self.stamp = stamp;
+    /// The file's look, to run on the blocking pool: reads it only when
+    /// it is not the version held.
+    pub fn check(&self) -> impl FnOnce() -> Option<Checked> + Send + 'static {
+        let (disk, path, held) = (self.disk.clone(), self.path.clone(), self.stamp);
+        move || {
+            let stamp = disk.metadata(&path).ok();
+            (stamp != held).then(|| Checked {
+                stamp,
+                aliases: read_keeping(&*disk, &path, stamp),
+            })
         }
+    }
+
+    /// Takes what [`AliasesCache::check`] found into service.
+    pub fn apply(&mut self, checked: Option<Checked>) {
+        let Some(checked) = checked else {
+            return;
+        };
+        match checked.aliases {
+            Ok(aliases) => {
+                log::info!("aliases reloaded: {} names", aliases.len());
+                self.aliases = aliases;
+                self.no_good_copy = false;
+            }
+            Err(e) => {
+                log::error!(
+                    "{e}; the aliases file is damaged: keeping the last good copy in service"
+                )
+            }
+        }
+        self.stamp = checked.stamp;
+    }
+
+    /// Takes any change to the file into service, looking on the blocking pool.
+    pub async fn refresh(cache: &std::cell::RefCell<Self>) {
+        let check = cache.borrow().check();
+        let checked = smol::unblock(check).await;
+        cache.borrow_mut().apply(checked);
+    }
+
+    /// The aliases as last refreshed.
+    pub fn current(&self) -> &Aliases {
         &self.aliases
     }
 }
@@ -1163,14 +1194,19 @@ mod tests {
     fn cache_reloads_and_keeps_last_good() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("aliases");
-        let mut cache = AliasesCache::open(&path);
-        assert!(cache.current().is_empty());
+        let disk: Arc<dyn Disk> = Arc::new(disk::Fs);
+        let cache = std::cell::RefCell::new(AliasesCache::open(&disk, &path));
+        let len = || {
+            smol::block_on(AliasesCache::refresh(&cache));
+            cache.borrow().current().len()
+        };
+        assert_eq!(len(), 0);
         add(&path, "a", &["b".into()]).unwrap();
-        assert_eq!(cache.current().len(), 1);
+        assert_eq!(len(), 1);
         fs::write(&path, "broken\n").unwrap();
-        assert_eq!(cache.current().len(), 1);
+        assert_eq!(len(), 1);
         // At the next start too, from the copy kept beside the file.
-        assert_eq!(AliasesCache::open(&path).current().len(), 1);
+        assert_eq!(AliasesCache::open(&disk, &path).current().len(), 1);
         assert_eq!(fs::read_to_string(&path).unwrap(), "broken\n");
     }
 }

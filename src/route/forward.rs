@@ -114,16 +114,24 @@ pub fn validate(account: &str, forward: Forward) -> Result<Forward, String> {
 pub struct ForwardCache(record::RecordCache<Forwards>);
 
 impl ForwardCache {
-    pub fn open(data_dir: &Path) -> Self {
+    pub fn open(disk: &std::sync::Arc<dyn disk::Disk>, data_dir: &Path) -> Self {
         ForwardCache(record::RecordCache::open(
-            disk::system(),
+            disk,
             &path(data_dir),
             KIND,
             VERSION,
         ))
     }
 
-    pub fn current(&mut self) -> &Forwards {
+    /// Reads the forwards again if they changed, on the blocking pool.
+    pub async fn refresh(cache: &std::cell::RefCell<Self>) {
+        let check = cache.borrow().0.check();
+        let checked = smol::unblock(check).await;
+        cache.borrow_mut().0.apply(checked);
+    }
+
+    /// The forwards as last refreshed.
+    pub fn current(&self) -> &Forwards {
         self.0.current()
     }
 }
@@ -200,14 +208,17 @@ mod tests {
     #[test]
     fn cache_sees_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cache = ForwardCache::open(dir.path());
-        assert!(cache.current().is_empty());
+        let disk: std::sync::Arc<dyn disk::Disk> = std::sync::Arc::new(disk::Fs);
+        let cache = std::cell::RefCell::new(ForwardCache::open(&disk, dir.path()));
+        smol::block_on(ForwardCache::refresh(&cache));
+        assert!(cache.borrow().current().is_empty());
         set(
             dir.path(),
             "alice@localhost",
             Some(forward(&["x@example.org"], false)),
         )
         .unwrap();
-        assert!(cache.current().contains_key("alice@localhost"));
+        smol::block_on(ForwardCache::refresh(&cache));
+        assert!(cache.borrow().current().contains_key("alice@localhost"));
     }
 }

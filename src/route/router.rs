@@ -6,13 +6,13 @@ use super::aliases::AliasesCache;
 use super::forward::{ForwardCache, Forwards};
 use super::{ExpandError, Forward, Srs, Target};
 use crate::config::Config;
-use crate::store::disk;
 use crate::store::maildir;
 use crate::store::mailstore::Mailstore;
 use crate::store::quota::QuotaCache;
+use crate::store::record::Refreshes;
 use crate::store::users::{self, UserCache, UserList};
 use crate::wire::address::Address;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::SystemTime;
 
@@ -54,12 +54,15 @@ pub enum Destination {
 
 pub struct Router {
     config: Rc<Config>,
-    users: Rc<RefCell<UserCache>>,
+    users: Rc<UserCache>,
     aliases: RefCell<AliasesCache>,
     forwards: RefCell<ForwardCache>,
     srs: Srs,
     quotas: RefCell<QuotaCache>,
     store: Rc<Mailstore>,
+    refreshes: Refreshes,
+    /// Which users list had its mailboxes counted (`None`: none yet).
+    counted_for: Cell<Option<u64>>,
 }
 
 /// Users, forwards and domains as alias expansion sees them.
@@ -90,19 +93,61 @@ impl Router {
     /// the authenticator; fails if the SRS secret cannot be made.
     pub fn open(
         config: Rc<Config>,
-        users: Rc<RefCell<UserCache>>,
+        users: Rc<UserCache>,
         store: Rc<Mailstore>,
     ) -> Result<Router, String> {
         let data_dir = &config.data_dir;
+        let disk = store.disk();
         Ok(Router {
-            aliases: RefCell::new(AliasesCache::open(&config.aliases)),
-            forwards: RefCell::new(ForwardCache::open(data_dir)),
+            aliases: RefCell::new(AliasesCache::open(disk, &config.aliases)),
+            forwards: RefCell::new(ForwardCache::open(disk, data_dir)),
             srs: Srs::load_or_create(data_dir)?,
-            quotas: RefCell::new(QuotaCache::open(data_dir)),
+            quotas: RefCell::new(QuotaCache::open(disk, data_dir)),
             users,
             store,
             config,
+            refreshes: Refreshes::default(),
+            counted_for: Cell::new(None),
         })
+    }
+
+    /// Takes every change to the users, aliases, forwards and quotas files
+    /// into service, and counts the mailboxes of new users, all on the
+    /// blocking pool; concurrent callers share one refresh. Lookups answer
+    /// from what the last refresh found, so a session refreshes before it
+    /// asks and a change made before then is seen at once.
+    pub async fn refresh(&self) {
+        self.refreshes
+            .run(|| async {
+                let files = smol::future::zip(
+                    smol::future::zip(self.users.refresh(), AliasesCache::refresh(&self.aliases)),
+                    smol::future::zip(
+                        ForwardCache::refresh(&self.forwards),
+                        QuotaCache::refresh(&self.quotas),
+                    ),
+                );
+                files.await;
+                self.count_new_mailboxes().await;
+            })
+            .await
+    }
+
+    /// Counts the mailboxes (for quotas) of users added since they were
+    /// last counted, so no lookup lists one on the executor thread.
+    async fn count_new_mailboxes(&self) {
+        let list = self.users.reloads();
+        if self.counted_for.get() == Some(list) {
+            return;
+        }
+        let dirs: Vec<_> = self
+            .users
+            .current()
+            .users
+            .iter()
+            .map(|u| maildir::mailbox_dir(self.store.data_dir(), &u.local, &u.domain))
+            .collect();
+        self.store.load_usage(dirs).await;
+        self.counted_for.set(Some(list));
     }
 
     /// Where the postmaster's mail goes (`RCPT TO:<Postmaster>`).
@@ -121,8 +166,7 @@ impl Router {
     fn lookup_parts(&self, local: &str, domain: &str) -> RcptVerdict {
         match self.resolve(local, domain) {
             RcptVerdict::UnknownUser
-                if self.users.borrow().without_good_copy()
-                    || self.aliases.borrow().without_good_copy() =>
+                if self.users.without_good_copy() || self.aliases.borrow().without_good_copy() =>
             {
                 RcptVerdict::Unroutable {
                     code: 451,
@@ -168,8 +212,7 @@ impl Router {
     /// MAILER-DAEMON go to the configured postmaster or the domain's
     /// first admin.
     fn account(&self, local: &str, domain: &str) -> Option<Address> {
-        let mut cache = self.users.borrow_mut();
-        let list = cache.current();
+        let list = self.users.current();
         let account = list.find(local, domain).or_else(|| {
             if !local.eq_ignore_ascii_case("postmaster")
                 && !local.eq_ignore_ascii_case("mailer-daemon")
@@ -188,10 +231,10 @@ impl Router {
     /// An address with an alias, or a user with a forward: where its
     /// copies go. `None`: neither (plain user lookup applies).
     fn route(&self, local: &str, domain: &str) -> Option<RcptVerdict> {
-        let mut users = self.users.borrow_mut();
-        let mut forwards = self.forwards.borrow_mut();
-        let mut aliases = self.aliases.borrow_mut();
-        let (users, forwards, aliases) = (users.current(), forwards.current(), aliases.current());
+        let users = self.users.current();
+        let forwards = self.forwards.borrow();
+        let aliases = self.aliases.borrow();
+        let (users, forwards, aliases) = (&*users, forwards.current(), aliases.current());
         let aliased = aliases
             .targets(&format!("{local}@{domain}"))
             .or_else(|| aliases.targets(local))
@@ -223,8 +266,7 @@ impl Router {
 
     /// Whether `account` is a user of ours (not an alias).
     pub fn is_user(&self, account: &Address) -> bool {
-        let mut users = self.users.borrow_mut();
-        users
+        self.users
             .current()
             .find(account.local(), account.domain())
             .is_some()
@@ -269,7 +311,7 @@ impl Router {
     /// The user's mailbox limit in bytes (0: unlimited).
     pub fn quota_of(&self, account: &Address) -> u64 {
         self.quotas
-            .borrow_mut()
+            .borrow()
             .limit(account.as_str(), self.config.quota.default)
     }
 
@@ -312,7 +354,7 @@ impl Router {
         let dir = store.mailbox_dir(account);
         let size = message.len() as u64;
         let result =
-            maildir::Incoming::spool(disk::system(), store.data_dir(), name, message.into()).await;
+            maildir::Incoming::spool(store.disk(), store.data_dir(), name, message.into()).await;
         let delivered = match result {
             Ok(incoming) => {
                 let (incoming, result) = store.commits.deliver(incoming, vec![dir.clone()]).await;

@@ -55,12 +55,13 @@ impl Server {
     fn open(config: Config) -> Result<(Server, Trigger), String> {
         let config = Rc::new(config);
         let data_dir = &config.data_dir;
-        let users = Rc::new(RefCell::new(users::UserCache::open(data_dir)));
+        let disk = disk::system();
+        let users = Rc::new(users::UserCache::open(disk, data_dir));
         let tls = Rc::new(Tls::open(&config)?);
         let counters = Rc::new(Counters::open(data_dir));
         let (shutdown, trigger) = Shutdown::new();
         let shutdown = Rc::new(shutdown);
-        let store = Rc::new(Mailstore::open(data_dir, &config.hostname));
+        let store = Rc::new(Mailstore::open(disk.clone(), data_dir, &config.hostname));
         let auth = Rc::new(Authenticator::new(
             config.clone(),
             users.clone(),

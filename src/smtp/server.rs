@@ -263,8 +263,14 @@ async fn run(c: &mut Connection, conversation: &mut Conversation) -> &'static st
                 }
             }
             Action::Read => {
+                let commands = matches!(conversation.reading(), Reading::Command { .. });
                 if let Err(why) = c.fill(conversation).await {
                     return why;
+                }
+                // The directory answers from memory: bring it up to date
+                // before the commands that may ask it.
+                if commands {
+                    c.shared.router.refresh().await;
                 }
             }
             Action::CheckBlocklist => {
@@ -311,6 +317,7 @@ async fn run(c: &mut Connection, conversation: &mut Conversation) -> &'static st
                 }
             }
             Action::DataEnd(facts) => {
+                c.shared.router.refresh().await;
                 let outcome = end_message(c, conversation.session(), &facts).await;
                 conversation.data_done(outcome, Instant::now());
             }

@@ -14,7 +14,8 @@
 //!
 //! `rate` is the chance that one operation fails; `ops` names the kinds
 //! that may (default: all). `delay_KIND_ms=N` makes every operation of a
-//! kind (also `read`: opening a message, listing a folder) take N ms longer, on
+//! kind (also `read`: opening a message, listing a folder, reading a
+//! record file) take N ms longer, on
 //! whichever thread runs it, so tests see what a slow card holds up. The same seed gives the same sequence of
 //! answers for the same sequence of operations. Faults start once the
 //! server is serving ([`arm`]), so start-up itself is not what is tested.
@@ -35,8 +36,8 @@ pub enum Op {
     Link,
     Unlink,
     SyncDir,
-    /// Reading stored mail (opening a message, counting a mailbox); only
-    /// ever delayed.
+    /// Reading stored mail or a record file (opening a message, counting
+    /// a mailbox, loading the users file); only ever delayed.
     Read,
 }
 
@@ -189,8 +190,8 @@ impl Plan {
 
 /// A disk whose operations a seeded [`Plan`] may fail or slow down:
 /// every change (create, write, fsync, rename, link, unlink, directory
-/// sync) asks the plan first; opening a message and listing a folder only
-/// ever wait. Wraps any disk, so the same faults hit the filesystem in a
+/// sync) asks the plan first; opening or reading a file and listing a
+/// folder only ever wait. Wraps any disk, so the same faults hit the filesystem in a
 /// running server or [`super::memory::Memory`] in a test.
 pub struct Faulty<D> {
     inner: D,
@@ -321,6 +322,7 @@ impl<D: Disk> Disk for Faulty<D> {
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.pause(Op::Read);
         self.inner.read(path)
     }
 

@@ -3,14 +3,16 @@
 //! and which mailboxes a POP3 session holds.
 
 use super::commit::GroupCommit;
-use super::disk;
+use super::disk::Disk;
 use super::maildir;
 use crate::wire::address::Address;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub struct Mailstore {
+    disk: Arc<dyn Disk>,
     data_dir: PathBuf,
     pub names: maildir::NameMaker,
     /// Makes finished messages durable, several per round of syncs.
@@ -23,14 +25,20 @@ pub struct Mailstore {
 
 impl Mailstore {
     /// Counts every mailbox first, so no session waits for a mailbox scan.
-    pub fn open(data_dir: &Path, hostname: &str) -> Mailstore {
+    pub fn open(disk: Arc<dyn Disk>, data_dir: &Path, hostname: &str) -> Mailstore {
         Mailstore {
+            usage: RefCell::new(maildir::usage_by_mailbox(&*disk, data_dir)),
+            disk,
             data_dir: data_dir.to_path_buf(),
             names: maildir::NameMaker::new(hostname),
             commits: GroupCommit::default(),
-            usage: RefCell::new(maildir::usage_by_mailbox(disk::system(), data_dir)),
             pop3_in_use: RefCell::new(HashSet::new()),
         }
+    }
+
+    /// The disk the mailboxes are on.
+    pub fn disk(&self) -> &Arc<dyn Disk> {
+        &self.disk
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -42,14 +50,14 @@ impl Mailstore {
     }
 
     /// Bytes in a mailbox: counted at start (or by [`Mailstore::load_usage`]),
-    /// then kept up to date in RAM. Only a mailbox made since start that
-    /// no async path has loaded yet is counted here, on the executor
-    /// thread: its folder is new, if it exists at all.
+    /// then kept up to date in RAM. The router counts each new user's
+    /// mailbox before it is looked up, so only a mailbox no async path
+    /// has loaded is counted here, on the executor thread.
     pub fn mailbox_usage(&self, dir: &Path) -> u64 {
         if let Some(bytes) = self.usage.borrow().get(dir) {
             return *bytes;
         }
-        let bytes = maildir::mailbox_bytes(disk::system(), dir);
+        let bytes = maildir::mailbox_bytes(&*self.disk, dir);
         self.usage.borrow_mut().insert(dir.to_path_buf(), bytes);
         bytes
     }
@@ -65,8 +73,9 @@ impl Mailstore {
 
     /// Counts a mailbox again, on the blocking pool.
     pub async fn recount_usage(&self, dir: PathBuf) {
+        let disk = self.disk.clone();
         let (counted, bytes) = smol::unblock(move || {
-            let bytes = maildir::mailbox_bytes(disk::system(), &dir);
+            let bytes = maildir::mailbox_bytes(&*disk, &dir);
             (dir, bytes)
         })
         .await;
@@ -115,7 +124,11 @@ mod tests {
     #[test]
     fn one_pop3_session_per_mailbox() {
         let data = tempfile::tempdir().unwrap();
-        let store = Mailstore::open(data.path(), "mail.example");
+        let store = Mailstore::open(
+            Arc::new(crate::store::disk::Fs),
+            data.path(),
+            "mail.example",
+        );
         let account = Address::new("ann", "example.org").unwrap();
         let dir = store.mailbox_dir(&account);
         assert!(store.lock_for_pop3(&dir));
@@ -127,7 +140,11 @@ mod tests {
     #[test]
     fn usage_follows_deliveries_and_deletions() {
         let data = tempfile::tempdir().unwrap();
-        let store = Mailstore::open(data.path(), "mail.example");
+        let store = Mailstore::open(
+            Arc::new(crate::store::disk::Fs),
+            data.path(),
+            "mail.example",
+        );
         let dir = store.mailbox_dir(&Address::new("ann", "example.org").unwrap());
         // Unknown and unlimited: not counted until someone asks.
         store.add_known_usage(&dir, 10);

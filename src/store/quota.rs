@@ -2,10 +2,13 @@
 //! small record file (`DATA/quotas`, edited by `user quota`), and sizes
 //! written the way people write them (`500M`, `2G`).
 
+use super::disk::Disk;
 use super::record::{self, RecordError};
 use super::users::lock_users;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const FILE: &str = "quotas";
 const KIND: [u8; 4] = *b"PBQU";
@@ -58,17 +61,24 @@ pub fn warning_crossed(before: u64, size: u64, limit: u64, percent: u8) -> bool 
 pub struct QuotaCache(record::RecordCache<Overrides>);
 
 impl QuotaCache {
-    pub fn open(data_dir: &Path) -> Self {
+    pub fn open(disk: &Arc<dyn Disk>, data_dir: &Path) -> Self {
         QuotaCache(record::RecordCache::open(
-            crate::store::disk::system(),
+            disk,
             &path(data_dir),
             KIND,
             VERSION,
         ))
     }
 
-    /// The limit for `account` in bytes (0: unlimited).
-    pub fn limit(&mut self, account: &str, default: u64) -> u64 {
+    /// Reads the overrides again if they changed, on the blocking pool.
+    pub async fn refresh(cache: &RefCell<Self>) {
+        let check = cache.borrow().0.check();
+        let checked = smol::unblock(check).await;
+        cache.borrow_mut().0.apply(checked);
+    }
+
+    /// The limit for `account` in bytes (0: unlimited), as last refreshed.
+    pub fn limit(&self, account: &str, default: u64) -> u64 {
         self.0.current().get(account).copied().unwrap_or(default)
     }
 }
@@ -96,11 +106,16 @@ mod tests {
     #[test]
     fn overrides_round_trip_and_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cache = QuotaCache::open(dir.path());
-        assert_eq!(cache.limit("alice@localhost", 7), 7);
+        let disk: Arc<dyn Disk> = Arc::new(crate::store::disk::Fs);
+        let cache = RefCell::new(QuotaCache::open(&disk, dir.path()));
+        let limit = |cache: &RefCell<QuotaCache>| {
+            smol::block_on(QuotaCache::refresh(cache));
+            cache.borrow().limit("alice@localhost", 7)
+        };
+        assert_eq!(limit(&cache), 7);
         set(dir.path(), "alice@localhost", Some(100)).unwrap();
-        assert_eq!(cache.limit("alice@localhost", 7), 100);
+        assert_eq!(limit(&cache), 100);
         set(dir.path(), "alice@localhost", None).unwrap();
-        assert_eq!(cache.limit("alice@localhost", 7), 7);
+        assert_eq!(limit(&cache), 7);
     }
 }

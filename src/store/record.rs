@@ -197,7 +197,14 @@ fn modified(disk: &dyn Disk, path: &Path) -> Option<Stamp> {
     Some((m.id, m.modified, m.len))
 }
 
-impl<T: DeserializeOwned + Default> RecordCache<T> {
+/// What one look at a record file found, on the blocking pool: its
+/// version, and its value when that changed.
+pub struct Checked<T> {
+    stamp: Option<Stamp>,
+    loaded: Option<Result<Option<T>, RecordError>>,
+}
+
+impl<T: DeserializeOwned + Default + Send + 'static> RecordCache<T> {
     pub fn open(disk: &Arc<dyn Disk>, path: &Path, kind: [u8; 4], version: u16) -> Self {
         let stamp = modified(&**disk, path);
         let value = load_or_start_afresh(&**disk, path, kind, version).unwrap_or_default();
@@ -214,29 +221,86 @@ impl<T: DeserializeOwned + Default> RecordCache<T> {
         }
     }
 
-    fn refresh(&mut self) -> Result<(), RecordError> {
-        let stamp = modified(&*self.disk, &self.path);
-        if stamp == self.stamp {
-            return Ok(());
+    /// The file's look, to run on the blocking pool: reads it only when
+    /// it is not the version held.
+    pub fn check(&self) -> impl FnOnce() -> Checked<T> + Send + 'static {
+        let (disk, path, kind, version) = (
+            self.disk.clone(),
+            self.path.clone(),
+            self.kind,
+            self.version,
+        );
+        let held = self.stamp;
+        move || {
+            let stamp = modified(&*disk, &path);
+            let loaded = (stamp != held).then(|| load(&*disk, &path, kind, version));
+            Checked { stamp, loaded }
         }
-        // Noted first: a damaged version is reported once, not on every call.
-        self.stamp = stamp;
+    }
+
+    /// Takes what [`RecordCache::check`] found into service; a version
+    /// that cannot be read is logged and the last good value kept.
+    pub fn apply(&mut self, checked: Checked<T>) {
+        let Some(loaded) = checked.loaded else {
+            return;
+        };
+        // Noted either way: a damaged version is reported once, not on every call.
+        self.stamp = checked.stamp;
         #[cfg(test)]
         {
             self.reads += 1;
         }
-        self.value = load(&*self.disk, &self.path, self.kind, self.version)?.unwrap_or_default();
-        Ok(())
-    }
-
-    pub fn current(&mut self) -> &T {
-        if let Err(e) = self.refresh() {
-            log::error!(
+        match loaded {
+            Ok(value) => self.value = value.unwrap_or_default(),
+            Err(e) => log::error!(
                 "cannot read {}, keeping what was read before: {e}",
                 self.path.display()
-            );
+            ),
         }
+    }
+
+    /// Brings `cache` up to date with its file, looking on the blocking pool.
+    pub async fn refresh(cache: &std::cell::RefCell<Self>) {
+        let check = cache.borrow().check();
+        let checked = smol::unblock(check).await;
+        cache.borrow_mut().apply(checked);
+    }
+
+    /// The value as last refreshed.
+    pub fn current(&self) -> &T {
         &self.value
+    }
+
+    /// Looks at the file on this thread.
+    #[cfg(test)]
+    pub fn refresh_here(&mut self) -> &T {
+        let checked = self.check()();
+        self.apply(checked);
+        &self.value
+    }
+}
+
+/// Lets concurrent callers share refreshes: a caller waits for one that
+/// began after it asked (so it sees every change made before), or runs
+/// one itself; never two at once.
+#[derive(Default)]
+pub struct Refreshes {
+    turn: smol::lock::Mutex<()>,
+    begun: std::cell::Cell<u64>,
+    done: std::cell::Cell<u64>,
+}
+
+impl Refreshes {
+    pub async fn run<F: std::future::Future<Output = ()>>(&self, refresh: impl FnOnce() -> F) {
+        let asked = self.begun.get();
+        let _turn = self.turn.lock().await;
+        if self.done.get() > asked {
+            return;
+        }
+        let number = self.begun.get() + 1;
+        self.begun.set(number);
+        refresh().await;
+        self.done.set(number);
     }
 }
 
@@ -298,13 +362,13 @@ mod tests {
         let path = dir.path().join("overrides");
         let mut cache = RecordCache::<Vec<u32>>::open(&fs(), &path, KIND, 1);
         for _ in 0..3 {
-            assert!(cache.current().is_empty());
+            assert!(cache.refresh_here().is_empty());
         }
         assert_eq!(cache.reads, 1, "an absent file was looked for again");
         save(&Fs, &path, KIND, 1, &vec![7u32]).unwrap();
-        assert_eq!(cache.current(), &vec![7]);
+        assert_eq!(cache.refresh_here(), &vec![7]);
         std::fs::remove_file(&path).unwrap();
-        assert!(cache.current().is_empty(), "removal not noticed");
+        assert!(cache.refresh_here().is_empty(), "removal not noticed");
     }
 
     #[test]
@@ -313,7 +377,7 @@ mod tests {
         let path = dir.path().join("counters");
         std::fs::write(&path, b"TEST torn").unwrap();
         let mut cache = RecordCache::<Vec<u32>>::open(&fs(), &path, KIND, 1);
-        assert!(cache.current().is_empty());
+        assert!(cache.refresh_here().is_empty());
         assert!(!path.exists());
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -323,9 +387,9 @@ mod tests {
         assert!(names[0].starts_with("counters.damaged-"), "{names:?}");
         // A damaged new version later keeps the good one in service.
         save(&Fs, &path, KIND, 1, &vec![1u32]).unwrap();
-        assert_eq!(cache.current(), &vec![1]);
+        assert_eq!(cache.refresh_here(), &vec![1]);
         std::fs::write(&path, b"TEST torn again").unwrap();
-        assert_eq!(cache.current(), &vec![1]);
+        assert_eq!(cache.refresh_here(), &vec![1]);
     }
 
     /// Replacing a record with the power cut after each number of changes

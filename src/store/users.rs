@@ -7,12 +7,14 @@
 //! never locks everybody out or stops mail.
 
 use super::disk::Disk;
-use super::record::{self, RecordError};
+use super::record::{self, RecordError, Refreshes};
 use crate::wire::address::{domain_is_valid, user_name_is_valid};
 use serde::{Deserialize, Serialize};
+use std::cell::{Ref, RefCell};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const KIND: [u8; 4] = *b"PBUS";
 pub const VERSION: u16 = 1;
@@ -98,18 +100,20 @@ pub fn load(data_dir: &Path) -> Result<UserList, RecordError> {
 
 /// The copy of the users file as it was after the last successful change.
 pub fn load_last_good(data_dir: &Path) -> Result<UserList, RecordError> {
-    Ok(record::load(
-        crate::store::disk::system(),
-        &data_dir.join(LAST_GOOD_FILE),
-        KIND,
-        VERSION,
-    )?
-    .unwrap_or_default())
+    last_good(&**crate::store::disk::system(), data_dir)
+}
+
+fn last_good(disk: &dyn Disk, data_dir: &Path) -> Result<UserList, RecordError> {
+    Ok(record::load(disk, &data_dir.join(LAST_GOOD_FILE), KIND, VERSION)?.unwrap_or_default())
 }
 
 /// What to tell the admin when the users file cannot be read.
 pub fn damage_report(data_dir: &Path, error: &RecordError) -> String {
-    match load_last_good(data_dir) {
+    report_damage(&**crate::store::disk::system(), data_dir, error)
+}
+
+fn report_damage(disk: &dyn Disk, data_dir: &Path, error: &RecordError) -> String {
+    match last_good(disk, data_dir) {
         Ok(list) => format!(
             "the users file is damaged ({error}); the server keeps the last good copy in service ({LAST_GOOD_FILE}, {} user{}): copy it over {USERS_FILE} to repair",
             list.users.len(),
@@ -177,95 +181,154 @@ struct FileStamp {
     len: u64,
 }
 
-/// The server's view of the users file, re-read only when it changed.
-pub struct UserCache {
-    path: PathBuf,
+fn stamp(disk: &dyn Disk, path: &Path) -> Option<FileStamp> {
+    let m = disk.metadata(path).ok()?;
+    Some(FileStamp {
+        id: m.id,
+        modified: m.modified,
+        len: m.len,
+    })
+}
+
+/// The users file's version `stamp` and what it holds.
+fn read_list(
+    disk: &dyn Disk,
+    path: &Path,
+    stamp: Option<FileStamp>,
+) -> Result<UserList, RecordError> {
+    match stamp {
+        Some(_) => decode(&disk.read(path)?),
+        None => Ok(UserList::default()),
+    }
+}
+
+/// A version of the users file other than the one held, as read on the
+/// blocking pool.
+struct Checked {
+    stamp: Option<FileStamp>,
+    list: Result<UserList, RecordError>,
+}
+
+struct Held {
     list: UserList,
     stamp: Option<FileStamp>,
     /// The file was damaged at start and had no last good copy: nobody's
     /// absence from `list` can be trusted until it is repaired.
     no_good_copy: bool,
+    /// How many new lists were taken into service since start.
+    reloads: u64,
+}
+
+/// The server's view of the users file, shared by routing and logins:
+/// re-read (on the blocking pool) only when it changed.
+pub struct UserCache {
+    disk: Arc<dyn Disk>,
+    path: PathBuf,
+    held: RefCell<Held>,
+    refreshes: Refreshes,
 }
 
 impl UserCache {
     /// The users file, or when it is damaged its last good copy (logged
-    /// as an error), so the server starts and mail keeps flowing.
-    pub fn open(data_dir: &Path) -> Self {
-        let mut cache = UserCache {
-            path: users_path(data_dir),
+    /// as an error), so the server starts and mail keeps flowing. Read on
+    /// the calling thread: this is start-up.
+    pub fn open(disk: &Arc<dyn Disk>, data_dir: &Path) -> Self {
+        let path = users_path(data_dir);
+        let mut held = Held {
             list: UserList::default(),
-            stamp: None,
+            stamp: stamp(&**disk, &path),
             no_good_copy: false,
+            reloads: 0,
         };
-        if let Err(e) = cache.reload() {
-            cache.stamp = cache.stamp();
-            match load_last_good(data_dir) {
+        match read_list(&**disk, &path, held.stamp) {
+            Ok(list) => held.list = list,
+            Err(e) => match last_good(&**disk, data_dir) {
                 Ok(list) => {
-                    log::error!("{}", damage_report(data_dir, &e));
-                    cache.list = list;
+                    log::error!("{}", report_damage(&**disk, data_dir, &e));
+                    held.list = list;
                 }
                 Err(_) => {
                     log::error!(
                         "{}: mail for users is deferred until it is repaired",
-                        damage_report(data_dir, &e)
+                        report_damage(&**disk, data_dir, &e)
                     );
-                    cache.no_good_copy = true;
+                    held.no_good_copy = true;
                 }
-            }
+            },
         }
-        cache
-    }
-
-    fn stamp(&self) -> Option<FileStamp> {
-        let m = super::disk::system().metadata(&self.path).ok()?;
-        Some(FileStamp {
-            id: m.id,
-            modified: m.modified,
-            len: m.len,
-        })
-    }
-
-    fn reload(&mut self) -> Result<(), RecordError> {
-        let stamp = self.stamp();
-        self.list = match stamp {
-            Some(_) => {
-                let bytes = super::disk::system().read(&self.path)?;
-                record::decode(KIND, VERSION, &bytes)?
-            }
-            None => UserList::default(),
-        };
-        self.stamp = stamp;
-        Ok(())
+        UserCache {
+            disk: disk.clone(),
+            path,
+            held: RefCell::new(held),
+            refreshes: Refreshes::default(),
+        }
     }
 
     /// Whether the users file is damaged with no good copy in service, so
     /// an unknown name may be a user after all.
     pub fn without_good_copy(&self) -> bool {
-        self.no_good_copy
+        self.held.borrow().no_good_copy
     }
 
-    /// The current users; a damaged new file is logged and the last good
-    /// list kept, so a bad write never locks everybody out.
-    pub fn current(&mut self) -> &UserList {
-        if self.stamp() != self.stamp {
-            if let Err(e) = self.reload() {
-                log::error!(
-                    "the users file {} is damaged ({e}): keeping the last good copy in service",
-                    self.path.display()
-                );
-                self.stamp = self.stamp();
-            } else {
-                self.no_good_copy = false;
-                log::info!("users file reloaded: {} users", self.list.users.len());
+    /// Takes any change to the users file into service, looking on the
+    /// blocking pool (concurrent callers share one look). A damaged new
+    /// file is logged and the last good list kept, so a bad write never
+    /// locks everybody out.
+    pub async fn refresh(&self) {
+        self.refreshes
+            .run(|| async {
+                let (disk, path) = (self.disk.clone(), self.path.clone());
+                let held = self.held.borrow().stamp;
+                let checked = smol::unblock(move || {
+                    let now = stamp(&*disk, &path);
+                    (now != held).then(|| Checked {
+                        stamp: now,
+                        list: read_list(&*disk, &path, now),
+                    })
+                })
+                .await;
+                if let Some(checked) = checked {
+                    self.apply(checked);
+                }
+            })
+            .await
+    }
+
+    fn apply(&self, checked: Checked) {
+        let mut held = self.held.borrow_mut();
+        held.stamp = checked.stamp;
+        match checked.list {
+            Ok(list) => {
+                held.list = list;
+                held.no_good_copy = false;
+                held.reloads += 1;
+                log::info!("users file reloaded: {} users", held.list.users.len());
             }
+            Err(e) => log::error!(
+                "the users file {} is damaged ({e}): keeping the last good copy in service",
+                self.path.display()
+            ),
         }
-        &self.list
+    }
+
+    /// Which list is in service: a new number for each new list.
+    pub fn reloads(&self) -> u64 {
+        self.held.borrow().reloads
+    }
+
+    /// The users as last refreshed.
+    pub fn current(&self) -> Ref<'_, UserList> {
+        Ref::map(self.held.borrow(), |held| &held.list)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fs() -> Arc<dyn Disk> {
+        Arc::new(crate::store::disk::Fs)
+    }
 
     fn user(local: &str, domain: &str, admin: bool) -> User {
         User {
@@ -294,13 +357,14 @@ mod tests {
     #[test]
     fn modify_persists_and_cache_sees_change() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cache = UserCache::open(dir.path());
+        let cache = UserCache::open(&fs(), dir.path());
         assert!(cache.current().users.is_empty());
         modify(dir.path(), |l| {
             l.users.push(user("alice", "localhost", true));
             Ok(())
         })
         .unwrap();
+        smol::block_on(cache.refresh());
         assert!(cache.current().find("ALICE", "localhost").is_some());
         let err = modify(dir.path(), |_| Err::<(), _>("refused".to_string()));
         assert_eq!(err.unwrap_err(), "refused");
@@ -315,11 +379,12 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let mut cache = UserCache::open(dir.path());
+        let cache = UserCache::open(&fs(), dir.path());
         std::fs::write(users_path(dir.path()), b"PBUS garbage that is long enough").unwrap();
+        smol::block_on(cache.refresh());
         assert!(cache.current().find("alice", "localhost").is_some());
         // At the next start too, from the copy kept beside the file.
-        let mut restarted = UserCache::open(dir.path());
+        let restarted = UserCache::open(&fs(), dir.path());
         assert!(restarted.current().find("alice", "localhost").is_some());
         // Changes are refused until the file is repaired, saying how.
         let err = modify(dir.path(), |_| Ok(())).unwrap_err();
