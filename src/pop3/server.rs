@@ -208,19 +208,16 @@ async fn run(
                     log::warn!("{who} discarded {discarded} bytes sent before the TLS handshake");
                 }
                 let (handshake, seat) = (c.shared.handshake(), &c.seat);
-                if !c
-                    .stream
-                    .start_tls(handshake, seat, format_args!("{who}"))
-                    .await
-                {
+                if !Box::pin(c.stream.start_tls(handshake, seat, format_args!("{who}"))).await {
                     return "TLS handshake failed";
                 }
                 conversation.tls_started();
                 Ok(())
             }
             Action::Authenticate { user, password } => {
-                let login = c.shared.auth.login(&user, &password, peer.ip()).await;
-                lock = log_in(c, &mut conversation, login, &user, who).await;
+                // Boxed, as every rare wait: idle sessions carry none of it.
+                let login = Box::pin(c.shared.auth.login(&user, &password, peer.ip())).await;
+                lock = Box::pin(log_in(c, &mut conversation, login, &user, who)).await;
                 Ok(())
             }
             Action::Listing(kind) => {
@@ -233,7 +230,9 @@ async fn run(
                 let dir = &lock.as_ref().expect("TRANSACTION holds the lock").dir;
                 let name = conversation.session().message_name(index);
                 let path = dir.join(name);
-                match send_message(c, path, body_lines).await {
+                // Boxed: its read buffer exists only while a message is
+                // sent, not in every idle session.
+                match Box::pin(send_message(c, path, body_lines)).await {
                     Ok(()) => Ok(()),
                     Err(SendError::Client) => Err("write failed"),
                     // Only this message is affected: the client got -ERR
@@ -256,7 +255,7 @@ async fn run(
                     .expect("TRANSACTION holds the lock")
                     .dir
                     .clone();
-                let ok = update(c, conversation.session(), dir, who).await;
+                let ok = Box::pin(update(c, conversation.session(), dir, who)).await;
                 conversation.update_done(ok);
                 Ok(())
             }

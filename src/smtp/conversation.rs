@@ -57,7 +57,8 @@ pub enum Action {
     /// `discarded` bytes sent before it were dropped.
     StartTls { discarded: usize },
     /// Check these credentials, then call [`Conversation::auth_done`].
-    Authenticate(Credentials),
+    /// (Boxed: a password's room is needed only while it is checked.)
+    Authenticate(Box<Credentials>),
     /// A message begins: open the spool, then call
     /// [`Conversation::data_opened`].
     DataStart,
@@ -349,7 +350,7 @@ impl Conversation {
                 session::Step::StartTls => return self.start_tls(),
                 session::Step::Authenticate(credentials) => {
                     self.mode = Mode::Waiting;
-                    return Action::Authenticate(credentials);
+                    return Action::Authenticate(Box::new(credentials));
                 }
                 session::Step::ReceiveData => {
                     self.mode = Mode::Waiting;

@@ -1,6 +1,7 @@
-//! SMTP receiving (RFC 5321): a sans-IO core (`command`, `data`,
-//! `session`) and the thin async layer that connects it to sockets and the
-//! store (`server`).
+//! SMTP receiving (RFC 5321): a sans-IO core (`conversation` over bytes
+//! and time, with `command`, `session`, the `data` stream and its header
+//! scanners) and the thin async layer that connects it to sockets, the
+//! store and the policy (`server`).
 pub mod command;
 pub mod conversation;
 pub mod data;

@@ -1,6 +1,8 @@
-//! The async shell around the SMTP core: reads the socket, feeds lines to
-//! the session and body bytes to the DATA decoder, streams the message into
-//! the spool, and makes it durable before the 250.
+//! The async shell around the SMTP conversation core: moves bytes between
+//! the socket and the core, sleeps until the core's deadline, answers its
+//! questions (blocklists, logins), streams the chunks it hands out into
+//! the spool, and carries out the policy's delivery plan, durable before
+//! the 250.
 
 use super::conversation::{Action, Conversation, Reading, Settings, Timeouts};
 use super::data::DataFacts;
@@ -274,7 +276,8 @@ async fn run(c: &mut Connection, conversation: &mut Conversation) -> &'static st
                 }
             }
             Action::CheckBlocklist => {
-                let zone = blocklisted(&c.shared, c.peer.ip()).await;
+                // Boxed, as every rare wait: idle sessions carry none of it.
+                let zone = Box::pin(blocklisted(&c.shared, c.peer.ip())).await;
                 if let Some(zone) = &zone {
                     log::warn!("{} refused: listed in {zone}", c.who());
                 }
@@ -287,21 +290,24 @@ async fn run(c: &mut Connection, conversation: &mut Conversation) -> &'static st
                     log::warn!("{who} discarded {discarded} bytes sent before the TLS handshake");
                 }
                 let who = format_args!("smtp#{} {}", c.id, c.peer);
-                if !c.stream.start_tls(c.shared.handshake(), &c.seat, who).await {
+                let handshake = Box::pin(c.stream.start_tls(c.shared.handshake(), &c.seat, who));
+                if !handshake.await {
                     return "TLS handshake failed";
                 }
                 conversation.tls_started();
             }
             Action::Authenticate(credentials) => {
-                let login = authenticate(c, &credentials).await;
+                let login = Box::pin(authenticate(c, &credentials)).await;
                 conversation.auth_done(login);
             }
             Action::DataStart => {
-                let missing = open_message(c, conversation.session()).await;
+                // Boxed, as the rest of DATA: its state exists only while a
+                // message comes in, not in every idle session.
+                let missing = Box::pin(open_message(c, conversation.session())).await;
                 conversation.data_opened(missing, Instant::now());
             }
             Action::Store(bytes) => {
-                let bytes = store_chunk(c, bytes).await;
+                let bytes = Box::pin(store_chunk(c, bytes)).await;
                 conversation.recycle(bytes);
             }
             Action::Discard => {
@@ -318,7 +324,7 @@ async fn run(c: &mut Connection, conversation: &mut Conversation) -> &'static st
             }
             Action::DataEnd(facts) => {
                 c.shared.router.refresh().await;
-                let outcome = end_message(c, conversation.session(), &facts).await;
+                let outcome = Box::pin(end_message(c, conversation.session(), &facts)).await;
                 conversation.data_done(outcome, Instant::now());
             }
             Action::Close(why) => {
