@@ -123,6 +123,16 @@ impl ForwardCache {
         ))
     }
 
+    /// One look at the file, to run on the blocking pool; see
+    /// [`record::RecordCache::check`].
+    pub fn check(&self) -> impl FnOnce() -> record::Checked<Forwards> + Send + 'static {
+        self.0.check()
+    }
+
+    pub fn apply(&mut self, checked: record::Checked<Forwards>) {
+        self.0.apply(checked)
+    }
+
     /// Reads the forwards again if they changed, on the blocking pool.
     pub async fn refresh(cache: &std::cell::RefCell<Self>) {
         let check = cache.borrow().0.check();

@@ -119,14 +119,17 @@ impl Router {
     pub async fn refresh(&self) {
         self.refreshes
             .run(|| async {
-                let files = smol::future::zip(
-                    smol::future::zip(self.users.refresh(), AliasesCache::refresh(&self.aliases)),
-                    smol::future::zip(
-                        ForwardCache::refresh(&self.forwards),
-                        QuotaCache::refresh(&self.quotas),
-                    ),
-                );
-                files.await;
+                // One trip to the blocking pool for all four files.
+                let (look, users) = self.users.check();
+                let aliases = self.aliases.borrow().check();
+                let forwards = self.forwards.borrow().check();
+                let quotas = self.quotas.borrow().check();
+                let (users, aliases, forwards, quotas) =
+                    smol::unblock(move || (users(), aliases(), forwards(), quotas())).await;
+                self.users.apply(look, users);
+                self.aliases.borrow_mut().apply(aliases);
+                self.forwards.borrow_mut().apply(forwards);
+                self.quotas.borrow_mut().apply(quotas);
                 self.count_new_mailboxes().await;
             })
             .await

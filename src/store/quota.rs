@@ -70,6 +70,16 @@ impl QuotaCache {
         ))
     }
 
+    /// One look at the file, to run on the blocking pool; see
+    /// [`record::RecordCache::check`].
+    pub fn check(&self) -> impl FnOnce() -> record::Checked<Overrides> + Send + 'static {
+        self.0.check()
+    }
+
+    pub fn apply(&mut self, checked: record::Checked<Overrides>) {
+        self.0.apply(checked)
+    }
+
     /// Reads the overrides again if they changed, on the blocking pool.
     pub async fn refresh(cache: &RefCell<Self>) {
         let check = cache.borrow().0.check();

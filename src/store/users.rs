@@ -204,7 +204,7 @@ fn read_list(
 
 /// A version of the users file other than the one held, as read on the
 /// blocking pool.
-struct Checked {
+pub struct Checked {
     stamp: Option<FileStamp>,
     list: Result<UserList, RecordError>,
 }
@@ -217,6 +217,9 @@ struct Held {
     no_good_copy: bool,
     /// How many new lists were taken into service since start.
     reloads: u64,
+    /// Looks at the file begun, and the number of the last one applied.
+    looks: u64,
+    applied: u64,
 }
 
 /// The server's view of the users file, shared by routing and logins:
@@ -239,6 +242,8 @@ impl UserCache {
             stamp: stamp(&**disk, &path),
             no_good_copy: false,
             reloads: 0,
+            looks: 0,
+            applied: 0,
         };
         match read_list(&**disk, &path, held.stamp) {
             Ok(list) => held.list = list,
@@ -277,25 +282,42 @@ impl UserCache {
     pub async fn refresh(&self) {
         self.refreshes
             .run(|| async {
-                let (disk, path) = (self.disk.clone(), self.path.clone());
-                let held = self.held.borrow().stamp;
-                let checked = smol::unblock(move || {
-                    let now = stamp(&*disk, &path);
-                    (now != held).then(|| Checked {
-                        stamp: now,
-                        list: read_list(&*disk, &path, now),
-                    })
-                })
-                .await;
-                if let Some(checked) = checked {
-                    self.apply(checked);
-                }
+                let (look, check) = self.check();
+                let checked = smol::unblock(check).await;
+                self.apply(look, checked);
             })
             .await
     }
 
-    fn apply(&self, checked: Checked) {
+    /// One look at the file, to run on the blocking pool (reading it only
+    /// when it is not the version held), with the number that orders it
+    /// among other looks.
+    pub fn check(&self) -> (u64, impl FnOnce() -> Option<Checked> + Send + 'static) {
+        let (disk, path) = (self.disk.clone(), self.path.clone());
         let mut held = self.held.borrow_mut();
+        held.looks += 1;
+        let seen = held.stamp;
+        let check = move || {
+            let now = stamp(&*disk, &path);
+            (now != seen).then(|| Checked {
+                stamp: now,
+                list: read_list(&*disk, &path, now),
+            })
+        };
+        (held.looks, check)
+    }
+
+    /// Takes what look number `look` found into service, unless a later
+    /// look's finding already is.
+    pub fn apply(&self, look: u64, checked: Option<Checked>) {
+        let mut held = self.held.borrow_mut();
+        if look < held.applied {
+            return;
+        }
+        held.applied = look;
+        let Some(checked) = checked else {
+            return;
+        };
         held.stamp = checked.stamp;
         match checked.list {
             Ok(list) => {
