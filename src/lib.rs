@@ -1,27 +1,57 @@
 //! Postbox: the mail box of a home or a club, on a small board.
 //!
-//! How a message flows:
+//! The modules, from the ground up:
 //!
 //! ```text
-//!  SMTP client ──TCP──▶ smtp::server ──lines──▶ smtp::session (sans-IO)
-//!                            │  body bytes ─▶ smtp::data (dot-unstuffing, end of data)
-//!                            ▼
-//!                      store::maildir  spool file ─fsync─▶ link into each new/ ─fsync─▶ 250
-//!                            ▲
-//!  POP3 client ──TCP──▶ pop3::server ──lines──▶ pop3::session (sans-IO)
+//!  limits, wire, dns, ops, appliance   caps, bytes on the wire, DNS messages,
+//!                                      counters and logs, the board
+//!  store, config                       everything on flash; settings
+//!  conn                                a connection with its deadlines, seat
+//!                                      and shutdown event
+//!  route, auth, spam, tls, policy      the handles a session asks (where mail
+//!                                      goes, who may log in, what is spam, the
+//!                                      certificate) and the one policy seam
+//!                                      with its phases: connect, helo, mail,
+//!                                      rcpt, data-end
+//!  smtp, pop3, outbound, queue         each protocol a sans-IO core (bytes and
+//!                                      time in, steps out) and a thin shell
+//!  server                              the runtime: one executor, admission,
+//!                                      shutdown; the only place that wires
+//!                                      the handles together
+//!  admin, console                      the admin verbs, for the command line
+//!                                      and the serial shell
 //! ```
 //!
-//! * `smtp`, `pop3`: each protocol is a state machine over byte slices
-//!   (`command`, `session`) plus a thin async layer (`server`) that owns the
-//!   socket. The cores never touch sockets or files, so tests drive them
-//!   byte by byte.
-//! * `store`: Maildir mailboxes, the users file, and the durable-write
-//!   primitives (write, fsync, rename, fsync the directory) under both.
-//! * `server`: one single-threaded executor running every session; fsync
-//!   goes to the blocking pool so a slow card never stalls other sessions.
-//! * `admin` and `console`: user management, shared by the command line
-//!   and the admin shell (which speaks `embedded-io`, so it runs on stdin
-//!   or a serial line alike).
+//! Inbound, a message goes:
+//!
+//! ```text
+//!  client ─TCP─▶ server (admission) ─▶ smtp::server (shell) ◀─▶ smtp::conversation (core)
+//!                                          │ asks policy at each phase
+//!                                          ▼
+//!          spool file in store ─fsync─▶ policy::delivery plan ─▶ link into each
+//!          member's maildir new/ ─fsync dir─▶ 250    (other domains: queue)
+//! ```
+//!
+//! Outbound, queued mail goes:
+//!
+//! ```text
+//!  queue::store (message + checksummed envelope on flash) ─▶ queue (scheduler)
+//!      ─▶ outbound::mx (smarthost or MX hosts) ─▶ outbound::client (shell)
+//!      ◀─▶ outbound::session (core) ─▶ next server; failures ─▶ queue::dsn report
+//! ```
+//!
+//! Reading mail: `pop3::server` (shell) ◀─▶ `pop3::conversation` (core),
+//! serving the member's maildir through `store::mailstore`.
+//!
+//! Administration: `postbox VERB ...` on the command line and the serial
+//! console (`console`, over `embedded-io`) both run the verbs declared once
+//! in `admin::verbs`; `postbox check-config` reads `config` as `serve` does.
+//!
+//! * The cores never touch sockets, files or clocks, so tests and fuzzers
+//!   drive them byte by byte and move time themselves.
+//! * `store` works over one small [`store::disk::Disk`] interface: the
+//!   filesystem, an in-memory disk that models power loss, and a
+//!   fault-injecting wrapper.
 //! * `limits`: every buffer size and default limit, in one place.
 
 // Commands and verdicts carry fixed-capacity inline buffers on purpose:
