@@ -133,3 +133,14 @@ pub const OUTBOUND_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 pub const OUTBOUND_READ_BUFFER: usize = 4096;
 /// Sending the message and hearing the answer to its final dot.
 pub const OUTBOUND_DATA_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// DNS answers remembered (src/dns/cache.rs), the largest one remembered,
+/// and the bounds on how long: at least the floor (a TTL of 0 would make
+/// one SPF check ask the same thing again), at most the ceiling (a record
+/// fixed at its source is seen within the hour).
+pub const DNS_CACHE_ENTRIES: usize = 512;
+pub const DNS_CACHE_MAX_ANSWER: usize = 4096;
+pub const DNS_CACHE_MIN_TTL: Duration = Duration::from_secs(10);
+pub const DNS_CACHE_MAX_TTL: Duration = Duration::from_secs(3600);
+/// Time one DNS question may take (UDP, then TCP when truncated).
+pub const DNS_QUERY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -4,10 +4,12 @@
 
 mod common;
 use common::*;
-use postbox::dns::{host_addresses, mail_hosts, MailHosts};
+use postbox::dns::message::{TYPE_A, TYPE_PTR, TYPE_TXT};
+use postbox::dns::{host_addresses, mail_hosts, LookupError, MailHosts, Resolver};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How a query came in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,8 @@ fn records(name: &str, kind: u16) -> Option<Vec<(u16, Vec<u8>)>> {
             Some(all)
         }
         ("mx.big.test", 1) => Some(vec![(1, vec![127, 0, 0, 1])]),
+        ("text.test", 16) => Some(vec![(16, b"\x07v=spf1 \x04-all".to_vec())]),
+        ("1.0.0.127.in-addr.arpa", 12) => Some(vec![(12, encode_name("mx.big.test"))]),
         ("1.0.0.127.listed.test", 1) => Some(vec![(1, vec![127, 0, 0, 2])]),
         (n, _) if n.ends_with(".listed.test") => None,
         _ => Some(Vec::new()),
@@ -222,4 +226,51 @@ fn a_server_without_edns_is_asked_again_without_it() {
     let asked = asked.lock().unwrap();
     let plain = |a: &&Asked| a.name == "mx.big.test" && !a.tcp && a.edns_payload.is_none();
     assert!(asked.iter().any(|a| plain(&a)), "{asked:?}");
+}
+
+#[test]
+fn the_resolver_remembers_answers_and_joins_txt_strings() {
+    let (server, asked) = responder();
+    let resolver = Resolver::new(Some(server));
+    smol::block_on(async {
+        let txt = resolver.lookup("text.test", TYPE_TXT).await.unwrap();
+        assert_eq!(txt.txt(), vec![&b"v=spf1 -all"[..]]);
+        assert_eq!(txt.ttl(), Some(60));
+        let ptr = resolver.lookup("1.0.0.127.in-addr.arpa", TYPE_PTR).await;
+        assert_eq!(ptr.unwrap().ptr(), vec!["mx.big.test"]);
+        let before = asked.lock().unwrap().len();
+        let again = resolver.lookup("TEXT.test.", TYPE_TXT).await.unwrap();
+        assert_eq!(again, txt);
+        assert_eq!(
+            asked.lock().unwrap().len(),
+            before,
+            "answered from the cache"
+        );
+        assert_eq!(resolver.cached(), 2);
+        let nodata = resolver.lookup("text.test", TYPE_A).await.unwrap();
+        assert!(nodata.is_empty(), "{nodata:?}");
+        let nx = resolver.lookup("9.9.listed.test", TYPE_A).await.unwrap();
+        assert!(matches!(
+            nx,
+            postbox::dns::message::Answer::NoSuchName { .. }
+        ));
+        let long = format!("{}.test", "x".repeat(64));
+        assert_eq!(
+            resolver.lookup(&long, TYPE_TXT).await,
+            Err(LookupError::InvalidName)
+        );
+    });
+}
+
+#[test]
+fn a_resolver_that_does_not_answer_gives_an_error_in_time() {
+    // Bound but never read: the questions go unanswered.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let limit = Duration::from_millis(300);
+    let resolver = Resolver::new(Some(silent.local_addr().unwrap())).with_timeout(limit);
+    let started = Instant::now();
+    let outcome = smol::block_on(resolver.lookup("text.test", TYPE_TXT));
+    assert_eq!(outcome, Err(LookupError::TimedOut));
+    assert!(started.elapsed() >= limit && started.elapsed() < limit * 10);
+    assert_eq!(resolver.cached(), 0, "failures are not remembered");
 }

@@ -1,12 +1,16 @@
-//! DNS messages (RFC 1035) as far as Postbox needs them: a query for A,
-//! AAAA or MX records (with an EDNS0 OPT record, RFC 6891), those records
-//! in its answer, and the 2-byte length framing of DNS over TCP (RFC 1035
+//! DNS messages (RFC 1035) as far as Postbox needs them: a query (with an
+//! EDNS0 OPT record, RFC 6891), the A, AAAA, MX, TXT and PTR records of its
+//! answer with their TTLs, the TTL a negative answer may be remembered for
+//! (RFC 2308), and the 2-byte length framing of DNS over TCP (RFC 1035
 //! §4.2.2, RFC 7766). Sans-IO: bytes in, bytes out.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const TYPE_A: u16 = 1;
+const TYPE_SOA: u16 = 6;
+pub const TYPE_PTR: u16 = 12;
 pub const TYPE_MX: u16 = 15;
+pub const TYPE_TXT: u16 = 16;
 pub const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
 const TYPE_OPT: u16 = 41;
@@ -21,29 +25,137 @@ pub enum Record {
     /// Preference and exchange host name (no trailing dot; "" is the root,
     /// a null MX).
     Mx(u16, String),
+    /// The character-strings of one TXT record joined with nothing between
+    /// them (RFC 7208 §3.3, RFC 6376 §3.6.2.2). Bytes, because DNS does not
+    /// promise UTF-8: SPF refuses a record that is not ASCII, DKIM keys are
+    /// ASCII; [`Record::txt_text`] gives text for logs.
+    Txt(Vec<u8>),
+    /// The host name a reverse (in-addr.arpa / ip6.arpa) name points at.
+    Ptr(String),
+}
+
+impl Record {
+    /// A TXT record as text, non-UTF-8 bytes replaced (for logs and
+    /// explanations, never for parsing).
+    pub fn txt_text(&self) -> Option<String> {
+        match self {
+            Record::Txt(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// Bytes this record takes in memory, near enough to bound a cache.
+    pub fn size(&self) -> usize {
+        std::mem::size_of::<Record>()
+            + match self {
+                Record::Mx(_, s) | Record::Ptr(s) => s.len(),
+                Record::Txt(b) => b.len(),
+                Record::A(_) | Record::Aaaa(_) => 0,
+            }
+    }
+}
+
+/// A record and its time to live in seconds, as the answer gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub record: Record,
+    pub ttl: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// The name exists with these records of the asked type (possibly none).
-    Records(Vec<Record>),
+    /// The records of the asked type (at least one; a CNAME chain the
+    /// resolver followed is skipped, its target's records kept).
+    Records(Vec<Resource>),
+    /// NODATA: the name exists but has no record of the asked type.
+    NoData {
+        /// How long this may be remembered (RFC 2308 §5: the smaller of
+        /// the SOA's TTL and its MINIMUM); `None` without an SOA, when it
+        /// must not be.
+        negative_ttl: Option<u32>,
+    },
     /// NXDOMAIN: no such name.
-    NoSuchName,
+    NoSuchName { negative_ttl: Option<u32> },
 }
 
 impl Answer {
+    /// The records, without their TTLs (none for a negative answer).
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        let all: &[Resource] = match self {
+            Answer::Records(r) => r,
+            _ => &[],
+        };
+        all.iter().map(|r| &r.record)
+    }
+
     /// The IPv4 addresses in the answer.
     pub fn ipv4(&self) -> Vec<Ipv4Addr> {
+        self.records()
+            .filter_map(|r| match r {
+                Record::A(a) => Some(*a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The IPv6 addresses in the answer.
+    pub fn ipv6(&self) -> Vec<Ipv6Addr> {
+        self.records()
+            .filter_map(|r| match r {
+                Record::Aaaa(a) => Some(*a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Each TXT record, its strings joined.
+    pub fn txt(&self) -> Vec<&[u8]> {
+        self.records()
+            .filter_map(|r| match r {
+                Record::Txt(t) => Some(&t[..]),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The host names of PTR records.
+    pub fn ptr(&self) -> Vec<&str> {
+        self.records()
+            .filter_map(|r| match r {
+                Record::Ptr(p) => Some(&p[..]),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The MX records: (preference, exchange).
+    pub fn mx(&self) -> Vec<(u16, &str)> {
+        self.records()
+            .filter_map(|r| match r {
+                Record::Mx(pref, host) => Some((*pref, &host[..])),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether the name does not exist or has nothing of the asked type
+    /// (what SPF calls a void lookup when it asked).
+    pub fn is_empty(&self) -> bool {
+        !matches!(self, Answer::Records(_))
+    }
+
+    /// How long the whole answer may be remembered: its shortest record
+    /// TTL, or the negative TTL; `None` when it must not be remembered.
+    pub fn ttl(&self) -> Option<u32> {
         match self {
-            Answer::Records(r) => r
-                .iter()
-                .filter_map(|r| match r {
-                    Record::A(a) => Some(*a),
-                    _ => None,
-                })
-                .collect(),
-            Answer::NoSuchName => Vec::new(),
+            Answer::Records(r) => r.iter().map(|r| r.ttl).min(),
+            Answer::NoData { negative_ttl } | Answer::NoSuchName { negative_ttl } => *negative_ttl,
         }
+    }
+
+    /// Bytes the answer takes in memory, near enough to bound a cache.
+    pub fn size(&self) -> usize {
+        std::mem::size_of::<Answer>() + self.records().map(Record::size).sum::<usize>()
     }
 }
 
@@ -61,6 +173,14 @@ pub enum DnsError {
 /// (to a query with OPT: one that does not know EDNS0, RFC 6891 §7).
 pub const RCODE_FORMAT_ERROR: u8 = 1;
 
+/// Whether `name` can be asked about: dot-separated labels of 1 to 63
+/// bytes, 255 bytes in all on the wire (RFC 1035 §2.3.4); one trailing
+/// dot allowed.
+pub fn valid_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(|l| !l.is_empty() && l.len() <= 63)
+}
+
 /// A recursive query for `name`'s records of type `kind`, offering
 /// [`UDP_PAYLOAD`] bytes of answer over UDP (EDNS0).
 pub fn query(id: u16, name: &str, kind: u16) -> Result<Vec<u8>, DnsError> {
@@ -74,21 +194,18 @@ pub fn query_without_edns(id: u16, name: &str, kind: u16) -> Result<Vec<u8>, Dns
 }
 
 fn build_query(id: u16, name: &str, kind: u16, edns: bool) -> Result<Vec<u8>, DnsError> {
+    if !valid_name(name) {
+        return Err(DnsError::Malformed);
+    }
     let mut out = Vec::with_capacity(28 + name.len());
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&[0x01, 0x00]); // RD
     out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, edns as u8]); // a question, maybe OPT
     for label in name.trim_end_matches('.').split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return Err(DnsError::Malformed);
-        }
         out.push(label.len() as u8);
         out.extend_from_slice(label.as_bytes());
     }
     out.push(0);
-    if out.len() > 12 + 255 {
-        return Err(DnsError::Malformed);
-    }
     out.extend_from_slice(&kind.to_be_bytes());
     out.extend_from_slice(&CLASS_IN.to_be_bytes());
     if !edns {
@@ -165,8 +282,25 @@ fn u16_at(msg: &[u8], pos: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]))
 }
 
-/// Reads the answer to query `id` (records of other types, such as the
-/// CNAMEs a resolver includes, are skipped).
+fn u32_at(msg: &[u8], pos: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(msg.get(pos..pos + 4)?.try_into().ok()?))
+}
+
+/// The character-strings of a TXT record's data, joined.
+fn txt_strings(data: &[u8]) -> Option<Vec<u8>> {
+    let mut joined = Vec::with_capacity(data.len());
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let string = tail.get(..len as usize)?;
+        joined.extend_from_slice(string);
+        rest = &tail[len as usize..];
+    }
+    Some(joined)
+}
+
+/// Reads the answer to query `id`: the records of the asked type (others,
+/// such as the CNAMEs a resolver includes, are skipped), or which kind of
+/// negative answer it is and how long that may be remembered.
 pub fn parse_answer(id: u16, msg: &[u8]) -> Result<Answer, DnsError> {
     let bad = DnsError::Malformed;
     if msg.len() < 12 || u16_at(msg, 0) != Some(id) || msg[2] & 0x80 == 0 {
@@ -175,44 +309,69 @@ pub fn parse_answer(id: u16, msg: &[u8]) -> Result<Answer, DnsError> {
     if msg[2] & 0x02 != 0 {
         return Err(DnsError::Truncated);
     }
-    match msg[3] & 0x0f {
-        0 => {}
-        3 => return Ok(Answer::NoSuchName),
-        code => return Err(DnsError::ServerFailure(code)),
+    let rcode = msg[3] & 0x0f;
+    if rcode != 0 && rcode != 3 {
+        return Err(DnsError::ServerFailure(rcode));
     }
     let questions = u16_at(msg, 4).ok_or(bad)?;
     let answers = u16_at(msg, 6).ok_or(bad)?;
-    let mut pos = 12;
-    for _ in 0..questions {
-        pos = skip_name(msg, pos).ok_or(bad)? + 4;
+    let authority = u16_at(msg, 8).ok_or(bad)?;
+    if questions != 1 {
+        return Err(bad);
     }
+    let mut pos = skip_name(msg, 12).ok_or(bad)?;
+    let asked = u16_at(msg, pos).ok_or(bad)?;
+    pos += 4;
     let mut found = Vec::new();
-    for _ in 0..answers {
+    let mut negative_ttl = None;
+    for index in 0..answers as usize + authority as usize {
         pos = skip_name(msg, pos).ok_or(bad)?;
         let kind = u16_at(msg, pos).ok_or(bad)?;
         let class = u16_at(msg, pos + 2).ok_or(bad)?;
+        let ttl = u32_at(msg, pos + 4).ok_or(bad)?;
         let len = u16_at(msg, pos + 8).ok_or(bad)? as usize;
-        let data = msg.get(pos + 10..pos + 10 + len).ok_or(bad)?;
-        if class == CLASS_IN {
-            match (kind, len) {
-                (TYPE_A, 4) => {
-                    found.push(Record::A(Ipv4Addr::new(data[0], data[1], data[2], data[3])))
-                }
-                (TYPE_AAAA, 16) => {
-                    let octets: [u8; 16] = data.try_into().map_err(|_| bad)?;
-                    found.push(Record::Aaaa(Ipv6Addr::from(octets)));
-                }
-                (TYPE_MX, 3..) => {
-                    let preference = u16_at(data, 0).ok_or(bad)?;
-                    let exchange = read_name(msg, pos + 12).ok_or(bad)?;
-                    found.push(Record::Mx(preference, exchange));
-                }
-                _ => {}
-            }
+        let start = pos + 10;
+        let data = msg.get(start..start + len).ok_or(bad)?;
+        pos = start + len;
+        if class != CLASS_IN {
+            continue;
         }
-        pos += 10 + len;
+        if index >= answers as usize {
+            if kind == TYPE_SOA {
+                // MNAME, RNAME, then SERIAL REFRESH RETRY EXPIRE MINIMUM.
+                let names_end = skip_name(msg, skip_name(msg, start).ok_or(bad)?).ok_or(bad)?;
+                let minimum = u32_at(msg, names_end + 16).ok_or(bad)?;
+                if names_end + 20 > pos {
+                    return Err(bad);
+                }
+                negative_ttl = Some(ttl.min(minimum));
+            }
+            continue;
+        }
+        if kind != asked {
+            continue;
+        }
+        let record = match (kind, len) {
+            (TYPE_A, 4) => Record::A(Ipv4Addr::new(data[0], data[1], data[2], data[3])),
+            (TYPE_AAAA, 16) => {
+                let octets: [u8; 16] = data.try_into().map_err(|_| bad)?;
+                Record::Aaaa(Ipv6Addr::from(octets))
+            }
+            (TYPE_MX, 3..) => {
+                let preference = u16_at(data, 0).ok_or(bad)?;
+                Record::Mx(preference, read_name(msg, start + 2).ok_or(bad)?)
+            }
+            (TYPE_TXT, _) => Record::Txt(txt_strings(data).ok_or(bad)?),
+            (TYPE_PTR, _) => Record::Ptr(read_name(msg, start).ok_or(bad)?),
+            _ => return Err(bad),
+        };
+        found.push(Resource { record, ttl });
     }
-    Ok(Answer::Records(found))
+    Ok(match (rcode, found.is_empty()) {
+        (3, _) => Answer::NoSuchName { negative_ttl },
+        (_, true) => Answer::NoData { negative_ttl },
+        (_, false) => Answer::Records(found),
+    })
 }
 
 #[cfg(test)]
@@ -272,7 +431,12 @@ mod tests {
         );
         assert_eq!(parse_answer(8, &a), Err(DnsError::Malformed), "wrong id");
         let nx = answer(7, "1.0.0.127.bl.test", 3, &[]);
-        assert_eq!(parse_answer(7, &nx).unwrap(), Answer::NoSuchName);
+        let no_soa = Answer::NoSuchName { negative_ttl: None };
+        assert_eq!(parse_answer(7, &nx).unwrap(), no_soa);
+        let empty = answer(7, "1.0.0.127.bl.test", 0, &[]);
+        let nodata = Answer::NoData { negative_ttl: None };
+        assert_eq!(parse_answer(7, &empty).unwrap(), nodata);
+        assert!(nodata.is_empty() && no_soa.is_empty() && nodata.ttl().is_none());
         let fail = answer(7, "x.test", 2, &[]);
         assert_eq!(parse_answer(7, &fail), Err(DnsError::ServerFailure(2)));
         assert_eq!(parse_answer(7, &a[..a.len() - 2]), Err(DnsError::Malformed));
@@ -292,18 +456,120 @@ mod tests {
         m.extend_from_slice(&[3, b'm', b'x', b'2', 0xc0, 12]);
         m.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0, 0, 1, 0, 0, 16]);
         m.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        // The AAAA record is not what was asked: skipped.
+        let resource = |record| Resource { record, ttl: 256 };
+        let answer = parse_answer(9, &m).unwrap();
         assert_eq!(
-            parse_answer(9, &m).unwrap(),
+            answer,
             Answer::Records(vec![
-                Record::Mx(10, "mx1.b.test".into()),
-                Record::Mx(20, "mx2.b.test".into()),
-                Record::Aaaa("2001:db8::1".parse().unwrap()),
+                resource(Record::Mx(10, "mx1.b.test".into())),
+                resource(Record::Mx(20, "mx2.b.test".into())),
             ])
         );
+        assert_eq!(answer.mx(), vec![(10, "mx1.b.test"), (20, "mx2.b.test")]);
+        assert_eq!(answer.ttl(), Some(256));
         // A pointer loop is refused, not followed forever.
         let mut looped = m.clone();
         let at = looped.len() - 16 - 12 - 2;
         looped[at..at + 2].copy_from_slice(&[0xc0, at as u8]);
         assert!(parse_answer(9, &looped).is_err());
+    }
+
+    /// A reply to `question` with `answers` and `authority` records, each
+    /// (type, ttl, data) owned by the question's name.
+    fn reply(
+        q: &[u8],
+        rcode: u8,
+        answers: &[(u16, u32, Vec<u8>)],
+        authority: &[(u16, u32, Vec<u8>)],
+    ) -> Vec<u8> {
+        let mut m = q.to_vec();
+        m[2] = 0x81;
+        m[3] = 0x80 | rcode;
+        m[6..8].copy_from_slice(&(answers.len() as u16).to_be_bytes());
+        m[8..10].copy_from_slice(&(authority.len() as u16).to_be_bytes());
+        for (kind, ttl, data) in answers.iter().chain(authority) {
+            m.extend_from_slice(&[0xc0, 12]);
+            m.extend_from_slice(&kind.to_be_bytes());
+            m.extend_from_slice(&[0, 1]);
+            m.extend_from_slice(&ttl.to_be_bytes());
+            m.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            m.extend_from_slice(data);
+        }
+        m
+    }
+
+    #[test]
+    fn txt_records_join_their_strings() {
+        let q = question(3, "example.test", TYPE_TXT);
+        let split = b"\x07v=spf1 \x04-all".to_vec();
+        let binary = b"\x03\xff\x00a\x00".to_vec();
+        let m = reply(&q, 0, &[(16, 300, split), (16, 60, binary)], &[]);
+        let answer = parse_answer(3, &m).unwrap();
+        assert_eq!(answer.txt(), vec![&b"v=spf1 -all"[..], &b"\xff\x00a"[..]]);
+        assert_eq!(answer.ttl(), Some(60), "the shortest TTL");
+        let text: Vec<_> = answer.records().filter_map(Record::txt_text).collect();
+        assert_eq!(text, ["v=spf1 -all", "\u{fffd}\u{0}a"]);
+        // A string longer than its record is malformed.
+        let cut = reply(&q, 0, &[(16, 300, b"\x09v=spf1".to_vec())], &[]);
+        assert_eq!(parse_answer(3, &cut), Err(DnsError::Malformed));
+    }
+
+    #[test]
+    fn ptr_records() {
+        let q = question(4, "4.3.2.1.in-addr.arpa", TYPE_PTR);
+        let host = [&[4][..], b"mail", &[7], b"example", &[4], b"test", &[0]].concat();
+        let m = reply(&q, 0, &[(12, 3600, host)], &[]);
+        let answer = parse_answer(4, &m).unwrap();
+        assert_eq!(answer.ptr(), vec!["mail.example.test"]);
+    }
+
+    #[test]
+    fn negative_answers_are_remembered_for_the_soa_minimum() {
+        // RFC 2308 §5: the smaller of the SOA's own TTL and its MINIMUM.
+        let soa = |ttl: u32, minimum: u32| {
+            let mut data = vec![0xc0, 12, 0xc0, 12];
+            for field in [1u32, 7200, 3600, 1_209_600, minimum] {
+                data.extend_from_slice(&field.to_be_bytes());
+            }
+            (6, ttl, data)
+        };
+        let q = question(5, "nowhere.test", TYPE_TXT);
+        let nx = parse_answer(5, &reply(&q, 3, &[], &[soa(3600, 300)])).unwrap();
+        assert_eq!(
+            nx,
+            Answer::NoSuchName {
+                negative_ttl: Some(300)
+            }
+        );
+        let nodata = parse_answer(5, &reply(&q, 0, &[], &[soa(120, 900)])).unwrap();
+        assert_eq!(
+            nodata,
+            Answer::NoData {
+                negative_ttl: Some(120)
+            }
+        );
+        // Records of another type are no answer to this one.
+        let other = reply(&q, 0, &[(1, 60, vec![192, 0, 2, 1])], &[soa(60, 60)]);
+        assert_eq!(
+            parse_answer(5, &other).unwrap(),
+            Answer::NoData {
+                negative_ttl: Some(60)
+            }
+        );
+        // An SOA cut short is malformed.
+        let mut short = soa(60, 60);
+        short.2.truncate(10);
+        assert!(parse_answer(5, &reply(&q, 3, &[], &[short])).is_err());
+    }
+
+    #[test]
+    fn names_that_cannot_be_asked() {
+        assert!(valid_name("example.test") && valid_name("example.test."));
+        assert!(valid_name(&format!("{}.test", "x".repeat(63))));
+        assert!(!valid_name(&format!("{}.test", "x".repeat(64))));
+        assert!(!valid_name("") && !valid_name(".") && !valid_name("a..b"));
+        assert!(valid_name(&"a.".repeat(127)), "255 bytes on the wire");
+        assert!(!valid_name(&"a.".repeat(128)));
     }
 }

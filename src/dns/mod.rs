@@ -1,23 +1,30 @@
-//! A minimal DNS client for DNS blocklists and for finding the mail
-//! servers of a domain (MX, then A/AAAA): over UDP with EDNS0 (without it
-//! for a server that does not know it), and again over TCP when the answer
-//! is truncated. The messages are built and read
-//! in [`message`]; this is the thin layer that moves them. The resolver
-//! address is configurable so tests use a local responder and never the
-//! system's.
+//! A minimal DNS client for DNS blocklists, for finding the mail servers
+//! of a domain (MX, then A/AAAA), and for mail authentication (TXT, PTR):
+//! over UDP with EDNS0 (without it for a server that does not know it),
+//! and again over TCP when the answer is truncated. The messages are built
+//! and read in [`message`], answers remembered in [`cache`]; this is the
+//! thin layer that moves them. [`Resolver`] is the handle to share (in an
+//! `Rc`): a resolver address, a time limit per question, and the cache.
+//! The resolver address is configurable so tests use a local responder and
+//! never the system's.
 
+pub mod cache;
 pub mod message;
 
+use crate::limits::DNS_QUERY_TIMEOUT;
+use cache::Cache;
 use message::{
-    parse_answer, query, query_without_edns, tcp_frame, tcp_length, Answer, DnsError, Record,
+    parse_answer, query, query_without_edns, tcp_frame, tcp_length, valid_name, Answer, DnsError,
     RCODE_FORMAT_ERROR, TYPE_A, TYPE_AAAA, TYPE_MX,
 };
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpStream, UdpSocket};
 use smol::{future, Timer};
 use std::cell::RefCell;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 use std::time::{Duration, SystemTime};
 
 /// The first `nameserver` of /etc/resolv.conf, on port 53. The file is
@@ -79,6 +86,40 @@ fn first_nameserver(path: &Path) -> Option<SocketAddr> {
     })
 }
 
+/// Why a question got no answer. Each is temporary as far as mail is
+/// concerned (SPF's temperror) except [`LookupError::InvalidName`], which
+/// no server would ever answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// The name cannot be put in a query (an empty label, one over 63
+    /// bytes, over 255 in all).
+    InvalidName,
+    /// No resolver is configured and /etc/resolv.conf names none.
+    NoResolver,
+    /// No answer within the time limit.
+    TimedOut,
+    /// The resolver failed (SERVFAIL, REFUSED...), answered nonsense, or
+    /// could not be reached.
+    Failed(String),
+}
+
+impl fmt::Display for LookupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LookupError::InvalidName => write!(f, "invalid name"),
+            LookupError::NoResolver => write!(f, "no DNS resolver configured"),
+            LookupError::TimedOut => write!(f, "no answer in time"),
+            LookupError::Failed(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl From<LookupError> for String {
+    fn from(e: LookupError) -> String {
+        e.to_string()
+    }
+}
+
 /// Asks `resolver` for `name`'s records of type `kind`, over UDP and, if
 /// the answer is truncated, over TCP; waiting at most `timeout` in all.
 pub async fn lookup(
@@ -86,9 +127,9 @@ pub async fn lookup(
     name: &str,
     kind: u16,
     timeout: Duration,
-) -> Result<Answer, String> {
+) -> Result<Answer, LookupError> {
     let id = query_id();
-    let invalid = |_| format!("invalid name {name:?}");
+    let invalid = |_| LookupError::InvalidName;
     let mut packet = query(id, name, kind).map_err(invalid)?;
     let exchange = async {
         let mut outcome = exchange_udp(resolver, id, &packet).await?;
@@ -99,15 +140,70 @@ pub async fn lookup(
         match outcome {
             Ok(answer) => Ok(answer),
             Err(DnsError::Truncated) => exchange_tcp(resolver, id, &packet).await,
-            Err(DnsError::ServerFailure(code)) => Err(format!("resolver failed (rcode {code})")),
-            Err(DnsError::Malformed) => Err("malformed answer".into()),
+            Err(DnsError::ServerFailure(code)) => Err(LookupError::Failed(format!(
+                "resolver failed (rcode {code})"
+            ))),
+            Err(DnsError::Malformed) => Err(LookupError::Failed("malformed answer".into())),
         }
     };
     future::or(exchange, async {
         Timer::after(timeout).await;
-        Err(format!("no answer from {resolver} within {timeout:?}"))
+        Err(LookupError::TimedOut)
     })
     .await
+}
+
+/// The DNS client to share among sessions (in an `Rc`): where to ask, how
+/// long one question may take, and the answers remembered.
+pub struct Resolver {
+    server: Option<SocketAddr>,
+    timeout: Duration,
+    cache: RefCell<Cache>,
+}
+
+impl Resolver {
+    /// Asks `server` (config `dns_resolver`), or when `None` the first
+    /// nameserver of /etc/resolv.conf as it is at each question; each
+    /// question may take [`DNS_QUERY_TIMEOUT`].
+    pub fn new(server: Option<SocketAddr>) -> Self {
+        Resolver {
+            server,
+            timeout: DNS_QUERY_TIMEOUT,
+            cache: RefCell::new(Cache::default()),
+        }
+    }
+
+    /// The same with another time limit per question.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// `name`'s records of type `kind`: remembered, or asked and then
+    /// remembered for their TTL. Failures are not remembered.
+    pub async fn lookup(&self, name: &str, kind: u16) -> Result<Answer, LookupError> {
+        if !valid_name(name) {
+            return Err(LookupError::InvalidName);
+        }
+        if let Some(answer) = self.cache.borrow().get(name, kind, Instant::now()) {
+            return Ok(answer.clone());
+        }
+        let server = self
+            .server
+            .or_else(system_resolver)
+            .ok_or(LookupError::NoResolver)?;
+        let answer = lookup(server, name, kind, self.timeout).await?;
+        let now = Instant::now();
+        self.cache
+            .borrow_mut()
+            .insert(name, kind, answer.clone(), now);
+        Ok(answer)
+    }
+
+    /// How many answers are remembered.
+    pub fn cached(&self) -> usize {
+        self.cache.borrow().len()
+    }
 }
 
 /// One query over UDP: the answer, or what the server said instead
@@ -116,7 +212,8 @@ async fn exchange_udp(
     resolver: SocketAddr,
     id: u16,
     packet: &[u8],
-) -> Result<Result<Answer, DnsError>, String> {
+) -> Result<Result<Answer, DnsError>, LookupError> {
+    let io = |e: std::io::Error| LookupError::Failed(e.to_string());
     let bind: SocketAddr = if resolver.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -124,13 +221,13 @@ async fn exchange_udp(
     }
     .parse()
     .expect("literal address");
-    let socket = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
-    socket.connect(resolver).await.map_err(|e| e.to_string())?;
-    socket.send(packet).await.map_err(|e| e.to_string())?;
+    let socket = UdpSocket::bind(bind).await.map_err(io)?;
+    socket.connect(resolver).await.map_err(io)?;
+    socket.send(packet).await.map_err(io)?;
     // Room beyond what was offered, for servers that send more anyway.
     let mut buf = [0u8; 4096];
     loop {
-        let n = socket.recv(&mut buf).await.map_err(|e| e.to_string())?;
+        let n = socket.recv(&mut buf).await.map_err(io)?;
         match parse_answer(id, &buf[..n]) {
             // Not ours (a late answer to someone else): keep waiting.
             Err(DnsError::Malformed) => continue,
@@ -140,8 +237,8 @@ async fn exchange_udp(
 }
 
 /// One query over TCP, each message behind its 2-byte length.
-async fn exchange_tcp(resolver: SocketAddr, id: u16, packet: &[u8]) -> Result<Answer, String> {
-    let tcp_error = |e: std::io::Error| format!("over TCP: {e}");
+async fn exchange_tcp(resolver: SocketAddr, id: u16, packet: &[u8]) -> Result<Answer, LookupError> {
+    let tcp_error = |e: std::io::Error| LookupError::Failed(format!("over TCP: {e}"));
     let mut stream = TcpStream::connect(resolver).await.map_err(tcp_error)?;
     stream
         .write_all(&tcp_frame(packet))
@@ -153,8 +250,10 @@ async fn exchange_tcp(resolver: SocketAddr, id: u16, packet: &[u8]) -> Result<An
     stream.read_exact(&mut msg).await.map_err(tcp_error)?;
     match parse_answer(id, &msg) {
         Ok(answer) => Ok(answer),
-        Err(DnsError::ServerFailure(code)) => Err(format!("resolver failed (rcode {code})")),
-        Err(_) => Err("malformed answer over TCP".into()),
+        Err(DnsError::ServerFailure(code)) => Err(LookupError::Failed(format!(
+            "resolver failed (rcode {code})"
+        ))),
+        Err(_) => Err(LookupError::Failed("malformed answer over TCP".into())),
     }
 }
 
@@ -214,14 +313,14 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The mail hosts of `domain`. `Err` is a temporary failure.
 pub async fn mail_hosts(resolver: SocketAddr, domain: &str) -> Result<MailHosts, String> {
     match lookup(resolver, domain, TYPE_MX, LOOKUP_TIMEOUT).await? {
-        Answer::NoSuchName => Ok(MailHosts::NoMail(format!("domain {domain} does not exist"))),
-        Answer::Records(records) => {
-            let mut mx: Vec<(u16, String)> = records
+        Answer::NoSuchName { .. } => {
+            Ok(MailHosts::NoMail(format!("domain {domain} does not exist")))
+        }
+        answer => {
+            let mut mx: Vec<(u16, String)> = answer
+                .mx()
                 .into_iter()
-                .filter_map(|r| match r {
-                    Record::Mx(pref, host) => Some((pref, host)),
-                    _ => None,
-                })
+                .map(|(pref, host)| (pref, host.to_string()))
                 .collect();
             if mx.is_empty() {
                 return Ok(MailHosts::Hosts(vec![domain.to_string()]));
@@ -250,11 +349,8 @@ pub async fn host_addresses(resolver: SocketAddr, host: &str) -> Result<Vec<IpAd
     }
     let v4 = lookup(resolver, host, TYPE_A, LOOKUP_TIMEOUT).await?;
     let mut found: Vec<IpAddr> = v4.ipv4().into_iter().map(IpAddr::V4).collect();
-    if let Ok(Answer::Records(records)) = lookup(resolver, host, TYPE_AAAA, LOOKUP_TIMEOUT).await {
-        found.extend(records.into_iter().filter_map(|r| match r {
-            Record::Aaaa(a) => Some(IpAddr::V6(a)),
-            _ => None,
-        }));
+    if let Ok(v6) = lookup(resolver, host, TYPE_AAAA, LOOKUP_TIMEOUT).await {
+        found.extend(v6.ipv6().into_iter().map(IpAddr::V6));
     }
     if found.is_empty() {
         return Err(format!("host {host} has no address"));
