@@ -45,6 +45,7 @@ fn smtp_data_drip_is_cut_off_and_nothing_stored() {
     let took = drip(&mut c, b"slow body ", Duration::from_millis(300));
     assert!(took.is_some(), "a drip-fed message held the session");
     assert!(c.reply().starts_with("421"));
+    server.wait_session_closed(c.local_addr());
     assert!(server.messages("alice").is_empty());
     // Others are still served.
     let reply = send_mail(
@@ -88,8 +89,11 @@ fn sessions_per_address_and_connection_rate() {
         pop.line().starts_with("-ERR [SYS/TEMP]"),
         "limit is over all listeners"
     );
-    held.pop();
-    std::thread::sleep(Duration::from_millis(200));
+    // Its slot is given back as its session ends.
+    let gone = held.pop().unwrap();
+    let client = gone.local_addr();
+    drop(gone);
+    server.wait_session_closed(client);
     assert!(
         server.smtp().reply().starts_with("220"),
         "a freed slot is reusable"
@@ -145,8 +149,10 @@ fn memory_per_idle_session_is_small_and_fixed() {
     let (_dir, server) =
         Server::with_config("[smtp]\nmax_sessions = 600\n[limits]\nsessions_per_address = 600\n");
     // Warm up: the first sessions allocate the executor's own structures.
-    let warm: Vec<Client> = (0..20).map(|_| server.smtp()).collect();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut warm: Vec<Client> = (0..20).map(|_| server.smtp()).collect();
+    for c in &mut warm {
+        assert!(c.reply().starts_with("220"));
+    }
     let before = rss_kib(server.child.id());
     let mut idle: Vec<Client> = (0..500).map(|_| server.smtp()).collect();
     for c in &mut idle {

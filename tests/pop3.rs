@@ -139,8 +139,9 @@ fn deletion_happens_only_after_quit() {
     let uids = listing(&mut c, "UIDL");
     assert_eq!(uids.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [2, 3]);
     // Dropped without QUIT: nothing is deleted.
+    let client = c.local_addr();
     drop(c);
-    std::thread::sleep(Duration::from_millis(200));
+    server.wait_session_closed(client);
     assert_eq!(server.messages("alice").len(), 3);
     let mut c = pop3_login(&server, "alice", "alice-pw");
     c.cmd("DELE 2");
@@ -255,9 +256,11 @@ fn one_session_per_mailbox() {
     first.cmd("QUIT");
     first.line();
     let again = pop3_login(&server, "alice", "alice-pw");
-    // A dropped connection frees the mailbox too.
+    // A dropped connection frees the mailbox too, by the time its
+    // session is over.
+    let client = again.local_addr();
     drop(again);
-    std::thread::sleep(Duration::from_millis(200));
+    server.wait_session_closed(client);
     drop(pop3_login(&server, "alice", "alice-pw"));
 }
 

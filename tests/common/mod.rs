@@ -201,6 +201,19 @@ impl Server {
         false
     }
 
+    /// Waits until the log says the session of the client at `client` (its
+    /// own address) has closed: by then the server is done with all that
+    /// session did or left behind (a spool file, a mailbox lock, its
+    /// slot). A check that something did not happen goes after this.
+    pub fn wait_session_closed(&self, client: SocketAddr) {
+        let needle = format!(" {client} closed: ");
+        assert!(
+            self.logged(&needle, Duration::from_secs(20)),
+            "no {needle:?} in the log:\n{}",
+            self.log()
+        );
+    }
+
     pub fn smtp(&self) -> Client {
         Client::connect(self.smtp)
     }
@@ -290,6 +303,11 @@ impl Client {
             reader: BufReader::new(stream.try_clone().unwrap()),
             stream,
         }
+    }
+
+    /// This end's address, which names the session in the server's log.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().unwrap()
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
