@@ -151,6 +151,41 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_passes_at_the_delay_not_before() {
+        let mut g = Greylist::new(Settings {
+            delay: Duration::from_secs(1),
+            ..list().settings
+        });
+        let t0 = Instant::now();
+        let ip: IpAddr = "203.0.113.5".parse().unwrap();
+        let (from, to) = ("news@remote.test", "alice@localhost");
+        let second = Duration::from_secs(1);
+        assert_eq!(g.check_at(ip, from, to, t0), Some(second));
+        // Retried at once, or just short of the delay: still deferred.
+        assert_eq!(g.check_at(ip, from, to, t0), Some(second));
+        let almost = t0 + Duration::from_millis(999);
+        assert_eq!(
+            g.check_at(ip, from, to, almost),
+            Some(Duration::from_millis(1))
+        );
+        assert_eq!(g.check_at(ip, from, to, t0 + second), None);
+        // Passed: the triplet keeps passing, in any case of the sender.
+        let later = t0 + Duration::from_secs(2);
+        assert_eq!(g.check_at(ip, "NEWS@remote.test", to, later), None);
+        assert!(g.check_at(ip, "other@remote.test", to, later).is_some());
+    }
+
+    #[test]
+    fn with_no_delay_the_first_attempt_passes() {
+        let mut g = Greylist::new(Settings {
+            delay: Duration::ZERO,
+            ..list().settings
+        });
+        let ip: IpAddr = "203.0.113.5".parse().unwrap();
+        assert_eq!(g.check_at(ip, "a@x", "b@y", Instant::now()), None);
+    }
+
+    #[test]
     fn stale_entries_start_over() {
         let mut g = list();
         let t0 = Instant::now();
