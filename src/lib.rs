@@ -75,6 +75,7 @@ pub mod route;
 pub mod server;
 pub mod smtp;
 pub mod spam;
+pub mod spf;
 pub mod store;
 pub mod tls;
 pub mod wire;

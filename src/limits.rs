@@ -144,3 +144,16 @@ pub const DNS_CACHE_MIN_TTL: Duration = Duration::from_secs(10);
 pub const DNS_CACHE_MAX_TTL: Duration = Duration::from_secs(3600);
 /// Time one DNS question may take (UDP, then TCP when truncated).
 pub const DNS_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SPF (RFC 7208 §4.6.4): terms that ask DNS, lookups that find nothing,
+/// MX names per `mx`, PTR names looked at per `ptr` or %{p}.
+pub const SPF_MAX_DNS_TERMS: usize = 10;
+pub const SPF_MAX_VOID_LOOKUPS: usize = 2;
+pub const SPF_MAX_MX_NAMES: usize = 10;
+pub const SPF_MAX_PTR_NAMES: usize = 10;
+/// Distinct DNS questions one SPF check may ask: the limits above allow
+/// about 1 + 10 × 11 + 11 (%{p}) + 1 (exp); past this it is a permerror.
+pub const SPF_MAX_QUESTIONS: usize = 128;
+/// Time one whole SPF check may take (RFC 7208 §4.6.4 asks for at least
+/// 20 seconds); past it the result is temperror.
+pub const SPF_TIMEOUT: Duration = Duration::from_secs(20);
