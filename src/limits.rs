@@ -144,6 +144,9 @@ pub const DNS_CACHE_MIN_TTL: Duration = Duration::from_secs(10);
 pub const DNS_CACHE_MAX_TTL: Duration = Duration::from_secs(3600);
 /// Time one DNS question may take (UDP, then TCP when truncated).
 pub const DNS_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// A UDP question without an answer after this is sent again, until the
+/// time limit (a lost datagram costs a second, not the whole limit).
+pub const DNS_UDP_RESEND: Duration = Duration::from_secs(1);
 
 /// SPF (RFC 7208 §4.6.4): terms that ask DNS, lookups that find nothing,
 /// MX names per `mx`, PTR names looked at per `ptr` or %{p}.

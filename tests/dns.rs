@@ -85,6 +85,9 @@ enum Udp {
     /// FORMERR to queries with EDNS0 (as a server that does not know it),
     /// the full answer to those without.
     NoEdns,
+    /// Nothing to the first query (as if it were lost), the full answer to
+    /// the others.
+    LoseFirst,
 }
 
 /// The answer to `query`: complete, or only the header and question with
@@ -144,6 +147,8 @@ fn responder_with(udp_mode: Udp) -> (SocketAddr, Arc<Mutex<Vec<Asked>>>) {
                     refused
                 }
                 Udp::NoEdns => reply(&buf[..n], false),
+                Udp::LoseFirst if log.lock().unwrap().len() == 1 => continue,
+                Udp::LoseFirst => reply(&buf[..n], false),
             };
             let _ = udp.send_to(&answer, from);
         }
@@ -273,4 +278,19 @@ fn a_resolver_that_does_not_answer_gives_an_error_in_time() {
     assert_eq!(outcome, Err(LookupError::TimedOut));
     assert!(started.elapsed() >= limit && started.elapsed() < limit * 10);
     assert_eq!(resolver.cached(), 0, "failures are not remembered");
+}
+
+#[test]
+fn a_lost_question_is_sent_again() {
+    let (server, asked) = responder_with(Udp::LoseFirst);
+    let resolver = Resolver::new(Some(server));
+    let started = Instant::now();
+    let txt = smol::block_on(resolver.lookup("text.test", TYPE_TXT)).unwrap();
+    assert_eq!(txt.txt(), vec![&b"v=spf1 -all"[..]]);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(asked.lock().unwrap().len(), 2);
 }

@@ -1,7 +1,8 @@
 //! A minimal DNS client for DNS blocklists, for finding the mail servers
 //! of a domain (MX, then A/AAAA), and for mail authentication (TXT, PTR):
 //! over UDP with EDNS0 (without it for a server that does not know it),
-//! and again over TCP when the answer is truncated. The messages are built
+//! sent again each [`DNS_UDP_RESEND`] while unanswered, and again over TCP
+//! when the answer is truncated. The messages are built
 //! and read in [`message`], answers remembered in [`cache`]; this is the
 //! thin layer that moves them. [`Resolver`] is the handle to share (in an
 //! `Rc`): a resolver address, a time limit per question, and the cache.
@@ -11,7 +12,7 @@
 pub mod cache;
 pub mod message;
 
-use crate::limits::DNS_QUERY_TIMEOUT;
+use crate::limits::{DNS_QUERY_TIMEOUT, DNS_UDP_RESEND};
 use cache::Cache;
 use message::{
     parse_answer, query, query_without_edns, tcp_frame, tcp_length, valid_name, Answer, DnsError,
@@ -227,7 +228,17 @@ async fn exchange_udp(
     // Room beyond what was offered, for servers that send more anyway.
     let mut buf = [0u8; 4096];
     loop {
-        let n = socket.recv(&mut buf).await.map_err(io)?;
+        let received = future::or(async { Some(socket.recv(&mut buf).await) }, async {
+            Timer::after(DNS_UDP_RESEND).await;
+            None
+        })
+        .await;
+        let Some(received) = received else {
+            // A datagram may have been lost: ask again, with the same id.
+            socket.send(packet).await.map_err(io)?;
+            continue;
+        };
+        let n = received.map_err(io)?;
         match parse_answer(id, &buf[..n]) {
             // Not ours (a late answer to someone else): keep waiting.
             Err(DnsError::Malformed) => continue,
