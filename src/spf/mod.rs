@@ -899,6 +899,35 @@ mod tests {
     }
 
     #[test]
+    fn resolver_outcomes_become_replies() {
+        use crate::dns::message::Resource;
+        let record = DnsRecord::A([192, 0, 2, 1].into());
+        let found = Answer::Records(vec![Resource {
+            record: record.clone(),
+            ttl: 0,
+        }]);
+        assert_eq!(Reply::from(Ok(found)), Reply::Records(vec![record]));
+        let nodata = Answer::NoData {
+            negative_ttl: Some(60),
+        };
+        assert_eq!(Reply::from(Ok(nodata)), Reply::NoData);
+        let nx = Answer::NoSuchName { negative_ttl: None };
+        assert_eq!(Reply::from(Ok(nx)), Reply::NoSuchName);
+        // No query can be made for a name no server would know.
+        assert_eq!(
+            Reply::from(Err(LookupError::InvalidName)),
+            Reply::NoSuchName
+        );
+        for error in [
+            LookupError::TimedOut,
+            LookupError::NoResolver,
+            LookupError::Failed("x".into()),
+        ] {
+            assert_eq!(Reply::from(Err(error)), Reply::Failed);
+        }
+    }
+
+    #[test]
     fn not_a_domain_has_no_policy() {
         for sender in ["a@[192.0.2.1]", "a@localhost", "a@a..test", "a@"] {
             let spf = Spf::mail_from(ip("192.0.2.1"), sender, "h", "me.test");
