@@ -64,6 +64,7 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod console;
+pub mod dkim;
 pub mod dns;
 pub mod limits;
 pub mod ops;

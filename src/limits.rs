@@ -160,3 +160,13 @@ pub const SPF_MAX_QUESTIONS: usize = 128;
 /// Time one whole SPF check may take (RFC 7208 §4.6.4 asks for at least
 /// 20 seconds); past it the result is temperror.
 pub const SPF_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// DKIM: header section bytes kept per message for signing and verifying.
+/// Past it, signing is skipped ("header section too large") and
+/// verification gives `neutral` with that reason; the body still streams.
+pub const MAX_DKIM_HEADER_SECTION: usize = 64 * 1024;
+/// DKIM-Signature fields verified per message; later ones are ignored.
+pub const MAX_DKIM_SIGNATURES: usize = 5;
+/// An old DKIM key's record stays published this long after a rotation,
+/// so mail signed just before it can still be verified on arrival.
+pub const DKIM_OLD_KEY_GRACE: Duration = Duration::from_secs(7 * 86_400);
