@@ -53,6 +53,24 @@ fn queue_cmd(data: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Waits until `data`'s queue is empty: each message in it was delivered
+/// or returned before its record went, so none has an attempt to come.
+fn wait_queue_empty(data: &Path, limit: Duration, server: &Server) {
+    let start = Instant::now();
+    loop {
+        let (_, list) = queue_cmd(data, &["list"]);
+        if list == "queue is empty\n" {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "after {limit:?} the queue holds:\n{list}\nlog:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A DNS responder for the tests: MX of b.test is mx.b.test, which is
 /// 127.0.0.1; nothing.test has no such name; everything else is answered
 /// empty. Returns its address.
@@ -310,11 +328,7 @@ fn retried_while_the_peer_is_down_then_delivered() {
         a.log()
     });
     assert!(got[0].contains("Subject: patience"));
-    let start = Instant::now();
-    while queue_cmd(&a.data, &["list"]).1 != "queue is empty\n" {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_queue_empty(&a.data, Duration::from_secs(10), &a);
 }
 
 #[test]
@@ -405,15 +419,7 @@ fn queue_commands_list_flush_and_delete() {
     );
     // The flush has done its work once the queue is empty; only then can
     // "one" no longer show up.
-    let start_wait = Instant::now();
-    while !queue_cmd(&data, &["list"]).1.contains("queue is empty") {
-        assert!(
-            start_wait.elapsed() < Duration::from_secs(20),
-            "{}",
-            a.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_queue_empty(&data, Duration::from_secs(20), &a);
     assert_eq!(mailbox_files(&b.data, "carol@b.test").len(), 1);
 
     drop(a);
@@ -443,13 +449,20 @@ fn a_full_queue_survives_sigkill() {
         .starts_with("250"));
     }
     a.kill();
-    let (_b_dir, b) = peer_b(&["--smtp", &format!("127.0.0.1:{port}")]);
-    let a = start(&data, &config, "a.test", &[]);
-    let got = wait_for_mail(&b.data, "carol@b.test", N, Duration::from_secs(30), &|| {
+    let (_b_dir, mut b) = peer_b(&["--smtp", &format!("127.0.0.1:{port}")]);
+    let mut a = start(&data, &config, "a.test", &[]);
+    wait_for_mail(&b.data, "carol@b.test", N, Duration::from_secs(30), &|| {
         a.log()
     });
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(mailbox_files(&b.data, "carol@b.test").len(), N);
+    // No copy can come after both have stopped: count then.
+    wait_queue_empty(&data, Duration::from_secs(30), &a);
+    assert!(a.terminate().success(), "{}", a.log());
+    assert!(b.terminate().success(), "{}", b.log());
+    let got: Vec<String> = mailbox_files(&b.data, "carol@b.test")
+        .iter()
+        .map(|m| String::from_utf8_lossy(&std::fs::read(m).unwrap()).into_owned())
+        .collect();
+    assert_eq!(got.len(), N);
     for i in 0..N {
         let subject = format!("Subject: number {i}\r\n");
         assert_eq!(
@@ -504,7 +517,7 @@ fn sigkill_at_random_moments_loses_no_queued_mail() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
     const ROUNDS: usize = 6;
-    let (_b_dir, b) = peer_b(&[]);
+    let (_b_dir, mut b) = peer_b(&[]);
     let (_a_dir, data, config) = prepare(
         "a.test",
         &["alice"],
@@ -518,6 +531,7 @@ fn sigkill_at_random_moments_loses_no_queued_mail() {
     let mut next = 0usize;
     for round in 0..ROUNDS {
         let a = start(&data, &config, "a.test", &[]);
+        let before = accepted.lock().unwrap().len();
         let stop = Arc::new(AtomicBool::new(false));
         let sender = {
             let (stop, accepted, addr) = (stop.clone(), accepted.clone(), a.smtp);
@@ -537,10 +551,21 @@ fn sigkill_at_random_moments_loses_no_queued_mail() {
                 n
             })
         };
+        // Every round takes a message before its kill, so every kill
+        // lands on a server at work.
+        let start_wait = Instant::now();
+        while accepted.lock().unwrap().len() == before {
+            assert!(
+                start_wait.elapsed() < Duration::from_secs(20),
+                "round {round}: no message accepted:\n{}",
+                a.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        std::thread::sleep(Duration::from_millis(100 + (seed >> 33) % 400));
+        std::thread::sleep(Duration::from_millis((seed >> 33) % 400));
         let mut a = a;
         a.kill();
         stop.store(true, Ordering::SeqCst);
@@ -549,16 +574,11 @@ fn sigkill_at_random_moments_loses_no_queued_mail() {
         let (ok, list) = queue_cmd(&data, &["list"]);
         assert!(ok, "round {round}: {list}");
     }
-    let a = start(&data, &config, "a.test", &[]);
-    let start_wait = Instant::now();
-    while queue_cmd(&data, &["list"]).1 != "queue is empty\n" {
-        assert!(
-            start_wait.elapsed() < Duration::from_secs(60),
-            "{}",
-            a.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut a = start(&data, &config, "a.test", &[]);
+    wait_queue_empty(&data, Duration::from_secs(60), &a);
+    // No copy can come after both have stopped: count then.
+    assert!(a.terminate().success(), "{}", a.log());
+    assert!(b.terminate().success(), "{}", b.log());
     let mut seen: HashMap<String, usize> = HashMap::new();
     for m in mailbox_files(&b.data, "carol@b.test") {
         let text = String::from_utf8(std::fs::read(&m).unwrap()).unwrap();
@@ -574,11 +594,6 @@ fn sigkill_at_random_moments_loses_no_queued_mail() {
         *seen.entry(subject).or_insert(0) += 1;
     }
     let accepted = accepted.lock().unwrap();
-    assert!(
-        accepted.len() > ROUNDS,
-        "too little load: {}",
-        accepted.len()
-    );
     for subject in accepted.iter() {
         assert!(
             seen.contains_key(subject),
