@@ -31,24 +31,13 @@ fn fresh(tag: &str) -> (tempfile::TempDir, Server, String) {
     (dir, server, host)
 }
 
-fn wait_for_log(server: &Server, needle: &str, limit: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if server.log().contains(needle) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 /// Sends `sig` and waits until the server has logged that it began
 /// shutting down (the listeners are dropped in the same step).
 fn signal_and_sync(server: &Server, sig: &str) -> Instant {
     let sent = Instant::now();
     signal(&server.child, sig);
     assert!(
-        wait_for_log(server, "no new connections", SYNC),
+        server.logged("no new connections", SYNC),
         "SIG{sig} not acknowledged in the log:\n{}",
         server.log()
     );
@@ -467,9 +456,11 @@ fn pop3_deletions_pending_at_sigterm_are_not_applied() {
 /// After shutdown began, a connection must fail, or be closed without
 /// the server taking a command. A racing accept may still greet and then
 /// say 421; a greeting from another host is a recycled port, not ours.
-fn refused(addr: SocketAddr, host: &str) -> Result<(), String> {
+/// `Ok(true)` once the listener is gone: the connection failed, or the
+/// port is another host's now.
+fn refused(addr: SocketAddr, host: &str) -> Result<bool, String> {
     let Ok(mut s) = TcpStream::connect(addr) else {
-        return Ok(());
+        return Ok(true);
     };
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut got = Vec::new();
@@ -499,7 +490,7 @@ fn refused(addr: SocketAddr, host: &str) -> Result<(), String> {
     if ours {
         eprintln!("{addr}: accepted after the signal, then told {text:?}");
     }
-    Ok(())
+    Ok(!ours && !got.is_empty())
 }
 
 #[test]
@@ -510,8 +501,8 @@ fn new_connections_are_refused_once_shutdown_begins() {
     let mut busy = in_data(&server, "bob");
     busy.send(b"Subject: busy\r\n\r\n");
     signal_and_sync(&server, "TERM");
-    // The listeners close in the step that logged; give the executor a moment.
-    std::thread::sleep(Duration::from_secs(1));
+    // Each listener closes soon after the log says so; until it has, every
+    // connection must still be turned away.
     let mut problems = Vec::new();
     let listeners = [
         ("smtp", Some(server.smtp)),
@@ -521,8 +512,20 @@ fn new_connections_are_refused_once_shutdown_begins() {
         ("pop3s", server.pop3s),
     ];
     for (name, addr) in listeners {
-        if let Err(e) = refused(addr.unwrap(), &host) {
-            problems.push(format!("{name}: {e}"));
+        let start = Instant::now();
+        loop {
+            match refused(addr.unwrap(), &host) {
+                Ok(true) => break,
+                Ok(false) if start.elapsed() > SYNC => {
+                    problems.push(format!("{name}: still listening after {SYNC:?}"));
+                    break;
+                }
+                Ok(false) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => {
+                    problems.push(format!("{name}: {e}"));
+                    break;
+                }
+            }
         }
     }
     busy.send(b"done\r\n.\r\n");
@@ -541,6 +544,12 @@ fn unfinished_tls_handshakes_do_not_hold_up_shutdown() {
     // Connected to the implicit-TLS ports, never saying a word.
     let quiet_smtps = TcpStream::connect(server.submissions.unwrap()).unwrap();
     let quiet_pop3s = TcpStream::connect(server.pop3s.unwrap()).unwrap();
+    // Sessions of the server's before the signal, not connections
+    // waiting to be accepted.
+    for quiet in [&quiet_smtps, &quiet_pop3s] {
+        let needle = format!(" {} connected to ", quiet.local_addr().unwrap());
+        assert!(server.logged(&needle, SYNC), "{}", server.log());
+    }
     // Asked for STARTTLS / STLS, then silent.
     let mut starttls = Client::connect(server.submission.unwrap());
     assert!(starttls.reply().starts_with("220"));
@@ -550,7 +559,6 @@ fn unfinished_tls_handshakes_do_not_hold_up_shutdown() {
     stls.line();
     stls.cmd("STLS");
     assert!(stls.line().starts_with("+OK"));
-    std::thread::sleep(Duration::from_millis(200));
 
     let sent = signal_and_sync(&server, "TERM");
     // Idle in all but name: they cannot be told 421 in plain text, but
