@@ -65,6 +65,7 @@ pub mod config;
 pub mod conn;
 pub mod console;
 pub mod dkim;
+pub mod dmarc;
 pub mod dns;
 pub mod limits;
 pub mod ops;

@@ -170,3 +170,9 @@ pub const MAX_DKIM_SIGNATURES: usize = 5;
 /// An old DKIM key's record stays published this long after a rotation,
 /// so mail signed just before it can still be verified on arrival.
 pub const DKIM_OLD_KEY_GRACE: Duration = Duration::from_secs(7 * 86_400);
+
+/// Longest DMARC TXT record read (its strings joined); real ones are a few
+/// hundred bytes.
+pub const DMARC_MAX_RECORD: usize = 2048;
+/// Report URIs kept from a DMARC record's `rua` or `ruf`.
+pub const DMARC_MAX_REPORT_URIS: usize = 8;
