@@ -3,12 +3,12 @@
 //! distribution; see tests/spf/README), through the real resolver code:
 //! each scenario's zone is served by a DNS responder on 127.0.0.1.
 
-#[path = "spf/responder.rs"]
-mod responder;
+mod common;
+use common::dns_responder as responder;
 
 use postbox::dns::Resolver;
 use postbox::spf::{check_within, Spf, SpfResult};
-use responder::{encode_name, Data, Zone, CNAME};
+use responder::{encode_name, txt_data, Data, Zone, CNAME};
 use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -43,21 +43,6 @@ fn unhex(text: &str) -> String {
 
 fn unhex_bytes(text: &str) -> Vec<u8> {
     unhex(text).into_bytes()
-}
-
-/// A TXT record's data: its text in strings of at most 255 bytes.
-fn txt_data(strings: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for s in strings {
-        for chunk in s.chunks(255) {
-            out.push(chunk.len() as u8);
-            out.extend_from_slice(chunk);
-        }
-        if s.is_empty() {
-            out.push(0);
-        }
-    }
-    out
 }
 
 fn add_zone_line(zone: &mut Zone, fields: &[&str]) {

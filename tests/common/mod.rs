@@ -2,6 +2,8 @@
 //! 127.0.0.1 ports with a temp data dir, and small line-oriented clients.
 #![allow(dead_code)]
 
+pub mod dns_responder;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -295,7 +297,40 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
+        Client::from_stream(TcpStream::connect(addr).unwrap())
+    }
+
+    /// Connects from `source` (another loopback address, 127.0.0.2 say),
+    /// so the server sees a client that is not itself: the socket is
+    /// bound before it connects, which std's TcpStream cannot do.
+    pub fn connect_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> Client {
+        use std::os::fd::FromRawFd;
+        let SocketAddr::V4(addr) = addr else {
+            panic!("{addr} is not IPv4");
+        };
+        let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(ip).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        // Owned at once, so an early panic closes it.
+        let stream = unsafe { TcpStream::from_raw_fd(fd) };
+        let local = sockaddr(source, 0);
+        let rc = unsafe { libc::bind(fd, &local as *const _ as *const libc::sockaddr, size) };
+        assert_eq!(rc, 0, "bind {source}: {}", std::io::Error::last_os_error());
+        let remote = sockaddr(*addr.ip(), addr.port());
+        let rc = unsafe { libc::connect(fd, &remote as *const _ as *const libc::sockaddr, size) };
+        assert_eq!(rc, 0, "connect {addr}: {}", std::io::Error::last_os_error());
+        Client::from_stream(stream)
+    }
+
+    fn from_stream(stream: TcpStream) -> Client {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();

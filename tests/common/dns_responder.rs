@@ -1,11 +1,12 @@
 //! A DNS responder over UDP on 127.0.0.1 serving a zone the test sets
-//! (and changes between scenarios): records by name and type, NXDOMAIN
-//! for names it does not know, NODATA with an SOA for types a name lacks,
-//! one level of CNAME followed as a resolver would, and silence where the
-//! zone says a question times out.
+//! (and changes at any time): records by name and type, NXDOMAIN for
+//! names it does not know, NODATA with an SOA for types a name lacks, one
+//! level of CNAME followed as a resolver would, and silence where the
+//! zone says a question times out, or for every question while the zone
+//! is `dead` (a resolver that is down).
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
 /// What a name holds for one type.
@@ -23,9 +24,16 @@ pub struct Zone {
     pub records: HashMap<(String, u16), Data>,
     /// Names whose every type without records times out.
     pub silent: Vec<String>,
+    /// Every question goes unanswered.
+    pub dead: bool,
+    /// Every question received, answered or not: (lower-case name, type).
+    pub asked: Vec<(String, u16)>,
 }
 
+pub const A: u16 = 1;
 pub const CNAME: u16 = 5;
+pub const MX: u16 = 15;
+pub const TXT: u16 = 16;
 
 /// A record to send: owner name, type, data.
 type Rr = (String, u16, Vec<u8>);
@@ -45,11 +53,34 @@ impl Zone {
         }
     }
 
+    pub fn add_a(&mut self, name: &str, ip: Ipv4Addr) {
+        self.add(name, A, ip.octets().to_vec());
+    }
+
+    pub fn add_mx(&mut self, name: &str, preference: u16, host: &str) {
+        let mut data = preference.to_be_bytes().to_vec();
+        data.extend(encode_name(host));
+        self.add(name, MX, data);
+    }
+
+    /// A TXT record holding `text`, in as many strings as it takes.
+    pub fn add_txt(&mut self, name: &str, text: &str) {
+        self.add(name, TXT, txt_data(&[text.as_bytes().to_vec()]));
+    }
+
+    /// Removes every record of `name` and `kind`.
+    pub fn remove(&mut self, name: &str, kind: u16) {
+        self.records.remove(&(name.to_ascii_lowercase(), kind));
+    }
+
     fn knows(&self, name: &str) -> bool {
         self.silent.iter().any(|n| n == name) || self.records.keys().any(|(n, _)| n == name)
     }
 
     fn answer(&self, name: &str, kind: u16) -> Found {
+        if self.dead {
+            return Err(());
+        }
         let own = |n: &str, k: u16| self.records.get(&(n.to_string(), k));
         match own(name, kind) {
             Some(Data::Timeout) => return Err(()),
@@ -80,6 +111,22 @@ impl Zone {
     }
 }
 
+/// A TXT record's data: each text in character-strings of at most 255
+/// bytes (the most one holds), an empty text as one empty string.
+pub fn txt_data(texts: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for text in texts {
+        for chunk in text.chunks(255) {
+            out.push(chunk.len() as u8);
+            out.extend_from_slice(chunk);
+        }
+        if text.is_empty() {
+            out.push(0);
+        }
+    }
+    out
+}
+
 pub fn encode_name(name: &str) -> Vec<u8> {
     let mut out = Vec::new();
     for label in name
@@ -105,15 +152,20 @@ fn decode_name(wire: &[u8]) -> String {
     labels.join(".")
 }
 
-/// The answer to `query`, or `None` to stay silent.
-fn reply(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
+/// The question of `query`: (lower-case name, type, end of the question).
+fn question(query: &[u8]) -> (String, u16, usize) {
     let mut pos = 12;
     while query[pos] != 0 {
         pos += 1 + query[pos] as usize;
     }
     let name = decode_name(&query[12..=pos]);
     let kind = u16::from_be_bytes([query[pos + 1], query[pos + 2]]);
-    let question_end = pos + 5;
+    (name, kind, pos + 5)
+}
+
+/// The answer to `query`, or `None` to stay silent.
+fn reply(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
+    let (name, kind, question_end) = question(query);
     let mut out = query[..question_end].to_vec();
     out[2] = 0x81;
     out[3] = 0x80;
@@ -157,7 +209,12 @@ pub fn start() -> (SocketAddr, Arc<Mutex<Zone>>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok((n, from)) = socket.recv_from(&mut buf) {
-            let answer = reply(&served.lock().unwrap(), &buf[..n]);
+            let answer = {
+                let mut zone = served.lock().unwrap();
+                let (name, kind, _) = question(&buf[..n]);
+                zone.asked.push((name, kind));
+                reply(&zone, &buf[..n])
+            };
             if let Some(answer) = answer {
                 let _ = socket.send_to(&answer, from);
             }
