@@ -210,6 +210,36 @@ pub fn evaluate(facts: &AuthFacts<'_>, discovered: &Discovered, sample: u8) -> E
     evaluation
 }
 
+/// How strongly an evaluation acts on the message, for [`strictest`]: a
+/// definite refusal first, then an unknown outcome, then milder failures.
+fn strictness(evaluation: &Evaluation) -> u8 {
+    match (evaluation.result, evaluation.applied) {
+        (DmarcResult::Fail, Disposition::Reject) => 6,
+        (DmarcResult::Fail, Disposition::Quarantine) => 5,
+        (DmarcResult::TempError, _) => 4,
+        (DmarcResult::Fail, Disposition::None) => 3,
+        (DmarcResult::PermError, _) => 2,
+        (DmarcResult::None, _) => 1,
+        (DmarcResult::Pass, _) => 0,
+    }
+}
+
+/// Of the evaluations of several author domains (a From: with addresses
+/// in different domains), the one to apply: the strictest (RFC 7489
+/// §6.6.1), the first of equals. None for none.
+pub fn strictest(evaluations: Vec<Evaluation>) -> Option<Evaluation> {
+    let mut strictest: Option<Evaluation> = None;
+    for evaluation in evaluations {
+        if strictest
+            .as_ref()
+            .is_none_or(|s| strictness(&evaluation) > strictness(s))
+        {
+            strictest = Some(evaluation);
+        }
+    }
+    strictest
+}
+
 /// Which identifiers passed and failed, for a failure.
 fn failure_reason(facts: &AuthFacts<'_>, author: &str) -> String {
     let mut reason = format!(
@@ -439,6 +469,43 @@ mod tests {
             &found,
         );
         assert_eq!(e.result, DmarcResult::Pass);
+    }
+
+    #[test]
+    fn of_several_author_domains_the_strictest_applies() {
+        let fail = spf(AuthResult::Fail, "example.org");
+        let pass = spf(AuthResult::Pass, "example.org");
+        let reject = policy("v=DMARC1; p=reject", "example.com", false);
+        let quarantine = policy("v=DMARC1; p=quarantine", "example.org", false);
+        let none = Discovered::NoPolicy {
+            why: "no DMARC record",
+        };
+        let temp = Discovered::TempError {
+            at: "example.net".into(),
+        };
+        let passing = run("example.org", pass, &[], &quarantine);
+        let quarantined = run("example.org", fail, &[], &quarantine);
+        let rejected = run("example.com", fail, &[], &reject);
+        let unknown = run("example.net", fail, &[], &temp);
+        let unpublished = run("example.info", fail, &[], &none);
+        let pick = |all: &[&Evaluation]| {
+            strictest(all.iter().map(|e| (*e).clone()).collect()).map(|e| e.author_domain)
+        };
+        assert_eq!(pick(&[&passing, &rejected]).as_deref(), Some("example.com"));
+        assert_eq!(
+            pick(&[&unknown, &quarantined]).as_deref(),
+            Some("example.org")
+        );
+        assert_eq!(pick(&[&passing, &unknown]).as_deref(), Some("example.net"));
+        assert_eq!(
+            pick(&[&unpublished, &passing]).as_deref(),
+            Some("example.info")
+        );
+        assert_eq!(
+            pick(&[&rejected, &quarantined, &unknown]).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(pick(&[]), None);
     }
 
     #[test]

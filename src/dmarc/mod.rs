@@ -34,7 +34,7 @@ pub mod punycode;
 pub mod record;
 
 pub use discovery::{Discovered, PolicyLookup, TxtAnswer};
-pub use evaluate::{evaluate, Aligned, DmarcResult, Evaluation};
+pub use evaluate::{evaluate, strictest, Aligned, DmarcResult, Evaluation};
 pub use header::{authentication_results, claims_authserv_id};
 pub use judge::{judge, DkimMode, Enforcement, InboundModes, Verdict};
 pub use psl::organizational_domain;
@@ -110,40 +110,46 @@ pub struct AuthFacts<'a> {
     pub dkim: &'a [DkimOutcome<'a>],
 }
 
-/// The one domain the From: addresses share, lower case, which DMARC
-/// evaluates; None when there is no address or they name different domains
-/// (RFC 7489 §6.6.1 leaves that to the receiver; the caller evaluates each
-/// domain or treats the message as unauthenticated).
-pub fn author_domain(addresses: &[String]) -> Option<String> {
-    let mut domains = addresses
-        .iter()
-        .map(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()));
-    let first = domains.next()??;
-    for domain in domains {
-        if domain.as_deref() != Some(first.as_str()) {
-            return None;
+/// The distinct domains of the From: addresses, lower case, in order:
+/// the author domains DMARC evaluates. With several, RFC 7489 §6.6.1 has
+/// each evaluated and the strictest result applied
+/// ([`evaluate::strictest`]); with none (no address, or one without a
+/// domain) there is nothing to evaluate.
+pub fn author_domains(addresses: &[String]) -> Vec<String> {
+    let mut domains: Vec<String> = Vec::new();
+    for address in addresses {
+        let Some((_, domain)) = address.rsplit_once('@') else {
+            return Vec::new();
+        };
+        let domain = domain.to_ascii_lowercase();
+        if domain.is_empty() {
+            return Vec::new();
+        }
+        if !domains.contains(&domain) {
+            domains.push(domain);
         }
     }
-    Some(first)
+    domains
 }
 
 #[cfg(test)]
 mod tests {
-    use super::author_domain;
+    use super::author_domains;
 
     #[test]
-    fn the_author_domain_is_the_one_domain_of_from() {
+    fn the_author_domains_are_the_distinct_domains_of_from() {
         let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(author_domains(&v(&["joe@Example.COM"])), ["example.com"]);
         assert_eq!(
-            author_domain(&v(&["joe@Example.COM"])).as_deref(),
-            Some("example.com")
+            author_domains(&v(&["a@example.com", "b@EXAMPLE.com"])),
+            ["example.com"]
         );
         assert_eq!(
-            author_domain(&v(&["a@example.com", "b@EXAMPLE.com"])).as_deref(),
-            Some("example.com")
+            author_domains(&v(&["a@example.com", "b@example.org", "c@example.com"])),
+            ["example.com", "example.org"]
         );
-        assert_eq!(author_domain(&v(&["a@example.com", "b@example.org"])), None);
-        assert_eq!(author_domain(&v(&[])), None);
-        assert_eq!(author_domain(&v(&["nodomain"])), None);
+        assert!(author_domains(&v(&[])).is_empty());
+        assert!(author_domains(&v(&["nodomain"])).is_empty());
+        assert!(author_domains(&v(&["a@example.com", "b@"])).is_empty());
     }
 }
