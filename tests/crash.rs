@@ -821,6 +821,17 @@ fn sigkill_at_random_moments_loses_and_damages_nothing() {
         }
         let (ctx2, s) = (ctx.clone(), rng.next());
         threads.push(std::thread::spawn(move || deleter(&ctx2, s)));
+        // The run must exercise something: until a message has been
+        // acknowledged, a kill waits for one.
+        let waiting = Instant::now();
+        while acked == 0 && ledger.lock().unwrap().acked.is_empty() {
+            assert!(
+                waiting.elapsed() < IO_TIMEOUT,
+                "round {round}: no message acknowledged:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         std::thread::sleep(Duration::from_millis(
             rng.between(KILL_AFTER_MS.0, KILL_AFTER_MS.1),
         ));
