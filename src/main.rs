@@ -97,6 +97,17 @@ last error and next try.
 options:
   --config FILE  --data DIR
 ";
+const DKIM_NOTES: &str = "
+Each served domain has an RSA 2048 and an Ed25519 key, in DATA/dkim, made
+on first use; selectors are `[dkim] selector` (default: pb and the year and
+month) with r or e appended. The records print as zone file lines, long
+values split into strings of at most 255 characters. After 'dkim rotate'
+signing uses the new keys: publish their records at once; the old records
+may go after a week.
+
+options:
+  --config FILE  --data DIR  --domain D
+";
 const STATS_HELP: &str = "\
 usage: postbox stats [--config FILE] [--data DIR]
 
@@ -250,7 +261,7 @@ fn run() -> Result<(), Failure> {
     if !args.help
         && matches!(
             command.as_str(),
-            "user" | "alias" | "queue" | "stats" | "status" | "tls"
+            "user" | "alias" | "queue" | "stats" | "status" | "tls" | "dkim"
         )
         || command == "console" && !args.admin && !args.help
     {
@@ -306,6 +317,8 @@ fn run() -> Result<(), Failure> {
         "alias" => admin_verb(&command, &args),
         "queue" if args.help => help(&group_help("queue", QUEUE_NOTES)),
         "queue" => admin_verb(&command, &args),
+        "dkim" if args.help => help(&group_help("dkim", DKIM_NOTES)),
+        "dkim" => admin_verb(&command, &args),
         "tls" if args.help => help(TLS_HELP),
         "tls" => tls(&args),
         "check-config" if args.help => help(CHECK_CONFIG_HELP),

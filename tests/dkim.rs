@@ -6,9 +6,11 @@ mod common;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use postbox::dkim::{keys, KeyLookup, Signer, Status, Verifier};
+use common::postbox;
+use postbox::dkim::{self, keys, KeyLookup, Signer, Status, Verifier};
 use postbox::store::disk::Fs;
 use std::collections::HashMap;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -201,4 +203,159 @@ fn dkimpy_signatures_verify_here_and_fail_once_changed() {
             }
         }
     }
+}
+
+fn data_arg(dir: &Path) -> Vec<String> {
+    vec!["--data".into(), dir.to_str().unwrap().into()]
+}
+
+fn run(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut all: Vec<&str> = args.to_vec();
+    let data = data_arg(dir);
+    all.extend(data.iter().map(String::as_str));
+    all.extend(["--domain", "club.example"]);
+    postbox(&all, "")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The TXT value of a `dkim show` line: its strings joined.
+fn txt_value(line: &str) -> String {
+    let strings = line.split_once(" TXT ").unwrap().1;
+    strings
+        .split('"')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s)
+        .collect()
+}
+
+#[test]
+fn dkim_show_and_rotate_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+
+    // Keys are made on first show, one of each kind per served domain.
+    let out = run(&data, &["dkim", "show"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let lines: Vec<&str> = shown.lines().filter(|l| l.contains(" TXT ")).collect();
+    assert_eq!(lines.len(), 4, "{shown}");
+    for domain in ["localhost", "club.example"] {
+        for kind in ["rsa", "ed25519"] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l
+                        .contains(&format!("._domainkey.{domain} TXT \"v=DKIM1; k={kind}; p="))),
+                "{shown}"
+            );
+        }
+    }
+    for line in &lines {
+        for string in line.split('"').skip(1).step_by(2) {
+            assert!(string.len() <= 255);
+        }
+    }
+    let rsa_line = lines
+        .iter()
+        .find(|l| l.contains("club.example") && l.contains("k=rsa"))
+        .unwrap();
+    assert!(
+        rsa_line.matches('"').count() >= 4,
+        "a 2048-bit key needs two strings: {rsa_line}"
+    );
+
+    // Owner-only key files.
+    use std::os::unix::fs::PermissionsExt;
+    let key_dir = data.join("dkim/club.example");
+    let files: Vec<_> = std::fs::read_dir(&key_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 2);
+    for file in &files {
+        assert_eq!(
+            std::fs::metadata(file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // A second show makes nothing new; one domain shows only its records.
+    let again = run(&data, &["dkim", "show", "club.example"]);
+    assert!(again.status.success());
+    let again = text(&again.stdout);
+    let club: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains("club.example"))
+        .collect();
+    let again_lines: Vec<&str> = again.lines().filter(|l| l.contains(" TXT ")).collect();
+    assert_eq!(again_lines, club);
+
+    // The record shown verifies what the stored key signs, in dkimpy.
+    let signing = keys::signing_keys(&Fs, &data, "club.example").unwrap();
+    let message = b"From: a@club.example\r\nSubject: hi\r\n\r\nbody\r\n";
+    let mut signer = Signer::new();
+    signer.update(message);
+    let mut signed = signer
+        .finish("club.example", &signing, 1_796_000_000)
+        .unwrap()
+        .into_bytes();
+    signed.extend_from_slice(message);
+    let records: HashMap<String, String> = club
+        .iter()
+        .map(|l| (l.split(' ').next().unwrap().to_string(), txt_value(l)))
+        .collect();
+    assert_eq!(dkimpy_verify(&signed, &records), [true, true]);
+
+    // Rotation: new selectors, old records named for removal later.
+    let out = run(&data, &["dkim", "rotate", "club.example"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rotated = text(&out.stdout);
+    for old in &club {
+        let name = old.split(' ').next().unwrap();
+        assert!(rotated.contains(name), "{rotated}");
+    }
+    assert!(rotated.contains("may be removed"), "{rotated}");
+    let out = run(&data, &["dkim", "rotate", "club.example"]);
+    assert!(out.status.success());
+    let show = text(&run(&data, &["dkim", "show", "club.example"]).stdout);
+    let names: Vec<&str> = show
+        .lines()
+        .filter(|l| l.contains(" TXT "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(names.len(), 6, "{show}");
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        6,
+        "selectors are new on each rotation: {show}"
+    );
+    let newest = keys::signing_keys(&Fs, &data, "club.example").unwrap();
+    assert!(newest
+        .iter()
+        .all(|k| names[4..].contains(&dkim::key_name(&k.selector, "club.example").as_str())));
+
+    // Mistakes name the argument; usage errors exit 2.
+    let out = run(&data, &["dkim", "show", "nowhere.example"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("nowhere.example"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&data, &["dkim", "rotate", "nowhere.example"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("nowhere.example"));
+    let out = run(&data, &["dkim", "rotate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&dir.path().join("missing"), &["dkim", "show"]);
+    assert_eq!(out.status.code(), Some(1));
 }

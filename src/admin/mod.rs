@@ -2,6 +2,7 @@
 //! and counters. `verbs` declares each verb once; the command line and the
 //! admin console both run them from there, so both do exactly the same.
 
+pub mod dkim;
 mod status;
 pub mod verbs;
 

@@ -156,6 +156,20 @@ pub const VERBS: &[Verb] = &[
         |c, r| text(queue_delete(c, r.args[0])),
     ),
     verb(
+        &["dkim", "show"],
+        "[DOMAIN]",
+        (0, 1),
+        "DKIM records to publish (keys made if missing)",
+        |c, r| text(dkim::show(c, r.args.first().copied())),
+    ),
+    verb(
+        &["dkim", "rotate"],
+        "DOMAIN",
+        (1, 1),
+        "new DKIM keys; says which old records may go",
+        |c, r| text(dkim::rotate(c, r.args[0])),
+    ),
+    verb(
         &["status"],
         "",
         (0, 0),

@@ -45,6 +45,8 @@ pub(super) struct FileConfig {
     pub dnsbl: DnsblFile,
     #[serde(default)]
     pub spam: SpamFile,
+    #[serde(default)]
+    pub dkim: DkimFile,
     pub aliases: Option<PathBuf>,
     #[serde(default)]
     pub queue: QueueFile,
@@ -94,6 +96,13 @@ pub(super) struct SpamFile {
     pub recipient_limit: Option<i64>,
     pub action: Option<String>,
     pub subject_tag: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DkimFile {
+    pub selector: Option<String>,
+    pub sign: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]

@@ -36,6 +36,7 @@ pub const DEFAULT_FROM_MUST_MATCH: bool = true;
 pub const DEFAULT_PLAINTEXT_ON_LOOPBACK: bool = false;
 pub const DEFAULT_QUOTA_TEMPORARY: bool = false;
 pub const DEFAULT_GREYLIST_ENABLED: bool = false;
+pub const DEFAULT_DKIM_SIGN: bool = true;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -78,6 +79,7 @@ pub struct Config {
     /// Greylisting settings; `None` when it is off.
     pub greylist: Option<GreylistConfig>,
     pub spam: SpamSettings,
+    pub dkim: DkimConfig,
     pub queue: QueueConfig,
     /// The aliases file (/etc/aliases syntax); default DATA/aliases.
     pub aliases: PathBuf,
@@ -136,6 +138,25 @@ pub struct GreylistConfig {
     pub retry_window: Duration,
     /// How long a triplet that passed keeps passing without a new delay.
     pub allow: Duration,
+}
+
+/// DKIM signing of members' outgoing mail (`[dkim]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimConfig {
+    /// The selector base new keys are named after (`r` and `e` appended
+    /// per key kind); `None`: `pb` and the year and month they are made.
+    pub selector: Option<String>,
+    /// Whether outgoing mail of the served domains is signed.
+    pub sign: bool,
+}
+
+impl Default for DkimConfig {
+    fn default() -> Self {
+        DkimConfig {
+            selector: None,
+            sign: DEFAULT_DKIM_SIGN,
+        }
+    }
 }
 
 /// What happens to a message judged spam.
@@ -326,6 +347,7 @@ impl Config {
         file.network.check(p);
         let admin_password_hash = admin_password_hash(&file.admin_password_hash, p);
         let spam = spam(&file.spam, p);
+        let dkim = dkim(&file.dkim, p);
         if !p.0.is_empty() {
             return Err(std::mem::take(&mut p.0));
         }
@@ -342,6 +364,7 @@ impl Config {
             quota,
             greylist,
             spam,
+            dkim,
             queue,
             dnsbl,
             dns_resolver: file.dns_resolver,

@@ -204,6 +204,22 @@ pub(super) fn spam(f: &SpamFile, p: &mut Problems) -> SpamSettings {
     }
 }
 
+pub(super) fn dkim(f: &DkimFile, p: &mut Problems) -> DkimConfig {
+    let selector = f.selector.clone();
+    if let Some(base) = &selector {
+        if !crate::dkim::keys::selector_base_is_valid(base) {
+            p.0.push(format!(
+                "dkim.selector: expected lowercase letters, digits and inner hyphens, at most {} characters, not {base:?}",
+                crate::dkim::keys::MAX_SELECTOR_BASE
+            ));
+        }
+    }
+    DkimConfig {
+        selector,
+        sign: f.sign.unwrap_or(DEFAULT_DKIM_SIGN),
+    }
+}
+
 pub(super) fn queue(file: &FileConfig, p: &mut Problems) -> QueueConfig {
     let q = &file.queue;
     let warn = p.given("queue.warn", &q.warn, &file.queue_warn);

@@ -158,6 +158,7 @@ fn example_file_parses_to_defaults() {
     );
     assert_eq!(from_example.data_dir, defaults.data_dir);
     assert_eq!(from_example.spam, defaults.spam);
+    assert_eq!(from_example.dkim, defaults.dkim);
     assert_eq!(from_example.from_must_match, defaults.from_must_match);
     assert_eq!(from_example.queue, defaults.queue);
 }
@@ -456,4 +457,26 @@ fn old_names_are_documented_but_not_listed() {
         let short = name.old.rsplit('.').next().unwrap();
         assert!(example.contains(short), "{} not in the example", name.old);
     }
+}
+
+#[test]
+fn dkim_section_defaults_values_and_mistakes() {
+    let c = Config::from_toml("").unwrap();
+    assert_eq!(c.dkim, DkimConfig::default());
+    assert!(c.dkim.sign);
+    assert_eq!(c.dkim.selector, None);
+    let c = Config::from_toml("[dkim]\nselector = \"mail-2026\"\nsign = false\n").unwrap();
+    assert_eq!(c.dkim.selector.as_deref(), Some("mail-2026"));
+    assert!(!c.dkim.sign);
+    for bad in ["\"\"", "\"Upper\"", "\"a.b\"", "\"-lead\"", "\"x_y\""] {
+        let e = Config::from_toml(&format!("[dkim]\nselector = {bad}\n")).unwrap_err();
+        assert!(e.contains("dkim.selector"), "{e}");
+    }
+    let long = "a".repeat(crate::dkim::keys::MAX_SELECTOR_BASE + 1);
+    let e = Config::from_toml(&format!("[dkim]\nselector = \"{long}\"\n")).unwrap_err();
+    assert!(e.contains("dkim.selector"), "{e}");
+    let e = Config::from_toml("[dkim]\nsign = \"yes\"\n").unwrap_err();
+    assert!(e.contains("sign"), "{e}");
+    let e = Config::from_toml("[dkim]\nsigning = true\n").unwrap_err();
+    assert!(e.contains("signing"), "{e}");
 }

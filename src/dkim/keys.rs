@@ -382,3 +382,146 @@ pub fn date(time: SystemTime) -> String {
     let (year, month, day) = crate::ops::clock::civil_from_days(days as i64);
     format!("{year}-{month:02}-{day:02}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::Memory;
+
+    const DATA: &str = "/data";
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    /// 2026-12-02.
+    const DEC_2026: u64 = 1_796_200_000;
+
+    fn selectors(disk: &Memory, domain: &str) -> Vec<String> {
+        list(disk, Path::new(DATA), domain)
+            .unwrap()
+            .into_iter()
+            .map(|k| k.selector)
+            .collect()
+    }
+
+    #[test]
+    fn ensure_makes_one_key_of_each_kind_once() {
+        let disk = Memory::new();
+        let data = Path::new(DATA);
+        let domains = ["example.org".to_string(), "Club.Example".to_string()];
+        let made = ensure(&disk, data, &domains, None, at(DEC_2026)).unwrap();
+        assert_eq!(made.len(), 4);
+        assert_eq!(
+            made[0].to_string(),
+            "DKIM key rsa for example.org (selector pb202612r)"
+        );
+        assert_eq!(made[3].domain, "club.example");
+        assert_eq!(selectors(&disk, "example.org"), ["pb202612e", "pb202612r"]);
+        assert!(ensure(&disk, data, &domains, None, at(DEC_2026))
+            .unwrap()
+            .is_empty());
+        let keys = signing_keys(&disk, data, "example.org").unwrap();
+        let kinds: Vec<Algorithm> = keys.iter().map(|k| k.algorithm()).collect();
+        assert_eq!(kinds, [Algorithm::RsaSha256, Algorithm::Ed25519Sha256]);
+        assert!(signing_keys(&disk, data, "other.example")
+            .unwrap()
+            .is_empty());
+        assert!(ensure(&disk, data, &["../x".to_string()], None, at(0)).is_err());
+    }
+
+    #[test]
+    fn rotations_get_new_selectors_even_within_a_month() {
+        let disk = Memory::new();
+        let data = Path::new(DATA);
+        let domain = "example.org";
+        ensure(
+            &disk,
+            data,
+            &[domain.to_string()],
+            Some("mail"),
+            at(DEC_2026),
+        )
+        .unwrap();
+        let first = rotate(&disk, data, domain, Some("mail"), at(DEC_2026)).unwrap();
+        let made: Vec<&str> = first.made.iter().map(|m| m.selector.as_str()).collect();
+        assert_eq!(made, ["mail-2r", "mail-2e"]);
+        let retired: Vec<&str> = first.retired.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            retired,
+            [
+                "mailr._domainkey.example.org",
+                "maile._domainkey.example.org"
+            ]
+        );
+        assert_eq!(first.removable_after, at(DEC_2026) + DKIM_OLD_KEY_GRACE);
+        let second = rotate(&disk, data, domain, Some("mail"), at(DEC_2026)).unwrap();
+        assert_eq!(second.made[0].selector, "mail-3r");
+        // A new month's default base starts afresh.
+        let third = rotate(&disk, data, domain, None, at(DEC_2026 + 40 * 86_400)).unwrap();
+        assert_eq!(third.made[1].selector, "pb202701e");
+        let keys = signing_keys(&disk, data, domain).unwrap();
+        let in_use: Vec<&str> = keys.iter().map(|k| k.selector.as_str()).collect();
+        assert_eq!(in_use, ["pb202701r", "pb202701e"]);
+        let records = records(&disk, data, domain).unwrap();
+        assert_eq!(records.len(), 8);
+        let current: Vec<&str> = records
+            .iter()
+            .filter(|r| r.removable_after.is_none())
+            .map(|r| r.selector.as_str())
+            .collect();
+        assert_eq!(current, ["pb202701e", "pb202701r"]);
+    }
+
+    #[test]
+    fn zone_lines_split_long_values_into_strings() {
+        let record = Record {
+            name: "s._domainkey.example.org".into(),
+            value: "x".repeat(600),
+            selector: "s".into(),
+            algorithm: Algorithm::RsaSha256,
+            removable_after: None,
+        };
+        let line = record.zone_line();
+        let strings: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+        assert_eq!(
+            strings.iter().map(|s| s.len()).collect::<Vec<_>>(),
+            [255, 255, 90]
+        );
+        assert!(line.starts_with("s._domainkey.example.org TXT \""));
+    }
+
+    #[test]
+    fn a_power_cut_while_making_keys_leaves_only_whole_ones() {
+        let data = Path::new(DATA);
+        let domains = ["example.org".to_string()];
+        for changes in 0.. {
+            let disk = Memory::new();
+            disk.cut_power_after(changes);
+            let done = ensure(&disk, data, &domains, None, at(DEC_2026)).is_ok();
+            disk.crash();
+            // Whatever survived is a usable key...
+            assert!(
+                signing_keys(&disk, data, "example.org").is_ok(),
+                "after {changes}"
+            );
+            // ...and the next start makes what is missing.
+            ensure(&disk, data, &domains, None, at(DEC_2026)).unwrap();
+            assert_eq!(signing_keys(&disk, data, "example.org").unwrap().len(), 2);
+            if done {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn selector_bases() {
+        assert_eq!(default_selector_base(at(DEC_2026)), "pb202612");
+        assert!(selector_base_is_valid("pb202612"));
+        assert!(selector_base_is_valid("mail-1"));
+        for bad in ["", "-a", "a-", "A", "a.b", "a_b"] {
+            assert!(!selector_base_is_valid(bad), "{bad}");
+        }
+        assert_eq!(date(at(DEC_2026)), "2026-12-02");
+    }
+}
