@@ -18,7 +18,9 @@ const RESTART_EVERY: usize = 32;
 fn main() {
     println!("cargo:rerun-if-changed={LIST}");
     println!("cargo:rerun-if-changed=src/dmarc/punycode.rs");
-    let text = std::fs::read_to_string(LIST).expect("the public suffix list is vendored");
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let text =
+        std::fs::read_to_string(root.join(LIST)).expect("the public suffix list is vendored");
     let mut rules = icann_rules(&text);
     rules.sort();
     rules.dedup();

@@ -320,4 +320,29 @@ mod tests {
             assert!(!claims_authserv_id(field.as_bytes(), ours), "{field}");
         }
     }
+
+    /// Every short tail of odd bytes after the field name: no panic, and
+    /// only a tail that reads exactly as our id claims it.
+    #[test]
+    fn odd_bytes_never_panic() {
+        let alphabet = [
+            b'(', b')', b'\\', b'"', b' ', b'a', b';', b'\r', b'\n', 0xff,
+        ];
+        let mut tail = Vec::new();
+        for n in 0..10_000u32 {
+            tail.clear();
+            let mut k = n;
+            for _ in 0..4 {
+                tail.push(alphabet[(k % 10) as usize]);
+                k /= 10;
+            }
+            let mut field = b"Authentication-Results:".to_vec();
+            field.extend_from_slice(&tail);
+            let claims = claims_authserv_id(&field, "a");
+            if claims {
+                let text = String::from_utf8_lossy(&tail);
+                assert!(text.contains('a'), "{text:?}");
+            }
+        }
+    }
 }

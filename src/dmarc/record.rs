@@ -385,4 +385,20 @@ mod tests {
         assert_eq!(parse(long.as_bytes()), Err(RecordError::TooLong));
         assert!(is_dmarc(long.as_bytes()));
     }
+
+    /// Every short tail of odd bytes after the version: no panic, and no
+    /// policy read out of bytes that spell none.
+    #[test]
+    fn odd_bytes_never_panic() {
+        let alphabet = [b';', b'=', b' ', b'p', b'r', b'\t', b'!', b',', b':', 0xff];
+        for n in 0..100_000u32 {
+            let mut text = b"v=DMARC1;".to_vec();
+            let mut k = n;
+            for _ in 0..5 {
+                text.push(alphabet[(k % 10) as usize]);
+                k /= 10;
+            }
+            assert_eq!(parse(&text), Err(RecordError::BadPolicy), "{text:?}");
+        }
+    }
 }
