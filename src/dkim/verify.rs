@@ -359,38 +359,11 @@ fn parse_signature(value: &str, field_index: usize) -> Result<Signature, Unreada
     let signature = BASE64
         .decode(without_fws(b))
         .map_err(|_| partial("invalid b="))?;
-    let identity = tags.get("i").map(str::to_string);
-    if let Some(i) = &identity {
-        let within = i.rsplit_once('@').is_some_and(|(_, d)| {
-            let d = d.to_ascii_lowercase();
-            d == domain || d.ends_with(&format!(".{domain}"))
-        });
-        if !within {
-            return Err(partial("i= not within d="));
-        }
-    }
-    let length = match tags.get("l") {
-        None => None,
-        Some(l) => Some(decimal(l).ok_or_else(|| partial("invalid l="))?),
-    };
-    if let Some(q) = tags.get("q") {
-        if !colon_list(q).any(|m| m.eq_ignore_ascii_case("dns/txt")) {
-            return Err(partial("unsupported q="));
-        }
-    }
-    let timestamp = match tags.get("t") {
-        None => None,
-        Some(t) => Some(decimal(t).ok_or_else(|| partial("invalid t="))?),
-    };
-    let expires = match tags.get("x") {
-        None => None,
-        Some(x) => Some(decimal(x).ok_or_else(|| partial("invalid x="))?),
-    };
-    if let (Some(t), Some(x)) = (timestamp, expires) {
-        if x < t {
-            return Err(partial("x= before t="));
-        }
-    }
+    let Optional {
+        identity,
+        length,
+        expires,
+    } = optional_tags(tags, &domain).map_err(partial)?;
     Ok(Signature {
         algorithm,
         header_canon,
@@ -404,6 +377,48 @@ fn parse_signature(value: &str, field_index: usize) -> Result<Signature, Unreada
         length,
         expires,
         field_index,
+    })
+}
+
+/// The optional tags a verifier acts on.
+struct Optional {
+    identity: Option<String>,
+    length: Option<u64>,
+    expires: Option<u64>,
+}
+
+fn optional_tags(tags: &TagList, domain: &str) -> Result<Optional, &'static str> {
+    let identity = tags.get("i").map(str::to_string);
+    if let Some(i) = &identity {
+        let within = i.rsplit_once('@').is_some_and(|(_, d)| {
+            let d = d.to_ascii_lowercase();
+            d == domain || d.ends_with(&format!(".{domain}"))
+        });
+        if !within {
+            return Err("i= not within d=");
+        }
+    }
+    let number = |name: &str, invalid: &'static str| match tags.get(name) {
+        None => Ok(None),
+        Some(text) => decimal(text).map(Some).ok_or(invalid),
+    };
+    let length = number("l", "invalid l=")?;
+    if let Some(q) = tags.get("q") {
+        if !colon_list(q).any(|m| m.eq_ignore_ascii_case("dns/txt")) {
+            return Err("unsupported q=");
+        }
+    }
+    let timestamp = number("t", "invalid t=")?;
+    let expires = number("x", "invalid x=")?;
+    if let (Some(t), Some(x)) = (timestamp, expires) {
+        if x < t {
+            return Err("x= before t=");
+        }
+    }
+    Ok(Optional {
+        identity,
+        length,
+        expires,
     })
 }
 
@@ -461,10 +476,26 @@ fn parse_key(record: &str) -> Result<Key, &'static str> {
     })
 }
 
+/// One DER tag-length-value: (tag, content, rest).
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = match first {
+        0..=0x7f => (first as usize, rest),
+        0x81..=0x84 => {
+            let count = (first & 0x7f) as usize;
+            let bytes = rest.get(..count)?;
+            let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+            (len, &rest[count..])
+        }
+        _ => return None,
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
 /// The RSAPublicKey in a SubjectPublicKeyInfo (what DKIM records carry),
 /// or one given bare.
 fn rsa_public_key(der: &[u8]) -> Option<&[u8]> {
-    use crate::tls::der::tlv;
     let (0x30, content, _) = tlv(der)? else {
         return None;
     };
@@ -487,7 +518,6 @@ fn rsa_public_key(der: &[u8]) -> Option<&[u8]> {
 
 /// The size of an RSAPublicKey's modulus, in bits.
 fn rsa_bits(rsa_public_key: &[u8]) -> Option<usize> {
-    use crate::tls::der::tlv;
     let (0x30, content, _) = tlv(rsa_public_key)? else {
         return None;
     };

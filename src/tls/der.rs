@@ -12,7 +12,7 @@ pub struct CertInfo {
 }
 
 /// One tag-length-value: (tag, content, rest).
-pub(crate) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
     let len = if first < 0x80 {
