@@ -359,3 +359,42 @@ fn dkim_show_and_rotate_on_the_command_line() {
     let out = run(&dir.path().join("missing"), &["dkim", "show"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn rsa_keys_of_1024_bits_still_verify_and_shorter_ones_do_not() {
+    let message = b"From: a@example.com\r\nSubject: old key\r\n\r\nbody\r\n";
+    let out = python(
+        &[
+            "sign",
+            "rsa-sha256:1024",
+            "relaxed/relaxed",
+            "nolength",
+            "example.com",
+            "sel",
+        ],
+        message,
+    );
+    let signed = BASE64.decode(json_field(&out, "message")).unwrap();
+    let record = json_field(&out, "record");
+    assert_eq!(
+        postbox_verify(&signed, &record, 4096),
+        [(Status::Pass, None)]
+    );
+    let out = python(
+        &[
+            "sign",
+            "rsa-sha256:768",
+            "relaxed/relaxed",
+            "nolength",
+            "example.com",
+            "sel",
+        ],
+        message,
+    );
+    let signed = BASE64.decode(json_field(&out, "message")).unwrap();
+    let record = json_field(&out, "record");
+    assert_eq!(
+        postbox_verify(&signed, &record, 4096),
+        [(Status::PermError, Some("key too short"))]
+    );
+}

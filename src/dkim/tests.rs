@@ -512,3 +512,27 @@ fn short_rsa_keys_are_refused() {
     assert_eq!(results[0].reason, Some("key too short"));
     assert_eq!(results[1].status, Status::Pass);
 }
+
+#[test]
+fn a_bare_rsa_public_key_in_p_is_read_too() {
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine;
+    let message = signed(MESSAGE);
+    let bare = |n: &str| {
+        replace_record(n, |record| {
+            let (head, p) = record.split_once("p=").unwrap();
+            let spki = BASE64.decode(p).unwrap();
+            if head.contains("k=rsa") {
+                // SEQUENCE, AlgorithmIdentifier, BIT STRING header: 24 bytes.
+                format!("{head}p={}", BASE64.encode(&spki[24..]))
+            } else {
+                record.clone()
+            }
+        })
+    };
+    let results = verify_with(&message, 4096, bare, 0);
+    assert_eq!(statuses(&results), [(Status::Pass, None); 2]);
+    let broken = |n: &str| replace_record(n, |r| r.replace("p=MII", "p=MIJ"));
+    let results = verify_with(&message, 4096, broken, 0);
+    assert_eq!(results[0].reason, Some("invalid key data"));
+}

@@ -1,7 +1,7 @@
 """dkimpy on the other side of Postbox's DKIM: signs messages for Postbox
 to verify, and verifies messages Postbox signed.
 
-  dkimpy.py sign ALGORITHM HEADER/BODY LENGTH DOMAIN SELECTOR
+  dkimpy.py sign ALGORITHM[:BITS] HEADER/BODY LENGTH DOMAIN SELECTOR
       message on stdin; a fresh key is made; prints a JSON object with
       "message" (the signed message, base64) and "record" (the key record
       to publish at SELECTOR._domainkey.DOMAIN)
@@ -18,10 +18,10 @@ import sys
 import dkim
 
 
-def rsa_key():
+def rsa_key(bits):
     # -traditional: dkimpy reads an RSAPrivateKey (PKCS#1) PEM.
     private = subprocess.run(
-        ["openssl", "genrsa", "-traditional", "2048"],
+        ["openssl", "genrsa", "-traditional", bits],
         check=True, capture_output=True).stdout
     public = subprocess.run(
         ["openssl", "rsa", "-pubout", "-outform", "DER"],
@@ -39,7 +39,12 @@ def ed25519_key():
 
 def sign(algorithm, canon, length, domain, selector):
     message = sys.stdin.buffer.read()
-    private, record = rsa_key() if algorithm == "rsa-sha256" else ed25519_key()
+    # "rsa-sha256:1024": an RSA key of that size (default 2048).
+    algorithm, _, bits = algorithm.partition(":")
+    if algorithm == "rsa-sha256":
+        private, record = rsa_key(bits or "2048")
+    else:
+        private, record = ed25519_key()
     header, body = canon.split("/")
     signature = dkim.sign(
         message, selector.encode(), domain.encode(), private,
