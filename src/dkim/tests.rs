@@ -536,3 +536,56 @@ fn a_bare_rsa_public_key_in_p_is_read_too() {
     let results = verify_with(&message, 4096, broken, 0);
     assert_eq!(results[0].reason, Some("invalid key data"));
 }
+
+/// A small deterministic generator, for the mutation test.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Damaged messages and key records, fed in chunks of any size, never
+/// panic the verifier.
+#[test]
+fn damaged_messages_and_records_are_judged_without_panics() {
+    let message = signed(MESSAGE);
+    let records: Vec<String> = signing_keys().iter().map(|k| k.public_record()).collect();
+    let interesting = b"\r\n\t ;:=@.-/+0aAbBhHvV";
+    let mut rng = XorShift(0x5eed_1234_abcd_ef01);
+    for round in 0..3000 {
+        let mut damaged = message.clone();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(damaged.len());
+            match rng.below(3) {
+                0 => damaged[at] = interesting[rng.below(interesting.len())],
+                1 => {
+                    damaged.remove(at);
+                }
+                _ => damaged.insert(at, interesting[rng.below(interesting.len())]),
+            }
+        }
+        let mut record = records[round % 2].clone().into_bytes();
+        if round % 3 == 0 {
+            let at = rng.below(record.len());
+            record[at] = interesting[rng.below(interesting.len())];
+        }
+        let record = String::from_utf8_lossy(&record).into_owned();
+        let chunk = 1 + rng.below(64);
+        let results = verify_with(
+            &damaged,
+            chunk,
+            |_| KeyLookup::Records(vec![record.clone()]),
+            1_700_000_100,
+        );
+        assert!(results.len() <= 2);
+    }
+}
