@@ -398,3 +398,26 @@ fn rsa_keys_of_1024_bits_still_verify_and_shorter_ones_do_not() {
         [(Status::PermError, Some("key too short"))]
     );
 }
+
+#[test]
+fn the_console_has_the_dkim_verbs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let out = postbox(
+        &["console", "--data", data.to_str().unwrap()],
+        "help\ndkim show localhost\ndkim rotate elsewhere.example\nquit\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("dkim show [DOMAIN]"), "{shown}");
+    assert!(shown.contains("dkim rotate DOMAIN"), "{shown}");
+    assert!(
+        shown.contains("._domainkey.localhost TXT \"v=DKIM1; k=ed25519; p="),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("elsewhere.example is not a served domain"),
+        "{shown}"
+    );
+}

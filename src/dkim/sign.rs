@@ -198,8 +198,10 @@ impl Signer {
     }
 
     /// The `DKIM-Signature:` fields (each ending in CRLF) to put before
-    /// the message, one per key, signed for `domain` at `time` (seconds
-    /// since the epoch, the `t=` tag).
+    /// the message, one per key, signed for `domain` (`d=`: the served
+    /// domain of the `From:` address, so DMARC finds them aligned) at
+    /// `time` (seconds since the epoch, the `t=` tag). `keys` are that
+    /// domain's, from [`super::keys::signing_keys`].
     pub fn finish(self, domain: &str, keys: &[SigningKey], time: u64) -> Result<String, SignSkip> {
         let header = self.splitter.header().ok_or(SignSkip::HeaderTooLarge)?;
         if keys.is_empty() {
