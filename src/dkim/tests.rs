@@ -326,6 +326,14 @@ fn unsigned_messages_have_no_results_and_no_queries() {
     assert!(hashed.unsigned());
     assert!(hashed.key_queries().is_empty());
     assert!(hashed.results(|_| KeyLookup::NotFound, 0).is_empty());
+    // A name with space before its colon is still a signature.
+    let mut verifier = Verifier::new();
+    verifier.update(&with_signature("v=1")[..]);
+    let spaced = [&b"DKIM-Signature : v=1\r\n"[..], MESSAGE].concat();
+    let mut spaced_verifier = Verifier::new();
+    spaced_verifier.update(&spaced);
+    assert!(!verifier.finish().unsigned());
+    assert!(!spaced_verifier.finish().unsigned());
 }
 
 #[test]

@@ -207,7 +207,10 @@ pub struct Verification {
 impl Verification {
     /// Whether the message had no `DKIM-Signature:` field (result `none`).
     pub fn unsigned(&self) -> bool {
-        !self.signature_seen
+        match self.header {
+            Some(_) => self.checks.is_empty(),
+            None => !self.signature_seen,
+        }
     }
 
     /// The TXT names to look up (`SELECTOR._domainkey.DOMAIN`), each once.
@@ -230,7 +233,7 @@ impl Verification {
     /// section too large to keep gets one `neutral` result.
     pub fn results(&self, lookup: impl Fn(&str) -> KeyLookup, now: u64) -> Vec<DkimResult> {
         let Some(header) = &self.header else {
-            if !self.signature_seen {
+            if self.unsigned() {
                 return Vec::new();
             }
             return vec![DkimResult {
