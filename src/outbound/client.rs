@@ -32,7 +32,10 @@ pub struct Attempt<'a> {
     pub login: Option<(&'a str, &'a str)>,
     pub sender: &'a str,
     pub recipients: &'a [String],
+    /// Of the message as sent, `headers` included.
     pub size: u64,
+    /// Header fields sent ahead of the stored message (its DKIM signatures).
+    pub headers: &'a str,
 }
 
 async fn within<T>(
@@ -124,7 +127,7 @@ impl Shell {
                 },
                 Step::SendBody => {
                     let body = message.take().expect("the body is asked for once");
-                    match send_body(&mut self.stream, body).await {
+                    match send_body(&mut self.stream, attempt.headers, body).await {
                         Ok(()) => session.body_sent(),
                         Err(f) => session.failed(f),
                     }
@@ -181,9 +184,11 @@ impl Shell {
     }
 }
 
-/// Streams the message as the wire needs it, and the final `.`.
+/// Streams `headers`, then the message, as the wire needs them, and the
+/// final `.`.
 async fn send_body(
     stream: &mut Stream,
+    headers: &str,
     message: impl io::Read + Send + 'static,
 ) -> Result<(), Failure> {
     // Read on the blocking pool, at most one chunk ahead of the wire.
@@ -201,6 +206,7 @@ async fn send_body(
         let mut bytes = &chunk[..n];
         if std::mem::take(&mut first) {
             bytes = without_return_path(bytes);
+            stuffer.feed(headers.as_bytes(), &mut out);
         }
         if n == 0 {
             out.extend_from_slice(stuffer.finish().as_bytes());
@@ -243,17 +249,18 @@ mod tests {
         );
         assert_eq!(without_return_path(b"Received: x\r\n"), b"Received: x\r\n");
     }
-    /// A server that answers everything at once, a byte per write, before
-    /// it is asked: each reply is taken for the command it answers.
-    #[test]
-    fn replies_sent_ahead_and_in_single_bytes() {
+    /// Runs one attempt against a server that sends `replies` at once, a
+    /// byte per write, before it is asked; gives what the server heard.
+    fn converse_with(
+        replies: &'static str,
+        headers: &str,
+        stored: &[u8],
+    ) -> (String, Result<RecipientResults, Failure>) {
         smol::block_on(async {
             let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let server = async {
                 let (mut peer, _) = listener.accept().await.unwrap();
-                let replies = "220 mx\r\n250-mx\r\n250 SIZE 9\r\n250 ok\r\n250 ok\r\n\
-                               550 5.1.1 no\r\n354 go\r\n250 queued\r\n221 bye\r\n";
                 for b in replies.bytes() {
                     peer.write_all(&[b]).await.unwrap();
                 }
@@ -271,19 +278,50 @@ mod tests {
                 sender: "a@b.test",
                 recipients: &recipients,
                 size: 7,
+                headers,
             };
-            let message = io::Cursor::new(b"Return-Path: <a@b.test>\r\nS: x\r\n\r\n.dot".to_vec());
-            let (heard, results) = future::zip(server, deliver(&attempt, message)).await;
-            assert_eq!(
-                heard,
-                "EHLO box.test\r\nMAIL FROM:<a@b.test> SIZE=7\r\nRCPT TO:<c@d.test>\r\n\
-                 RCPT TO:<e@f.test>\r\nDATA\r\nS: x\r\n\r\n..dot\r\n.\r\nQUIT\r\n"
-            );
-            let failure = Failure {
-                permanent: true,
-                text: "RCPT TO: 550 5.1.1 no".into(),
-            };
-            assert_eq!(results, Ok(vec![Ok(()), Err(failure)]));
-        });
+            let message = io::Cursor::new(stored.to_vec());
+            future::zip(server, deliver(&attempt, message)).await
+        })
+    }
+
+    /// A server that answers everything at once, a byte per write, before
+    /// it is asked: each reply is taken for the command it answers.
+    #[test]
+    fn replies_sent_ahead_and_in_single_bytes() {
+        let replies = "220 mx\r\n250-mx\r\n250 SIZE 9\r\n250 ok\r\n250 ok\r\n\
+                       550 5.1.1 no\r\n354 go\r\n250 queued\r\n221 bye\r\n";
+        let stored = b"Return-Path: <a@b.test>\r\nS: x\r\n\r\n.dot";
+        let (heard, results) = converse_with(replies, "", stored);
+        assert_eq!(
+            heard,
+            "EHLO box.test\r\nMAIL FROM:<a@b.test> SIZE=7\r\nRCPT TO:<c@d.test>\r\n\
+             RCPT TO:<e@f.test>\r\nDATA\r\nS: x\r\n\r\n..dot\r\n.\r\nQUIT\r\n"
+        );
+        let failure = Failure {
+            permanent: true,
+            text: "RCPT TO: 550 5.1.1 no".into(),
+        };
+        assert_eq!(results, Ok(vec![Ok(()), Err(failure)]));
+    }
+
+    /// Signatures kept in the envelope go first, where the dropped
+    /// Return-Path: was; an empty stored message still gets them.
+    #[test]
+    fn headers_kept_apart_are_sent_ahead_of_the_message() {
+        let replies = "220 mx\r\n250 mx\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n\
+                       250 queued\r\n221 bye\r\n";
+        let signature = "DKIM-Signature: v=1; d=b.test;\r\n\tb=abc\r\n";
+        let stored = b"Return-Path: <a@b.test>\r\nReceived: x\r\nS: x\r\n\r\n.dot\r\n";
+        let (heard, results) = converse_with(replies, signature, stored);
+        let data = heard.split_once("DATA\r\n").unwrap().1;
+        assert_eq!(
+            data,
+            "DKIM-Signature: v=1; d=b.test;\r\n\tb=abc\r\nReceived: x\r\nS: x\r\n\r\n\
+             ..dot\r\n.\r\nQUIT\r\n"
+        );
+        assert_eq!(results, Ok(vec![Ok(()), Ok(())]));
+        let (heard, _) = converse_with(replies, signature, b"");
+        assert!(heard.contains("DATA\r\nDKIM-Signature: v=1; d=b.test;\r\n\tb=abc\r\n.\r\n"));
     }
 }

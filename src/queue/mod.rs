@@ -115,15 +115,18 @@ impl Queue {
         let _ = self.wake_tx.try_send(());
     }
 
-    /// Puts a spooled message in the queue for `recipients`, durably.
+    /// Puts a spooled message in the queue for `recipients`, durably;
+    /// `headers` are sent ahead of it (its DKIM signatures).
     pub async fn submit(
         &self,
         message: crate::store::maildir::Incoming,
         id: String,
         sender: String,
         recipients: Vec<String>,
+        headers: String,
     ) -> (crate::store::maildir::Incoming, std::io::Result<()>) {
-        let envelope = Envelope::new(id, sender, recipients, unix_now());
+        let mut envelope = Envelope::new(id, sender, recipients, unix_now());
+        envelope.headers = headers;
         let dir = self.data_dir.clone();
         let saved = envelope.clone();
         let (message, result) = smol::unblock(move || {
@@ -333,13 +336,14 @@ async fn attempt(shared: &Context, id: &str) {
     let message = store::queue_dir(&queue.data_dir).join(format!("{id}.msg"));
     let size = smol::unblock(move || std::fs::metadata(message).map(|m| m.len()))
         .await
-        .unwrap_or(0);
+        .unwrap_or(0)
+        + envelope.headers.len() as u64;
     for rcpt in local {
         let result = deliver_locally(shared, id, &rcpt).await;
         note(shared, &mut envelope, &rcpt, result, None);
     }
     for group in groups {
-        let outcome = deliver_group(shared, id, &envelope.sender, &group, size).await;
+        let outcome = deliver_group(shared, &envelope, &group, size).await;
         match outcome {
             Ok((results, mta)) => {
                 for (rcpt, result) in group.recipients.iter().zip(results) {
@@ -457,11 +461,11 @@ fn note(
 /// Tries the group's hosts in order until one gives answers.
 async fn deliver_group(
     shared: &Context,
-    id: &str,
-    sender: &str,
+    envelope: &Envelope,
     group: &Group,
     size: u64,
 ) -> Result<(RecipientResults, String), Failure> {
+    let id = envelope.id.as_str();
     let queue = &shared.queue;
     let mut last = Failure {
         permanent: false,
@@ -496,9 +500,10 @@ async fn deliver_group(
             helo: &shared.config.hostname,
             tls,
             login,
-            sender,
+            sender: &envelope.sender,
             recipients: &group.recipients,
             size,
+            headers: &envelope.headers,
         };
         match client::deliver(&attempt, message).await {
             Ok(results) => return Ok((results, format!("{host} [{}]", addr.ip()))),
@@ -727,7 +732,7 @@ async fn deliver_report(
     if !remote.is_empty() {
         let (back, result) = shared
             .queue
-            .submit(incoming, name, String::new(), remote)
+            .submit(incoming, name, String::new(), remote, String::new())
             .await;
         incoming = back;
         if let Err(e) = result {

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 pub const QUEUE_DIR: &str = "queue";
 pub const DAMAGED_DIR: &str = "damaged";
 pub const KIND: [u8; 4] = *b"PBQE";
-pub const VERSION: u16 = 1;
+/// Version 2 added [`Envelope::headers`]; version 1 envelopes still read.
+pub const VERSION: u16 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RcptState {
@@ -52,6 +53,37 @@ pub struct Envelope {
     pub next_try: u64,
     /// A delay notice has been sent.
     pub warned: bool,
+    /// Header fields sent ahead of the stored message (its DKIM
+    /// signatures, made before the 250), CRLF-terminated; usually empty.
+    pub headers: String,
+}
+
+/// An envelope as version 1 wrote it: no `headers`.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct EnvelopeV1 {
+    id: String,
+    sender: String,
+    arrived: u64,
+    recipients: Vec<Recipient>,
+    attempts: u32,
+    next_try: u64,
+    warned: bool,
+}
+
+impl From<EnvelopeV1> for Envelope {
+    fn from(old: EnvelopeV1) -> Envelope {
+        Envelope {
+            id: old.id,
+            sender: old.sender,
+            arrived: old.arrived,
+            recipients: old.recipients,
+            attempts: old.attempts,
+            next_try: old.next_try,
+            warned: old.warned,
+            headers: String::new(),
+        }
+    }
 }
 
 impl Envelope {
@@ -72,6 +104,7 @@ impl Envelope {
             attempts: 0,
             next_try: now,
             warned: false,
+            headers: String::new(),
         }
     }
 
@@ -138,7 +171,12 @@ pub fn save(disk: &dyn Disk, data_dir: &Path, envelope: &Envelope) -> io::Result
 
 /// An envelope from its record bytes.
 pub fn decode(bytes: &[u8]) -> Result<Envelope, record::RecordError> {
-    record::decode(KIND, VERSION, bytes)
+    match record::decode(KIND, VERSION, bytes) {
+        Err(record::RecordError::UnsupportedVersion(1)) => {
+            record::decode::<EnvelopeV1>(KIND, 1, bytes).map(Envelope::from)
+        }
+        decoded => decoded,
+    }
 }
 
 /// Reads one envelope; `Ok(None)` when the message left the queue.
@@ -147,7 +185,11 @@ pub fn load(
     data_dir: &Path,
     id: &str,
 ) -> Result<Option<Envelope>, record::RecordError> {
-    record::load(disk, &envelope_path(data_dir, id), KIND, VERSION)
+    match disk.read(&envelope_path(data_dir, id)) {
+        Ok(bytes) => decode(&bytes).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub fn open_message(disk: &dyn Disk, data_dir: &Path, id: &str) -> io::Result<Reader> {
@@ -297,6 +339,30 @@ mod tests {
     use std::fs;
     use std::io::Read;
     use std::sync::Arc;
+
+    /// Envelopes queued before signatures were kept still load, with none.
+    #[test]
+    fn a_version_1_envelope_still_reads() {
+        let old = EnvelopeV1 {
+            id: "q1".into(),
+            sender: "a@b.test".into(),
+            arrived: 5,
+            recipients: Envelope::new("q1".into(), String::new(), vec!["c@d.test".into()], 5)
+                .recipients,
+            attempts: 2,
+            next_try: 9,
+            warned: true,
+        };
+        let bytes = record::encode(KIND, 1, &old);
+        let envelope = decode(&bytes).unwrap();
+        assert_eq!(envelope.sender, "a@b.test");
+        assert_eq!((envelope.attempts, envelope.next_try), (2, 9));
+        assert!(envelope.warned);
+        assert_eq!(envelope.headers, "");
+        let mut new = envelope.clone();
+        new.headers = "DKIM-Signature: x\r\n".into();
+        assert_eq!(decode(&record::encode(KIND, VERSION, &new)).unwrap(), new);
+    }
 
     /// `queue list` shows, and the queue tries, the oldest first.
     #[test]

@@ -721,7 +721,13 @@ impl Delivery<'_> {
         let queue_id = shared.store.names.next();
         let (message, queued) = shared
             .queue
-            .submit(message, queue_id.clone(), sender.clone(), rcpts.clone())
+            .submit(
+                message,
+                queue_id.clone(),
+                sender.clone(),
+                rcpts.clone(),
+                String::new(),
+            )
             .await;
         match queued {
             Ok(()) => {
