@@ -176,3 +176,8 @@ pub const DKIM_OLD_KEY_GRACE: Duration = Duration::from_secs(7 * 86_400);
 pub const DMARC_MAX_RECORD: usize = 2048;
 /// Report URIs kept from a DMARC record's `rua` or `ruf`.
 pub const DMARC_MAX_REPORT_URIS: usize = 8;
+
+/// How much of an incoming `Authentication-Results:` field is held back
+/// to read its authserv-id (which comes first) before it is passed on or
+/// dropped.
+pub const AUTHSERV_ID_LOOKAHEAD: usize = 512;

@@ -409,7 +409,12 @@ impl Conversation {
         let data = self.settings.timeouts.data;
         let scan = self.settings.scan_recipients && !self.session.trusted();
         self.mode = Mode::Data(Box::new(Message {
-            stream: DataStream::new(missing, scan, self.session.max_message_size()),
+            stream: DataStream::new(
+                missing,
+                self.session.hostname(),
+                scan,
+                self.session.max_message_size(),
+            ),
             last_input: now,
             deadline: now + DATA_DEADLINE_FACTOR * data,
         }));

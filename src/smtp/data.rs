@@ -39,12 +39,18 @@ pub struct DataStream {
 }
 
 impl DataStream {
-    /// `missing`: fields to add (members' mail); `scan_recipients`: read
-    /// To:/Cc: for the spam rule; `max_size`: the limit on stored bytes.
-    pub fn new(missing: Option<Missing>, scan_recipients: bool, max_size: u64) -> Self {
+    /// `missing`: fields to add (members' mail); `authserv_id`: ours, for
+    /// dropping Authentication-Results: that claim it; `scan_recipients`:
+    /// read To:/Cc: for the spam rule; `max_size`: the limit on stored bytes.
+    pub fn new(
+        missing: Option<Missing>,
+        authserv_id: &str,
+        scan_recipients: bool,
+        max_size: u64,
+    ) -> Self {
         DataStream {
             decoder: DataDecoder::new(),
-            filter: HeaderFilter::new(missing),
+            filter: HeaderFilter::new(missing, authserv_id),
             from: FromHeaderScanner::new(),
             received: ReceivedCounter::for_fields(&["received"]),
             recipients: scan_recipients.then(RecipientHeaderScanner::recipients),

@@ -3,7 +3,11 @@
 //! delivery adds it, and ours is on top), a member's message gets the
 //! `Date:`, `Message-ID:` and `From:` it lacks (RFC 6409 §8), and what
 //! readers could take two ways is noted for the strict check of members'
-//! mail: bare CR or LF, lines without a colon, odd field names.
+//! mail: bare CR or LF, lines without a colon, odd field names. An
+//! `Authentication-Results:` that claims our authserv-id is dropped too
+//! (RFC 8601 §5): only we may say what we found.
+
+use crate::limits::AUTHSERV_ID_LOOKAHEAD;
 
 /// The fields to add when missing, complete with their CRLF.
 pub struct Missing {
@@ -36,8 +40,14 @@ pub struct HeaderFilter {
     name: heapless::Vec<u8, NAME>,
     /// The name did not fit and was passed on as it came.
     name_passed: bool,
-    /// The current field (a `Return-Path:`) is being left out.
+    /// The current field (a `Return-Path:`, or an
+    /// `Authentication-Results:` in our name) is being left out.
     dropping: bool,
+    /// Our authserv-id.
+    authserv_id: Box<str>,
+    /// The start of an `Authentication-Results:` field, held back until
+    /// its authserv-id has been read.
+    held: Option<Vec<u8>>,
     first_line: bool,
     missing: Option<Missing>,
     seen_date: bool,
@@ -47,13 +57,16 @@ pub struct HeaderFilter {
 }
 
 impl HeaderFilter {
-    /// `missing`: for members' mail, the fields to add where absent.
-    pub fn new(missing: Option<Missing>) -> Self {
+    /// `missing`: for members' mail, the fields to add where absent;
+    /// `authserv_id`: ours (the host name).
+    pub fn new(missing: Option<Missing>, authserv_id: &str) -> Self {
         HeaderFilter {
             position: Position::LineStart,
             name: heapless::Vec::new(),
             name_passed: false,
             dropping: false,
+            authserv_id: authserv_id.into(),
+            held: None,
             first_line: true,
             missing,
             seen_date: false,
@@ -95,6 +108,7 @@ impl HeaderFilter {
                         self.value_byte(b, out);
                     }
                     _ => {
+                        self.decide_held(out);
                         self.dropping = false;
                         self.name.clear();
                         self.name_passed = false;
@@ -103,6 +117,7 @@ impl HeaderFilter {
                     }
                 },
                 Position::BlankCr => {
+                    self.decide_held(out);
                     if b == b'\n' {
                         self.add_missing(out);
                         out.extend_from_slice(b"\r\n");
@@ -117,16 +132,12 @@ impl HeaderFilter {
                 Position::Value => self.value_byte(b, out),
                 Position::ValueCr => {
                     if b == b'\n' {
-                        if !self.dropping {
-                            out.extend_from_slice(b"\r\n");
-                        }
+                        self.emit(b"\r\n", out);
                         self.first_line = false;
                         self.position = Position::LineStart;
                     } else {
                         self.flag("bare CR");
-                        if !self.dropping {
-                            out.push(b'\r');
-                        }
+                        self.emit(b"\r", out);
                         self.position = Position::Value;
                         self.value_byte(b, out);
                     }
@@ -138,8 +149,38 @@ impl HeaderFilter {
     fn value_byte(&mut self, b: u8, out: &mut Vec<u8>) {
         if b == b'\r' {
             self.position = Position::ValueCr;
-        } else if !self.dropping {
-            out.push(b);
+        } else {
+            self.emit(&[b], out);
+        }
+    }
+
+    /// Passes on bytes of the current field, holds them, or leaves them out.
+    fn emit(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        if self.dropping {
+            return;
+        }
+        match &mut self.held {
+            Some(held) => {
+                held.extend_from_slice(bytes);
+                // The authserv-id comes first; past this much, what we
+                // hold decides.
+                if held.len() >= AUTHSERV_ID_LOOKAHEAD {
+                    self.decide_held(out);
+                }
+            }
+            None => out.extend_from_slice(bytes),
+        }
+    }
+
+    /// A held `Authentication-Results:` field is dropped if it claims our
+    /// authserv-id, and passed on if not.
+    fn decide_held(&mut self, out: &mut Vec<u8>) {
+        if let Some(held) = self.held.take() {
+            if crate::dmarc::header::claims_authserv_id(&held, &self.authserv_id) {
+                self.dropping = true;
+            } else {
+                out.extend_from_slice(&held);
+            }
         }
     }
 
@@ -155,7 +196,12 @@ impl HeaderFilter {
                     self.seen_message_id |= is("message-id");
                     self.seen_from |= is("from");
                     self.dropping = is("return-path");
-                    if !self.dropping {
+                    if is("authentication-results") {
+                        let mut held = Vec::with_capacity(AUTHSERV_ID_LOOKAHEAD);
+                        held.extend_from_slice(name);
+                        held.push(b);
+                        self.held = Some(held);
+                    } else if !self.dropping {
                         out.extend_from_slice(name);
                         out.push(b);
                     }
@@ -221,9 +267,8 @@ impl HeaderFilter {
                 if self.position == Position::ValueCr {
                     self.flag("bare CR");
                 }
-                if !self.dropping {
-                    out.extend_from_slice(b"\r\n");
-                }
+                self.emit(b"\r\n", out);
+                self.decide_held(out);
             }
             Position::BlankCr => {
                 self.flag("bare CR");
@@ -251,7 +296,7 @@ mod tests {
     /// The rewritten message and the verdict, the same for every split.
     fn filter(message: &[u8], add: bool) -> (String, Option<&'static str>) {
         let mut results = (1..=5).chain([message.len().max(1)]).map(|split| {
-            let mut f = HeaderFilter::new(add.then(missing));
+            let mut f = HeaderFilter::new(add.then(missing), "mx.ours.example");
             let mut out = Vec::new();
             for part in message.chunks(split) {
                 f.feed(part, None, &mut out);
@@ -274,6 +319,37 @@ mod tests {
         );
         assert_eq!(out, "Subject: s\r\n\r\nReturn-Path: body\r\n");
         assert_eq!(bad, None);
+    }
+
+    #[test]
+    fn drops_authentication_results_in_our_name_only() {
+        let (out, bad) = filter(
+            b"Authentication-Results: mx.ours.example; spf=pass\r\n\tdkim=pass\r\n\
+              Authentication-Results: mx.other.example; spf=fail\r\n\
+              authentication-results: (forged) MX.Ours.Example ; dmarc=pass\r\n\
+              Subject: s\r\n\r\nAuthentication-Results: mx.ours.example; body\r\n",
+            false,
+        );
+        assert_eq!(
+            out,
+            "Authentication-Results: mx.other.example; spf=fail\r\nSubject: s\r\n\r\n\
+             Authentication-Results: mx.ours.example; body\r\n"
+        );
+        assert_eq!(bad, None);
+        // Longer than what is held to find the id: kept whole when not ours,
+        // dropped whole when ours; also at the end of a message.
+        let long = format!(
+            "Authentication-Results: other.example; dkim=pass{}\r\nSubject: s\r\n\r\n",
+            " header.d=x".repeat(100)
+        );
+        assert_eq!(filter(long.as_bytes(), false).0, long);
+        let ours = long.replace("other.example", "mx.ours.example");
+        assert_eq!(filter(ours.as_bytes(), false).0, "Subject: s\r\n\r\n");
+        let (out, _) = filter(
+            b"Subject: s\r\nAuthentication-Results: mx.ours.example; x",
+            false,
+        );
+        assert_eq!(out, "Subject: s\r\n");
     }
 
     #[test]
@@ -322,12 +398,12 @@ mod tests {
 
     #[test]
     fn a_bare_lf_counts_only_in_the_header_section() {
-        let mut f = HeaderFilter::new(None);
+        let mut f = HeaderFilter::new(None, "mx.ours.example");
         let mut out = Vec::new();
         f.feed(b"A: b\r\n\r\nx\r\n", Some(10), &mut out);
         assert_eq!(f.malformed(), None);
         f.feed(b"", None, &mut out);
-        let mut f = HeaderFilter::new(None);
+        let mut f = HeaderFilter::new(None, "mx.ours.example");
         f.feed(b"A: b\r\nC: d\r\n\r\n", Some(4), &mut out);
         assert_eq!(f.malformed(), Some("bare LF"));
     }

@@ -155,6 +155,11 @@ impl Session {
     }
 
     /// Starts a session whose greeting is written later, with [`Session::greet`].
+    /// Our name: in replies, trace fields and as the authserv-id.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
     pub fn before_greeting(hostname: &str, limits: Limits, security: Security) -> Self {
         let mut name = heapless::String::new();
         let _ = name.push_str(&hostname[..hostname.len().min(255)]);
@@ -759,6 +764,20 @@ impl Session {
                 Some("4.3.0"),
                 "Local error in processing, try again later",
             ),
+            DataOutcome::NotAuthenticated {
+                code,
+                enhanced,
+                reason,
+            } => {
+                // The reason may be long (domain names, record text).
+                let mut text: heapless::String<200> = heapless::String::new();
+                for c in reason.chars().filter(|c| !c.is_control()) {
+                    if text.push(c).is_err() {
+                        break;
+                    }
+                }
+                push(out, code, Some(enhanced), &text)
+            }
         }
         self.reset_transaction();
     }
