@@ -13,7 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 const FILE: &str = "stats";
 const KIND: [u8; 4] = *b"PBSS";
-const VERSION: u16 = 2;
+/// Version 3 added [`Stats::checks`]; versions 1 and 2 are carried over.
+const VERSION: u16 = 3;
 
 #[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
@@ -39,6 +40,10 @@ pub struct Stats {
     pub bounced: u64,
     /// Copies judged spam (tagged or refused).
     pub spam: u64,
+    /// Strangers' mail checked on arrival, by result ("spf=pass",
+    /// "dkim=fail", "dmarc=none") and by what was done ("refused",
+    /// "deferred", "tagged", "delivered").
+    pub checks: BTreeMap<String, u64>,
 }
 
 /// The running server's counters: changed by every session, written to
@@ -102,6 +107,24 @@ impl Refusal<'_> {
     }
 }
 
+/// The second format, read once and carried over.
+#[derive(Deserialize)]
+struct StatsV2 {
+    since: u64,
+    saved: u64,
+    received_messages: u64,
+    received_bytes: u64,
+    delivered_local: u64,
+    logins: u64,
+    failed_logins: u64,
+    connections: BTreeMap<String, u64>,
+    rejected: BTreeMap<String, u64>,
+    queued: u64,
+    sent: u64,
+    bounced: u64,
+    spam: u64,
+}
+
 /// The first format, read once and carried over.
 #[derive(Deserialize)]
 struct StatsV1 {
@@ -151,6 +174,28 @@ fn fresh() -> Stats {
 fn read(data_dir: &Path) -> Result<Stats, record::RecordError> {
     match record::load(disk::system(), &path(data_dir), KIND, VERSION) {
         Ok(Some(stats)) => Ok(stats),
+        Err(record::RecordError::UnsupportedVersion(2)) => {
+            let Some(old) = record::load::<StatsV2>(disk::system(), &path(data_dir), KIND, 2)?
+            else {
+                return Ok(fresh());
+            };
+            Ok(Stats {
+                since: old.since,
+                saved: old.saved,
+                received_messages: old.received_messages,
+                received_bytes: old.received_bytes,
+                delivered_local: old.delivered_local,
+                logins: old.logins,
+                failed_logins: old.failed_logins,
+                connections: old.connections,
+                rejected: old.rejected,
+                queued: old.queued,
+                sent: old.sent,
+                bounced: old.bounced,
+                spam: old.spam,
+                checks: BTreeMap::new(),
+            })
+        }
         Err(record::RecordError::UnsupportedVersion(1)) => {
             let Some(old) = record::load::<StatsV1>(disk::system(), &path(data_dir), KIND, 1)?
             else {
@@ -182,6 +227,11 @@ impl Stats {
     /// Counts one refusal the server decided on, by its code.
     pub fn count_refusal(&mut self, refusal: Refusal<'_>) {
         *self.rejected.entry(refusal.key()).or_insert(0) += 1;
+    }
+
+    /// Counts one finding or outcome of the arrival checks.
+    pub fn count_check(&mut self, what: &str) {
+        *self.checks.entry(what.to_string()).or_insert(0) += 1;
     }
 
     /// The report `postbox stats` prints.
@@ -219,6 +269,12 @@ impl Stats {
         for (reply, n) in &self.rejected {
             out.push_str(&format!("\n  {reply}: {n}"));
         }
+        if !self.checks.is_empty() {
+            out.push_str("\nchecks of strangers' mail:");
+            for (what, n) in &self.checks {
+                out.push_str(&format!(" {what} {n};"));
+            }
+        }
         out.push('\n');
         out
     }
@@ -243,6 +299,54 @@ mod tests {
         assert_eq!(s.rejected["-ERR [AUTH]"], 1);
         assert_eq!(s.rejected["-ERR"], 1);
         assert_eq!(s.rejected.len(), 5);
+    }
+
+    /// Counters saved before the checks were counted still load.
+    #[test]
+    fn version_2_counters_carry_over() {
+        #[derive(Serialize)]
+        struct V2 {
+            since: u64,
+            saved: u64,
+            received_messages: u64,
+            received_bytes: u64,
+            delivered_local: u64,
+            logins: u64,
+            failed_logins: u64,
+            connections: BTreeMap<String, u64>,
+            rejected: BTreeMap<String, u64>,
+            queued: u64,
+            sent: u64,
+            bounced: u64,
+            spam: u64,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let old = V2 {
+            since: 1,
+            saved: 2,
+            received_messages: 3,
+            received_bytes: 4,
+            delivered_local: 5,
+            logins: 6,
+            failed_logins: 7,
+            connections: BTreeMap::from([("smtp".into(), 8)]),
+            rejected: BTreeMap::new(),
+            queued: 9,
+            sent: 10,
+            bounced: 11,
+            spam: 12,
+        };
+        record::save(disk::system(), &path(dir.path()), KIND, 2, &old).unwrap();
+        let stats = load(dir.path()).unwrap();
+        assert_eq!(
+            (stats.received_messages, stats.queued, stats.spam),
+            (3, 9, 12)
+        );
+        assert!(stats.checks.is_empty());
+        let mut stats = stats;
+        stats.count_check("dmarc=pass");
+        save(dir.path(), &stats).unwrap();
+        assert_eq!(load(dir.path()).unwrap().checks["dmarc=pass"], 1);
     }
 
     #[test]
