@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 /// The served domains: the config's, and those of a server running on
 /// this data directory (started with `--domain`).
-fn served_domains(config: &Config) -> Vec<String> {
+pub(super) fn served_domains(config: &Config) -> Vec<String> {
     let mut domains = config.domains.clone();
     if let Some(status) = crate::server::running_status(&config.data_dir) {
         for domain in status.domains {
@@ -23,7 +23,7 @@ fn served_domains(config: &Config) -> Vec<String> {
 }
 
 /// `name`, when it is a served domain.
-fn served(config: &Config, name: &str) -> Result<String, String> {
+pub(super) fn served(config: &Config, name: &str) -> Result<String, String> {
     let domain = name.trim_end_matches('.').to_ascii_lowercase();
     if served_domains(config).contains(&domain) {
         Ok(domain)

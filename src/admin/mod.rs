@@ -3,6 +3,7 @@
 //! admin console both run them from there, so both do exactly the same.
 
 pub mod dkim;
+pub mod dns;
 mod status;
 pub mod verbs;
 

@@ -170,6 +170,20 @@ pub const VERBS: &[Verb] = &[
         |c, r| text(dkim::rotate(c, r.args[0])),
     ),
     verb(
+        &["dns", "records"],
+        "[DOMAIN]",
+        (0, 1),
+        "every DNS record to publish: MX, SPF, DKIM, DMARC",
+        |c, r| text(dns::show(c, r.args.first().copied())),
+    ),
+    verb(
+        &["dns", "check"],
+        "[DOMAIN]",
+        (0, 1),
+        "asks the resolver for each record to publish; says what is missing",
+        |c, r| text(dns::check(c, r.args.first().copied())),
+    ),
+    verb(
         &["status"],
         "",
         (0, 0),

@@ -1,0 +1,417 @@
+//! What a person puts into their DNS for a working box, and a check of
+//! what is there: the MX, the host name's address, SPF, the DKIM keys and
+//! a starting DMARC record, for each served domain.
+
+use crate::config::Config;
+use crate::dkim::keys;
+use crate::dns::message::{Answer, TYPE_A, TYPE_AAAA, TYPE_MX, TYPE_TXT};
+use crate::dns::{LookupError, Resolver};
+use crate::store::disk;
+
+/// One record to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// Owner name, without the trailing dot.
+    pub name: String,
+    pub kind: Kind,
+    /// The record's data as a zone file writes it (TXT without quotes).
+    pub value: String,
+    /// What it is for, or what to put in, for a person.
+    pub note: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Mx,
+    /// The host name's address: only a hint, Postbox does not know the
+    /// address the world reaches it at.
+    Address,
+    Spf,
+    Dkim,
+    Dmarc,
+}
+
+impl Kind {
+    fn rr_type(self) -> &'static str {
+        match self {
+            Kind::Mx => "MX",
+            Kind::Address => "A/AAAA",
+            Kind::Spf | Kind::Dkim | Kind::Dmarc => "TXT",
+        }
+    }
+}
+
+impl Wanted {
+    /// The record as a zone file line (TXT values in strings of at most
+    /// 255 characters, the most one may hold).
+    pub fn zone_line(&self) -> String {
+        let data = match self.kind {
+            Kind::Spf | Kind::Dkim | Kind::Dmarc => quoted_strings(&self.value),
+            _ => self.value.clone(),
+        };
+        format!("{} {} {}", self.name, self.kind.rr_type(), data)
+    }
+}
+
+fn quoted_strings(value: &str) -> String {
+    let strings: Vec<String> = value
+        .as_bytes()
+        .chunks(255)
+        .map(|chunk| format!("\"{}\"", String::from_utf8_lossy(chunk)))
+        .collect();
+    strings.join(" ")
+}
+
+/// SPF mechanisms of smarthost providers whose SPF name is known: mail
+/// they send for us passes SPF only when it is included.
+const SMARTHOST_SPF: &[(&str, &str)] = &[
+    ("smtp.gmail.com", "include:_spf.google.com"),
+    ("smtp-relay.gmail.com", "include:_spf.google.com"),
+    ("smtp.office365.com", "include:spf.protection.outlook.com"),
+    (
+        "smtp-mail.outlook.com",
+        "include:spf.protection.outlook.com",
+    ),
+    ("smtp.fastmail.com", "include:spf.messagingengine.com"),
+    ("smtp.mailgun.org", "include:mailgun.org"),
+    ("smtp.sendgrid.net", "include:sendgrid.net"),
+    (
+        "email-smtp.eu-west-1.amazonaws.com",
+        "include:amazonses.com",
+    ),
+    (
+        "email-smtp.us-east-1.amazonaws.com",
+        "include:amazonses.com",
+    ),
+];
+
+/// The SPF record: the domain's MX hosts send its mail, and the
+/// smarthost's senders when its provider is known.
+pub fn spf_value(config: &Config) -> (String, &'static str) {
+    let smarthost = config.queue.smarthost.as_ref().map(|s| s.host.as_str());
+    let include = smarthost.and_then(|host| {
+        SMARTHOST_SPF
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(host))
+            .map(|(_, include)| *include)
+    });
+    match (smarthost, include) {
+        (Some(_), Some(include)) => (
+            format!("v=spf1 mx {include} -all"),
+            "SPF: mail from this domain comes from its MX and the smarthost",
+        ),
+        (Some(_), None) => (
+            "v=spf1 mx -all".into(),
+            "SPF: add your smarthost provider's include: before -all",
+        ),
+        (None, _) => (
+            "v=spf1 mx -all".into(),
+            "SPF: mail from this domain comes from its MX",
+        ),
+    }
+}
+
+/// Every record `domain` needs. Makes the DKIM keys if they are missing,
+/// as the server does at start.
+pub fn records(config: &Config, domain: &str) -> Result<Vec<Wanted>, String> {
+    let host = config.hostname.trim_end_matches('.');
+    let mut wanted = vec![
+        Wanted {
+            name: domain.into(),
+            kind: Kind::Mx,
+            value: format!("10 {host}."),
+            note: "mail for the domain comes here",
+        },
+        Wanted {
+            name: host.into(),
+            kind: Kind::Address,
+            value: "<this box's public address>".into(),
+            note: "the address the world reaches this box at (A for IPv4, AAAA for IPv6)",
+        },
+    ];
+    let (spf, note) = spf_value(config);
+    wanted.push(Wanted {
+        name: domain.into(),
+        kind: Kind::Spf,
+        value: spf,
+        note,
+    });
+    for record in dkim_records(config, domain)? {
+        let note = if record.removable_after.is_some() {
+            "DKIM: a replaced key; keep it until mail signed with it has arrived"
+        } else {
+            "DKIM: the key outgoing mail is signed with"
+        };
+        wanted.push(Wanted {
+            name: record.name,
+            kind: Kind::Dkim,
+            value: record.value,
+            note,
+        });
+    }
+    wanted.push(Wanted {
+        name: format!("_dmarc.{domain}"),
+        kind: Kind::Dmarc,
+        value: format!("v=DMARC1; p=none; rua=mailto:postmaster@{domain}"),
+        note: "DMARC: start with p=none; p=quarantine once reports show all is signed",
+    });
+    Ok(wanted)
+}
+
+fn dkim_records(config: &Config, domain: &str) -> Result<Vec<keys::Record>, String> {
+    let now = std::time::SystemTime::now();
+    let base = config.dkim.selector.as_deref();
+    let domains = [domain.to_string()];
+    keys::ensure(disk::system(), &config.data_dir, &domains, base, now)
+        .and_then(|_| keys::records(disk::system(), &config.data_dir, domain))
+        .map_err(|e| format!("DKIM keys of {domain}: {e}"))
+}
+
+/// The served domains asked about: `domain` when given (it must be
+/// served), else all of them.
+fn domains_asked(config: &Config, domain: Option<&str>) -> Result<Vec<String>, String> {
+    super::existing_data_dir(config)?;
+    match domain {
+        Some(name) => Ok(vec![super::dkim::served(config, name)?]),
+        None => Ok(super::dkim::served_domains(config)),
+    }
+}
+
+/// `dns records [DOMAIN]`: zone file lines, each after a comment saying
+/// what it is for.
+pub fn show(config: &Config, domain: Option<&str>) -> Result<String, String> {
+    let mut out = String::new();
+    for domain in domains_asked(config, domain)? {
+        for record in records(config, &domain)? {
+            out.push_str(&format!("; {}\n{}\n", record.note, record.zone_line()));
+        }
+    }
+    Ok(out.trim_end().to_string())
+}
+
+/// What the resolver said about one wanted record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Ok,
+    Missing,
+    /// Published, but not as wanted: what is there.
+    Wrong(String),
+    /// No answer: the check could not be made.
+    Unknown(String),
+}
+
+/// Compares what is published for `wanted` with what it should be.
+pub fn judge(wanted: &Wanted, answer: Result<&Answer, &LookupError>) -> Found {
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => return Found::Unknown(e.to_string()),
+    };
+    match wanted.kind {
+        Kind::Mx => {
+            let host = wanted.value.split_whitespace().last().unwrap_or("");
+            let host = host.trim_end_matches('.');
+            let hosts: Vec<String> = answer.mx().iter().map(|(_, h)| h.to_string()).collect();
+            if hosts.is_empty() {
+                Found::Missing
+            } else if hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+                Found::Ok
+            } else {
+                Found::Wrong(hosts.join(", "))
+            }
+        }
+        Kind::Address => {
+            if answer.ipv4().is_empty() && answer.ipv6().is_empty() {
+                Found::Missing
+            } else {
+                Found::Ok
+            }
+        }
+        Kind::Spf | Kind::Dkim | Kind::Dmarc => {
+            let prefix = match wanted.kind {
+                Kind::Spf => "v=spf1",
+                Kind::Dkim => "v=DKIM1",
+                _ => "v=DMARC1",
+            };
+            let texts: Vec<String> = answer
+                .txt()
+                .iter()
+                .map(|t| String::from_utf8_lossy(t).into_owned())
+                .filter(|t| {
+                    t.get(..prefix.len())
+                        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+                })
+                .collect();
+            match texts.as_slice() {
+                [] => Found::Missing,
+                [one] if same_record(wanted.kind, one, &wanted.value) => Found::Ok,
+                // SPF and DMARC are the owner's to tune: any one record is fine.
+                [_] if wanted.kind != Kind::Dkim => Found::Ok,
+                [one] => Found::Wrong(one.clone()),
+                more => Found::Wrong(format!("{} records: {}", more.len(), more.join(" | "))),
+            }
+        }
+    }
+}
+
+/// The same record, spaces aside; a DKIM key by its `p=`.
+fn same_record(kind: Kind, found: &str, wanted: &str) -> bool {
+    let squeeze = |s: &str| {
+        s.split_whitespace()
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    if kind == Kind::Dkim {
+        let key = |s: &str| {
+            s.split(';')
+                .map(str::trim)
+                .find_map(|t| t.strip_prefix("p="))
+                .map(|p| p.split_whitespace().collect::<String>())
+        };
+        return key(found).is_some() && key(found) == key(wanted);
+    }
+    squeeze(found) == squeeze(wanted)
+}
+
+/// `dns check [DOMAIN]`: asks the configured resolver for each record.
+/// `Err` (exit 1) when something is missing or wrong, listing all.
+pub fn check(config: &Config, domain: Option<&str>) -> Result<String, String> {
+    let resolver = Resolver::new(config.dns_resolver);
+    let mut lines = Vec::new();
+    let mut problems = 0;
+    for domain in domains_asked(config, domain)? {
+        for wanted in records(config, &domain)? {
+            let found = smol::block_on(ask(&resolver, &wanted));
+            let line = match &found {
+                Found::Ok => format!("ok       {} {}", wanted.name, wanted.kind.rr_type()),
+                Found::Missing => format!("missing  {}", wanted.zone_line()),
+                Found::Wrong(there) => format!(
+                    "wrong    {} {}: found {there}; want {}",
+                    wanted.name,
+                    wanted.kind.rr_type(),
+                    wanted.value
+                ),
+                Found::Unknown(why) => {
+                    format!("unknown  {} {}: {why}", wanted.name, wanted.kind.rr_type())
+                }
+            };
+            problems += usize::from(found != Found::Ok);
+            lines.push(line);
+        }
+    }
+    let text = lines.join("\n");
+    if problems == 0 {
+        Ok(text)
+    } else {
+        Err(format!(
+            "{text}\n{problems} of {} records need attention",
+            lines.len()
+        ))
+    }
+}
+
+async fn ask(resolver: &Resolver, wanted: &Wanted) -> Found {
+    let name = wanted.name.as_str();
+    match wanted.kind {
+        Kind::Address => {
+            let v4 = resolver.lookup(name, TYPE_A).await;
+            if let Ok(answer) = &v4 {
+                if !answer.ipv4().is_empty() {
+                    return Found::Ok;
+                }
+            }
+            let v6 = resolver.lookup(name, TYPE_AAAA).await;
+            match (v4, v6) {
+                (_, Ok(answer)) => judge(wanted, Ok(&answer)),
+                (Err(e), Err(_)) => judge(wanted, Err(&e)),
+                (Ok(answer), Err(_)) => judge(wanted, Ok(&answer)),
+            }
+        }
+        Kind::Mx => judge(wanted, resolver.lookup(name, TYPE_MX).await.as_ref()),
+        _ => judge(wanted, resolver.lookup(name, TYPE_TXT).await.as_ref()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::message::{Record, Resource};
+
+    fn txt(values: &[&str]) -> Answer {
+        Answer::Records(
+            values
+                .iter()
+                .map(|v| Resource {
+                    record: Record::Txt(v.as_bytes().to_vec()),
+                    ttl: 60,
+                })
+                .collect(),
+        )
+    }
+
+    fn wanted(kind: Kind, value: &str) -> Wanted {
+        Wanted {
+            name: "club.example".into(),
+            kind,
+            value: value.into(),
+            note: "",
+        }
+    }
+
+    #[test]
+    fn published_records_are_judged() {
+        let spf = wanted(Kind::Spf, "v=spf1 mx -all");
+        assert_eq!(judge(&spf, Ok(&txt(&["v=spf1 mx -all"]))), Found::Ok);
+        assert_eq!(judge(&spf, Ok(&txt(&["v=spf1 a mx ~all"]))), Found::Ok);
+        assert_eq!(
+            judge(&spf, Ok(&txt(&["google-site-verification=x"]))),
+            Found::Missing
+        );
+        assert!(matches!(
+            judge(&spf, Ok(&txt(&["v=spf1 mx -all", "v=spf1 -all"]))),
+            Found::Wrong(_)
+        ));
+        let nothing = Answer::NoSuchName { negative_ttl: None };
+        assert_eq!(judge(&spf, Ok(&nothing)), Found::Missing);
+        let key = wanted(Kind::Dkim, "v=DKIM1; k=ed25519; p=AAAA");
+        assert_eq!(
+            judge(&key, Ok(&txt(&["v=DKIM1; k=ed25519; p=AA AA"]))),
+            Found::Ok
+        );
+        assert!(matches!(
+            judge(&key, Ok(&txt(&["v=DKIM1; k=ed25519; p=BBBB"]))),
+            Found::Wrong(_)
+        ));
+        assert!(matches!(
+            judge(&key, Err(&LookupError::TimedOut)),
+            Found::Unknown(_)
+        ));
+    }
+
+    #[test]
+    fn spf_includes_a_known_smarthost() {
+        let mut config = crate::config::Config::load(&crate::config::Overrides {
+            domains: vec!["club.example".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(spf_value(&config).0, "v=spf1 mx -all");
+        config.queue.smarthost = Some(crate::config::Smarthost {
+            host: "smtp.gmail.com".into(),
+            port: 587,
+            login: None,
+            tls: crate::config::SmarthostTls::StartTls,
+            ca: None,
+        });
+        assert_eq!(
+            spf_value(&config).0,
+            "v=spf1 mx include:_spf.google.com -all"
+        );
+    }
+
+    #[test]
+    fn txt_values_split_into_strings_of_255() {
+        let long = "p=".to_string() + &"A".repeat(400);
+        let line = wanted(Kind::Dkim, &long).zone_line();
+        assert_eq!(line.matches('"').count(), 4);
+    }
+}
