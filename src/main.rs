@@ -49,6 +49,8 @@ options:
   --pop3s ADDR         POP3 over TLS address, or off
   --hostname NAME      name in greetings and Received: headers
   --domain D           also accept mail for D (repeatable)
+  --dns-resolver ADDR  where DNS questions go, e.g. 192.168.1.1:53
+                       (default: dns_resolver, else /etc/resolv.conf's)
   --log-level LEVEL    off, error, warn, info, debug or trace
   --allow-plaintext-on-loopback
                        accept passwords without TLS from 127.0.0.1 and ::1
@@ -215,6 +217,7 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
             Long("pop3") => o.pop3 = Some(parser.value()?.parse()?),
             Long("hostname") => o.hostname = Some(parser.value()?.string()?),
             Long("domain") => o.domains.push(parser.value()?.string()?),
+            Long("dns-resolver") => o.dns_resolver = Some(parser.value()?.parse()?),
             Long("log-level") => {
                 o.log_level = Some(parse_level(&parser.value()?.string()?).map_err(Failure::Usage)?)
             }

@@ -47,6 +47,8 @@ pub(super) struct FileConfig {
     pub spam: SpamFile,
     #[serde(default)]
     pub dkim: DkimFile,
+    #[serde(default)]
+    pub inbound: InboundFile,
     pub aliases: Option<PathBuf>,
     #[serde(default)]
     pub queue: QueueFile,
@@ -103,6 +105,14 @@ pub(super) struct SpamFile {
 pub(super) struct DkimFile {
     pub selector: Option<String>,
     pub sign: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InboundFile {
+    pub spf: Option<String>,
+    pub dkim: Option<String>,
+    pub dmarc: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

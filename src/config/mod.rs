@@ -74,12 +74,15 @@ pub struct Config {
     pub quota: QuotaConfig,
     /// DNS blocklist zones checked for strangers on port 25 (empty: off).
     pub dnsbl: Vec<String>,
-    /// Where DNS questions go (blocklists); default: /etc/resolv.conf's first.
+    /// Where DNS questions go (blocklists, MX hosts, SPF, DKIM keys, DMARC);
+    /// `--dns-resolver` or the file; default: /etc/resolv.conf's first.
     pub dns_resolver: Option<SocketAddr>,
     /// Greylisting settings; `None` when it is off.
     pub greylist: Option<GreylistConfig>,
     pub spam: SpamSettings,
     pub dkim: DkimConfig,
+    /// What the arrival checks of strangers' mail do (`[inbound]`).
+    pub inbound: InboundModes,
     pub queue: QueueConfig,
     /// The aliases file (/etc/aliases syntax); default DATA/aliases.
     pub aliases: PathBuf,
@@ -139,6 +142,11 @@ pub struct GreylistConfig {
     /// How long a triplet that passed keeps passing without a new delay.
     pub allow: Duration,
 }
+
+/// `[inbound]`: the arrival checks of strangers' mail. The defaults
+/// (`spf = "tag"`, `dkim = "verify"`, `dmarc = "enforce"`) follow the
+/// policies domains publish: `dmarc::judge` has the rules.
+pub use crate::dmarc::{DkimMode, Enforcement, InboundModes};
 
 /// DKIM signing of members' outgoing mail (`[dkim]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,6 +266,7 @@ pub struct Overrides {
     pub pop3: Option<SocketAddr>,
     pub hostname: Option<String>,
     pub domains: Vec<String>,
+    pub dns_resolver: Option<SocketAddr>,
     pub log_level: Option<log::LevelFilter>,
     pub submission: Option<Listen>,
     pub submissions: Option<Listen>,
@@ -348,6 +357,7 @@ impl Config {
         let admin_password_hash = admin_password_hash(&file.admin_password_hash, p);
         let spam = spam(&file.spam, p);
         let dkim = dkim(&file.dkim, p);
+        let inbound = inbound(&file.inbound, p);
         if !p.0.is_empty() {
             return Err(std::mem::take(&mut p.0));
         }
@@ -365,9 +375,10 @@ impl Config {
             greylist,
             spam,
             dkim,
+            inbound,
             queue,
             dnsbl,
-            dns_resolver: file.dns_resolver,
+            dns_resolver: o.dns_resolver.or(file.dns_resolver),
             submission,
             submissions,
             pop3s,

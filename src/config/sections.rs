@@ -220,6 +220,31 @@ pub(super) fn dkim(f: &DkimFile, p: &mut Problems) -> DkimConfig {
     }
 }
 
+pub(super) fn inbound(f: &InboundFile, p: &mut Problems) -> InboundModes {
+    let defaults = InboundModes::default();
+    let mut enforcement = |key: &str, value: &Option<String>, default| match value {
+        None => default,
+        Some(v) => Enforcement::parse(v).unwrap_or_else(|| {
+            p.0.push(format!(
+                "{key}: expected \"enforce\", \"tag\" or \"off\", not {v:?}"
+            ));
+            default
+        }),
+    };
+    let spf = enforcement("inbound.spf", &f.spf, defaults.spf);
+    let dmarc = enforcement("inbound.dmarc", &f.dmarc, defaults.dmarc);
+    let dkim = match &f.dkim {
+        None => defaults.dkim,
+        Some(v) => DkimMode::parse(v).unwrap_or_else(|| {
+            p.0.push(format!(
+                "inbound.dkim: expected \"verify\" or \"off\", not {v:?}"
+            ));
+            defaults.dkim
+        }),
+    };
+    InboundModes { spf, dkim, dmarc }
+}
+
 pub(super) fn queue(file: &FileConfig, p: &mut Problems) -> QueueConfig {
     let q = &file.queue;
     let warn = p.given("queue.warn", &q.warn, &file.queue_warn);

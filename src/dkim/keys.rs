@@ -185,6 +185,40 @@ fn newest(keys: &[StoredKey], algorithm: Algorithm) -> Option<&StoredKey> {
 
 const KINDS: [Algorithm; 2] = [Algorithm::RsaSha256, Algorithm::Ed25519Sha256];
 
+/// Finishes `signer` with the domain's newest keys: the header fields to
+/// send ahead of the message, or why it goes unsigned. Blocking (reads
+/// the keys; RSA signing takes a board's CPU a while): run it on the
+/// blocking pool.
+pub fn sign(
+    disk: &dyn Disk,
+    data_dir: &Path,
+    domain: &str,
+    signer: super::Signer,
+    now: u64,
+) -> Result<String, String> {
+    let keys = signing_keys(disk, data_dir, domain)
+        .map_err(|e| format!("no DKIM key for {domain}: {e}"))?;
+    signer.finish(domain, &keys, now).map_err(|e| e.to_string())
+}
+
+/// The served domain that signs mail from `address`: its own, when
+/// served, or the one it is a subdomain of (the host name's reports, from
+/// MAILER-DAEMON@HOSTNAME, align with the club's domain that way).
+pub fn signing_domain(address: &str, served: &[String]) -> Option<String> {
+    let domain = address
+        .rsplit_once('@')?
+        .1
+        .trim_end_matches('>')
+        .to_ascii_lowercase();
+    served
+        .iter()
+        .find(|d| {
+            let d = d.to_ascii_lowercase();
+            domain == d || domain.ends_with(&format!(".{d}"))
+        })
+        .map(|d| d.to_ascii_lowercase())
+}
+
 /// The keys to sign the domain's mail with: its newest of each kind.
 pub fn signing_keys(disk: &dyn Disk, data_dir: &Path, domain: &str) -> io::Result<Vec<SigningKey>> {
     let keys = list(disk, data_dir, domain)?;
@@ -386,6 +420,27 @@ pub fn date(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mail_is_signed_for_the_served_domain_it_is_from() {
+        let served = ["club.example".to_string(), "Other.Example".to_string()];
+        let signing = |a: &str| signing_domain(a, &served);
+        assert_eq!(
+            signing("alice@club.example").as_deref(),
+            Some("club.example")
+        );
+        assert_eq!(
+            signing("Bob@OTHER.example").as_deref(),
+            Some("other.example")
+        );
+        assert_eq!(
+            signing("MAILER-DAEMON@mx.club.example").as_deref(),
+            Some("club.example")
+        );
+        assert_eq!(signing("x@notclub.example"), None);
+        assert_eq!(signing("x@example"), None);
+        assert_eq!(signing("no-domain"), None);
+    }
     use crate::store::memory::Memory;
 
     const DATA: &str = "/data";

@@ -66,6 +66,13 @@ impl Default for InboundModes {
     }
 }
 
+impl InboundModes {
+    /// Whether any check is on.
+    pub fn any(&self) -> bool {
+        self.spf != Enforcement::Off || self.dkim != DkimMode::Off || self.dmarc != Enforcement::Off
+    }
+}
+
 impl Enforcement {
     /// The config value, or None for an unknown one.
     pub fn parse(value: &str) -> Option<Enforcement> {

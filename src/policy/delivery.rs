@@ -97,8 +97,9 @@ pub struct Plan {
 pub struct SpamRule<'a> {
     /// Refuse mail that is spam for every recipient (else tag it).
     pub reject: bool,
-    /// A member's address in a stranger's From: (tagged for everyone).
-    pub forged_from: Option<&'a str>,
+    /// Why a stranger's message is tagged for everyone, if it is (a
+    /// member's address in its From:, a DMARC quarantine).
+    pub tag_all: Option<&'a str>,
 }
 
 /// Splits the mailboxes into tagged and clean copies. `is_spam` is the
@@ -115,17 +116,13 @@ pub fn plan(
         .mailboxes
         .into_iter()
         .partition(|(account, dir)| is_spam(account, dir));
-    if !tagged.is_empty()
-        && clean.is_empty()
-        && !remote
-        && rule.forged_from.is_none()
-        && rule.reject
-    {
+    if !tagged.is_empty() && clean.is_empty() && !remote && rule.tag_all.is_none() && rule.reject {
         return Err(DataOutcome::Spam);
     }
-    // A stranger writing as a member: tagged for everyone, never refused
-    // for this alone (mailing lists and forwarders do it too).
-    let (tagged, clean) = match rule.forged_from {
+    // A stranger writing as a member, or failing a quarantine policy:
+    // tagged for everyone, never refused for this alone (mailing lists and
+    // forwarders do it too).
+    let (tagged, clean) = match rule.tag_all {
         Some(_) => (tagged.into_iter().chain(clean).collect(), Vec::new()),
         None => (tagged, clean),
     };
@@ -204,7 +201,7 @@ mod tests {
         };
         let reject = SpamRule {
             reject: true,
-            forged_from: None,
+            tag_all: None,
         };
         // Spam for everyone, all local, rejection on: refused.
         assert_eq!(
@@ -219,7 +216,7 @@ mod tests {
         // A forged member From: tags every copy, refuses none.
         let forged = SpamRule {
             reject: true,
-            forged_from: Some("alice@localhost"),
+            tag_all: Some("From: <alice@localhost> is a member's"),
         };
         let p = plan(local(), vec![], &forged, |_, _| true).unwrap();
         assert_eq!((p.tagged.len(), p.clean.len()), (2, 0));

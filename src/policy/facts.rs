@@ -70,4 +70,11 @@ pub enum DataOutcome {
     Spam,
     /// Too many Received: fields: 554 5.4.6.
     Loop,
+    /// The arrival checks (SPF, DKIM, DMARC) refused it, or could not
+    /// decide now: the code, enhanced code and reason to answer.
+    NotAuthenticated {
+        code: u16,
+        enhanced: &'static str,
+        reason: String,
+    },
 }

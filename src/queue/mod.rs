@@ -702,6 +702,29 @@ async fn notify_sender(shared: &Context, envelope: &Envelope, kind: dsn::Kind) {
     }
 }
 
+/// The DKIM signatures of a report leaving for another server, for the
+/// served domain of our host name (reports come from MAILER-DAEMON at it);
+/// empty when there is none or signing is off.
+async fn sign_report(shared: &Context, name: &str, text: &[u8]) -> String {
+    let config = &shared.config;
+    let mailer_daemon = format!("MAILER-DAEMON@{}", config.hostname);
+    let domain = crate::dkim::keys::signing_domain(&mailer_daemon, &config.domains);
+    let Some(domain) = domain.filter(|_| config.dkim.sign) else {
+        return String::new();
+    };
+    let mut signer = crate::dkim::Signer::new();
+    signer.update(text);
+    let data_dir = config.data_dir.clone();
+    let signed = smol::unblock(move || {
+        crate::dkim::keys::sign(disk::system(), &data_dir, &domain, signer, unix_now())
+    })
+    .await;
+    signed.unwrap_or_else(|why| {
+        log::warn!("report {name} leaves unsigned: {why}");
+        String::new()
+    })
+}
+
 /// Sends a delivery report (complete message text) to `recipient`:
 /// straight into the mailbox when it is a local user, otherwise
 /// through the queue with the null sender, so it is never bounced.
@@ -717,6 +740,11 @@ async fn deliver_report(
         .ok()
         .map(|a| shared.router.lookup(&a));
     let store = &shared.store;
+    let (mailboxes, remote) = report_destinations(local, recipient);
+    let signatures = match remote.is_empty() {
+        true => String::new(),
+        false => sign_report(shared, &name, &text).await,
+    };
     let spooled = crate::store::maildir::Incoming::spool(
         disk::system(),
         store.data_dir(),
@@ -724,7 +752,6 @@ async fn deliver_report(
         text,
     );
     let mut incoming = spooled.await?;
-    let (mailboxes, remote) = report_destinations(local, recipient);
     if mailboxes.is_empty() && remote.is_empty() {
         incoming.discard_off_thread().await;
         return Err(std::io::Error::other("no mailbox here to report to"));
@@ -732,7 +759,7 @@ async fn deliver_report(
     if !remote.is_empty() {
         let (back, result) = shared
             .queue
-            .submit(incoming, name, String::new(), remote, String::new())
+            .submit(incoming, name, String::new(), remote, signatures)
             .await;
         incoming = back;
         if let Err(e) = result {

@@ -37,6 +37,30 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+/// Each served domain without DKIM keys gets them, before the executor
+/// runs (an RSA key takes a board's CPU a while, once). Mail still flows
+/// without: it leaves unsigned, said in the log.
+fn make_dkim_keys(config: &Config) {
+    if !config.dkim.sign {
+        return;
+    }
+    let made = crate::dkim::keys::ensure(
+        disk::system(),
+        &config.data_dir,
+        &config.domains,
+        config.dkim.selector.as_deref(),
+        SystemTime::now(),
+    );
+    match made {
+        Ok(made) => {
+            for key in made {
+                log::info!("made {key}; `postbox dns records` shows the record to publish");
+            }
+        }
+        Err(e) => log::error!("cannot make DKIM keys (mail leaves unsigned): {e}"),
+    }
+}
+
 /// Everything the server runs with, opened once at start.
 struct Server {
     config: Rc<Config>,
@@ -58,6 +82,7 @@ impl Server {
         let disk = disk::system();
         let users = Rc::new(users::UserCache::open(disk, data_dir));
         let tls = Rc::new(Tls::open(&config)?);
+        make_dkim_keys(&config);
         let counters = Rc::new(Counters::open(data_dir));
         let (shutdown, trigger) = Shutdown::new();
         let shutdown = Rc::new(shutdown);
@@ -70,7 +95,9 @@ impl Server {
         let queue = Rc::new(crate::queue::Queue::open(data_dir, &config.queue)?);
         let router = Rc::new(Router::open(config.clone(), users, store.clone())?);
         let books = Rc::new(AddressBooks::default());
+        let resolver = Rc::new(crate::dns::Resolver::new(config.dns_resolver));
         let smtp = Rc::new(crate::smtp::server::Context {
+            resolver,
             config: config.clone(),
             tls: tls.clone(),
             shutdown: shutdown.clone(),

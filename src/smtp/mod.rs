@@ -2,6 +2,7 @@
 //! and time, with `command`, `session`, the `data` stream and its header
 //! scanners) and the thin async layer that connects it to sockets, the
 //! store and the policy (`server`).
+pub mod arrival;
 pub mod command;
 pub mod conversation;
 pub mod data;

@@ -4,6 +4,7 @@
 //! the spool, and carries out the policy's delivery plan, durable before
 //! the 250.
 
+use super::arrival::{self, Arrival};
 use super::conversation::{Action, Conversation, Reading, Settings, Timeouts};
 use super::data::DataFacts;
 use super::headers::Missing;
@@ -13,7 +14,9 @@ use crate::auth::sasl::Credentials;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::conn::{self, Gate, Handshake, ReadOutcome, Seat, Service, Shutdown, Stream};
-use crate::limits::SHUTDOWN_GRACE;
+use crate::dkim::{keys, Signer, Verifier};
+use crate::dmarc::{DkimMode, Verdict};
+use crate::limits::{SHUTDOWN_GRACE, WRITE_CHUNK};
 use crate::ops::clock::rfc5322_date;
 use crate::ops::stats::{Counters, Refusal};
 use crate::policy::greylist::Greylist;
@@ -31,7 +34,7 @@ use crate::store::maildir::{self, Incoming};
 use crate::store::Mailstore;
 use crate::wire::address::Address;
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -51,6 +54,8 @@ pub struct Context {
     pub books: Rc<AddressBooks>,
     /// Greylisting of strangers' first attempts, when turned on.
     pub greylist: Option<RefCell<Greylist>>,
+    /// DNS, with the answers it remembers: SPF, DKIM keys, DMARC.
+    pub resolver: Rc<crate::dns::Resolver>,
 }
 
 impl Context {
@@ -120,6 +125,15 @@ struct Connection {
 struct Spooled {
     name: String,
     sink: Sink,
+    /// A member's message: its DKIM body hash and header section, taken
+    /// as it streams, for signing if it leaves.
+    signer: Option<Box<Signer>>,
+    /// A stranger's message: its DKIM signatures' body hashes and the
+    /// header section, taken as it streams, for verifying at the end.
+    verifier: Option<Box<Verifier>>,
+    /// Bytes of our trace fields at the start of the spool file; the
+    /// Authentication-Results field goes right after them.
+    trace_len: usize,
 }
 
 /// Where the body is going while it streams in.
@@ -375,6 +389,7 @@ async fn open_message(c: &mut Connection, session: &Session) -> Option<Missing> 
         single_recipient: (recipients.len() == 1).then(|| &recipients[0].given),
         now,
     });
+    let trace_len = headers.len();
     let sink = match Incoming::spool(
         disk::system(),
         &shared.config.data_dir,
@@ -391,7 +406,18 @@ async fn open_message(c: &mut Connection, session: &Session) -> Option<Missing> 
         message_id: format!("Message-ID: <{name}@{}>\r\n", shared.config.hostname),
         from: format!("From: <{user}>\r\n"),
     });
-    c.message = Some(Spooled { name, sink });
+    let sign = shared.config.dkim.sign && session.trusted();
+    let signer = sign.then(|| Box::new(Signer::new()));
+    let verify =
+        checks_arrival(&shared.config, session) && shared.config.inbound.dkim == DkimMode::Verify;
+    let verifier = verify.then(|| Box::new(Verifier::new()));
+    c.message = Some(Spooled {
+        name,
+        sink,
+        signer,
+        verifier,
+        trace_len,
+    });
     missing
 }
 
@@ -407,6 +433,12 @@ async fn store_chunk(c: &mut Connection, bytes: Vec<u8>) -> Vec<u8> {
     let Sink::Spool(m) = std::mem::replace(&mut message.sink, Sink::Refused) else {
         unreachable!("checked")
     };
+    if let Some(signer) = &mut message.signer {
+        signer.update(&bytes);
+    }
+    if let Some(verifier) = &mut message.verifier {
+        verifier.update(&bytes);
+    }
     let (m, bytes, result) = m.append(bytes).await;
     message.sink = match result {
         Ok(()) => Sink::Spool(m),
@@ -421,7 +453,14 @@ async fn store_chunk(c: &mut Connection, bytes: Vec<u8>) -> Vec<u8> {
 /// The message ended: the data-end policy decides, then its copies are
 /// stored as planned.
 async fn end_message(c: &mut Connection, session: &Session, facts: &DataFacts) -> DataOutcome {
-    let Some(Spooled { name, sink }) = c.message.take() else {
+    let Some(Spooled {
+        name,
+        sink,
+        signer,
+        verifier,
+        trace_len,
+    }) = c.message.take()
+    else {
         return DataOutcome::Failed;
     };
     let who = c.who();
@@ -449,6 +488,15 @@ async fn end_message(c: &mut Connection, session: &Session, facts: &DataFacts) -
         (Sink::Spool(m), Ok(())) => m,
         (Sink::Refused, Ok(())) => return DataOutcome::Failed,
     };
+    let (incoming, tag_reason) = if checks_arrival(&shared.config, session) {
+        let checked = Box::pin(check_arrival(c, session, facts, verifier)).await;
+        match arrival_outcome(&shared, &who, &name, incoming, trace_len, checked).await {
+            Ok(passed) => passed,
+            Err(outcome) => return outcome,
+        }
+    } else {
+        (incoming, None)
+    };
     let message = Accepted {
         shared: &shared,
         session,
@@ -456,8 +504,138 @@ async fn end_message(c: &mut Connection, session: &Session, facts: &DataFacts) -
         peer: c.peer.ip(),
         name: &name,
         facts,
+        signer,
+        tag_reason,
     };
     message.deliver(incoming).await
+}
+
+/// Whether a message gets the arrival checks (SPF, DKIM, DMARC): a
+/// stranger's, when any check is on. Members and `relay_from` clients
+/// are not judged.
+fn checks_arrival(config: &Config, session: &Session) -> bool {
+    !session.trusted() && config.inbound.any()
+}
+
+/// Runs the arrival checks on a stranger's message.
+async fn check_arrival(
+    c: &Connection,
+    session: &Session,
+    facts: &DataFacts,
+    verifier: Option<Box<Verifier>>,
+) -> arrival::Checked {
+    let shared = &c.shared;
+    let from_header = facts.from_header.as_deref().unwrap_or(&[]);
+    let directory = &mut LiveDirectory(shared, c.peer.ip());
+    let from_is_member = session.forged_member_from(from_header, directory).is_some();
+    let arrival = Arrival {
+        peer: c.peer.ip(),
+        sender: session.sender().map_or("", Address::as_str),
+        helo: session.helo(),
+        from_header,
+        from_is_member,
+    };
+    let config = &shared.config;
+    let verifier = verifier.map(|v| *v);
+    let now = unix_seconds(SystemTime::now());
+    arrival::check(
+        &shared.resolver,
+        &config.hostname,
+        config.inbound,
+        &arrival,
+        verifier,
+        now,
+    )
+    .await
+}
+
+/// Carries out what the arrival checks decided: counted and logged; a
+/// refusal or a deferral ends the message; otherwise the stored message
+/// gets the Authentication-Results field after our trace fields (a new
+/// spool file, written before anything is synced, so the card sees it
+/// once), with why every copy is to be tagged, if it is.
+async fn arrival_outcome(
+    shared: &Context,
+    who: &str,
+    name: &str,
+    incoming: Incoming,
+    trace_len: usize,
+    checked: arrival::Checked,
+) -> Result<(Incoming, Option<String>), DataOutcome> {
+    let arrival::Checked {
+        verdict,
+        header,
+        findings,
+    } = checked;
+    let (done, tag) = match &verdict {
+        Verdict::Deliver => ("delivered", None),
+        Verdict::Spam { reason } => ("tagged", Some(reason.clone())),
+        Verdict::Refuse { .. } => ("refused", None),
+        Verdict::Defer { .. } => ("deferred", None),
+    };
+    shared.counters.count(|s| {
+        for finding in &findings {
+            s.count_check(finding);
+        }
+        s.count_check(done);
+    });
+    let found = findings.join(" ");
+    match verdict {
+        Verdict::Refuse {
+            code,
+            enhanced,
+            reason,
+        }
+        | Verdict::Defer {
+            code,
+            enhanced,
+            reason,
+        } => {
+            log::warn!("{who} {name} {done} ({found}): {reason}");
+            incoming.discard_off_thread().await;
+            return Err(DataOutcome::NotAuthenticated {
+                code,
+                enhanced,
+                reason,
+            });
+        }
+        Verdict::Deliver | Verdict::Spam { .. } => {
+            log::info!("{who} {name} checked ({found}): {done}")
+        }
+    }
+    let copied = incoming
+        .copy_with(
+            &shared.config.data_dir,
+            shared.store.names.next(),
+            move |source, copy| {
+                let mut trace = vec![0; trace_len];
+                source.read_exact(&mut trace)?;
+                copy.write(&trace)?;
+                copy.write(header.as_bytes())?;
+                let mut chunk = vec![0; WRITE_CHUNK];
+                loop {
+                    match source.read(&mut chunk)? {
+                        0 => return Ok(()),
+                        n => copy.write(&chunk[..n])?,
+                    }
+                }
+            },
+        )
+        .await;
+    let replaced = match copied {
+        Ok(copy) => incoming.replace_with(copy).await,
+        Err(e) => {
+            incoming.discard_off_thread().await;
+            Err(e)
+        }
+    };
+    match replaced {
+        Ok(message) => Ok((message, tag)),
+        Err(e) => {
+            log::error!("{who} cannot store message: {e}");
+            Err(storage_failure(&e))
+        }
+    }
 }
 
 /// A message the data-end policy let through, on its way to its copies.
@@ -468,6 +646,9 @@ struct Accepted<'a> {
     peer: IpAddr,
     name: &'a str,
     facts: &'a DataFacts,
+    signer: Option<Box<Signer>>,
+    /// The arrival checks ask for every copy to be tagged as spam: why.
+    tag_reason: Option<String>,
 }
 
 impl Accepted<'_> {
@@ -509,19 +690,23 @@ impl Accepted<'_> {
             let dirs = targets.mailboxes.iter().map(|(_, dir)| dir.as_path());
             shared.books.load(dirs).await;
         }
-        let forged = match &self.facts.from_header {
-            Ok(addresses) => self
+        // With the arrival checks on, they judge a member's address in
+        // From: (an aligned pass clears it); without, it is spam as such.
+        let tag_all = match (&self.tag_reason, &self.facts.from_header) {
+            (Some(why), _) => Some(why.clone()),
+            _ if checks_arrival(&shared.config, self.session) => None,
+            (None, Ok(addresses)) => self
                 .session
                 .forged_member_from(addresses, &mut LiveDirectory(shared, self.peer))
-                .map(str::to_string),
-            Err(_) => None,
+                .map(|address| format!("From: <{address}> is a member's")),
+            (None, Err(_)) => None,
         };
-        if let Some(address) = &forged {
-            log::warn!("{who} {name} is spam: From: <{address}> is a member's");
+        if let Some(why) = &tag_all {
+            log::warn!("{who} {name} is spam: {why}");
         }
         let rule = SpamRule {
             reject: shared.config.spam.action == crate::spam::Action::Reject,
-            forged_from: forged.as_deref(),
+            tag_all: tag_all.as_deref(),
         };
         let listed = &self.facts.listed;
         let mailboxes = targets.mailboxes.len() as u64;
@@ -546,9 +731,41 @@ impl Accepted<'_> {
         self.carry_out(plan, incoming, size).await
     }
 
+    /// The DKIM signatures for the domain of the From: header, when it is
+    /// one we serve; made on the blocking pool (RSA takes a board's CPU a
+    /// while). Empty, and logged, when the message cannot be signed.
+    async fn sign(&self, signer: Signer) -> String {
+        let (who, name) = (&self.who, self.name);
+        let config = &self.shared.config;
+        let domain = match self.facts.from_header.as_deref() {
+            Ok([address, ..]) => keys::signing_domain(address, &config.domains),
+            _ => None,
+        };
+        let Some(domain) = domain else {
+            return String::new();
+        };
+        let data_dir = config.data_dir.clone();
+        let now = unix_seconds(SystemTime::now());
+        let signed =
+            smol::unblock(move || keys::sign(disk::system(), &data_dir, &domain, signer, now))
+                .await;
+        match signed {
+            Ok(headers) => headers,
+            Err(why) => {
+                log::warn!("{who} {name} leaves unsigned: {why}");
+                String::new()
+            }
+        }
+    }
+
     /// Stores the copies as planned.
-    async fn carry_out(self, plan: Plan, incoming: Incoming, size: u64) -> DataOutcome {
+    async fn carry_out(mut self, plan: Plan, incoming: Incoming, size: u64) -> DataOutcome {
         let shared = self.shared;
+        // Signed before the 250, so what waits in the queue is signed.
+        let signatures = match self.signer.take() {
+            Some(signer) if !plan.relayed.is_empty() => self.sign(*signer).await,
+            _ => String::new(),
+        };
         let from = self.session.sender().map(|a| a.as_str()).unwrap_or("");
         if !plan.tagged.is_empty() {
             shared
@@ -592,12 +809,21 @@ impl Accepted<'_> {
             };
         }
         // Remote copies, and local ones that wait for room, are the queue's.
-        for (rcpts, sender) in [
-            (plan.relayed, from.to_string()),
-            (plan.forwarded, shared.router.forwarding_sender(from)),
-            (plan.waiting, from.to_string()),
+        // Only a member's own mail leaves signed as ours: what a forward
+        // sends on keeps its own signatures.
+        for (rcpts, sender, headers) in [
+            (plan.relayed, from.to_string(), signatures),
+            (
+                plan.forwarded,
+                shared.router.forwarding_sender(from),
+                String::new(),
+            ),
+            (plan.waiting, from.to_string(), String::new()),
         ] {
-            incoming = match delivery.hand_to_queue(incoming, sender, rcpts).await {
+            incoming = match delivery
+                .hand_to_queue(incoming, sender, rcpts, headers)
+                .await
+            {
                 Ok(back) => back,
                 Err((back, e)) => {
                     back.discard_off_thread().await;
@@ -704,7 +930,8 @@ impl Delivery<'_> {
             }
         }
         let later = later.iter().map(|(a, _)| a.as_str().to_string()).collect();
-        self.hand_to_queue(message, from.to_string(), later).await
+        self.hand_to_queue(message, from.to_string(), later, String::new())
+            .await
     }
 
     /// Makes the queue responsible for `rcpts`.
@@ -713,6 +940,7 @@ impl Delivery<'_> {
         message: Incoming,
         sender: String,
         rcpts: Vec<String>,
+        headers: String,
     ) -> Result<Incoming, (Incoming, io::Error)> {
         if rcpts.is_empty() {
             return Ok(message);
@@ -726,7 +954,7 @@ impl Delivery<'_> {
                 queue_id.clone(),
                 sender.clone(),
                 rcpts.clone(),
-                String::new(),
+                headers,
             )
             .await;
         match queued {
@@ -836,4 +1064,9 @@ async fn blocklisted(shared: &Context, ip: IpAddr) -> Option<String> {
         }
     }
     None
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -206,6 +206,27 @@ impl Incoming {
         .await
     }
 
+    /// A rewritten copy (see [`Incoming::copy_with`]) takes this message's
+    /// place, under its name (the one the client was told); on the
+    /// blocking pool. On failure both are gone.
+    pub async fn replace_with(self, mut copy: Incoming) -> io::Result<Incoming> {
+        smol::unblock(
+            move || match self.disk.rename(&copy.spool_path, &self.spool_path) {
+                Ok(()) => {
+                    copy.spool_path = self.spool_path.clone();
+                    copy.base_name = self.base_name.clone();
+                    Ok(copy)
+                }
+                Err(e) => {
+                    copy.discard();
+                    self.discard();
+                    Err(e)
+                }
+            },
+        )
+        .await
+    }
+
     /// A second spool name for a message stored elsewhere (the outbound
     /// queue), so it can be delivered like a new one.
     pub fn link_from(

@@ -121,6 +121,15 @@ impl Server {
     }
 
     fn start_with_env(data: &Path, base: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Server {
+        // Strangers' mail is checked (SPF, DKIM, DMARC) by default: unless
+        // the test names a resolver, questions go to one that knows no
+        // name, never to the system's.
+        let quiet = quiet_dns().to_string();
+        let dns = if names_resolver(extra) {
+            vec![]
+        } else {
+            vec!["--dns-resolver", quiet.as_str()]
+        };
         let mut child = Command::new(BIN)
             .envs(env.iter().copied())
             .args(["serve", "--data", data.to_str().unwrap()])
@@ -139,6 +148,7 @@ impl Server {
                 "mx.test",
             ])
             .args(base)
+            .args(&dns)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -249,6 +259,23 @@ impl Drop for Server {
 
 /// Message files of `user` (`local` at localhost, or `local@domain`), in
 /// arrival order: the order POP3 numbers them.
+/// A DNS responder for this test process that knows no name (NXDOMAIN
+/// for every question).
+pub fn quiet_dns() -> SocketAddr {
+    static QUIET: std::sync::OnceLock<SocketAddr> = std::sync::OnceLock::new();
+    *QUIET.get_or_init(|| dns_responder::start().0)
+}
+
+/// Whether the flags, or the config file they name, say where DNS
+/// questions go.
+fn names_resolver(args: &[&str]) -> bool {
+    args.contains(&"--dns-resolver")
+        || args.windows(2).any(|pair| {
+            pair[0] == "--config"
+                && std::fs::read_to_string(pair[1]).is_ok_and(|toml| toml.contains("dns_resolver"))
+        })
+}
+
 pub fn mailbox_files(data: &Path, user: &str) -> Vec<PathBuf> {
     let (local, domain) = user.split_once('@').unwrap_or((user, "localhost"));
     let dir = data.join("mail").join(domain).join(local);
