@@ -3,8 +3,13 @@
 //! The modules, from the ground up:
 //!
 //! ```text
-//!  limits, wire, dns, ops, appliance   caps, bytes on the wire, DNS messages,
-//!                                      counters and logs, the board
+//!  limits, wire, dns, ops, appliance   caps, bytes on the wire, DNS messages
+//!                                      and the resolver, counters and logs,
+//!                                      the board
+//!  dkim, spf, dmarc                    mail authentication, sans-IO: signing
+//!                                      and verifying over a streamed message,
+//!                                      SPF and DMARC over answers the caller
+//!                                      looks up
 //!  store, config                       everything on flash; settings
 //!  conn                                a connection with its deadlines, seat
 //!                                      and shutdown event
@@ -26,7 +31,9 @@
 //!
 //! ```text
 //!  client ─TCP─▶ server (admission) ─▶ smtp::server (shell) ◀─▶ smtp::conversation (core)
-//!                                          │ asks policy at each phase
+//!                                          │ asks policy at each phase; at data-end a
+//!                                          │ stranger's mail gets SPF, DKIM, DMARC
+//!                                          │ (smtp::arrival), a member's is DKIM-signed
 //!                                          ▼
 //!          spool file in store ─fsync─▶ policy::delivery plan ─▶ link into each
 //!          member's maildir new/ ─fsync dir─▶ 250    (other domains: queue)
