@@ -87,4 +87,5 @@ pub mod spam;
 pub mod spf;
 pub mod store;
 pub mod tls;
+pub mod web;
 pub mod wire;

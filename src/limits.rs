@@ -177,6 +177,11 @@ pub const DMARC_MAX_RECORD: usize = 2048;
 /// Report URIs kept from a DMARC record's `rua` or `ruf`.
 pub const DMARC_MAX_REPORT_URIS: usize = 8;
 
+/// Largest Autodiscover request read (Outlook's is about 400 bytes).
+pub const AUTODISCOVER_MAX_REQUEST: usize = 4096;
+/// Elements an Autodiscover request may nest (it uses three).
+pub const AUTODISCOVER_MAX_DEPTH: usize = 8;
+
 /// How much of an incoming `Authentication-Results:` field is held back
 /// to read its authserv-id (which comes first) before it is passed on or
 /// dropped.
