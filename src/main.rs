@@ -37,7 +37,8 @@ usage: postbox serve [OPTIONS]
 
 Runs the mail box. With no config file: data in ./postbox-data, domain
 localhost, on 127.0.0.1: SMTP 2525, POP3 2110, submission 2587 (STARTTLS),
-submissions 2465 (TLS), POP3S 2995, with a self-signed certificate.
+submissions 2465 (TLS), POP3S 2995, web pages on HTTPS 2443 (plain HTTP
+2080 sends browsers there), with a self-signed certificate.
 
 options:
   --config FILE        TOML settings (see postbox.toml.example)
@@ -47,6 +48,8 @@ options:
   --submission ADDR    submission (STARTTLS) address, or off
   --submissions ADDR   submission over TLS address, or off
   --pop3s ADDR         POP3 over TLS address, or off
+  --web ADDR           HTTPS web pages address, e.g. 0.0.0.0:443, or off
+  --http ADDR          plain HTTP address (redirects to HTTPS), or off
   --hostname NAME      name in greetings and Received: headers
   --domain D           also accept mail for D (repeatable)
   --dns-resolver ADDR  where DNS questions go, e.g. 192.168.1.1:53
@@ -224,6 +227,8 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
             Long("submission") => o.submission = Some(listen(&mut parser)?),
             Long("submissions") => o.submissions = Some(listen(&mut parser)?),
             Long("pop3s") => o.pop3s = Some(listen(&mut parser)?),
+            Long("web") => o.web = Some(listen(&mut parser)?),
+            Long("http") => o.http = Some(listen(&mut parser)?),
             Long("allow-plaintext-on-loopback") => o.allow_plaintext_on_loopback = true,
             Long("password-stdin") => args.password_stdin = true,
             Long("force") => args.force = true,

@@ -142,6 +142,13 @@ pub const BOUNDS: &[Bound] = &[
         10_000,
         Count,
     ),
+    bound(
+        "web.max_sessions",
+        DEFAULT_MAX_SESSIONS as u64,
+        1,
+        10_000,
+        Count,
+    ),
     bound("quota.default", 0, 0, 16384 * GIB, Bytes),
     bound("quota.warn_percent", 90, 1, 100, Percent),
     bound("greylist.delay", 5 * MINUTE, 0, DAY, Seconds),

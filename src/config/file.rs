@@ -52,6 +52,8 @@ pub(super) struct FileConfig {
     pub aliases: Option<PathBuf>,
     #[serde(default)]
     pub queue: QueueFile,
+    #[serde(default)]
+    pub web: WebFile,
     /// Old names of `[queue]` keys, from before the outbound keys had a
     /// section of their own (see `bounds::OLD_NAMES`).
     pub smarthost: Option<String>,
@@ -79,6 +81,15 @@ pub(super) struct QueueFile {
     pub max_deliveries: Option<i64>,
     pub max_per_destination: Option<i64>,
     pub smtp_port: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WebFile {
+    pub listen: Option<String>,
+    pub http_listen: Option<String>,
+    pub max_sessions: Option<i64>,
+    pub admin_from: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -27,6 +27,18 @@ pub const DEFAULT_DOMAIN: &str = "localhost";
 pub const DEFAULT_SUBMISSION: &str = "127.0.0.1:2587";
 pub const DEFAULT_SUBMISSIONS: &str = "127.0.0.1:2465";
 pub const DEFAULT_POP3S: &str = "127.0.0.1:2995";
+pub const DEFAULT_WEB: &str = "127.0.0.1:2443";
+pub const DEFAULT_HTTP: &str = "127.0.0.1:2080";
+/// Where the admin pages may be asked from: the private ranges of a home
+/// or club network (RFC 1918, RFC 4193) and the machine itself.
+pub const DEFAULT_ADMIN_FROM: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+    "127.0.0.0/8",
+    "::1/128",
+];
 /// When neither the file, --log-level nor RUST_LOG gives one.
 pub const DEFAULT_LOG_LEVEL: log::LevelFilter = log::LevelFilter::Info;
 pub const DEFAULT_SMARTHOST_PORT: u16 = 587;
@@ -84,8 +96,24 @@ pub struct Config {
     /// What the arrival checks of strangers' mail do (`[inbound]`).
     pub inbound: InboundModes,
     pub queue: QueueConfig,
+    pub web: WebConfig,
     /// The aliases file (/etc/aliases syntax); default DATA/aliases.
     pub aliases: PathBuf,
+}
+
+/// The web pages (`[web]`): members' and the admin's pages over HTTPS,
+/// and plain HTTP that only sends browsers there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    /// HTTPS, with the mail listeners' certificate; `None` when off.
+    pub listen: Option<SocketAddr>,
+    /// Plain HTTP: redirects to HTTPS, certificate challenges, mail
+    /// program set-up; `None` when off.
+    pub http_listen: Option<SocketAddr>,
+    /// Sessions each of the two listeners holds at once.
+    pub max_sessions: usize,
+    /// Clients that may open the admin pages.
+    pub admin_from: Vec<Cidr>,
 }
 
 /// How mail for other domains leaves.
@@ -271,6 +299,8 @@ pub struct Overrides {
     pub submission: Option<Listen>,
     pub submissions: Option<Listen>,
     pub pop3s: Option<Listen>,
+    pub web: Option<Listen>,
+    pub http: Option<Listen>,
     pub allow_plaintext_on_loopback: bool,
     pub run_as: Option<String>,
 }
@@ -358,6 +388,7 @@ impl Config {
         let spam = spam(&file.spam, p);
         let dkim = dkim(&file.dkim, p);
         let inbound = inbound(&file.inbound, p);
+        let web = web(&file.web, o, p);
         if !p.0.is_empty() {
             return Err(std::mem::take(&mut p.0));
         }
@@ -377,6 +408,7 @@ impl Config {
             dkim,
             inbound,
             queue,
+            web,
             dnsbl,
             dns_resolver: o.dns_resolver.or(file.dns_resolver),
             submission,

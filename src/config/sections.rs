@@ -95,6 +95,38 @@ pub(super) fn listen(
     }
 }
 
+pub(super) fn web(f: &WebFile, o: &Overrides, p: &mut Problems) -> WebConfig {
+    let mut address = |key: &str, flag: &Option<Listen>, given: &Option<String>, default| match flag
+    {
+        Some(l) => *l,
+        None => {
+            let text = given.as_deref().unwrap_or(default);
+            p.check(parse_listen(text).map_err(|e| format!("{key}: {e}")))
+                .flatten()
+        }
+    };
+    let listen = address("web.listen", &o.web, &f.listen, DEFAULT_WEB);
+    let http_listen = address("web.http_listen", &o.http, &f.http_listen, DEFAULT_HTTP);
+    let admin_from = match &f.admin_from {
+        Some(networks) => networks
+            .iter()
+            .filter_map(|text| {
+                p.check(Cidr::parse(text).map_err(|e| format!("web.admin_from: {e}")))
+            })
+            .collect(),
+        None => DEFAULT_ADMIN_FROM
+            .iter()
+            .map(|text| Cidr::parse(text).expect("the default networks parse"))
+            .collect(),
+    };
+    WebConfig {
+        listen,
+        http_listen,
+        max_sessions: b("web.max_sessions").count(f.max_sessions, p),
+        admin_from,
+    }
+}
+
 pub(super) fn listener_sessions(file: &FileConfig, p: &mut Problems) -> ListenerSessions {
     ListenerSessions {
         submission: b("submission.max_sessions").count(file.submission.max_sessions, p),

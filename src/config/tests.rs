@@ -161,6 +161,63 @@ fn example_file_parses_to_defaults() {
     assert_eq!(from_example.dkim, defaults.dkim);
     assert_eq!(from_example.from_must_match, defaults.from_must_match);
     assert_eq!(from_example.queue, defaults.queue);
+    assert_eq!(from_example.web, defaults.web);
+}
+
+#[test]
+fn web_listeners_and_admin_networks() {
+    let c = Config::load(&Overrides::default()).unwrap();
+    assert_eq!(c.web.listen.unwrap().to_string(), DEFAULT_WEB);
+    assert_eq!(c.web.http_listen.unwrap().to_string(), DEFAULT_HTTP);
+    let lan = |ip: &str| {
+        let ip = ip.parse().unwrap();
+        c.web.admin_from.iter().any(|n| n.contains(ip))
+    };
+    for inside in [
+        "10.1.2.3",
+        "172.31.0.1",
+        "192.168.1.20",
+        "fd00::1",
+        "127.0.0.1",
+        "::1",
+    ] {
+        assert!(lan(inside), "{inside}");
+    }
+    for outside in ["172.32.0.1", "8.8.8.8", "2001:db8::1"] {
+        assert!(!lan(outside), "{outside}");
+    }
+    let c = Config::from_toml(
+        "[web]\nlisten = \"0.0.0.0:443\"\nhttp_listen = \"off\"\nadmin_from = [\"192.168.7.0/24\"]\n",
+    )
+    .unwrap();
+    assert_eq!(c.web.listen.unwrap().to_string(), "0.0.0.0:443");
+    assert_eq!(c.web.http_listen, None);
+    assert_eq!(c.web.admin_from.len(), 1);
+    // Flags win over the file.
+    let (_d, path) = write("[web]\nlisten = \"0.0.0.0:443\"\n");
+    let c = Config::load(&Overrides {
+        config_file: Some(path),
+        web: Some(None),
+        http: Some(Some("127.0.0.1:8080".parse().unwrap())),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.web.listen, None);
+    assert_eq!(c.web.http_listen.unwrap().to_string(), "127.0.0.1:8080");
+    for (toml, problem) in [
+        (
+            "[web]\nhttp_listen = \"port 80\"\n",
+            "web.http_listen: invalid listen address",
+        ),
+        (
+            "[web]\nadmin_from = [\"10.0.0.0/33\"]\n",
+            "web.admin_from: invalid network",
+        ),
+        ("[web]\nmax_sessions = 0\n", "web.max_sessions"),
+    ] {
+        let e = Config::from_toml(toml).unwrap_err();
+        assert!(e.contains(problem), "{toml}: {e}");
+    }
 }
 
 fn example_text() -> String {
