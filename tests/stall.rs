@@ -2,7 +2,9 @@
 //! up the session that waits for it: file I/O runs on the blocking pool.
 //! `POSTBOX_FAULTS` makes one kind of storage operation slow (it logs
 //! "storage delay: KIND held" as it starts waiting); another session must
-//! be served while that operation is still held.
+//! be served while that operation is still held. Where one task reads
+//! several files in turn, a greeting while only the first read is held
+//! shows that none of them ran on the executor thread.
 
 mod common;
 use common::*;
@@ -186,4 +188,115 @@ fn a_login_after_a_users_change_reads_it_off_the_executor() {
     );
     let reply = fetcher.line();
     assert!(reply.starts_with("+OK"), "{reply}");
+}
+
+/// How many held reads the log shows after its first `from` bytes.
+fn reads_held_since(server: &Server, from: usize) -> usize {
+    server.log()[from..]
+        .matches("storage delay: read held")
+        .count()
+}
+
+/// Waits until a read is held after the log's first `from` bytes.
+fn wait_read_held_since(server: &Server, from: usize) {
+    let start = std::time::Instant::now();
+    while reads_held_since(server, from) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no read held:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_slow_address_book_read_holds_up_no_other_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, "alice", "alice-pw");
+    add_user(&data, "bob", "bob-pw");
+    // Without the arrival checks (their copy of the message is read too),
+    // the books are all that is read at the end of DATA.
+    let config = dir.path().join("postbox.toml");
+    std::fs::write(
+        &config,
+        "[inbound]\nspf = \"off\"\ndkim = \"off\"\ndmarc = \"off\"\n",
+    )
+    .unwrap();
+    let server = Server::start_in_env(
+        &data,
+        &["--config", config.to_str().unwrap()],
+        &[("POSTBOX_FAULTS", "delay_read_ms=3000,rate=0")],
+    );
+    // A stranger's mail: both members' books are read before the
+    // recipient rule asks them, one read after the other.
+    let mut sender = server.smtp();
+    assert!(sender.reply().starts_with("220"));
+    assert!(sender.ask("EHLO client.test").starts_with("250"));
+    assert!(sender.ask("MAIL FROM:<x@remote.test>").starts_with("250"));
+    assert!(sender.ask("RCPT TO:<alice@localhost>").starts_with("250"));
+    assert!(sender.ask("RCPT TO:<bob@localhost>").starts_with("250"));
+    assert!(sender.ask("DATA").starts_with("354"));
+    let from = server.log().len();
+    sender.send(b"Subject: books\r\n\r\nfrom someone new\r\n.\r\n");
+    wait_read_held_since(&server, from);
+
+    let mut other = server.smtp();
+    assert!(other.reply().starts_with("220"));
+    assert_eq!(
+        reads_held_since(&server, from),
+        1,
+        "greeting only after both books were read:\n{}",
+        server.log()
+    );
+    assert!(!answered(&sender));
+
+    let reply = sender.reply();
+    assert!(reply.starts_with("250"), "{reply}");
+    assert_eq!(server.messages("alice").len(), 1);
+    assert_eq!(server.messages("bob").len(), 1);
+}
+
+#[test]
+fn a_slow_queue_rescan_holds_up_no_other_session() {
+    use postbox::queue::store::{message_path, queue_dir, save, Envelope};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = slow_server(&data, "delay_read_ms=3000,rate=0");
+    // An entry the server has not seen yet (as one an admin puts back):
+    // the rescan lists the queue, then reads its envelope.
+    std::fs::create_dir_all(queue_dir(&data)).unwrap();
+    std::fs::write(
+        message_path(&data, "put-back"),
+        b"Subject: back\r\n\r\nx\r\n",
+    )
+    .unwrap();
+    let envelope = Envelope::new(
+        "put-back".into(),
+        String::new(),
+        vec!["carol@remote.test".into()],
+        postbox::queue::unix_now(),
+    );
+    save(&postbox::store::disk::Fs, &data, &envelope).unwrap();
+
+    let from = server.log().len();
+    let flushed = postbox(&["queue", "flush", "--data", data.to_str().unwrap()], "");
+    assert!(flushed.status.success(), "queue flush: {flushed:?}");
+    wait_read_held_since(&server, from);
+
+    let mut other = server.smtp();
+    assert!(other.reply().starts_with("220"));
+    assert_eq!(
+        reads_held_since(&server, from),
+        1,
+        "greeting only after the whole rescan:\n{}",
+        server.log()
+    );
+    // The rescan finished: the entry found is tried.
+    assert!(
+        server.logged("queue put-back", Duration::from_secs(30)),
+        "{}",
+        server.log()
+    );
 }
