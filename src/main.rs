@@ -113,6 +113,16 @@ may go after a week.
 options:
   --config FILE  --data DIR  --domain D
 ";
+const DNS_NOTES: &str = "
+'dns records' prints each record a served domain needs as zone file lines,
+each after a comment saying what it is for (DKIM keys are made if
+missing). 'dns check' asks the resolver (`dns_resolver` in the config) for
+each and prints ok, missing, wrong or unknown; exit status 1 when any
+needs attention.
+
+options:
+  --config FILE  --data DIR  --domain D  --hostname NAME  --dns-resolver ADDR
+";
 const STATS_HELP: &str = "\
 usage: postbox stats [--config FILE] [--data DIR]
 
@@ -269,7 +279,7 @@ fn run() -> Result<(), Failure> {
     if !args.help
         && matches!(
             command.as_str(),
-            "user" | "alias" | "queue" | "stats" | "status" | "tls" | "dkim"
+            "user" | "alias" | "queue" | "stats" | "status" | "tls" | "dkim" | "dns"
         )
         || command == "console" && !args.admin && !args.help
     {
@@ -327,6 +337,8 @@ fn run() -> Result<(), Failure> {
         "queue" => admin_verb(&command, &args),
         "dkim" if args.help => help(&group_help("dkim", DKIM_NOTES)),
         "dkim" => admin_verb(&command, &args),
+        "dns" if args.help => help(&group_help("dns", DNS_NOTES)),
+        "dns" => admin_verb(&command, &args),
         "tls" if args.help => help(TLS_HELP),
         "tls" => tls(&args),
         "check-config" if args.help => help(CHECK_CONFIG_HELP),
