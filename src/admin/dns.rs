@@ -39,17 +39,29 @@ impl Kind {
             Kind::Spf | Kind::Dkim | Kind::Dmarc => "TXT",
         }
     }
+
+    /// The type a zone file line takes: the address hint is written as
+    /// an A record, a line that only needs the address put in.
+    fn zone_type(self) -> &'static str {
+        match self {
+            Kind::Address => "A",
+            other => other.rr_type(),
+        }
+    }
 }
 
 impl Wanted {
     /// The record as a zone file line (TXT values in strings of at most
-    /// 255 characters, the most one may hold).
+    /// 255 characters, the most one may hold). The owner name ends in a
+    /// dot: without one, a zone file appends its $ORIGIN, and pasted into
+    /// the domain's own zone `club.example` would become
+    /// `club.example.club.example`.
     pub fn zone_line(&self) -> String {
         let data = match self.kind {
             Kind::Spf | Kind::Dkim | Kind::Dmarc => quoted_strings(&self.value),
             _ => self.value.clone(),
         };
-        format!("{} {} {}", self.name, self.kind.rr_type(), data)
+        format!("{}. {} {}", self.name, self.kind.zone_type(), data)
     }
 }
 
@@ -125,8 +137,8 @@ pub fn records(config: &Config, domain: &str) -> Result<Vec<Wanted>, String> {
         Wanted {
             name: host.into(),
             kind: Kind::Address,
-            value: "<this box's public address>".into(),
-            note: "the address the world reaches this box at (A for IPv4, AAAA for IPv6)",
+            value: "<this box's public IPv4 address>".into(),
+            note: "the address the world reaches this box at: put it in and remove the ';' (AAAA for IPv6)",
         },
     ];
     let (spf, note) = spf_value(config);
@@ -178,12 +190,22 @@ fn domains_asked(config: &Config, domain: Option<&str>) -> Result<Vec<String>, S
 }
 
 /// `dns records [DOMAIN]`: zone file lines, each after a comment saying
-/// what it is for.
+/// what it is for. The address hint is itself a comment, so the whole
+/// answer stays a valid zone file until the address is put in.
 pub fn show(config: &Config, domain: Option<&str>) -> Result<String, String> {
     let mut out = String::new();
     for domain in domains_asked(config, domain)? {
         for record in records(config, &domain)? {
-            out.push_str(&format!("; {}\n{}\n", record.note, record.zone_line()));
+            let hint = if record.kind == Kind::Address {
+                "; "
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "; {}\n{hint}{}\n",
+                record.note,
+                record.zone_line()
+            ));
         }
     }
     Ok(out.trim_end().to_string())
@@ -276,27 +298,42 @@ fn same_record(kind: Kind, found: &str, wanted: &str) -> bool {
 /// `Err` (exit 1) when something is missing or wrong, listing all.
 pub fn check(config: &Config, domain: Option<&str>) -> Result<String, String> {
     let resolver = Resolver::new(config.dns_resolver);
+    let mut all_wanted = Vec::new();
+    for domain in domains_asked(config, domain)? {
+        all_wanted.extend(records(config, &domain)?);
+    }
+    // Every question at once: a resolver that does not answer costs one
+    // time limit in all, not one per record.
+    let executor = smol::LocalExecutor::new();
+    let asked: Vec<_> = all_wanted
+        .iter()
+        .map(|wanted| executor.spawn(ask(&resolver, wanted)))
+        .collect();
+    let all_found = smol::block_on(executor.run(async {
+        let mut all = Vec::with_capacity(asked.len());
+        for task in asked {
+            all.push(task.await);
+        }
+        all
+    }));
     let mut lines = Vec::new();
     let mut problems = 0;
-    for domain in domains_asked(config, domain)? {
-        for wanted in records(config, &domain)? {
-            let found = smol::block_on(ask(&resolver, &wanted));
-            let line = match &found {
-                Found::Ok => format!("ok       {} {}", wanted.name, wanted.kind.rr_type()),
-                Found::Missing => format!("missing  {}", wanted.zone_line()),
-                Found::Wrong(there) => format!(
-                    "wrong    {} {}: found {there}; want {}",
-                    wanted.name,
-                    wanted.kind.rr_type(),
-                    wanted.value
-                ),
-                Found::Unknown(why) => {
-                    format!("unknown  {} {}: {why}", wanted.name, wanted.kind.rr_type())
-                }
-            };
-            problems += usize::from(found != Found::Ok);
-            lines.push(line);
-        }
+    for (wanted, found) in all_wanted.iter().zip(all_found) {
+        let line = match &found {
+            Found::Ok => format!("ok       {} {}", wanted.name, wanted.kind.rr_type()),
+            Found::Missing => format!("missing  {}", wanted.zone_line()),
+            Found::Wrong(there) => format!(
+                "wrong    {} {}: found {there}; want {}",
+                wanted.name,
+                wanted.kind.rr_type(),
+                wanted.value
+            ),
+            Found::Unknown(why) => {
+                format!("unknown  {} {}: {why}", wanted.name, wanted.kind.rr_type())
+            }
+        };
+        problems += usize::from(found != Found::Ok);
+        lines.push(line);
     }
     let text = lines.join("\n");
     if problems == 0 {
@@ -313,14 +350,13 @@ async fn ask(resolver: &Resolver, wanted: &Wanted) -> Found {
     let name = wanted.name.as_str();
     match wanted.kind {
         Kind::Address => {
-            let v4 = resolver.lookup(name, TYPE_A).await;
-            if let Ok(answer) = &v4 {
-                if !answer.ipv4().is_empty() {
-                    return Found::Ok;
-                }
-            }
-            let v6 = resolver.lookup(name, TYPE_AAAA).await;
+            let (v4, v6) = smol::future::zip(
+                resolver.lookup(name, TYPE_A),
+                resolver.lookup(name, TYPE_AAAA),
+            )
+            .await;
             match (v4, v6) {
+                (Ok(answer), _) if !answer.ipv4().is_empty() => Found::Ok,
                 (_, Ok(answer)) => judge(wanted, Ok(&answer)),
                 (Err(e), Err(_)) => judge(wanted, Err(&e)),
                 (Ok(answer), Err(_)) => judge(wanted, Ok(&answer)),
