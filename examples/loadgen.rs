@@ -2,7 +2,9 @@
 //! on plain threads, printing one figure per run. Not a test.
 //!
 //! ```text
-//! loadgen smtp ADDR SESSIONS MESSAGES SIZE RCPT[,RCPT...] [reuse]
+//! loadgen smtp ADDR SESSIONS MESSAGES SIZE RCPT[,RCPT...] [reuse] [from=ADDR] [message=FILE]
+//!     (from: the MAIL FROM, default load@remote.test; message: sends that
+//!     file, CRLF lines, every time instead of a generated SIZE-byte body)
 //! loadgen pop3 ADDR CLIENTS ROUNDS USER_PREFIX PASSWORD   (client i logs in as USER_PREFIXi)
 //! loadgen tls ADDR CERT NAME COUNT       (implicit-TLS POP3: handshakes/s, one after another)
 //! loadgen tls-hold ADDR CERT NAME COUNT  (opens COUNT TLS sessions, prints "ready", holds them until stdin closes)
@@ -55,23 +57,81 @@ impl Conn {
     }
 }
 
-fn smtp(addr: &str, sessions: usize, messages: usize, size: usize, rcpt: &str, reuse: bool) {
-    let mut body = String::from("Subject: load\r\n\r\n");
-    while body.len() < size {
-        body.push_str("The quick brown fox jumps over the lazy dog 0123456789.\r\n");
+/// How an SMTP load sends: the envelope sender and the message.
+struct SmtpOptions {
+    reuse: bool,
+    from: String,
+    message: Option<String>,
+}
+
+impl SmtpOptions {
+    fn parse(rest: &[&str]) -> SmtpOptions {
+        let mut options = SmtpOptions {
+            reuse: false,
+            from: "load@remote.test".into(),
+            message: None,
+        };
+        for arg in rest {
+            match arg.split_once('=') {
+                None if *arg == "reuse" => options.reuse = true,
+                Some(("from", from)) => options.from = from.into(),
+                Some(("message", path)) => options.message = Some(path.into()),
+                _ => panic!("unknown smtp option {arg}"),
+            }
+        }
+        options
     }
-    body.truncate(size);
-    body.push_str("\r\n.\r\n");
+}
+
+/// The DATA payload: the message dot-stuffed, then the terminator.
+fn data_payload(message: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(message.len() + 8);
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b".") {
+            data.push(b'.');
+        }
+        data.extend_from_slice(line);
+    }
+    if !data.ends_with(b"\r\n") {
+        data.extend_from_slice(b"\r\n");
+    }
+    data.extend_from_slice(b".\r\n");
+    data
+}
+
+fn smtp(
+    addr: &str,
+    sessions: usize,
+    messages: usize,
+    size: usize,
+    rcpt: &str,
+    options: SmtpOptions,
+) {
+    let body = match &options.message {
+        Some(path) => data_payload(&std::fs::read(path).expect("message file")),
+        None => {
+            let mut body = String::from("Subject: load\r\n\r\n");
+            while body.len() < size {
+                body.push_str("The quick brown fox jumps over the lazy dog 0123456789.\r\n");
+            }
+            body.truncate(size);
+            body.push_str("\r\n.\r\n");
+            body.into_bytes()
+        }
+    };
     let body = Arc::new(body);
+    let mail_from = Arc::new(format!("MAIL FROM:<{}>\r\n", options.from));
+    let reuse = options.reuse;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let threads: Vec<_> = (0..sessions)
         .map(|_| {
-            let (addr, rcpt, body, next) = (
+            let (addr, rcpt, body, next, mail_from) = (
                 addr.to_string(),
                 rcpt.to_string(),
                 body.clone(),
                 next.clone(),
+                mail_from.clone(),
             );
             std::thread::spawn(move || {
                 let mut conn: Option<Conn> = None;
@@ -82,12 +142,12 @@ fn smtp(addr: &str, sessions: usize, messages: usize, size: usize, rcpt: &str, r
                         c.expect(b"EHLO load.test\r\n", "250");
                         c
                     });
-                    c.expect(b"MAIL FROM:<load@remote.test>\r\n", "250");
+                    c.expect(mail_from.as_bytes(), "250");
                     for one in rcpt.split(',') {
                         c.expect(format!("RCPT TO:<{one}>\r\n").as_bytes(), "250");
                     }
                     c.expect(b"DATA\r\n", "354");
-                    c.expect(body.as_bytes(), "250");
+                    c.expect(&body, "250");
                     if !reuse {
                         let mut c = conn.take().unwrap();
                         c.expect(b"QUIT\r\n", "221");
@@ -242,7 +302,7 @@ fn main() {
             messages.parse().unwrap(),
             size.parse().unwrap(),
             rcpt,
-            rest == ["reuse"],
+            SmtpOptions::parse(rest),
         ),
         ["pop3", addr, clients, rounds, user, password] => pop3(
             addr,
