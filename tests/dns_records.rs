@@ -4,13 +4,20 @@
 
 mod common;
 
-use common::dns_responder::{self, Zone, MX, TXT};
+use common::dns_responder::{self, encode_name, Zone, CNAME, MX, SRV, TXT};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "club.example";
+/// The records for mail programs' setup with the default listeners
+/// (tests/autoconfig.rs has them in detail): six SRV, two aliases.
+const CLIENT_SETUP: usize = 8;
+/// Every record `dns records` prints for DOMAIN: MX, SPF, two DKIM keys,
+/// DMARC, the client setup; `dns check` also checks the host's address.
+const PUBLISHED: usize = 5 + CLIENT_SETUP;
+const CHECKED: usize = PUBLISHED + 1;
 
 /// Parses a zone file given on stdin under `$ORIGIN argv[1]` and prints
 /// each record as `name TAB type TAB field...` (TXT: each string; MX:
@@ -180,6 +187,21 @@ fn serve(zone: &mut Zone, records: &[Parsed]) {
                     .collect();
                 zone.add(name, TXT, dns_responder::txt_data(&strings));
             }
+            "SRV" => {
+                // priority weight port target
+                let fields: Vec<&str> = record.fields[0].split(' ').collect();
+                let mut data = Vec::new();
+                for number in &fields[..3] {
+                    data.extend_from_slice(&number.parse::<u16>().unwrap().to_be_bytes());
+                }
+                data.extend(encode_name(fields[3].trim_end_matches('.')));
+                zone.add(name, SRV, data);
+            }
+            "CNAME" => zone.add(
+                name,
+                CNAME,
+                encode_name(record.fields[0].trim_end_matches('.')),
+            ),
             other => panic!("{other} record in the output"),
         }
     }
@@ -267,7 +289,12 @@ fn records_are_a_zone_file_with_every_record() {
     assert!(rsa.fields[..rsa.fields.len() - 1]
         .iter()
         .all(|s| s.len() == 255));
-    assert_eq!(records.len(), 5, "{records:?}");
+    let setup_records = records
+        .iter()
+        .filter(|r| r.kind == "SRV" || r.kind == "CNAME")
+        .count();
+    assert_eq!(setup_records, CLIENT_SETUP, "{records:?}");
+    assert_eq!(records.len(), PUBLISHED, "{records:?}");
 
     // `dkim show` prints the same keys (its names relative to the root),
     // and finds them made already.
@@ -326,7 +353,7 @@ fn check_finds_published_records_and_says_what_is_missing_or_wrong() {
 
     let (code, lines, _) = setup.check();
     assert_eq!(code, Some(0), "{lines:#?}");
-    assert_eq!(lines.len(), 6, "{lines:#?}");
+    assert_eq!(lines.len(), CHECKED, "{lines:#?}");
     assert!(lines.iter().all(|l| l.starts_with("ok ")), "{lines:#?}");
     // Each answer came from the responder.
     let asked = zone.lock().unwrap().asked.clone();
@@ -356,7 +383,7 @@ fn check_finds_published_records_and_says_what_is_missing_or_wrong() {
             .filter(|l| l.starts_with(&format!("{word} ")))
             .collect()
     };
-    assert_eq!(starting("ok").len(), 4, "{lines:#?}");
+    assert_eq!(starting("ok").len(), CHECKED - 2, "{lines:#?}");
     let missing = starting("missing");
     assert_eq!(missing.len(), 1, "{lines:#?}");
     assert!(missing[0].contains("_dmarc.club.example"), "{lines:#?}");
@@ -374,7 +401,7 @@ fn check_finds_published_records_and_says_what_is_missing_or_wrong() {
         lines
             .last()
             .unwrap()
-            .contains("2 of 6 records need attention"),
+            .contains(&format!("2 of {CHECKED} records need attention")),
         "{lines:#?}"
     );
 
@@ -407,7 +434,10 @@ fn check_without_answers_says_unknown_in_bounded_time() {
     let unknown: Vec<&String> = lines.iter().filter(|l| l.starts_with("unknown ")).collect();
     assert_eq!(unknown.len(), 1, "{lines:#?}");
     assert!(unknown[0].contains("_dmarc.club.example"), "{lines:#?}");
-    assert_eq!(lines.iter().filter(|l| l.starts_with("ok ")).count(), 5);
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("ok ")).count(),
+        CHECKED - 1
+    );
 
     // A resolver that answers nothing: every record unknown, and the
     // questions wait together, not one time limit after another.
@@ -416,14 +446,14 @@ fn check_without_answers_says_unknown_in_bounded_time() {
     assert_eq!(code, Some(1), "{lines:#?}");
     assert_eq!(
         lines.iter().filter(|l| l.starts_with("unknown ")).count(),
-        6,
+        CHECKED,
         "{lines:#?}"
     );
     assert!(
         lines
             .last()
             .unwrap()
-            .contains("6 of 6 records need attention"),
+            .contains(&format!("{CHECKED} of {CHECKED} records need attention")),
         "{lines:#?}"
     );
     assert!(took < Duration::from_secs(20), "took {took:?}");

@@ -1,12 +1,15 @@
 //! What a person puts into their DNS for a working box, and a check of
-//! what is there: the MX, the host name's address, SPF, the DKIM keys and
-//! a starting DMARC record, for each served domain.
+//! what is there: the MX, the host name's address, SPF, the DKIM keys, a
+//! starting DMARC record, and what mail programs look up to set themselves
+//! up (RFC 6186 SRV records, the autoconfig and autodiscover names), for
+//! each served domain.
 
 use crate::config::Config;
 use crate::dkim::keys;
-use crate::dns::message::{Answer, TYPE_A, TYPE_AAAA, TYPE_MX, TYPE_TXT};
+use crate::dns::message::{Answer, TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_MX, TYPE_SRV, TYPE_TXT};
 use crate::dns::{LookupError, Resolver};
 use crate::store::disk;
+use crate::web::autoconfig::{self, Security};
 
 /// One record to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,12 @@ pub enum Kind {
     Spf,
     Dkim,
     Dmarc,
+    /// Where mail programs find a service (RFC 6186), or that it is not
+    /// offered (target `.`).
+    Srv,
+    /// A name mail programs fetch their settings from, an alias of the
+    /// host name (an address of its own does as well).
+    Alias,
 }
 
 impl Kind {
@@ -37,6 +46,8 @@ impl Kind {
             Kind::Mx => "MX",
             Kind::Address => "A/AAAA",
             Kind::Spf | Kind::Dkim | Kind::Dmarc => "TXT",
+            Kind::Srv => "SRV",
+            Kind::Alias => "CNAME",
         }
     }
 
@@ -167,7 +178,76 @@ pub fn records(config: &Config, domain: &str) -> Result<Vec<Wanted>, String> {
         value: format!("v=DMARC1; p=none; rua=mailto:postmaster@{domain}"),
         note: "DMARC: start with p=none; p=quarantine once reports show all is signed",
     });
+    wanted.extend(client_setup(config, domain));
     Ok(wanted)
+}
+
+/// The RFC 6186 services, in the order they are listed: sending, then
+/// reading; implicit TLS first. IMAP is not served.
+const SETUP_SERVICES: &[&str] = &[
+    "_submissions",
+    "_submission",
+    "_pop3s",
+    "_pop3",
+    "_imaps",
+    "_imap",
+];
+
+/// What mail programs look up to set themselves up for `domain`: an SRV
+/// record per RFC 6186 service (implicit TLS at a lower priority than
+/// STARTTLS, which RFC 8314 §5.1 asks for; `0 0 0 .` for each not on), and
+/// the names Thunderbird and Outlook fetch their settings from, when the
+/// web listeners that answer them are on (Thunderbird asks over HTTPS, then
+/// HTTP; Outlook posts over HTTPS only).
+pub fn client_setup(config: &Config, domain: &str) -> Vec<Wanted> {
+    let host = config.hostname.trim_end_matches('.');
+    let services = autoconfig::services(config);
+    let mut wanted: Vec<Wanted> = SETUP_SERVICES
+        .iter()
+        .map(|label| {
+            let service = services.iter().find(|s| s.srv_label() == *label);
+            let (value, note) = match service {
+                Some(service) => {
+                    let priority = match service.security {
+                        Security::Implicit => 0,
+                        Security::StartTls => 10,
+                    };
+                    (
+                        format!("{priority} 1 {} {host}.", service.port),
+                        "client setup (RFC 6186): where mail programs find this service",
+                    )
+                }
+                None => (
+                    "0 0 0 .".to_string(),
+                    "client setup (RFC 6186): this service is not offered here",
+                ),
+            };
+            Wanted {
+                name: format!("{label}._tcp.{domain}"),
+                kind: Kind::Srv,
+                value,
+                note,
+            }
+        })
+        .collect();
+    let web = &config.web;
+    if web.listen.is_some() || web.http_listen.is_some() {
+        wanted.push(Wanted {
+            name: format!("autoconfig.{domain}"),
+        kind: Kind::Alias,
+        value: format!("{host}."),
+        note: "client setup: Thunderbird fetches its settings from https://autoconfig.DOMAIN/mail/config-v1.1.xml",
+    });
+    }
+    if web.listen.is_some() {
+        wanted.push(Wanted {
+        name: format!("autodiscover.{domain}"),
+        kind: Kind::Alias,
+        value: format!("{host}."),
+        note: "client setup: Outlook posts to https://autodiscover.DOMAIN/autodiscover/autodiscover.xml",
+    });
+    }
+    wanted
 }
 
 fn dkim_records(config: &Config, domain: &str) -> Result<Vec<keys::Record>, String> {
@@ -248,6 +328,37 @@ pub fn judge(wanted: &Wanted, answer: Result<&Answer, &LookupError>) -> Found {
                 Found::Ok
             }
         }
+        Kind::Srv => {
+            let (port, target) = srv_port_and_target(&wanted.value);
+            let found = answer.srv();
+            let same = |(_, _, p, t): &(u16, u16, u16, &str)| {
+                *p == port && t.trim_end_matches('.').eq_ignore_ascii_case(target)
+            };
+            let listed = || {
+                found
+                    .iter()
+                    .map(|(priority, weight, port, target)| {
+                        format!("{priority} {weight} {port} {target}.")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            match found.as_slice() {
+                [] => Found::Missing,
+                // "Not offered" is one record alone (RFC 2782).
+                [one] if target.is_empty() && same(one) => Found::Ok,
+                _ if !target.is_empty() && found.iter().any(same) => Found::Ok,
+                _ => Found::Wrong(listed()),
+            }
+        }
+        Kind::Alias => {
+            let host = wanted.value.trim_end_matches('.');
+            match answer.cname().as_slice() {
+                [] => Found::Missing,
+                [one] if one.trim_end_matches('.').eq_ignore_ascii_case(host) => Found::Ok,
+                more => Found::Wrong(format!("{}.", more.join(". "))),
+            }
+        }
         Kind::Spf | Kind::Dkim | Kind::Dmarc => {
             let prefix = match wanted.kind {
                 Kind::Spf => "v=spf1",
@@ -273,6 +384,15 @@ pub fn judge(wanted: &Wanted, answer: Result<&Answer, &LookupError>) -> Found {
             }
         }
     }
+}
+
+/// The port and target of an SRV record's data (`0 1 465 host.`); the
+/// target "" is the root.
+fn srv_port_and_target(value: &str) -> (u16, &str) {
+    let mut fields = value.split_whitespace().skip(2);
+    let port = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let target = fields.next().unwrap_or(".").trim_end_matches('.');
+    (port, target)
 }
 
 /// The same record, spaces aside; a DKIM key by its `p=`.
@@ -349,21 +469,40 @@ pub fn check(config: &Config, domain: Option<&str>) -> Result<String, String> {
 async fn ask(resolver: &Resolver, wanted: &Wanted) -> Found {
     let name = wanted.name.as_str();
     match wanted.kind {
-        Kind::Address => {
-            let (v4, v6) = smol::future::zip(
-                resolver.lookup(name, TYPE_A),
-                resolver.lookup(name, TYPE_AAAA),
-            )
-            .await;
-            match (v4, v6) {
-                (Ok(answer), _) if !answer.ipv4().is_empty() => Found::Ok,
-                (_, Ok(answer)) => judge(wanted, Ok(&answer)),
-                (Err(e), Err(_)) => judge(wanted, Err(&e)),
-                (Ok(answer), Err(_)) => judge(wanted, Ok(&answer)),
-            }
-        }
+        Kind::Address => ask_address(resolver, name).await,
         Kind::Mx => judge(wanted, resolver.lookup(name, TYPE_MX).await.as_ref()),
+        Kind::Srv => judge(wanted, resolver.lookup(name, TYPE_SRV).await.as_ref()),
+        Kind::Alias => {
+            let alias = resolver.lookup(name, TYPE_CNAME).await;
+            if let Ok(Answer::NoData { .. }) = alias {
+                // The name is there without an alias: an address of its
+                // own reaches the box as well.
+                return ask_address(resolver, name).await;
+            }
+            judge(wanted, alias.as_ref())
+        }
         _ => judge(wanted, resolver.lookup(name, TYPE_TXT).await.as_ref()),
+    }
+}
+
+/// Whether `name` has an IPv4 or IPv6 address.
+async fn ask_address(resolver: &Resolver, name: &str) -> Found {
+    let wanted = Wanted {
+        name: name.into(),
+        kind: Kind::Address,
+        value: String::new(),
+        note: "",
+    };
+    let (v4, v6) = smol::future::zip(
+        resolver.lookup(name, TYPE_A),
+        resolver.lookup(name, TYPE_AAAA),
+    )
+    .await;
+    match (v4, v6) {
+        (Ok(answer), _) if !answer.ipv4().is_empty() => Found::Ok,
+        (_, Ok(answer)) => judge(&wanted, Ok(&answer)),
+        (Err(e), Err(_)) => judge(&wanted, Err(&e)),
+        (Ok(answer), Err(_)) => judge(&wanted, Ok(&answer)),
     }
 }
 
@@ -442,6 +581,106 @@ mod tests {
             spf_value(&config).0,
             "v=spf1 mx include:_spf.google.com -all"
         );
+    }
+
+    fn records_of(records: Vec<Record>) -> Answer {
+        Answer::Records(
+            records
+                .into_iter()
+                .map(|record| Resource { record, ttl: 60 })
+                .collect(),
+        )
+    }
+
+    fn srv(priority: u16, weight: u16, port: u16, target: &str) -> Record {
+        Record::Srv {
+            priority,
+            weight,
+            port,
+            target: target.into(),
+        }
+    }
+
+    #[test]
+    fn client_setup_names_the_listeners_that_are_on() {
+        let config = crate::config::Config::from_toml(concat!(
+            "hostname = \"mail.club.example\"\ndomains = [\"club.example\"]\n",
+            "[pop3]\nlisten = \"0.0.0.0:110\"\n",
+            "[pop3s]\nlisten = \"0.0.0.0:995\"\n",
+            "[submission]\nlisten = \"off\"\n",
+            "[submissions]\nlisten = \"0.0.0.0:465\"\n",
+        ))
+        .unwrap();
+        let lines: Vec<String> = client_setup(&config, "club.example")
+            .iter()
+            .map(Wanted::zone_line)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "_submissions._tcp.club.example. SRV 0 1 465 mail.club.example.",
+                "_submission._tcp.club.example. SRV 0 0 0 .",
+                "_pop3s._tcp.club.example. SRV 0 1 995 mail.club.example.",
+                "_pop3._tcp.club.example. SRV 10 1 110 mail.club.example.",
+                "_imaps._tcp.club.example. SRV 0 0 0 .",
+                "_imap._tcp.club.example. SRV 0 0 0 .",
+                "autoconfig.club.example. CNAME mail.club.example.",
+                "autodiscover.club.example. CNAME mail.club.example.",
+            ]
+        );
+        // The aliases lead to the web listeners: none without them, and
+        // Outlook's only with HTTPS.
+        let names = |web: &str| -> Vec<String> {
+            let toml = format!("hostname = \"mail.club.example\"\n[web]\n{web}");
+            let config = crate::config::Config::from_toml(&toml).unwrap();
+            client_setup(&config, "club.example")
+                .into_iter()
+                .filter(|w| w.kind == Kind::Alias)
+                .map(|w| w.name)
+                .collect()
+        };
+        assert!(names("listen = \"off\"\nhttp_listen = \"off\"\n").is_empty());
+        assert_eq!(names("listen = \"off\"\n"), ["autoconfig.club.example"]);
+    }
+
+    #[test]
+    fn srv_and_alias_records_are_judged() {
+        let on = wanted(Kind::Srv, "0 1 465 mail.club.example.");
+        let judged = |w: &Wanted, records: Vec<Record>| judge(w, Ok(&records_of(records)));
+        assert_eq!(
+            judged(&on, vec![srv(0, 1, 465, "mail.club.example")]),
+            Found::Ok
+        );
+        assert_eq!(
+            judged(&on, vec![srv(5, 0, 465, "MAIL.club.example.")]),
+            Found::Ok,
+            "priority and weight are the owner's"
+        );
+        assert_eq!(
+            judged(&on, vec![srv(0, 1, 587, "mail.club.example")]),
+            Found::Wrong("0 1 587 mail.club.example.".into())
+        );
+        assert_eq!(
+            judged(&on, vec![srv(0, 0, 0, "")]),
+            Found::Wrong("0 0 0 .".into())
+        );
+        assert_eq!(judged(&on, vec![]), Found::Missing);
+        let nothing = Answer::NoSuchName { negative_ttl: None };
+        assert_eq!(judge(&on, Ok(&nothing)), Found::Missing);
+        let off = wanted(Kind::Srv, "0 0 0 .");
+        assert_eq!(judged(&off, vec![srv(0, 0, 0, "")]), Found::Ok);
+        assert!(matches!(
+            judged(&off, vec![srv(0, 1, 143, "mail.club.example")]),
+            Found::Wrong(_)
+        ));
+        let alias = wanted(Kind::Alias, "mail.club.example.");
+        let cname = |t: &str| vec![Record::Cname(t.into())];
+        assert_eq!(judged(&alias, cname("Mail.Club.Example.")), Found::Ok);
+        assert_eq!(
+            judged(&alias, cname("web.host.example")),
+            Found::Wrong("web.host.example.".into())
+        );
+        assert_eq!(judge(&alias, Ok(&nothing)), Found::Missing);
     }
 
     #[test]

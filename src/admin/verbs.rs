@@ -173,7 +173,7 @@ pub const VERBS: &[Verb] = &[
         &["dns", "records"],
         "[DOMAIN]",
         (0, 1),
-        "every DNS record to publish: MX, SPF, DKIM, DMARC",
+        "every record to publish: MX, SPF, DKIM, DMARC, SRV",
         |c, r| text(dns::show(c, r.args.first().copied())),
     ),
     verb(

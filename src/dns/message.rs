@@ -1,17 +1,19 @@
 //! DNS messages (RFC 1035) as far as Postbox needs them: a query (with an
-//! EDNS0 OPT record, RFC 6891), the A, AAAA, MX, TXT and PTR records of its
-//! answer with their TTLs, the TTL a negative answer may be remembered for
+//! EDNS0 OPT record, RFC 6891), the A, AAAA, MX, TXT, PTR, SRV and CNAME
+//! records of its answer with their TTLs, the TTL a negative answer may be remembered for
 //! (RFC 2308), and the 2-byte length framing of DNS over TCP (RFC 1035
 //! §4.2.2, RFC 7766). Sans-IO: bytes in, bytes out.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const TYPE_A: u16 = 1;
+pub const TYPE_CNAME: u16 = 5;
 const TYPE_SOA: u16 = 6;
 pub const TYPE_PTR: u16 = 12;
 pub const TYPE_MX: u16 = 15;
 pub const TYPE_TXT: u16 = 16;
 pub const TYPE_AAAA: u16 = 28;
+pub const TYPE_SRV: u16 = 33;
 const CLASS_IN: u16 = 1;
 const TYPE_OPT: u16 = 41;
 /// The UDP payload size offered in EDNS0: what fits unfragmented on
@@ -32,6 +34,17 @@ pub enum Record {
     Txt(Vec<u8>),
     /// The host name a reverse (in-addr.arpa / ip6.arpa) name points at.
     Ptr(String),
+    /// Where a service is (RFC 2782); a target of "" (the root) says the
+    /// service is not offered (RFC 6186 §3.4).
+    Srv {
+        priority: u16,
+        weight: u16,
+        port: u16,
+        target: String,
+    },
+    /// The name an alias points at (asked for as such: when another type
+    /// is asked, the chain is skipped).
+    Cname(String),
 }
 
 impl Record {
@@ -48,7 +61,8 @@ impl Record {
     pub fn size(&self) -> usize {
         std::mem::size_of::<Record>()
             + match self {
-                Record::Mx(_, s) | Record::Ptr(s) => s.len(),
+                Record::Mx(_, s) | Record::Ptr(s) | Record::Cname(s) => s.len(),
+                Record::Srv { target, .. } => target.len(),
                 Record::Txt(b) => b.len(),
                 Record::A(_) | Record::Aaaa(_) => 0,
             }
@@ -123,6 +137,31 @@ impl Answer {
         self.records()
             .filter_map(|r| match r {
                 Record::Ptr(p) => Some(&p[..]),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The SRV records: (priority, weight, port, target).
+    pub fn srv(&self) -> Vec<(u16, u16, u16, &str)> {
+        self.records()
+            .filter_map(|r| match r {
+                Record::Srv {
+                    priority,
+                    weight,
+                    port,
+                    target,
+                } => Some((*priority, *weight, *port, &target[..])),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The targets of CNAME records.
+    pub fn cname(&self) -> Vec<&str> {
+        self.records()
+            .filter_map(|r| match r {
+                Record::Cname(target) => Some(&target[..]),
                 _ => None,
             })
             .collect()
@@ -363,6 +402,13 @@ pub fn parse_answer(id: u16, msg: &[u8]) -> Result<Answer, DnsError> {
             }
             (TYPE_TXT, _) => Record::Txt(txt_strings(data).ok_or(bad)?),
             (TYPE_PTR, _) => Record::Ptr(read_name(msg, start).ok_or(bad)?),
+            (TYPE_CNAME, _) => Record::Cname(read_name(msg, start).ok_or(bad)?),
+            (TYPE_SRV, 7..) => Record::Srv {
+                priority: u16_at(data, 0).ok_or(bad)?,
+                weight: u16_at(data, 2).ok_or(bad)?,
+                port: u16_at(data, 4).ok_or(bad)?,
+                target: read_name(msg, start + 6).ok_or(bad)?,
+            },
             _ => return Err(bad),
         };
         found.push(Resource { record, ttl });
@@ -522,6 +568,28 @@ mod tests {
         let m = reply(&q, 0, &[(12, 3600, host)], &[]);
         let answer = parse_answer(4, &m).unwrap();
         assert_eq!(answer.ptr(), vec!["mail.example.test"]);
+    }
+
+    #[test]
+    fn srv_and_cname_records() {
+        let q = question(6, "_submissions._tcp.example.test", TYPE_SRV);
+        let mut found = vec![0, 0, 0, 1, 0x01, 0xd1];
+        found.extend_from_slice(&[4, b'm', b'a', b'i', b'l', 0xc0, 30]);
+        let not_offered = vec![0, 0, 0, 0, 0, 0, 0];
+        let m = reply(&q, 0, &[(33, 3600, found), (33, 60, not_offered)], &[]);
+        let answer = parse_answer(6, &m).unwrap();
+        assert_eq!(
+            answer.srv(),
+            vec![(0, 1, 465, "mail.example.test"), (0, 0, 0, "")]
+        );
+        // Cut short before its target: malformed.
+        let short = reply(&q, 0, &[(33, 60, vec![0, 0, 0, 1, 0x01, 0xd1])], &[]);
+        assert_eq!(parse_answer(6, &short), Err(DnsError::Malformed));
+        let q = question(7, "autoconfig.example.test", TYPE_CNAME);
+        let target = [&[4][..], b"mail", &[0xc0, 23]].concat();
+        let answer = parse_answer(7, &reply(&q, 0, &[(5, 300, target)], &[])).unwrap();
+        assert_eq!(answer.cname(), vec!["mail.example.test"]);
+        assert!(answer.srv().is_empty());
     }
 
     #[test]

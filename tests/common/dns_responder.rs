@@ -34,6 +34,7 @@ pub const A: u16 = 1;
 pub const CNAME: u16 = 5;
 pub const MX: u16 = 15;
 pub const TXT: u16 = 16;
+pub const SRV: u16 = 33;
 
 /// A record to send: owner name, type, data.
 type Rr = (String, u16, Vec<u8>);
