@@ -177,6 +177,31 @@ pub const DMARC_MAX_RECORD: usize = 2048;
 /// Report URIs kept from a DMARC record's `rua` or `ruf`.
 pub const DMARC_MAX_REPORT_URIS: usize = 8;
 
+/// HTTP: the request line and header fields together (past it: 431, or
+/// 414 when the request line alone does not fit), the header fields
+/// counted, and the body (past it: 413). The pages are small forms and
+/// mail programs' set-up requests; nothing larger is ever needed.
+pub const MAX_HTTP_HEAD: usize = 16 * 1024;
+pub const MAX_HTTP_HEADERS: usize = 64;
+pub const MAX_HTTP_BODY: usize = 64 * 1024;
+/// Socket read buffer of a web session.
+pub const HTTP_READ_CHUNK: usize = 4 * 1024;
+/// Time a client has to send a whole request (or, kept alive, to begin
+/// the next one): a browser needs milliseconds, a drip-feeding client is
+/// cut off, and the largest body needs only 6.4 KiB/s.
+pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to take a response before it is cut off.
+pub const HTTP_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// After refusing a request, how long and how much of what the client
+/// still sends is read and dropped before the connection closes (closing
+/// with its bytes unread would reset the connection and lose the answer).
+pub const HTTP_LINGER: Duration = Duration::from_secs(2);
+pub const HTTP_LINGER_BYTES: usize = 64 * 1024;
+/// Requests one kept-alive connection may make before it is closed.
+pub const MAX_HTTP_REQUESTS_PER_CONNECTION: u32 = 100;
+/// How long browsers keep to HTTPS once told to (HSTS max-age, a year).
+pub const HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 86_400);
+
 /// Largest Autodiscover request read (Outlook's is about 400 bytes).
 pub const AUTODISCOVER_MAX_REQUEST: usize = 4096;
 /// Elements an Autodiscover request may nest (it uses three).

@@ -1,1 +1,15 @@
+//! The web pages: HTTPS for members and the admin, with the mail
+//! listeners' certificate, and plain HTTP that sends browsers to HTTPS
+//! (but answers certificate challenges and mail programs' set-up there).
+//!
+//! ```text
+//!  client ─TCP─▶ server (admission) ─▶ web::server (shell: TLS, reads with
+//!      deadlines, writes) ◀─▶ web::http (core: bytes in, requests out;
+//!      responses to bytes) ─▶ web::router (method + path) ─▶ web::pages
+//! ```
+
+pub mod acme;
 pub mod autoconfig;
+pub mod http;
+pub mod pages;
+pub mod router;

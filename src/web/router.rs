@@ -1,0 +1,246 @@
+//! Which handler answers a request: a table of method and path, each
+//! route saying whether plain HTTP may have it too (everything else there
+//! is sent to HTTPS). A path without a route is 404; a route asked with
+//! another method, 405 with `Allow`. HEAD is answered as GET, without
+//! the body.
+//!
+//! A page is one function `fn(&Site, &Request) -> Response` and one line
+//! in [`ROUTES`].
+
+use super::http::{Request, Response};
+use super::pages;
+use crate::config::Config;
+
+/// What a handler knows of where it runs.
+pub struct Site<'a> {
+    pub config: &'a Config,
+    /// The request came over HTTPS.
+    pub https: bool,
+    /// The HTTPS listener's port, for redirects (`None`: off, so the
+    /// default port is named).
+    pub https_port: Option<u16>,
+}
+
+pub type Handler = fn(&Site, &Request) -> Response;
+
+/// Which paths a route answers.
+#[derive(Debug, Clone, Copy)]
+pub enum Path {
+    Exact(&'static str),
+    /// Every path below this one (which ends in `/`), not itself.
+    Below(&'static str),
+}
+
+impl Path {
+    fn matches(self, path: &str) -> bool {
+        match self {
+            Path::Exact(p) => p == path,
+            Path::Below(prefix) => path.len() > prefix.len() && path.starts_with(prefix),
+        }
+    }
+}
+
+pub struct Route {
+    pub method: &'static str,
+    pub path: Path,
+    /// Answered on plain HTTP too, not redirected.
+    pub plain_http: bool,
+    pub handler: Handler,
+}
+
+const fn route(method: &'static str, path: Path, plain_http: bool, handler: Handler) -> Route {
+    Route {
+        method,
+        path,
+        plain_http,
+        handler,
+    }
+}
+
+/// Every page.
+pub const ROUTES: &[Route] = &[
+    route("GET", Path::Exact("/"), false, pages::home),
+    route(
+        "GET",
+        Path::Below("/.well-known/acme-challenge/"),
+        true,
+        pages::acme_challenge,
+    ),
+    route(
+        "GET",
+        Path::Exact("/.well-known/autoconfig/mail/config-v1.1.xml"),
+        true,
+        pages::thunderbird,
+    ),
+    route(
+        "GET",
+        Path::Exact("/mail/config-v1.1.xml"),
+        true,
+        pages::thunderbird,
+    ),
+    route(
+        "POST",
+        Path::Exact("/autodiscover/autodiscover.xml"),
+        true,
+        pages::autodiscover,
+    ),
+    route(
+        "POST",
+        Path::Exact("/Autodiscover/Autodiscover.xml"),
+        true,
+        pages::autodiscover,
+    ),
+];
+
+/// The response to `request`, by [`ROUTES`].
+pub fn respond(site: &Site, request: &Request) -> Response {
+    respond_by(ROUTES, site, request)
+}
+
+fn respond_by(routes: &[Route], site: &Site, request: &Request) -> Response {
+    let matching = || routes.iter().filter(|r| r.path.matches(&request.path));
+    if !site.https && !matching().any(|r| r.plain_http) {
+        return Response::moved_permanently(https_location(site, request));
+    }
+    let method = match request.method.as_str() {
+        "HEAD" => "GET",
+        other => other,
+    };
+    if let Some(route) = matching().find(|r| r.method == method) {
+        return (route.handler)(site, request);
+    }
+    let mut allowed: Vec<&str> = matching().map(|r| r.method).collect();
+    if allowed.is_empty() {
+        return Response::error(404);
+    }
+    if allowed.contains(&"GET") {
+        allowed.push("HEAD");
+    }
+    allowed.dedup();
+    let mut response = Response::error(405);
+    response.fields.push(("Allow", allowed.join(", ")));
+    response
+}
+
+/// `https://HOST[:PORT]/path?query` for the same request: the host the
+/// client named (else ours), the port when not 443.
+fn https_location(site: &Site, request: &Request) -> String {
+    let host = request.host.as_deref().unwrap_or(&site.config.hostname);
+    let port = match site.https_port {
+        Some(443) | None => String::new(),
+        Some(port) => format!(":{port}"),
+    };
+    let query = match &request.query {
+        Some(q) => format!("?{q}"),
+        None => String::new(),
+    };
+    format!("https://{host}{port}{}{query}", request.path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::http::{Parsed, RequestReader};
+    use std::time::Instant;
+
+    fn ask(https: bool, wire: &str) -> Response {
+        let config = Config::from_toml("hostname = \"mx.example.org\"\n").unwrap();
+        let site = Site {
+            config: &config,
+            https,
+            https_port: Some(2443),
+        };
+        let mut reader = RequestReader::new(Instant::now());
+        reader.receive(wire.as_bytes());
+        let Parsed::Request(request) = reader.poll() else {
+            panic!("{wire}")
+        };
+        respond(&site, &request)
+    }
+
+    fn field<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+        response
+            .fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn pages_by_method_and_path() {
+        let home = ask(true, "GET / HTTP/1.1\r\nHost: mx.example.org\r\n\r\n");
+        assert_eq!(home.status, 200);
+        assert!(String::from_utf8_lossy(&home.body).contains("mx.example.org"));
+        assert_eq!(ask(true, "HEAD / HTTP/1.1\r\nHost: h\r\n\r\n").status, 200);
+        assert_eq!(
+            ask(true, "GET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n").status,
+            404
+        );
+        let wrong = ask(true, "DELETE / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(wrong.status, 405);
+        assert_eq!(field(&wrong, "Allow"), Some("GET, HEAD"));
+        let post_only = ask(
+            true,
+            "GET /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: h\r\n\r\n",
+        );
+        assert_eq!(field(&post_only, "Allow"), Some("POST"));
+        // The challenge directory itself is no challenge.
+        let dir = ask(
+            true,
+            "GET /.well-known/acme-challenge/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        );
+        assert_eq!(dir.status, 404);
+    }
+
+    #[test]
+    fn plain_http_redirects_except_challenges_and_mail_settings() {
+        let moved = ask(
+            false,
+            "GET /some/page?x=1 HTTP/1.1\r\nHost: mx.example.org:2080\r\n\r\n",
+        );
+        assert_eq!(moved.status, 301);
+        assert_eq!(
+            field(&moved, "Location"),
+            Some("https://mx.example.org:2443/some/page?x=1")
+        );
+        let no_host = ask(false, "POST / HTTP/1.0\r\n\r\n");
+        assert_eq!(
+            field(&no_host, "Location"),
+            Some("https://mx.example.org:2443/")
+        );
+        let challenge = ask(
+            false,
+            "GET /.well-known/acme-challenge/tok-en_1 HTTP/1.1\r\nHost: h\r\n\r\n",
+        );
+        assert_eq!(challenge.status, 404);
+        for path in [
+            "/mail/config-v1.1.xml",
+            "/.well-known/autoconfig/mail/config-v1.1.xml",
+        ] {
+            let wire = format!("GET {path}?emailaddress=a%40localhost HTTP/1.1\r\nHost: h\r\n\r\n");
+            let config = ask(false, &wire);
+            assert_eq!(config.status, 200, "{path}");
+            assert_eq!(config.content_type, crate::web::http::XML);
+            assert!(String::from_utf8_lossy(&config.body).contains("<clientConfig"));
+        }
+    }
+
+    #[test]
+    fn autodiscover_answers_outlook_on_either_spelling() {
+        let body = "<?xml version=\"1.0\" encoding=\"utf-8\"?><Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006\"><Request><EMailAddress>alice@localhost</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>";
+        for path in [
+            "/autodiscover/autodiscover.xml",
+            "/Autodiscover/Autodiscover.xml",
+        ] {
+            let wire = format!(
+                "POST {path} HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let answer = ask(true, &wire);
+            assert_eq!(answer.status, 200, "{path}");
+            assert!(String::from_utf8_lossy(&answer.body).contains("POP3"));
+        }
+        let wire = "POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz";
+        assert_eq!(ask(true, wire).status, 400);
+    }
+}
