@@ -814,6 +814,8 @@ fn serve_defaults_to_postbox_data_in_the_current_dir() {
         ("--submission", "submission", 2587),
         ("--submissions", "submissions", 2465),
         ("--pop3s", "pop3s", 2995),
+        ("--web", "web", 2443),
+        ("--http", "http", 2080),
     ] {
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             defaults.push((service, port));
@@ -858,6 +860,10 @@ fn sigterm_and_sigint_stop_an_idle_server_with_0() {
                     "--submissions",
                     "127.0.0.1:0",
                     "--pop3s",
+                    "127.0.0.1:0",
+                    "--web",
+                    "127.0.0.1:0",
+                    "--http",
                     "127.0.0.1:0",
                 ],
             );
@@ -939,6 +945,10 @@ fn numbers_out_of_range_stop_serve_at_start() {
         "--submissions",
         "off",
         "--pop3s",
+        "off",
+        "--web",
+        "off",
+        "--http",
         "off",
     ];
     for (content, reason) in [

@@ -89,6 +89,10 @@ fn serve_as_nobody(data: &Path) -> Result<String, String> {
             "off",
             "--pop3s",
             "off",
+            "--web",
+            "off",
+            "--http",
+            "off",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -311,6 +315,10 @@ fn a_refused_start_is_in_the_log_ring() {
             "127.0.0.1:0",
             "--pop3",
             "127.0.0.1:0",
+            "--web",
+            "off",
+            "--http",
+            "off",
         ],
         "",
     );

@@ -624,6 +624,10 @@ fn bad_certificate_config_fails_clearly() {
             "off",
             "--pop3s",
             "off",
+            "--web",
+            "off",
+            "--http",
+            "off",
         ],
         "",
     );

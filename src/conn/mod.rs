@@ -36,15 +36,21 @@ pub enum Service {
     Pop3,
     /// POP3 over implicit TLS (995).
     Pop3s,
+    /// Web pages over HTTPS (443).
+    Web,
+    /// Plain HTTP (80): redirects to HTTPS, and what must be plain.
+    Http,
 }
 
 impl Service {
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 7] = [
         Service::Smtp,
         Service::Submission,
         Service::Submissions,
         Service::Pop3,
         Service::Pop3s,
+        Service::Web,
+        Service::Http,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,11 +60,13 @@ impl Service {
             Service::Submissions => "submissions",
             Service::Pop3 => "pop3",
             Service::Pop3s => "pop3s",
+            Service::Web => "web",
+            Service::Http => "http",
         }
     }
 
     pub fn implicit_tls(self) -> bool {
-        matches!(self, Service::Submissions | Service::Pop3s)
+        matches!(self, Service::Submissions | Service::Pop3s | Service::Web)
     }
 
     pub fn is_submission(self) -> bool {

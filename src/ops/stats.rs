@@ -93,6 +93,8 @@ pub enum Refusal<'a> {
     Smtp(u16, Option<&'a str>),
     /// A POP3 -ERR and its response code (RFC 2449), if any.
     Pop3(Option<&'a str>),
+    /// An HTTP error status.
+    Http(u16),
 }
 
 impl Refusal<'_> {
@@ -103,6 +105,7 @@ impl Refusal<'_> {
             Refusal::Smtp(code, None) => code.to_string(),
             Refusal::Pop3(Some(code)) => format!("-ERR [{code}]"),
             Refusal::Pop3(None) => "-ERR".to_string(),
+            Refusal::Http(status) => format!("HTTP {status}"),
         }
     }
 }

@@ -104,5 +104,6 @@ fn max_sessions(service: Service, config: &Config) -> usize {
         Service::Submissions => config.listener_sessions.submissions,
         Service::Pop3 => config.pop3.max_sessions,
         Service::Pop3s => config.listener_sessions.pop3s,
+        Service::Web | Service::Http => config.web.max_sessions,
     }
 }

@@ -72,11 +72,12 @@ struct Server {
     smtp: Rc<crate::smtp::server::Context>,
     pop3: Rc<crate::pop3::server::Context>,
     queue_runner: Rc<crate::queue::Context>,
+    web: Rc<crate::web::server::Context>,
 }
 
 impl Server {
     /// Opens every handle on the prepared data directory.
-    fn open(config: Config) -> Result<(Server, Trigger), String> {
+    fn open(config: Config, https_port: Option<u16>) -> Result<(Server, Trigger), String> {
         let config = Rc::new(config);
         let data_dir = &config.data_dir;
         let disk = disk::system();
@@ -112,6 +113,12 @@ impl Server {
                 .clone()
                 .map(|g| RefCell::new(crate::policy::greylist::Greylist::new(g))),
         });
+        let web = Rc::new(crate::web::server::Context {
+            config: config.clone(),
+            tls: tls.clone(),
+            shutdown: shutdown.clone(),
+            https_port,
+        });
         let pop3 = Rc::new(crate::pop3::server::Context {
             config: config.clone(),
             tls,
@@ -138,6 +145,7 @@ impl Server {
             smtp,
             pop3,
             queue_runner,
+            web,
         };
         Ok((server, trigger))
     }
@@ -194,6 +202,8 @@ fn bind_listeners(config: &Config) -> Result<Vec<Listener>, String> {
         (Service::Submission, config.submission),
         (Service::Submissions, config.submissions),
         (Service::Pop3s, config.pop3s),
+        (Service::Web, config.web.listen),
+        (Service::Http, config.web.http_listen),
     ];
     let mut listeners = Vec::new();
     for (service, addr) in wanted {
@@ -224,7 +234,11 @@ pub fn run(config: Config) -> Result<(), String> {
     return_large_allocations_to_the_os();
     let data_dir = config.data_dir.clone();
     let (listeners, _lock) = take_data_dir(&config)?;
-    let (server, trigger) = Server::open(config)?;
+    let https_port = listeners
+        .iter()
+        .find(|(service, _, _)| *service == Service::Web)
+        .map(|(_, _, addr)| addr.port());
+    let (server, trigger) = Server::open(config, https_port)?;
     let executor = Rc::new(LocalExecutor::new());
     let server = Rc::new(server);
     let result = smol::block_on(executor.run(serve(executor.clone(), server, listeners, trigger)));
@@ -456,6 +470,15 @@ async fn accept_loop(
                 crate::pop3::server::serve_connection(context, stream, peer, service, id, seat)
                     .await
             }),
+            Service::Web | Service::Http => executor.spawn(async move {
+                let Some((id, stream, seat, _address)) =
+                    admit(&server, stream, peer, service).await
+                else {
+                    return;
+                };
+                let context = server.web.clone();
+                crate::web::server::serve_connection(context, stream, peer, service, id, seat).await
+            }),
         };
         task.detach();
     }
@@ -475,6 +498,8 @@ async fn admit(
             ("smtp", crate::smtp::server::GATE)
         }
         Service::Pop3 | Service::Pop3s => ("pop3", crate::pop3::server::GATE),
+        Service::Web => ("web", crate::web::server::GATE),
+        Service::Http => ("http", crate::web::server::GATE),
     };
     let who = format!("{protocol}#{id} {peer}");
     let admitted = server

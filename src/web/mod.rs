@@ -13,3 +13,4 @@ pub mod autoconfig;
 pub mod http;
 pub mod pages;
 pub mod router;
+pub mod server;

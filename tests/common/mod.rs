@@ -60,6 +60,9 @@ pub struct Server {
     pub submission: Option<SocketAddr>,
     pub submissions: Option<SocketAddr>,
     pub pop3s: Option<SocketAddr>,
+    /// The HTTPS and plain HTTP listeners of the web pages.
+    pub web: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
     pub log: Arc<Mutex<String>>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -144,6 +147,10 @@ impl Server {
                 "127.0.0.1:0",
                 "--pop3s",
                 "127.0.0.1:0",
+                "--web",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
                 "--hostname",
                 "mx.test",
             ])
@@ -190,6 +197,8 @@ impl Server {
             submission: find("submission"),
             submissions: find("submissions"),
             pop3s: find("pop3s"),
+            web: find("web"),
+            http: find("http"),
             log,
             _dir: None,
         }
