@@ -32,12 +32,15 @@ fn sender_a(toml: &str) -> (tempfile::TempDir, Server) {
     (dir, server)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+/// An address for a peer that is down until the test starts it: on a
+/// loopback address no server of the tests binds, so no other test's
+/// listener can take its port meanwhile.
+fn free_peer() -> String {
+    let addr = TcpListener::bind("127.0.3.1:0")
         .unwrap()
         .local_addr()
-        .unwrap()
-        .port()
+        .unwrap();
+    addr.to_string()
 }
 
 fn queue_cmd(data: &Path, args: &[&str]) -> (bool, String) {
@@ -308,9 +311,9 @@ fn a_permanent_refusal_is_reported_to_the_sender_at_once() {
 
 #[test]
 fn retried_while_the_peer_is_down_then_delivered() {
-    let port = free_port();
+    let peer = free_peer();
     let (_a_dir, a) = sender_a(&format!(
-        "smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\n"
+        "smarthost = \"{peer}\"\nsmarthost_tls = \"none\"\n"
     ));
     assert!(submit(&a, "alice@a.test", &["carol@b.test"], "patience").starts_with("250"));
     let start = Instant::now();
@@ -323,7 +326,7 @@ fn retried_while_the_peer_is_down_then_delivered() {
         ok && list.contains("carol@b.test") && list.contains("last error: connect"),
         "{list}"
     );
-    let (_b_dir, b) = peer_b(&["--smtp", &format!("127.0.0.1:{port}")]);
+    let (_b_dir, b) = peer_b(&["--smtp", &peer]);
     let got = wait_for_mail(&b.data, "carol@b.test", 1, Duration::from_secs(20), &|| {
         a.log()
     });
@@ -333,9 +336,9 @@ fn retried_while_the_peer_is_down_then_delivered() {
 
 #[test]
 fn a_delay_notice_then_the_message_returned_when_it_expires() {
-    let port = free_port();
+    let peer = free_peer();
     let (_a_dir, a) = sender_a(&format!(
-        "smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\nqueue_warn = \"1s\"\nqueue_return = 4\n"
+        "smarthost = \"{peer}\"\nsmarthost_tls = \"none\"\nqueue_warn = \"1s\"\nqueue_return = 4\n"
     ));
     assert!(submit(&a, "alice@a.test", &["carol@b.test"], "never arrives").starts_with("250"));
     let reports = wait_for_mail(&a.data, "alice@a.test", 2, Duration::from_secs(30), &|| {
@@ -368,12 +371,12 @@ fn a_delay_notice_then_the_message_returned_when_it_expires() {
 
 #[test]
 fn queue_commands_list_flush_and_delete() {
-    let port = free_port();
+    let peer = free_peer();
     // An hour between tries: only a flush makes it try again.
     let (_a_dir, data, config) = prepare(
         "a.test",
         &["alice"],
-        &format!("smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\n[queue]\nretry_first = 3600\n"),
+        &format!("smarthost = \"{peer}\"\nsmarthost_tls = \"none\"\n[queue]\nretry_first = 3600\n"),
     );
     let a = start(&data, &config, "a.test", &[]);
     assert!(submit(&a, "alice@a.test", &["carol@b.test"], "one").starts_with("250"));
@@ -406,7 +409,7 @@ fn queue_commands_list_flush_and_delete() {
     let (ok, said) = queue_cmd(&data, &["delete", &first_id]);
     assert!(!ok && said.contains("no message"), "{said}");
 
-    let (_b_dir, b) = peer_b(&["--smtp", &format!("127.0.0.1:{port}")]);
+    let (_b_dir, b) = peer_b(&["--smtp", &peer]);
     let (ok, said) = queue_cmd(&data, &["flush"]);
     assert!(ok, "{said}");
     let got = wait_for_mail(&b.data, "carol@b.test", 1, Duration::from_secs(20), &|| {
@@ -431,11 +434,11 @@ fn queue_commands_list_flush_and_delete() {
 
 #[test]
 fn a_full_queue_survives_sigkill() {
-    let port = free_port();
+    let peer = free_peer();
     let (a_dir, data, config) = prepare(
         "a.test",
         &["alice"],
-        &format!("smarthost = \"127.0.0.1:{port}\"\nsmarthost_tls = \"none\"\n[queue]\nretry_first = 1\nretry_max = 1\n"),
+        &format!("smarthost = \"{peer}\"\nsmarthost_tls = \"none\"\n[queue]\nretry_first = 1\nretry_max = 1\n"),
     );
     let mut a = start(&data, &config, "a.test", &[]);
     const N: usize = 20;
@@ -449,7 +452,7 @@ fn a_full_queue_survives_sigkill() {
         .starts_with("250"));
     }
     a.kill();
-    let (_b_dir, mut b) = peer_b(&["--smtp", &format!("127.0.0.1:{port}")]);
+    let (_b_dir, mut b) = peer_b(&["--smtp", &peer]);
     let mut a = start(&data, &config, "a.test", &[]);
     wait_for_mail(&b.data, "carol@b.test", N, Duration::from_secs(30), &|| {
         a.log()
