@@ -20,6 +20,8 @@
 //!                                      rcpt, data-end
 //!  smtp, pop3, outbound, queue         each protocol a sans-IO core (bytes and
 //!                                      time in, steps out) and a thin shell
+//!  away                                members' away messages (RFC 3834):
+//!                                      the rule, the reply, sent as reports are
 //!  server                              the runtime: one executor, admission,
 //!                                      shutdown; the only place that wires
 //!                                      the handles together
@@ -68,6 +70,7 @@
 pub mod admin;
 pub mod appliance;
 pub mod auth;
+pub mod away;
 pub mod config;
 pub mod conn;
 pub mod console;

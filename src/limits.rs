@@ -211,3 +211,17 @@ pub const AUTODISCOVER_MAX_DEPTH: usize = 8;
 /// to read its authserv-id (which comes first) before it is passed on or
 /// dropped.
 pub const AUTHSERV_ID_LOOKAHEAD: usize = 512;
+
+/// Away messages (RFC 3834): one sender is answered at most once in this
+/// long (its §3.1.1 suggests 7 days), and each member remembers this many
+/// answered senders (16 bytes each), the oldest forgotten first.
+pub const AWAY_REPLY_INTERVAL: Duration = Duration::from_secs(7 * 86_400);
+pub const AWAY_ANSWERED_SENDERS: usize = 1000;
+/// An away message's subject and text as a member may set them.
+pub const AWAY_MAX_SUBJECT: usize = 200;
+pub const AWAY_MAX_TEXT: usize = 8 * 1024;
+/// Header section bytes of an arriving message read to decide on an away
+/// reply; fields past it count as absent (so To:/Cc: there get no reply).
+pub const AWAY_HEADER_SECTION: usize = 32 * 1024;
+/// Message-IDs of the original's References: kept in the reply's.
+pub const AWAY_MAX_REFERENCES: usize = 20;

@@ -688,7 +688,8 @@ async fn notify_sender(shared: &Context, envelope: &Envelope, kind: dsn::Kind) {
         dsn::Kind::Failed => "failure report",
         dsn::Kind::Delayed => "delay notice",
     };
-    match deliver_report(shared, &envelope.sender, name, text).await {
+    let mailer_daemon = format!("MAILER-DAEMON@{}", shared.config.hostname);
+    match deliver_report(shared, &mailer_daemon, &envelope.sender, name, text).await {
         Ok(()) => log::info!(
             "queue {}: {what} sent to <{}>",
             envelope.id,
@@ -703,12 +704,11 @@ async fn notify_sender(shared: &Context, envelope: &Envelope, kind: dsn::Kind) {
 }
 
 /// The DKIM signatures of a report leaving for another server, for the
-/// served domain of our host name (reports come from MAILER-DAEMON at it);
-/// empty when there is none or signing is off.
-async fn sign_report(shared: &Context, name: &str, text: &[u8]) -> String {
+/// served domain of its From: address (MAILER-DAEMON at our host name, or
+/// a member); empty when there is none or signing is off.
+async fn sign_report(shared: &Context, from: &str, name: &str, text: &[u8]) -> String {
     let config = &shared.config;
-    let mailer_daemon = format!("MAILER-DAEMON@{}", config.hostname);
-    let domain = crate::dkim::keys::signing_domain(&mailer_daemon, &config.domains);
+    let domain = crate::dkim::keys::signing_domain(from, &config.domains);
     let Some(domain) = domain.filter(|_| config.dkim.sign) else {
         return String::new();
     };
@@ -725,11 +725,13 @@ async fn sign_report(shared: &Context, name: &str, text: &[u8]) -> String {
     })
 }
 
-/// Sends a delivery report (complete message text) to `recipient`:
-/// straight into the mailbox when it is a local user, otherwise
-/// through the queue with the null sender, so it is never bounced.
-async fn deliver_report(
+/// Sends a delivery report or another automatic message (complete
+/// message text, `From:` address `from`) to `recipient`: straight into
+/// the mailbox when it is a local user, otherwise through the queue with
+/// the null sender, so it is never bounced.
+pub async fn deliver_report(
     shared: &Context,
+    from: &str,
     recipient: &str,
     name: String,
     text: Vec<u8>,
@@ -743,7 +745,7 @@ async fn deliver_report(
     let (mailboxes, remote) = report_destinations(local, recipient);
     let signatures = match remote.is_empty() {
         true => String::new(),
-        false => sign_report(shared, &name, &text).await,
+        false => sign_report(shared, from, &name, &text).await,
     };
     let spooled = crate::store::maildir::Incoming::spool(
         disk::system(),

@@ -59,6 +59,18 @@ pub struct Context {
 }
 
 impl Context {
+    /// What sends mail of our own (reports, away replies) needs.
+    fn outbox(&self) -> crate::queue::Context {
+        crate::queue::Context {
+            config: self.config.clone(),
+            queue: self.queue.clone(),
+            router: self.router.clone(),
+            store: self.store.clone(),
+            counters: self.counters.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
     fn handshake(&self) -> Handshake<'_> {
         Handshake {
             acceptor: self.tls.acceptor(),
@@ -924,6 +936,15 @@ impl Delivery<'_> {
                 to.join(",")
             );
         }
+        let message = match took.is_empty() {
+            true => message,
+            false => {
+                let took: Vec<_> = took.into_iter().cloned().collect();
+                let prefix = format!("{who} {name}");
+                let outbox = shared.outbox();
+                crate::away::answer(&outbox, message, from, &took, tagged, &prefix).await
+            }
+        };
         for (account, dir) in &later {
             if let Some((_, e)) = failed.iter().find(|(d, _)| d == dir) {
                 log::error!("{who} cannot deliver {name} to {account} now: {e}");

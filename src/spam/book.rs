@@ -86,7 +86,7 @@ pub struct Change {
 
 /// Addresses compare case-insensitively, and a trailing dot on the domain
 /// changes nothing.
-fn hash(address: &str) -> u64 {
+pub(crate) fn hash(address: &str) -> u64 {
     // FNV-1a: stable across builds, which the saved books need.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in address.trim().trim_end_matches('.').bytes() {
