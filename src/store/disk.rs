@@ -45,6 +45,9 @@ pub trait Disk: Send + Sync {
     /// Creates one directory (its parent must exist) with `mode`.
     fn create_dir(&self, dir: &Path, mode: u32) -> io::Result<()>;
 
+    /// Removes an empty directory.
+    fn remove_dir(&self, dir: &Path) -> io::Result<()>;
+
     /// A stored file's bytes, streamed from the start.
     fn open_read(&self, path: &Path) -> io::Result<Reader>;
 
@@ -126,6 +129,9 @@ impl<D: Disk + ?Sized> Disk for Arc<D> {
     }
     fn create_dir(&self, dir: &Path, mode: u32) -> io::Result<()> {
         (**self).create_dir(dir, mode)
+    }
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        (**self).remove_dir(dir)
     }
     fn open_read(&self, path: &Path) -> io::Result<Reader> {
         (**self).open_read(path)
@@ -239,6 +245,10 @@ impl Disk for Fs {
 
     fn create_dir(&self, dir: &Path, mode: u32) -> io::Result<()> {
         fs::DirBuilder::new().mode(mode).create(dir)
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        fs::remove_dir(dir)
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Reader> {

@@ -72,11 +72,27 @@ pub fn create_dir_durable(disk: &dyn Disk, dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(e),
     }
-    disk.sync_dir(
-        dir.parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new(".")),
-    )
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Err(e) = disk.sync_dir(parent) {
+        // Not durable, so taken back: a directory found later is trusted
+        // (what is stored in it made durable in it alone), and a retry
+        // creates this one again.
+        let removed = (0..3).any(|_| match disk.remove_dir(dir) {
+            Ok(()) => true,
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        });
+        if !removed {
+            log::error!(
+                "could not take back {} after its creation failed: a power cut may lose what is stored in it",
+                dir.display()
+            );
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// True for errors that mean "no space": the client should retry later (452).
@@ -132,5 +148,26 @@ mod tests {
         create_dir_durable(&Fs, &deep).unwrap();
         assert!(deep.is_dir());
         create_dir_durable(&Fs, &deep).unwrap();
+    }
+
+    /// A directory whose parent could not be synced is not left to be
+    /// found and trusted later: what is then stored in a directory made
+    /// under it would go with it at a power cut.
+    #[test]
+    fn a_directory_not_made_durable_is_taken_back() {
+        use crate::store::faults::{Faulty, Plan};
+        use crate::store::memory::Memory;
+        use std::sync::Arc;
+        let memory = Arc::new(Memory::new());
+        let failing = Faulty::new(memory.clone(), Plan::parse("rate=1,ops=syncdir").unwrap());
+        assert!(create_dir_durable(&failing, Path::new("/mail/a/new")).is_err());
+        assert!(memory.list(Path::new("/")).unwrap().is_empty());
+
+        create_dir_durable(&*memory, Path::new("/mail/a/new")).unwrap();
+        memory.crash();
+        assert_eq!(
+            memory.metadata(Path::new("/mail/a/new")).unwrap().kind,
+            Kind::Dir
+        );
     }
 }

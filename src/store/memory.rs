@@ -358,6 +358,21 @@ impl Disk for Memory {
         state.insert(parent, name, id)
     }
 
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut state = self.state();
+        state.change()?;
+        let (parent, name) = state.parent(dir)?;
+        let id = *state
+            .entries(parent)?
+            .get(&name)
+            .ok_or_else(|| error(libc::ENOENT))?;
+        if !state.entries(id)?.is_empty() {
+            return Err(error(libc::ENOTEMPTY));
+        }
+        state.entries_mut(parent)?.remove(&name);
+        Ok(())
+    }
+
     fn open_read(&self, path: &Path) -> io::Result<Reader> {
         /// The bytes as they were when opened.
         struct Snapshot(Bytes);
@@ -488,5 +503,37 @@ mod tests {
         let mut read = String::new();
         io::Read::read_to_string(&mut disk.open_read(Path::new("/h")).unwrap(), &mut read).unwrap();
         assert_eq!(read, "shared");
+    }
+
+    /// Checked against the filesystem's own answers.
+    #[test]
+    fn only_empty_directories_are_removed_as_on_the_filesystem() {
+        let tmp = tempfile::tempdir().unwrap();
+        let memory = Memory::new();
+        let disks: [(&dyn Disk, &Path); 2] = [
+            (&super::super::disk::Fs, tmp.path()),
+            (&memory, Path::new("/")),
+        ];
+        for (disk, root) in disks {
+            let (dir, file) = (root.join("d"), root.join("d/f"));
+            disk.create_dir(&dir, 0o700).unwrap();
+            disk.create_new(&file, 0o600).unwrap();
+            let kind = |e: io::Error| e.kind();
+            assert_eq!(
+                kind(disk.remove_dir(&dir).unwrap_err()),
+                io::ErrorKind::DirectoryNotEmpty
+            );
+            assert_eq!(
+                kind(disk.remove_dir(&file).unwrap_err()),
+                io::ErrorKind::NotADirectory
+            );
+            disk.unlink(&file).unwrap();
+            disk.remove_dir(&dir).unwrap();
+            assert_eq!(
+                kind(disk.remove_dir(&dir).unwrap_err()),
+                io::ErrorKind::NotFound
+            );
+            assert!(disk.list(root).unwrap().is_empty());
+        }
     }
 }
