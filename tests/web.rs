@@ -274,6 +274,8 @@ fn listeners_turned_off_open_no_port() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_in(&dir.path().join("data"), &["--web", "off", "--http", "off"]);
     assert_eq!((server.web, server.http), (None, None));
+    // The line reaches the log just after its addresses reach the test.
+    assert!(server.logged(" serving ", Duration::from_secs(10)));
     let line = server
         .log()
         .lines()
