@@ -81,10 +81,13 @@ server running on the data directory (which may have --domain). Without
 --password-stdin the password is asked twice on the terminal, unechoed.
 SIZE is 500M, 2G, unlimited, or default (from the config). 'user forward
 NAME ADDRESS... --keep' also keeps a copy; 'off' stops forwarding.
+'user away NAME UNTIL SUBJECT...' takes the away message's text from
+--text TEXT, or else from stdin up to its end or a line holding only '.';
+replies stop at the start of UNTIL (UTC; '-': no end), 'off' stops them.
 Changes apply to a running server at once.
 
 options:
-  --config FILE  --data DIR  --domain D  --password-stdin  --keep
+  --config FILE  --data DIR  --domain D  --password-stdin  --keep  --text TEXT
 ";
 const ALIAS_NOTES: &str = "
 TARGET is a user, another alias, or any address. NAME is 'name' (every
@@ -212,6 +215,8 @@ struct Args {
     password_stdin: bool,
     force: bool,
     keep: bool,
+    /// `--text TEXT`: a verb's text given on the command line.
+    text: Option<String>,
     help: bool,
     admin: bool,
     log_ring: Option<std::path::PathBuf>,
@@ -243,6 +248,7 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
             Long("password-stdin") => args.password_stdin = true,
             Long("force") => args.force = true,
             Long("keep") => args.keep = true,
+            Long("text") => args.text = Some(parser.value()?.string()?),
             Long("admin") => args.admin = true,
             Long("user") => o.run_as = Some(parser.value()?.string()?),
             Long("log-ring") => args.log_ring = Some(parser.value()?.into()),
@@ -469,10 +475,18 @@ fn admin_verb(command: &str, args: &Args) -> Result<(), Failure> {
         true => read_password(args.password_stdin)?,
         false => String::new(),
     };
+    let text = match (verb.text)(&verb_args) {
+        false => String::new(),
+        true => match &args.text {
+            Some(text) => text.clone(),
+            None => read_text()?,
+        },
+    };
     let request = admin::Request {
         args: &verb_args,
         password,
         keep: verb.keep && args.keep,
+        text,
     };
     match (verb.run)(&config, &request).map_err(Failure::Failed)? {
         admin::Output::Text(text) if text.ends_with('\n') => print!("{text}"),
@@ -527,6 +541,21 @@ fn tls(args: &Args) -> Result<(), Failure> {
     println!("valid until: {}", info.not_after);
     println!("SHA-256:     {}", info.fingerprint);
     Ok(())
+}
+
+/// A verb's text from stdin: up to its end or a line holding only `.`.
+fn read_text() -> Result<String, Failure> {
+    let mut text = String::new();
+    for line in std::io::stdin().lines() {
+        let line = line.map_err(|e| Failure::Failed(format!("cannot read the text: {e}")))?;
+        let line = line.strip_suffix('\r').unwrap_or(&line);
+        if line == "." {
+            break;
+        }
+        text.push_str(line);
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// `system admin-hash`: a password read from stdin, as its Argon2 hash.

@@ -161,3 +161,47 @@ fn no_reply_after_the_end_date_nor_from_a_damaged_setting_nor_unaddressed() {
     assert_eq!(mailbox_files(&data, "bob@club.test").len(), 1);
     assert!(!a.log().contains(": away reply from"), "{}", a.log());
 }
+
+#[test]
+fn the_admin_verb_sets_shows_and_turns_off() {
+    let (_dir, data, config) = prepare("club.test", &["alice"], "");
+    let (config, data) = (config.to_str().unwrap(), data.to_str().unwrap());
+    let away = |args: &[&str], stdin: &str| {
+        let mut all = vec!["user", "away"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--config", config, "--data", data]);
+        let out = postbox(&all, stdin);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), text, err)
+    };
+    assert_eq!(away(&["alice"], "").1, "no away message\n");
+    let (code, text, err) = away(
+        &["alice@club.test", "2999-01-02", "Away", "till", "spring"],
+        "Back in spring.\r\n.\r\nnot this\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(text, "alice@club.test is away until 2999-01-02\n");
+    assert_eq!(
+        away(&["alice"], "").1,
+        "on until 2999-01-02\nsubject: Away till spring\n\nBack in spring.\n"
+    );
+    let (code, _, err) = away(&["alice", "2000-01-01", "Away"], "x\n");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not in the future"), "{err}");
+    let (code, _, err) = away(&["alice", "-", "Away", "--text", ""], "");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("needs a text"), "{err}");
+    let (code, text, _) = away(&["alice", "-", "--text", "Gone."], "");
+    assert_eq!(code, Some(0));
+    assert_eq!(text, "alice@club.test is away\n");
+    assert!(away(&["alice"], "")
+        .1
+        .starts_with("on\nsubject: Auto: (the original's subject)\n\nGone."));
+    assert_eq!(
+        away(&["alice", "off"], "").1,
+        "alice@club.test has no away message on now\n"
+    );
+    assert!(away(&["alice"], "").1.starts_with("off\n"));
+    assert_eq!(away(&["nobody", "off"], "").0, Some(1));
+}

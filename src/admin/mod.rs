@@ -234,6 +234,51 @@ pub fn set_forward(
     ))
 }
 
+/// `user away NAME` shows the away message; `off` turns it off (its
+/// text kept); `UNTIL [SUBJECT...]` turns it on with `text` until the
+/// start of UNTIL (UTC), or with `-` until it is turned off.
+pub fn set_away(config: &Config, name: &str, args: &[&str], text: &str) -> Result<String, String> {
+    existing_data_dir(config)?;
+    let (local, domain) = users::split_name(name, config.default_domain())?;
+    let account = format!("{local}@{domain}");
+    let list =
+        users::load(&config.data_dir).map_err(|e| users::damage_report(&config.data_dir, &e))?;
+    if list.find(&local, &domain).is_none() {
+        return Err(format!("no user {account}"));
+    }
+    let mailbox = maildir::mailbox_dir(&config.data_dir, &local, &domain);
+    let now = crate::queue::unix_now();
+    let Some((until, subject)) = args.split_first() else {
+        let away = crate::away::load(disk::system(), &mailbox);
+        return Ok(crate::away::describe(away.as_ref(), now));
+    };
+    // The users lock serialises every admin change to the data directory.
+    let _lock = users::lock_users(&config.data_dir)?;
+    if *until == "off" && subject.is_empty() {
+        return match crate::away::turn_off(&mailbox)? {
+            Some(_) => Ok(format!("{account} has no away message on now")),
+            None => Err(format!("{account} has no away message on")),
+        };
+    }
+    let until = match *until {
+        "-" => None,
+        date => {
+            let at = crate::away::parse_date(date)?;
+            if at <= now {
+                return Err(format!("{date} is not in the future"));
+            }
+            Some(at)
+        }
+    };
+    let away = crate::away::set(&mailbox, &subject.join(" "), text, until, now)?;
+    Ok(format!(
+        "{account} is away{}",
+        away.until
+            .map(|u| format!(" until {}", crate::away::format_date(u)))
+            .unwrap_or_default()
+    ))
+}
+
 /// `queue list`: each waiting message with its age, sender, recipients,
 /// last error and next try.
 pub fn queue_list(config: &Config) -> Result<String, String> {

@@ -13,6 +13,8 @@ pub struct Request<'a> {
     pub password: String,
     /// `--keep`, for a verb that takes it.
     pub keep: bool,
+    /// The text a verb reads (an away message's), empty when it needs none.
+    pub text: String,
 }
 
 /// What a verb gives back to show.
@@ -36,6 +38,10 @@ pub struct Verb {
     pub password: bool,
     /// It takes `--keep`.
     pub keep: bool,
+    /// Whether, with these arguments, it reads a text: on the command
+    /// line `--text TEXT`, or else stdin up to its end or a line holding
+    /// only `.`; on the console, lines up to one holding only `.`.
+    pub text: fn(&[&str]) -> bool,
     pub run: fn(&Config, &Request) -> Result<Output, String>,
 }
 
@@ -55,6 +61,7 @@ const fn verb(
         help,
         password: false,
         keep: false,
+        text: |_| false,
         run,
     }
 }
@@ -115,6 +122,16 @@ pub const VERBS: &[Verb] = &[
             (2, MANY),
             "send NAME's mail on",
             |c, r| text(set_forward(c, r.args[0], &r.args[1..], r.keep)),
+        )
+    },
+    Verb {
+        text: |args| args.len() > 1 && args[1] != "off",
+        ..verb(
+            &["user", "away"],
+            "NAME [off | UNTIL [SUBJECT...]]",
+            (1, MANY),
+            "away message: show, off, or on until UNTIL (YYYY-MM-DD, - none)",
+            |c, r| text(set_away(c, r.args[0], &r.args[1..], &r.text)),
         )
     },
     verb(

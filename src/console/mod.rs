@@ -197,10 +197,18 @@ impl<R: Read<Error = E>, E: embedded_io::Error> Session<'_, R> {
                 None => return Ok(true),
             },
         };
+        let text = match (verb.text)(&args) {
+            false => String::new(),
+            true => match read_text(&mut self.lines, out)? {
+                Some(text) => text,
+                None => return Ok(true),
+            },
+        };
         let request = admin::Request {
             args: &args,
             password,
             keep,
+            text,
         };
         match (verb.run)(self.config, &request) {
             Ok(admin::Output::Text(text)) => say(
@@ -364,6 +372,26 @@ fn report<W: Write>(out: &mut W, result: Result<String, String>) -> Result<(), W
     }
 }
 
+/// A verb's text: lines up to one holding only `.`; `None` on Ctrl-C or
+/// end of input.
+fn read_text<R: Read<Error = E>, W: Write<Error = E>, E: embedded_io::Error>(
+    lines: &mut Editor<R>,
+    out: &mut W,
+) -> Result<Option<String>, E> {
+    out.write_all(b"Text, ending with a line holding only '.':\r\n")?;
+    let mut text = String::new();
+    loop {
+        match lines.read_line(out, "> ", false)? {
+            Input::Line(line) if line == "." => return Ok(Some(text)),
+            Input::Line(line) => {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            Input::Interrupt | Input::End => return Ok(None),
+        }
+    }
+}
+
 /// Asks twice, unechoed; `None` when the answers differ, or on Ctrl-C or
 /// end of input (the next read sees the end again).
 fn ask_password<R: Read<Error = E>, W: Write<Error = E>, E: embedded_io::Error>(
@@ -495,6 +523,29 @@ mod tests {
         assert!(text.contains("error: no server is running"), "{text}");
         assert!(
             text.contains("error: no message nope in the queue"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn away_message_text_ends_at_a_dot_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let text = drive(
+            &config,
+            "user add alice\nsecret1\nsecret1\nuser away alice - Away for now\nBack soon.\n\nAlice\n.\nuser away alice\nuser away alice off\nuser away alice off\n",
+        );
+        assert!(text.contains("alice@localhost is away\r\n"), "{text}");
+        assert!(
+            text.contains("on\r\nsubject: Away for now\r\n\r\nBack soon.\r\n\r\nAlice\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("alice@localhost has no away message on now"),
+            "{text}"
+        );
+        assert!(
+            text.contains("error: alice@localhost has no away message on"),
             "{text}"
         );
     }
