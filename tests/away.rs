@@ -205,3 +205,26 @@ fn the_admin_verb_sets_shows_and_turns_off() {
     assert!(away(&["alice"], "").1.starts_with("off\n"));
     assert_eq!(away(&["nobody", "off"], "").0, Some(1));
 }
+
+#[test]
+fn a_member_writing_to_a_member_gets_the_reply_in_their_mailbox() {
+    let (_dir, data, config) = prepare("club.test", &["alice", "bob"], "");
+    postbox::away::set(&mailbox(&data, "alice"), "Away", "Gone.\n", None, now()).unwrap();
+    let a = start(&data, &config, "mail.club.test", &[]);
+    let mut c = member_login(a.submission.unwrap(), "laptop", "bob@club.test", "bob-pw");
+    assert!(c.ask("MAIL FROM:<bob@club.test>").starts_with("250"));
+    assert!(c.ask("RCPT TO:<alice@club.test>").starts_with("250"));
+    assert!(c.ask("DATA").starts_with("354"));
+    c.send(b"From: <bob@club.test>\r\nCc: alice@club.test\r\nSubject: hi\r\n\r\nHi.\r\n.\r\n");
+    assert!(c.reply().starts_with("250"));
+    c.ask("QUIT");
+    wait_log(&a, ": away reply from alice@club.test to <bob@club.test>");
+    let replies = wait_for_mail(&data, "bob@club.test", 1, LIMIT, &|| a.log());
+    assert!(
+        replies[0].contains("\r\nSubject: Away\r\n"),
+        "{}",
+        replies[0]
+    );
+    assert!(replies[0].contains("\r\nAuto-Submitted: auto-replied\r\n"));
+    assert!(replies[0].ends_with("\r\n\r\nGone.\r\n"));
+}
