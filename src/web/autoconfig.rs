@@ -445,6 +445,8 @@ fn unescape(text: &str) -> Result<String, String> {
 /// speak STARTTLS on a plain port). The password is asked on install. Its
 /// identifiers and UUIDs follow from the host name and the address, so
 /// installing it again replaces the account instead of adding another.
+/// `address` is taken as given (the caller knows it is a member's);
+/// whatever it holds stays text in the property list.
 pub fn mobileconfig(config: &Config, address: &str, display_name: &str) -> Vec<u8> {
     let host = host(config);
     let all = services(config);
@@ -762,6 +764,27 @@ mod tests {
         assert!(autodiscover(&c, wrong_prefix.as_bytes()).is_err());
         assert!(unescape("&bogus;").is_err() && unescape("&amp").is_err());
         assert_eq!(unescape("&lt;&#x41;&quot;").unwrap(), "<A\"");
+    }
+
+    #[test]
+    fn damaged_requests_are_refused_without_panics() {
+        let c = standard();
+        let good = request("ann@club.example");
+        for end in 0..good.len() {
+            let _ = autodiscover(&c, &good[..end]);
+        }
+        for at in 0..good.len() {
+            let mut damaged = good.clone();
+            damaged.remove(at);
+            let _ = autodiscover(&c, &damaged);
+            for byte in [b'<', b'>', b'&', b'"', b'/', 0xff] {
+                let mut damaged = good.clone();
+                damaged[at] = byte;
+                if let Ok(answer) = autodiscover(&c, &damaged) {
+                    assert_eq!(answer.matches('<').count(), answer.matches('>').count());
+                }
+            }
+        }
     }
 
     #[test]
