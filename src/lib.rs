@@ -22,6 +22,9 @@
 //!                                      time in, steps out) and a thin shell
 //!  away                                members' away messages (RFC 3834):
 //!                                      the rule, the reply, sent as reports are
+//!  web                                 the HTTPS and HTTP listeners: a sans-IO
+//!                                      request reader, a router, the pages and
+//!                                      mail programs' set-up answers
 //!  server                              the runtime: one executor, admission,
 //!                                      shutdown; the only place that wires
 //!                                      the handles together

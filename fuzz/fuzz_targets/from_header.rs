@@ -3,7 +3,7 @@
 //! the spam tagger that rewrites them.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use postbox::smtp::from_header::{FromHeaderScanner, RecipientHeaderScanner};
+use postbox::policy::from_header::{FromHeaderScanner, RecipientHeaderScanner};
 use postbox::spam::tag::Tagger;
 
 fuzz_target!(|data: &[u8]| {

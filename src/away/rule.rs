@@ -5,7 +5,7 @@
 use super::{Answered, Away};
 use crate::dkim::message::fields;
 use crate::limits::AWAY_MAX_REFERENCES;
-use crate::smtp::from_header::RecipientHeaderScanner;
+use crate::policy::from_header::RecipientHeaderScanner;
 
 /// What the header section of an arriving message says that matters here.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 //! delivery plan. The SMTP core asks; the shell answers what needs I/O.
 pub mod delivery;
 pub mod facts;
+pub mod from_header;
 pub mod greylist;
 pub mod relay;
 

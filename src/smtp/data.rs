@@ -2,9 +2,9 @@
 //! section rewritten and scanned, and its size and line lengths held to
 //! the limits.
 
-use super::from_header::{FromHeaderScanner, ReceivedCounter, RecipientHeaderScanner};
 use super::headers::{HeaderFilter, Missing};
 pub use crate::policy::facts::{DataFacts, Refused};
+use crate::policy::from_header::{FromHeaderScanner, ReceivedCounter, RecipientHeaderScanner};
 use crate::wire::dot::DataDecoder;
 
 /// What the next input did to a message streaming in.

@@ -3,8 +3,8 @@
 //! (RFC 6409 §6.1 lets a submission server check what it is given), and
 //! To:/Cc: for the spam rule on many unknown recipients.
 
+pub use super::facts::FromProblem;
 use crate::limits::{MAX_FROM_HEADER, MAX_RECIPIENT_HEADERS};
-pub use crate::policy::facts::FromProblem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Position {
