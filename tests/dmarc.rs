@@ -5,21 +5,17 @@
 //! `dmarc` package. The scripts are in tests/dmarc/; scripts/install-test-deps
 //! installs the packages.
 
+mod common;
+
 use postbox::dmarc::psl::registrable_domain;
 use postbox::dmarc::{
     authentication_results, claims_authserv_id, evaluate, judge, AuthFacts, AuthResult, Discovered,
     DkimOutcome, DmarcResult, Evaluation, InboundModes, PolicyLookup, SpfIdentity, SpfOutcome,
     TxtAnswer, Verdict,
 };
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 const HOST: &str = "mx.club.example";
-
-fn tests_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dmarc")
-}
 
 fn suffix_list() -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/dmarc/public_suffix_list.dat");
@@ -28,25 +24,7 @@ fn suffix_list() -> String {
 
 /// Runs a script of tests/dmarc/ with `input` on stdin; its stdout.
 fn python(script: &str, args: &[&str], input: &[u8]) -> String {
-    let mut child = Command::new("python3")
-        .arg(tests_dir().join(script))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 (scripts/install-test-deps)");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::python_script(&format!("tests/dmarc/{script}"), args, input)
 }
 
 /// authres's reading of each field: its lines up to `end`.

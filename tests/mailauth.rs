@@ -14,10 +14,8 @@ mod common;
 use common::dns_responder::{self, Zone};
 use common::*;
 use postbox::limits::{DNS_QUERY_TIMEOUT, SPF_TIMEOUT};
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -273,34 +271,10 @@ fn parse_auth_results(field: &str) -> AuthResults {
     AuthResults { id, clauses }
 }
 
-/// Runs a Python script of the tests with `input` on stdin; its stdout.
-fn python(script: &str, args: &[&str], input: &[u8]) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
-    let mut child = Command::new("python3")
-        .arg(path)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 (scripts/install-test-deps)");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// authres's reading of `field` must be ours: the same authserv-id, and
 /// the same results with the same properties.
 fn check_with_authres(field: &str, ours: &AuthResults) {
-    let out = python("tests/dmarc/authres_read.py", &[], field.as_bytes());
+    let out = python_script("tests/dmarc/authres_read.py", &[], field.as_bytes());
     assert!(!out.starts_with("error"), "authres: {out}\nfield: {field}");
     let mut expected = vec![format!("id {}", ours.id)];
     for clause in &ours.clauses {
@@ -370,7 +344,7 @@ fn dkimpy_verifies(message: &str, records: &[(String, String)]) -> Vec<bool> {
         .map(|(name, value)| format!("\"{name}\": \"{value}\""))
         .collect();
     let records = format!("{{{}}}", json.join(", "));
-    let out = python(
+    let out = python_script(
         "tests/dkim/dkimpy.py",
         &["verify", &records],
         message.as_bytes(),

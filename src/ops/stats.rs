@@ -128,6 +128,47 @@ struct StatsV2 {
     spam: u64,
 }
 
+impl From<StatsV2> for Stats {
+    fn from(old: StatsV2) -> Stats {
+        Stats {
+            since: old.since,
+            saved: old.saved,
+            received_messages: old.received_messages,
+            received_bytes: old.received_bytes,
+            delivered_local: old.delivered_local,
+            logins: old.logins,
+            failed_logins: old.failed_logins,
+            connections: old.connections,
+            rejected: old.rejected,
+            queued: old.queued,
+            sent: old.sent,
+            bounced: old.bounced,
+            spam: old.spam,
+            checks: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<StatsV1> for StatsV2 {
+    fn from(old: StatsV1) -> StatsV2 {
+        StatsV2 {
+            since: old.since,
+            saved: old.saved,
+            received_messages: old.received_messages,
+            received_bytes: old.received_bytes,
+            delivered_local: old.delivered_local,
+            logins: old.logins,
+            failed_logins: old.failed_logins,
+            connections: old.connections,
+            rejected: old.rejected,
+            queued: 0,
+            sent: 0,
+            bounced: 0,
+            spam: 0,
+        }
+    }
+}
+
 /// The first format, read once and carried over.
 #[derive(Deserialize)]
 struct StatsV1 {
@@ -177,45 +218,14 @@ fn fresh() -> Stats {
 fn read(data_dir: &Path) -> Result<Stats, record::RecordError> {
     match record::load(disk::system(), &path(data_dir), KIND, VERSION) {
         Ok(Some(stats)) => Ok(stats),
+        // Older formats carry over, each into the next.
         Err(record::RecordError::UnsupportedVersion(2)) => {
-            let Some(old) = record::load::<StatsV2>(disk::system(), &path(data_dir), KIND, 2)?
-            else {
-                return Ok(fresh());
-            };
-            Ok(Stats {
-                since: old.since,
-                saved: old.saved,
-                received_messages: old.received_messages,
-                received_bytes: old.received_bytes,
-                delivered_local: old.delivered_local,
-                logins: old.logins,
-                failed_logins: old.failed_logins,
-                connections: old.connections,
-                rejected: old.rejected,
-                queued: old.queued,
-                sent: old.sent,
-                bounced: old.bounced,
-                spam: old.spam,
-                checks: BTreeMap::new(),
-            })
+            let old = record::load::<StatsV2>(disk::system(), &path(data_dir), KIND, 2)?;
+            Ok(old.map_or_else(fresh, Stats::from))
         }
         Err(record::RecordError::UnsupportedVersion(1)) => {
-            let Some(old) = record::load::<StatsV1>(disk::system(), &path(data_dir), KIND, 1)?
-            else {
-                return Ok(fresh());
-            };
-            Ok(Stats {
-                since: old.since,
-                saved: old.saved,
-                received_messages: old.received_messages,
-                received_bytes: old.received_bytes,
-                delivered_local: old.delivered_local,
-                logins: old.logins,
-                failed_logins: old.failed_logins,
-                connections: old.connections,
-                rejected: old.rejected,
-                ..Default::default()
-            })
+            let old = record::load::<StatsV1>(disk::system(), &path(data_dir), KIND, 1)?;
+            Ok(old.map_or_else(fresh, |v1| Stats::from(StatsV2::from(v1))))
         }
         Ok(None) => Ok(fresh()),
         Err(e) => Err(e),

@@ -18,7 +18,9 @@ pub fn postbox(args: &[&str], stdin: &str) -> Output {
     output_with_stdin(Command::new(BIN).args(args), stdin.as_bytes())
 }
 
-/// Runs `command` to completion with `stdin` fed in; its output.
+/// Runs `command` to completion with `stdin` fed in; its output. The
+/// input is written from a thread of its own, so a command that answers
+/// as it reads cannot fill its output pipe and stall both sides.
 pub fn output_with_stdin(command: &mut Command, stdin: &[u8]) -> Output {
     let mut child = command
         .stdin(Stdio::piped())
@@ -26,8 +28,25 @@ pub fn output_with_stdin(command: &mut Command, stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the command");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.to_vec();
+    let writer = std::thread::spawn(move || pipe.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    output
+}
+
+/// Runs a Python script (a path from the repository root) with `input` on
+/// stdin; its stdout, after it succeeded.
+pub fn python_script(script: &str, args: &[&str], input: &[u8]) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
+    let out = output_with_stdin(Command::new("python3").arg(path).args(args), input);
+    assert!(
+        out.status.success(),
+        "{script} (python3 and its packages: scripts/install-test-deps): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Adds a user with `--password-stdin`, panicking on failure.
