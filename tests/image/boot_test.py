@@ -11,6 +11,7 @@ servers off and its DNS pointed at a closed port.
 """
 
 import hashlib
+import http.client
 import os
 import poplib
 import re
@@ -53,6 +54,9 @@ listen = "0.0.0.0:465"
 listen = "0.0.0.0:110"
 [pop3s]
 listen = "0.0.0.0:995"
+[web]
+listen = "0.0.0.0:443"
+http_listen = "0.0.0.0:80"
 """
 BOOT_TIMEOUT = 240
 MIB = 1024 * 1024
@@ -232,6 +236,22 @@ def send_mail(ports):
     s.quit()
 
 
+def web_pages(ports):
+    """The pages on 443 (the mail certificate) and 80 (only redirects)."""
+    page = http.client.HTTPSConnection("127.0.0.1", ports[443], timeout=30, context=tls())
+    page.request("GET", "/", headers={"Host": "localhost"})
+    answer = page.getresponse()
+    body = answer.read().decode()
+    assert answer.status == 200 and "Postbox at" in body, (answer.status, body)
+    page.close()
+    plain = http.client.HTTPConnection("127.0.0.1", ports[80], timeout=30)
+    plain.request("GET", "/login", headers={"Host": "mail.club.test"})
+    answer = plain.getresponse()
+    assert answer.status == 301, answer.status
+    assert answer.getheader("Location") == "https://mail.club.test/login", answer.getheaders()
+    plain.close()
+
+
 def stream(ports, acked, stop):
     """Delivers numbered messages until stopped or the board dies; notes
     each one that got its 250."""
@@ -276,18 +296,20 @@ def test_qemu_virt(image_dir, work):
     subprocess.run(["mcopy", "-o", "-i", f"{disk}@@1M", conf, "::postbox.toml"], check=True)
     # A bigger card than the image: the data partition grows on first boot.
     os.truncate(disk, 1024 * MIB)
-    ports = {p: free_port() for p in (25, 587, 110)}
+    ports = {p: free_port() for p in (25, 587, 110, 443, 80)}
     board = Board(image_dir, disk, ports)
 
     log("1. first boot: admin password, users alice and bob on the console")
     ready = first_boot(board)
     log(f"boot to SMTP ready: {ready:.1f} s (qemu TCG)")
 
-    log("2. mail from the host: SMTP to alice, bob via submission+STARTTLS, POP3+STLS as alice")
+    log("2. mail from the host: SMTP to alice, bob via submission+STARTTLS, POP3+STLS as alice; "
+        "the web pages on 443 and 80")
     send_mail(ports)
     box = mailbox(ports, "alice")
     assert set(box) == {"hello over smtp", "from bob via submission"}, box.keys()
     assert "ESMTPSA" in box["from bob via submission"]
+    web_pages(ports)
     status = board.command("status")
     assert "server: running" in status and "tls SHA-256:" in status, status
     assert "smtp 0.0.0.0:25" in status and "eth0 10.0.2.15" in status, status
