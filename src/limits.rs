@@ -88,6 +88,8 @@ pub const MAX_RECIPIENT_HEADERS: usize = 4096;
 
 /// Traffic counters are written to flash at most this often.
 pub const STATS_SAVE_INTERVAL: Duration = Duration::from_secs(60);
+/// Days of per-day message counts kept (the admin page charts 30).
+pub const STATS_DAYS_KEPT: usize = 32;
 
 /// Age after which a file in a mailbox's `tmp/` counts as abandoned
 /// (qmail's 36 hours).

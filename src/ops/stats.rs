@@ -2,6 +2,7 @@
 //! flash at most once a minute and at shutdown (kind to SD cards), shown
 //! by `postbox stats` and the console's `stats`.
 
+use crate::limits::STATS_DAYS_KEPT;
 use crate::store::disk;
 use crate::store::record;
 use serde::{Deserialize, Serialize};
@@ -13,8 +14,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 const FILE: &str = "stats";
 const KIND: [u8; 4] = *b"PBSS";
-/// Version 3 added [`Stats::checks`]; versions 1 and 2 are carried over.
-const VERSION: u16 = 3;
+/// Version 4 added [`Stats::days`], version 3 [`Stats::checks`]; older
+/// versions are carried over.
+const VERSION: u16 = 4;
+const SECONDS_PER_DAY: u64 = 86_400;
 
 #[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
@@ -44,6 +47,19 @@ pub struct Stats {
     /// "dkim=fail", "dmarc=none") and by what was done ("refused",
     /// "deferred", "tagged", "delivered").
     pub checks: BTreeMap<String, u64>,
+    /// Per-day counts, oldest first, at most [`STATS_DAYS_KEPT`] days
+    /// back from the newest; a day with nothing counted has no entry.
+    pub days: Vec<Day>,
+}
+
+/// What was counted on one day (UTC).
+#[derive(Serialize, Deserialize, Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Day {
+    /// Days since 1970-01-01.
+    pub day: u64,
+    pub received: u64,
+    pub delivered: u64,
+    pub sent: u64,
 }
 
 /// The running server's counters: changed by every session, written to
@@ -110,6 +126,47 @@ impl Refusal<'_> {
     }
 }
 
+/// The third format, read once and carried over.
+#[derive(Deserialize)]
+struct StatsV3 {
+    since: u64,
+    saved: u64,
+    received_messages: u64,
+    received_bytes: u64,
+    delivered_local: u64,
+    logins: u64,
+    failed_logins: u64,
+    connections: BTreeMap<String, u64>,
+    rejected: BTreeMap<String, u64>,
+    queued: u64,
+    sent: u64,
+    bounced: u64,
+    spam: u64,
+    checks: BTreeMap<String, u64>,
+}
+
+impl From<StatsV3> for Stats {
+    fn from(old: StatsV3) -> Stats {
+        Stats {
+            since: old.since,
+            saved: old.saved,
+            received_messages: old.received_messages,
+            received_bytes: old.received_bytes,
+            delivered_local: old.delivered_local,
+            logins: old.logins,
+            failed_logins: old.failed_logins,
+            connections: old.connections,
+            rejected: old.rejected,
+            queued: old.queued,
+            sent: old.sent,
+            bounced: old.bounced,
+            spam: old.spam,
+            checks: old.checks,
+            days: Vec::new(),
+        }
+    }
+}
+
 /// The second format, read once and carried over.
 #[derive(Deserialize)]
 struct StatsV2 {
@@ -128,9 +185,9 @@ struct StatsV2 {
     spam: u64,
 }
 
-impl From<StatsV2> for Stats {
-    fn from(old: StatsV2) -> Stats {
-        Stats {
+impl From<StatsV2> for StatsV3 {
+    fn from(old: StatsV2) -> StatsV3 {
+        StatsV3 {
             since: old.since,
             saved: old.saved,
             received_messages: old.received_messages,
@@ -219,13 +276,17 @@ fn read(data_dir: &Path) -> Result<Stats, record::RecordError> {
     match record::load(disk::system(), &path(data_dir), KIND, VERSION) {
         Ok(Some(stats)) => Ok(stats),
         // Older formats carry over, each into the next.
+        Err(record::RecordError::UnsupportedVersion(3)) => {
+            let old = record::load::<StatsV3>(disk::system(), &path(data_dir), KIND, 3)?;
+            Ok(old.map_or_else(fresh, Stats::from))
+        }
         Err(record::RecordError::UnsupportedVersion(2)) => {
             let old = record::load::<StatsV2>(disk::system(), &path(data_dir), KIND, 2)?;
-            Ok(old.map_or_else(fresh, Stats::from))
+            Ok(old.map_or_else(fresh, |v2| Stats::from(StatsV3::from(v2))))
         }
         Err(record::RecordError::UnsupportedVersion(1)) => {
             let old = record::load::<StatsV1>(disk::system(), &path(data_dir), KIND, 1)?;
-            Ok(old.map_or_else(fresh, |v1| Stats::from(StatsV2::from(v1))))
+            Ok(old.map_or_else(fresh, |v1| Stats::from(StatsV3::from(StatsV2::from(v1)))))
         }
         Ok(None) => Ok(fresh()),
         Err(e) => Err(e),
@@ -237,6 +298,70 @@ pub fn save(data_dir: &Path, stats: &Stats) -> io::Result<()> {
 }
 
 impl Stats {
+    /// Counts a message received (stored or queued), at `now` (Unix seconds).
+    pub fn count_received(&mut self, now: u64, bytes: u64) {
+        self.received_messages += 1;
+        self.received_bytes += bytes;
+        self.day(now).received += 1;
+    }
+
+    /// Counts `copies` put into local mailboxes at `now`.
+    pub fn count_delivered(&mut self, now: u64, copies: u64) {
+        self.delivered_local += copies;
+        self.day(now).delivered += copies;
+    }
+
+    /// Counts a copy another server accepted from the queue at `now`.
+    pub fn count_sent(&mut self, now: u64) {
+        self.sent += 1;
+        self.day(now).sent += 1;
+    }
+
+    /// The entry of the day `now` falls on, made if missing. Days older
+    /// than [`STATS_DAYS_KEPT`] before the newest are dropped; a clock set
+    /// back that far counts into the oldest day kept.
+    fn day(&mut self, now: u64) -> &mut Day {
+        let day = now / SECONDS_PER_DAY;
+        let newest = self.days.last().map_or(day, |d| d.day.max(day));
+        let oldest_kept = newest.saturating_sub(STATS_DAYS_KEPT as u64 - 1);
+        self.days.retain(|d| d.day >= oldest_kept);
+        let day = day.max(oldest_kept);
+        let at = match self.days.binary_search_by_key(&day, |d| d.day) {
+            Ok(at) => at,
+            Err(at) => {
+                self.days.insert(
+                    at,
+                    Day {
+                        day,
+                        ..Day::default()
+                    },
+                );
+                at
+            }
+        };
+        &mut self.days[at]
+    }
+
+    /// The `count` days up to and including the one `now` falls on,
+    /// oldest first, with zeros for days nothing was counted.
+    pub fn last_days(&self, now: u64, count: usize) -> Vec<Day> {
+        let today = now / SECONDS_PER_DAY;
+        (0..count as u64)
+            .rev()
+            .filter_map(|back| today.checked_sub(back))
+            .map(|day| {
+                self.days
+                    .iter()
+                    .find(|d| d.day == day)
+                    .copied()
+                    .unwrap_or(Day {
+                        day,
+                        ..Day::default()
+                    })
+            })
+            .collect()
+    }
+
     /// Counts one refusal the server decided on, by its code.
     pub fn count_refusal(&mut self, refusal: Refusal<'_>) {
         *self.rejected.entry(refusal.key()).or_insert(0) += 1;
@@ -360,6 +485,119 @@ mod tests {
         stats.count_check("dmarc=pass");
         save(dir.path(), &stats).unwrap();
         assert_eq!(load(dir.path()).unwrap().checks["dmarc=pass"], 1);
+    }
+
+    const DAY: u64 = SECONDS_PER_DAY;
+
+    #[test]
+    fn messages_are_counted_per_day_and_old_days_dropped() {
+        let mut s = Stats::default();
+        let start = 20_000 * DAY;
+        s.count_received(start + 10, 100);
+        s.count_received(start + DAY - 1, 50);
+        s.count_delivered(start + DAY - 1, 2);
+        // Midnight UTC starts the next day.
+        s.count_received(start + DAY, 7);
+        s.count_sent(start + DAY + 5);
+        assert_eq!((s.received_messages, s.received_bytes), (3, 157));
+        assert_eq!((s.delivered_local, s.sent), (2, 1));
+        assert_eq!(
+            s.days,
+            vec![
+                Day {
+                    day: 20_000,
+                    received: 2,
+                    delivered: 2,
+                    sent: 0
+                },
+                Day {
+                    day: 20_001,
+                    received: 1,
+                    delivered: 0,
+                    sent: 1
+                },
+            ]
+        );
+        let chart = s.last_days(start + 3 * DAY + 1, 30);
+        assert_eq!(chart.len(), 30);
+        assert_eq!(chart[29].day, 20_003);
+        assert_eq!(chart[26].received, 2);
+        assert_eq!(chart[27].received, 1);
+        assert_eq!(
+            chart[28],
+            Day {
+                day: 20_002,
+                ..Day::default()
+            }
+        );
+        // Only the newest days are kept, however long the server runs.
+        for day in 0..100 {
+            s.count_received(start + day * DAY, 1);
+        }
+        assert_eq!(s.days.len(), STATS_DAYS_KEPT);
+        assert_eq!(s.days.last().unwrap().day, 20_099);
+        assert_eq!(s.days[0].day, 20_099 - STATS_DAYS_KEPT as u64 + 1);
+        // A clock set back counts into a day kept, never grows the list.
+        s.count_received(start, 1);
+        s.count_received(start + 95 * DAY, 1);
+        assert_eq!(s.days.len(), STATS_DAYS_KEPT);
+        assert_eq!((s.days[0].received, s.days[0].day), (2, 20_068));
+        assert_eq!(s.days.iter().find(|d| d.day == 20_095).unwrap().received, 2);
+        assert!(s.days.windows(2).all(|w| w[0].day < w[1].day));
+    }
+
+    /// Counters saved before days were counted still load, and count on.
+    #[test]
+    fn version_3_counters_carry_over() {
+        #[derive(Serialize)]
+        struct V3 {
+            since: u64,
+            saved: u64,
+            received_messages: u64,
+            received_bytes: u64,
+            delivered_local: u64,
+            logins: u64,
+            failed_logins: u64,
+            connections: BTreeMap<String, u64>,
+            rejected: BTreeMap<String, u64>,
+            queued: u64,
+            sent: u64,
+            bounced: u64,
+            spam: u64,
+            checks: BTreeMap<String, u64>,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let old = V3 {
+            since: 1,
+            saved: 2,
+            received_messages: 3,
+            received_bytes: 4,
+            delivered_local: 5,
+            logins: 6,
+            failed_logins: 7,
+            connections: BTreeMap::from([("smtp".into(), 8)]),
+            rejected: BTreeMap::from([("550 5.1.1".into(), 9)]),
+            queued: 10,
+            sent: 11,
+            bounced: 12,
+            spam: 13,
+            checks: BTreeMap::from([("spf=pass".into(), 14)]),
+        };
+        record::save(disk::system(), &path(dir.path()), KIND, 3, &old).unwrap();
+        let mut stats = load(dir.path()).unwrap();
+        assert_eq!(
+            (stats.received_messages, stats.sent, stats.spam),
+            (3, 11, 13)
+        );
+        assert_eq!(stats.checks["spf=pass"], 14);
+        assert_eq!(stats.rejected["550 5.1.1"], 9);
+        assert!(stats.days.is_empty());
+        stats.count_received(20_000 * DAY, 10);
+        save(dir.path(), &stats).unwrap();
+        let again = load(dir.path()).unwrap();
+        assert_eq!(again.received_messages, 4);
+        assert_eq!(again.days.len(), 1);
+        assert_eq!(again, stats);
     }
 
     #[test]

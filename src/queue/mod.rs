@@ -398,7 +398,8 @@ async fn deliver_locally(shared: &Context, id: &str, rcpt: &str) -> Result<(), F
                 .router
                 .after_delivery(std::slice::from_ref(&account), size)
                 .await;
-            shared.counters.count(|s| s.delivered_local += 1);
+            let now = crate::ops::stats::now();
+            shared.counters.count(|s| s.count_delivered(now, 1));
             Ok(())
         }
         Ok(delivered) => Err(fail(
@@ -437,7 +438,8 @@ fn note(
             r.last_error = None;
             // Without a next server it went into a mailbox here, counted there.
             if mta.is_some() {
-                shared.counters.count(|s| s.sent += 1);
+                let now = crate::ops::stats::now();
+                shared.counters.count(|s| s.count_sent(now));
             }
             log::info!(
                 "queue {} delivered to <{rcpt}> via {}",

@@ -844,10 +844,8 @@ impl Accepted<'_> {
             };
         }
         incoming.discard_off_thread().await;
-        shared.counters.count(|s| {
-            s.received_messages += 1;
-            s.received_bytes += size;
-        });
+        let now = crate::ops::stats::now();
+        shared.counters.count(|s| s.count_received(now, size));
         let from_header = self.facts.from_header.as_deref().unwrap_or(&[]);
         learn_correspondents(shared, self.session, from_header, &plan.clean);
         DataOutcome::Stored {
@@ -926,9 +924,9 @@ impl Delivery<'_> {
                 .extend(took.iter().map(|(_, dir)| dir.join("new").join(&stored_as)));
             let accounts: Vec<Address> = took.iter().map(|(a, _)| a.clone()).collect();
             shared.router.after_delivery(&accounts, copy_size).await;
-            shared
-                .counters
-                .count(|s| s.delivered_local += accounts.len() as u64);
+            let now = crate::ops::stats::now();
+            let copies = accounts.len() as u64;
+            shared.counters.count(|s| s.count_delivered(now, copies));
             let to: Vec<&str> = accounts.iter().map(|a| a.as_str()).collect();
             log::info!(
                 "{who} delivered {name}{} from=<{from}> to={} size={copy_size}",
