@@ -10,6 +10,7 @@
 
 pub mod acme;
 pub mod autoconfig;
+pub mod chart;
 pub mod http;
 pub mod pages;
 pub mod router;
