@@ -64,6 +64,15 @@ impl Ring {
     }
 }
 
+/// The ring file of the process's logger, once [`RingLogger::init`] made
+/// it the logger: where the admin page reads the last lines.
+static ACTIVE_RING: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The ring file this process logs to, if any.
+pub fn active_ring() -> Option<&'static Path> {
+    ACTIVE_RING.get().map(PathBuf::as_path)
+}
+
 pub struct RingLogger {
     level: log::LevelFilter,
     ring: Option<Mutex<Ring>>,
@@ -85,7 +94,16 @@ impl RingLogger {
     /// Makes this the process's logger.
     pub fn init(self) -> Result<(), String> {
         log::set_max_level(self.level);
-        log::set_boxed_logger(Box::new(self)).map_err(|e| e.to_string())
+        let ring = self
+            .ring
+            .as_ref()
+            .and_then(|r| r.lock().ok())
+            .map(|r| r.path.clone());
+        log::set_boxed_logger(Box::new(self)).map_err(|e| e.to_string())?;
+        if let Some(path) = ring {
+            let _ = ACTIVE_RING.set(path);
+        }
+        Ok(())
     }
 }
 

@@ -852,7 +852,8 @@ pub fn list(data_dir: &std::path::Path) -> Result<String, String> {
     Ok(out)
 }
 
-fn human(secs: u64) -> String {
+/// A duration as `90s`, `12m`, `5h` or `3d`.
+pub fn human(secs: u64) -> String {
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),

@@ -29,12 +29,12 @@ fn date(day: u64) -> String {
     format!("{year:04}-{month:02}-{dom:02}")
 }
 
-/// The smallest of 1, 2, 5 × 10ⁿ at least `n` (at least 1): the top of
-/// the scale, so its label is a round number.
+/// The smallest of 1, 2, 3, 4, 5, 6, 8 × 10ⁿ at least `n` (at least 1):
+/// the top of the scale, so its label is a round number.
 fn scale_top(n: u64) -> u64 {
     let mut unit = 1u64;
     loop {
-        for step in [1, 2, 5] {
+        for step in [1, 2, 3, 4, 5, 6, 8] {
             match unit.checked_mul(step) {
                 Some(top) if top >= n => return top,
                 Some(_) => {}
@@ -70,8 +70,12 @@ pub fn messages_per_day(title: &str, days: &[Day]) -> String {
          <rect width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"#ffffff\"/>\n\
          <text x=\"{LEFT}\" y=\"16\" font-size=\"13\" fill=\"#222222\">{title}</text>\n"
     );
-    // The scale: its top, its middle and zero, each with a line across.
-    for (value, y) in [(top, TOP), (top / 2, TOP + plot_height / 2), (0, base)] {
+    // The scale: its top, zero and (when a whole number) its middle,
+    // each with a line across.
+    let middle = top
+        .is_multiple_of(2)
+        .then_some((top / 2, TOP + plot_height / 2));
+    for (value, y) in [(top, TOP), (0, base)].into_iter().chain(middle) {
         let _ = write!(
             svg,
             "<line x1=\"{LEFT}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#dddddd\"/>\n\
@@ -92,15 +96,15 @@ pub fn messages_per_day(title: &str, days: &[Day]) -> String {
             day.delivered,
             day.sent
         ));
-        let _ = write!(
+        let _ = writeln!(
             svg,
             "<rect class=\"bar\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bar:.1}\" height=\"{height:.1}\" \
-             fill=\"#3b6ea8\"><title>{tip}</title></rect>\n"
+             fill=\"#3b6ea8\"><title>{tip}</title></rect>"
         );
-        if (days.len() - 1 - i) % LABEL_EVERY == 0 {
-            let _ = write!(
+        if (days.len() - 1 - i).is_multiple_of(LABEL_EVERY) {
+            let _ = writeln!(
                 svg,
-                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555555\">{}</text>\n",
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555555\">{}</text>",
                 x + bar / 2.0,
                 base + 16,
                 month_day(day.day)
@@ -182,20 +186,25 @@ mod tests {
     fn bars_scale_to_a_round_top() {
         assert_eq!(
             [0, 1, 2, 3, 6, 11, 20, 21, 999, 1001].map(scale_top),
-            [1, 1, 2, 5, 10, 20, 20, 50, 1000, 2000]
+            [1, 1, 2, 3, 6, 20, 20, 30, 1000, 2000]
         );
         assert_eq!(scale_top(u64::MAX), u64::MAX);
         let mut days = thirty_days();
         days[4].received = 40;
+        days[5].received = 33;
         let svg = messages_per_day("t", &days);
-        // The tallest bar fills the plot to the top of the scale (50).
+        // The tallest bar reaches the top of the scale (40), the others
+        // in proportion.
         let plot = (HEIGHT - TOP - BOTTOM) as f64;
-        assert!(svg.contains(&format!("height=\"{:.1}\"", (40.0 * plot / 50.0).round())));
-        assert!(svg.contains(">50</text>") && svg.contains(">25</text>"));
+        assert!(svg.contains(&format!("height=\"{plot:.1}\"")));
+        assert!(svg.contains(&format!("height=\"{:.1}\"", (33.0 * plot / 40.0).round())));
+        assert!(svg.contains(">40</text>") && svg.contains(">20</text>"));
         // An empty month is a flat chart, not a division by zero.
         let quiet: Vec<Day> = days.iter().map(|d| Day { received: 0, ..*d }).collect();
         let svg = messages_per_day("t", &quiet);
         assert!(svg.contains(">1</text>") && !svg.contains("NaN"));
+        // No half-way label where it would not be a whole number.
+        assert_eq!(svg.matches("text-anchor=\"end\"").count(), 2);
         assert_eq!(parsed_by_python(&svg).lines().nth(1), Some("30"));
     }
 

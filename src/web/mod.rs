@@ -9,6 +9,7 @@
 //! ```
 
 pub mod acme;
+pub mod admin;
 pub mod autoconfig;
 pub mod chart;
 pub mod http;
