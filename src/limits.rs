@@ -227,3 +227,13 @@ pub const AWAY_MAX_TEXT: usize = 8 * 1024;
 pub const AWAY_HEADER_SECTION: usize = 32 * 1024;
 /// Message-IDs of the original's References: kept in the reply's.
 pub const AWAY_MAX_REFERENCES: usize = 20;
+
+/// Web sessions (RAM only): how many are held at once (past it the least
+/// recently used is ended), how long one lasts unused, and at most in all.
+pub const MAX_WEB_SESSIONS: usize = 128;
+pub const WEB_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+pub const WEB_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Fields read from one submitted form (ours have at most six) and
+/// cookies from one request.
+pub const MAX_FORM_FIELDS: usize = 32;
+pub const MAX_COOKIES: usize = 32;

@@ -1,12 +1,14 @@
 //! Bytes of any shape, in pieces of any size, through the HTTP request
-//! reader and the router: no panics, the bounds hold, and how the bytes
-//! were cut never changes what is read or answered.
+//! reader, the router, and the form and cookie readers: no panics, the
+//! bounds hold, and how the bytes were cut never changes what is read or
+//! answered.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use postbox::config::Config;
-use postbox::limits::{HTTP_READ_CHUNK, MAX_HTTP_BODY, MAX_HTTP_HEAD};
-use postbox::web::http::{Parsed, RequestReader};
-use postbox::web::router::{respond, Site};
+use postbox::limits::{HTTP_READ_CHUNK, MAX_COOKIES, MAX_FORM_FIELDS, MAX_HTTP_BODY, MAX_HTTP_HEAD};
+use postbox::web::form::{cookie, cookies, Form};
+use postbox::web::http::{Parsed, Request, RequestReader};
+use postbox::web::router::{dispatch, Routed, Site};
 use std::sync::OnceLock;
 use std::time::{Instant, UNIX_EPOCH};
 
@@ -46,7 +48,13 @@ fn run(input: &[u8], cuts: &[u8], https: bool) -> Vec<Vec<u8>> {
             }
             Parsed::Request(request) => {
                 assert!(request.body.len() <= MAX_HTTP_BODY);
-                let response = respond(&site, &request);
+                let response = match dispatch(&site, &request) {
+                    Routed::Answer(response) => response,
+                    Routed::Page(..) => {
+                        outcomes.push(fields(&request));
+                        continue;
+                    }
+                };
                 let wire = response.to_bytes(https, request.keep_alive, false, UNIX_EPOCH);
                 // A client's bytes never start a header line of their own.
                 let head_end = wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
@@ -60,6 +68,25 @@ fn run(input: &[u8], cuts: &[u8], https: bool) -> Vec<Vec<u8>> {
             }
         }
     }
+}
+
+/// What the form and cookie readers make of a request for an async page.
+fn fields(request: &Request) -> Vec<u8> {
+    let form = Form::parse(&request.body);
+    if let Some(form) = &form {
+        assert!(form.len() <= MAX_FORM_FIELDS);
+    }
+    let mut seen = format!("{form:?}");
+    for (_, value) in request.headers.iter().filter(|(n, _)| n == "cookie") {
+        let list: Vec<_> = cookies(value).collect();
+        assert!(list.len() <= MAX_COOKIES);
+        for (n, v) in &list {
+            assert!(!n.contains(';') && !v.contains(';'));
+        }
+        seen.push_str(&format!("{list:?}"));
+    }
+    seen.push_str(&format!("{:?}", cookie(request, "__Host-postbox_session")));
+    seen.into_bytes()
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 /// this data directory (started with `--domain`).
 pub(super) fn served_domains(config: &Config) -> Vec<String> {
     let mut domains = config.domains.clone();
-    if let Some(status) = crate::server::running_status(&config.data_dir) {
+    if let Some(status) = crate::ops::status::running_status(&config.data_dir) {
         for domain in status.domains {
             let domain = domain.to_ascii_lowercase();
             if !domains.contains(&domain) {

@@ -4,12 +4,12 @@
 //! up (RFC 6186 SRV records, the autoconfig and autodiscover names), for
 //! each served domain.
 
+use crate::config::clients::{self as autoconfig, Security};
 use crate::config::Config;
 use crate::dkim::keys;
 use crate::dns::message::{Answer, TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_MX, TYPE_SRV, TYPE_TXT};
 use crate::dns::{LookupError, Resolver};
 use crate::store::disk;
-use crate::web::autoconfig::{self, Security};
 
 /// One record to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,7 +34,7 @@ pub fn add_user(config: &Config, name: &str, new_password: &str) -> Result<Strin
     let (local, domain) = users::split_name(name, config.default_domain())?;
     // A server started with `--domain` serves more than the config says.
     let running_serves = || {
-        crate::server::running_status(&config.data_dir)
+        crate::ops::status::running_status(&config.data_dir)
             .is_some_and(|s| s.domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)))
     };
     if !config.serves(&domain) && !running_serves() {
@@ -289,7 +289,7 @@ pub fn queue_list(config: &Config) -> Result<String, String> {
 /// `queue flush`: the running server tries every waiting message now.
 pub fn queue_flush(config: &Config) -> Result<String, String> {
     existing_data_dir(config)?;
-    match crate::server::nudge_queue(&config.data_dir)? {
+    match crate::ops::status::nudge_queue(&config.data_dir)? {
         true => Ok("the server is trying every queued message now".into()),
         false => Err("no server is running on this data directory".into()),
     }
@@ -307,7 +307,7 @@ pub fn queue_delete(config: &Config, id: &str) -> Result<String, String> {
         return Err(format!("no message {id} in the queue"));
     }
     // A running server forgets it now rather than at its next attempt.
-    let _ = crate::server::nudge_queue(&config.data_dir);
+    let _ = crate::ops::status::nudge_queue(&config.data_dir);
     Ok(format!("deleted {id} from the queue"))
 }
 
@@ -339,7 +339,7 @@ fn fresh_stats(data_dir: &std::path::Path) -> Option<bool> {
             .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()))
     };
     let before = stamp();
-    match crate::server::request_stats(data_dir) {
+    match crate::ops::status::request_stats(data_dir) {
         Ok(true) => {}
         Ok(false) => return None,
         Err(_) => return Some(false),

@@ -2,7 +2,7 @@
 
 use crate::appliance::system;
 use crate::config::Config;
-use crate::server::running_status;
+use crate::ops::status::running_status;
 use crate::store::{disk, maildir, users};
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -3,7 +3,7 @@
 
 use super::cache::LoginCache;
 use super::throttle::{LoginThrottle, Refusal};
-use super::Login;
+use super::{AdminLogin, Login};
 use crate::config::Config;
 use crate::ops::stats::Counters;
 use crate::store::users::{self, UserCache};
@@ -11,6 +11,10 @@ use crate::wire::address::Address;
 use smol::Timer;
 use std::net::IpAddr;
 use std::rc::Rc;
+
+/// The admin's account in the login throttle (no member's login names
+/// it: theirs are `local@domain`).
+pub const ADMIN_ACCOUNT: &str = "admin";
 
 pub struct Authenticator {
     config: Rc<Config>,
@@ -82,6 +86,43 @@ impl Authenticator {
                 Login::Failed
             }
         }
+    }
+
+    /// Checks the admin's password (`stored`, its hash; `None`: none set
+    /// yet, so nothing matches) from `ip`, in the same throttle as
+    /// members' logins (as the account [`ADMIN_ACCOUNT`]): guesses at it
+    /// count against the client like guesses at a member.
+    pub async fn login_admin(
+        &self,
+        password: &str,
+        stored: Option<String>,
+        ip: IpAddr,
+    ) -> AdminLogin {
+        let limit = self.config.limits.login_failures;
+        let Ok(attempt) = self.throttle.begin(ip, ADMIN_ACCOUNT, limit) else {
+            Timer::after(crate::limits::FAILED_LOGIN_DELAY).await;
+            return AdminLogin::Refused;
+        };
+        let set = stored.is_some();
+        let hash = stored.unwrap_or_else(|| super::password::dummy_hash().to_string());
+        let secret = password.to_string();
+        let ok = self
+            .hashing(move || super::password::verify(&secret, &hash))
+            .await;
+        if ok && set {
+            self.counters.count(|s| s.logins += 1);
+            return AdminLogin::Ok;
+        }
+        self.counters.count(|s| s.failed_logins += 1);
+        Timer::after(attempt.failed()).await;
+        AdminLogin::Failed
+    }
+
+    /// Runs `work`, which computes a password hash, on the blocking pool,
+    /// one at a time with logins' checks (each takes ~19 MiB).
+    pub async fn hashing<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
+        let _permit = self.password_gate.acquire().await;
+        smol::unblock(work).await
     }
 
     /// The stored password hash of `local@domain`, if there is such a user.

@@ -19,3 +19,13 @@ pub enum Login {
     /// Too many failures from this address lately; not checked.
     Refused,
 }
+
+/// How an admin login attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminLogin {
+    Ok,
+    /// Wrong password, or none set yet.
+    Failed,
+    /// Too many failures from this address (or at the admin) lately.
+    Refused,
+}

@@ -2,6 +2,7 @@
 //! command-line flags. `postbox.toml.example` documents every key.
 
 mod bounds;
+pub mod clients;
 mod file;
 mod keys;
 mod sections;

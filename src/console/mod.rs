@@ -20,7 +20,7 @@ use crate::auth::password;
 use crate::config::Config;
 use crate::store::disk;
 use embedded_io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const PROMPT: &str = "postbox> ";
@@ -283,12 +283,7 @@ fn login<R: Read<Error = E>, W: Write<Error = E>, E: embedded_io::Error>(
     lines: &mut Editor<R>,
     out: &mut W,
 ) -> Result<bool, E> {
-    let stored = config.admin_password_hash.clone().or_else(|| {
-        std::fs::read_to_string(config.data_dir.join(ADMIN_PASSWORD_FILE))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    });
+    let stored = stored_admin_hash(config.admin_password_hash.clone(), &config.data_dir);
     let Some(hash) = stored else {
         say(
             out,
@@ -328,6 +323,19 @@ fn login<R: Read<Error = E>, W: Write<Error = E>, E: embedded_io::Error>(
             }
         }
     }
+}
+
+/// Blocking: the admin password's hash: `admin_password_hash` from the
+/// config if given, else what the console saved in the data directory;
+/// `None` while none is set. (The console and the web admin sign-in both
+/// read it here.)
+pub fn stored_admin_hash(from_config: Option<String>, data_dir: &Path) -> Option<String> {
+    from_config.or_else(|| {
+        std::fs::read_to_string(data_dir.join(ADMIN_PASSWORD_FILE))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
 }
 
 fn save_admin_password(config: &Config, password: &str) -> Result<(), String> {

@@ -10,8 +10,8 @@
 pub mod admission;
 pub mod clients;
 pub mod sessions;
-pub mod status;
 
+use crate::ops::status;
 pub use status::{nudge_queue, request_stats, running_status, save_status, ServerStatus};
 
 use crate::appliance::system::{self, Account};
@@ -95,6 +95,14 @@ impl Server {
         )?);
         let queue = Rc::new(crate::queue::Queue::open(data_dir, &config.queue)?);
         let router = Rc::new(Router::open(config.clone(), users, store.clone())?);
+        let handles = crate::web::visit::Handles {
+            auth: auth.clone(),
+            router: router.clone(),
+            store: store.clone(),
+            queue: queue.clone(),
+            counters: counters.clone(),
+            sessions: Default::default(),
+        };
         let books = Rc::new(AddressBooks::default());
         let resolver = Rc::new(crate::dns::Resolver::new(config.dns_resolver));
         let smtp = Rc::new(crate::smtp::server::Context {
@@ -118,6 +126,7 @@ impl Server {
             tls: tls.clone(),
             shutdown: shutdown.clone(),
             https_port,
+            handles,
         });
         let pop3 = Rc::new(crate::pop3::server::Context {
             config: config.clone(),

@@ -95,6 +95,7 @@ pub struct Response {
 pub const HTML: &str = "text/html; charset=utf-8";
 pub const TEXT: &str = "text/plain; charset=utf-8";
 pub const XML: &str = "text/xml; charset=utf-8";
+pub const CSS: &str = "text/css; charset=utf-8";
 
 impl Response {
     pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
@@ -118,6 +119,13 @@ impl Response {
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body><h1>{title}</h1></body></html>\n"
         );
         Response::new(status, HTML, page)
+    }
+
+    /// 303 to `location` (ours: a path), the answer to a form that worked.
+    pub fn see_other(location: &str) -> Response {
+        let mut response = Response::error(303);
+        response.fields.push(("Location", location.to_string()));
+        response
     }
 
     /// 301 to `location` (which must be a valid header value).
@@ -195,6 +203,7 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         301 => "Moved Permanently",
+        303 => "See Other",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
@@ -203,6 +212,7 @@ pub fn reason(status: u16) -> &'static str {
         411 => "Length Required",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",

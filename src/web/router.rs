@@ -4,11 +4,15 @@
 //! another method, 405 with `Allow`. HEAD is answered as GET, without
 //! the body.
 //!
-//! A page is one function `fn(&Site, &Request) -> Response` and one line
-//! in [`ROUTES`].
+//! A page is one function and one line in [`ROUTES`]: a plain page is
+//! `fn(&Site, &Request) -> Response`; a page that uses the server's
+//! handles or a session is async, `fn(&Visit) -> Pending`, and its line
+//! says who may see it ([`Access`]); [`super::visit`] checks that, and the
+//! CSRF token of every form posted to a signed-in page, before it runs.
 
 use super::http::{Request, Response};
-use super::pages;
+use super::visit::{Pending, Visit};
+use super::{account, login, pages};
 use crate::config::Config;
 
 /// What a handler knows of where it runs.
@@ -21,7 +25,29 @@ pub struct Site<'a> {
     pub https_port: Option<u16>,
 }
 
-pub type Handler = fn(&Site, &Request) -> Response;
+/// An async page: runs with what [`Visit`] holds.
+pub type Page = for<'a> fn(&'a Visit<'a>) -> Pending<'a>;
+
+/// Who may see a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Everyone (sign-in forms check their own token).
+    Anyone,
+    /// A signed-in member.
+    Member,
+    /// The signed-in admin, from a network in `[web] admin_from`.
+    Admin,
+    /// Anyone signed in (signing out).
+    Signed,
+}
+
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Needs only the config: answered at once.
+    Plain(fn(&Site, &Request) -> Response),
+    /// Needs the handles or a session.
+    Page(Access, Page),
+}
 
 /// Which paths a route answers.
 #[derive(Debug, Clone, Copy)]
@@ -48,18 +74,60 @@ pub struct Route {
     pub handler: Handler,
 }
 
-const fn route(method: &'static str, path: Path, plain_http: bool, handler: Handler) -> Route {
+const fn route(
+    method: &'static str,
+    path: Path,
+    plain_http: bool,
+    handler: fn(&Site, &Request) -> Response,
+) -> Route {
     Route {
         method,
         path,
         plain_http,
-        handler,
+        handler: Handler::Plain(handler),
+    }
+}
+
+/// An async page, on HTTPS only.
+const fn page(method: &'static str, path: &'static str, access: Access, page: Page) -> Route {
+    Route {
+        method,
+        path: Path::Exact(path),
+        plain_http: false,
+        handler: Handler::Page(access, page),
     }
 }
 
 /// Every page.
 pub const ROUTES: &[Route] = &[
     route("GET", Path::Exact("/"), false, pages::home),
+    route(
+        "GET",
+        Path::Exact(pages::STYLESHEET),
+        false,
+        pages::stylesheet,
+    ),
+    page("GET", "/login", Access::Anyone, login::member_form),
+    page("POST", "/login", Access::Anyone, login::member_login),
+    page("GET", "/admin/login", Access::Anyone, login::admin_form),
+    page("POST", "/admin/login", Access::Anyone, login::admin_login),
+    page("POST", "/logout", Access::Signed, login::logout),
+    page("GET", "/admin", Access::Admin, login::admin_home),
+    page("GET", "/account", Access::Member, account::overview),
+    page(
+        "POST",
+        "/account/password",
+        Access::Member,
+        account::password,
+    ),
+    page("POST", "/account/forward", Access::Member, account::forward),
+    page("POST", "/account/away", Access::Member, account::away),
+    page(
+        "GET",
+        account::PROFILE_PATH,
+        Access::Member,
+        account::apple_profile,
+    ),
     route(
         "GET",
         Path::Below("/.well-known/acme-challenge/"),
@@ -92,34 +160,46 @@ pub const ROUTES: &[Route] = &[
     ),
 ];
 
-/// The response to `request`, by [`ROUTES`].
-pub fn respond(site: &Site, request: &Request) -> Response {
-    respond_by(ROUTES, site, request)
+/// What [`ROUTES`] make of a request, before anything async.
+pub enum Routed {
+    /// The answer (a plain page, a redirect to HTTPS, 404, 405).
+    Answer(Response),
+    /// An async page, for [`super::visit::respond`].
+    Page(Access, Page),
 }
 
-fn respond_by(routes: &[Route], site: &Site, request: &Request) -> Response {
+/// Which route answers `request`, by [`ROUTES`]; plain pages answered.
+pub fn dispatch(site: &Site, request: &Request) -> Routed {
+    route_by(ROUTES, site, request)
+}
+
+fn route_by(routes: &[Route], site: &Site, request: &Request) -> Routed {
     let matching = || routes.iter().filter(|r| r.path.matches(&request.path));
     if !site.https && !matching().any(|r| r.plain_http) {
-        return Response::moved_permanently(https_location(site, request));
+        return Routed::Answer(Response::moved_permanently(https_location(site, request)));
     }
     let method = match request.method.as_str() {
         "HEAD" => "GET",
         other => other,
     };
     if let Some(route) = matching().find(|r| r.method == method) {
-        return (route.handler)(site, request);
+        return match route.handler {
+            Handler::Plain(handler) => Routed::Answer(handler(site, request)),
+            Handler::Page(access, page) => Routed::Page(access, page),
+        };
     }
     let mut allowed: Vec<&str> = matching().map(|r| r.method).collect();
     if allowed.is_empty() {
-        return Response::error(404);
+        return Routed::Answer(Response::error(404));
     }
     if allowed.contains(&"GET") {
         allowed.push("HEAD");
     }
+    allowed.sort_unstable();
     allowed.dedup();
     let mut response = Response::error(405);
     response.fields.push(("Allow", allowed.join(", ")));
-    response
+    Routed::Answer(response)
 }
 
 /// `https://HOST[:PORT]/path?query` for the same request: the host the
@@ -155,7 +235,10 @@ mod tests {
         let Parsed::Request(request) = reader.poll() else {
             panic!("{wire}")
         };
-        respond(&site, &request)
+        match dispatch(&site, &request) {
+            Routed::Answer(response) => response,
+            Routed::Page(..) => Response::new(299, "test/page", request.path.clone()),
+        }
     }
 
     fn field<'a>(response: &'a Response, name: &str) -> Option<&'a str> {

@@ -4,7 +4,8 @@
 //! router, kept alive up to [`MAX_HTTP_REQUESTS_PER_CONNECTION`].
 
 use super::http::{Parsed, RequestReader, Response};
-use super::router::{self, Site};
+use super::router::Site;
+use super::visit::{self, Handles};
 use crate::config::Config;
 use crate::conn::{self, Gate, Handshake, ReadOutcome, Seat, Service, Shutdown, Stream};
 use crate::limits::{
@@ -23,6 +24,8 @@ pub struct Context {
     pub shutdown: Rc<Shutdown>,
     /// The HTTPS listener's port, where plain HTTP sends browsers.
     pub https_port: Option<u16>,
+    /// What the async pages use, and the signed-in sessions.
+    pub handles: Handles,
 }
 
 /// What plain HTTP says when it turns a connection away (HTTPS clients
@@ -62,7 +65,7 @@ pub async fn serve_connection(
             return;
         }
     }
-    let end = serve_requests(&shared, &mut stream, &seat, &who).await;
+    let end = serve_requests(&shared, &mut stream, peer, &seat, &who).await;
     stream.close_tls().await;
     log::info!("{who} closed: {end}");
 }
@@ -71,6 +74,7 @@ pub async fn serve_connection(
 async fn serve_requests(
     shared: &Context,
     stream: &mut Stream,
+    peer: SocketAddr,
     seat: &Seat,
     who: &str,
 ) -> &'static str {
@@ -103,7 +107,10 @@ async fn serve_requests(
                 }
             }
             Parsed::Refused(response) => (response, None),
-            Parsed::Request(request) => (router::respond(&site, &request), Some(request)),
+            Parsed::Request(request) => {
+                let response = visit::respond(&shared.handles, &site, peer.ip(), &request).await;
+                (response, Some(request))
+            }
         };
         served += 1;
         let keep_alive = request.as_ref().is_some_and(|r| r.keep_alive)

@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 const LOCK_FILE: &str = "serve.lock";
-pub(super) const STATUS_FILE: &str = "serve.status";
+pub const STATUS_FILE: &str = "serve.status";
 const STATUS_KIND: [u8; 4] = *b"PBST";
 const STATUS_VERSION: u16 = 3;
 
@@ -55,7 +55,7 @@ pub fn save_status(data_dir: &Path, status: &ServerStatus) -> std::io::Result<()
 
 /// Whether a server holds the data directory's lock (taking it, briefly,
 /// proves none does).
-pub(super) fn serve_lock_held(data_dir: &Path) -> bool {
+pub fn serve_lock_held(data_dir: &Path) -> bool {
     // Also asked as root before the ports are bound: never through a link,
     // never waiting on a FIFO put there instead.
     let lock = OpenOptions::new()
@@ -98,7 +98,7 @@ fn signal_server(data_dir: &Path, signal: libc::c_int) -> Result<bool, String> {
 }
 
 /// Holds the data directory for this process; released on exit.
-pub(super) fn lock_data_dir(data_dir: &Path) -> Result<File, String> {
+pub fn lock_data_dir(data_dir: &Path) -> Result<File, String> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -110,7 +110,7 @@ pub(super) fn lock_data_dir(data_dir: &Path) -> Result<File, String> {
     Ok(file)
 }
 
-pub(super) fn already_serving(data_dir: &Path) -> String {
+pub fn already_serving(data_dir: &Path) -> String {
     format!(
         "another postbox serve is already using {}",
         data_dir.display()
