@@ -566,3 +566,42 @@ fn the_admin_signs_in_only_from_admin_networks() {
         Duration::from_secs(5)
     ));
 }
+
+#[test]
+fn a_password_changed_or_user_removed_elsewhere_signs_out() {
+    let server = Server::with_users();
+    let alice = Browser::new(&server);
+    let bob = Browser::new(&server);
+    assert_eq!(alice.sign_in("alice@localhost", "alice-pw").status, 303);
+    assert_eq!(bob.sign_in("bob@localhost", "bob-pw").status, 303);
+    let data = server.data.to_str().unwrap();
+    let passwd = postbox(
+        &[
+            "user",
+            "passwd",
+            "alice",
+            "--password-stdin",
+            "--data",
+            data,
+        ],
+        "other-pw\n",
+    );
+    assert!(
+        passwd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&passwd.stderr)
+    );
+    let gone = postbox(&["user", "del", "bob", "--data", data], "");
+    assert!(
+        gone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+    for browser in [&alice, &bob] {
+        let page = browser.get("/account");
+        assert_eq!(page.status, 303);
+        assert_eq!(page.field("Location"), Some("/login"));
+    }
+    assert_eq!(alice.sign_in("alice@localhost", "other-pw").status, 303);
+    assert_eq!(alice.get("/account").status, 200);
+}

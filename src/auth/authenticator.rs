@@ -125,6 +125,18 @@ impl Authenticator {
         smol::unblock(work).await
     }
 
+    /// A number that changes whenever `account`'s password does (a
+    /// digest of its stored hash, in service since the last refresh);
+    /// `None` when there is no such user. Sessions signed in with a
+    /// password end when it changes.
+    pub fn password_stamp(&self, account: &Address) -> Option<u64> {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let phc = self.stored_hash(account.local(), account.domain())?;
+        let mut hasher = DefaultHasher::new();
+        phc.hash(&mut hasher);
+        Some(hasher.finish())
+    }
+
     /// The stored password hash of `local@domain`, if there is such a user.
     fn stored_hash(&self, local: &str, domain: &str) -> Option<String> {
         self.users

@@ -336,7 +336,12 @@ pub fn password<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
         handles.router.refresh().await;
         let who = Who::Member(member.clone());
         let keep = visit.session.as_ref().map(|s| s.token.as_str());
-        handles.sessions.borrow_mut().end_all_of(&who, keep);
+        let mut sessions = handles.sessions.borrow_mut();
+        sessions.end_all_of(&who, keep);
+        if let (Some(token), Some(stamp)) = (keep, handles.auth.password_stamp(member)) {
+            sessions.restamp(token, stamp);
+        }
+        drop(sessions);
         visit.log("password changed");
         Response::see_other("/account?saved=password")
     })

@@ -101,8 +101,8 @@ pub fn member_login<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
         match handles.auth.login(address, password, visit.peer).await {
             Login::Ok(member) => {
                 log::info!("web {member} from {}: signed in", visit.peer);
-                let who = Who::Member(member);
-                start_session(visit, who, "/account")
+                let stamp = handles.auth.password_stamp(&member).unwrap_or(0);
+                start_session(visit, Who::Member(member), stamp, "/account")
             }
             Login::Failed => {
                 log::info!("web {}: failed sign-in as {address:?}", visit.peer);
@@ -117,14 +117,14 @@ pub fn member_login<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
 const TOO_MANY: &str =
     "Too many failed sign-ins lately, from here or at this account. Please wait a while and try again.";
 
-/// Signs `who` in: ends the session the browser had, starts one, and
-/// sends the browser on to `next`.
-fn start_session(visit: &Visit, who: Who, next: &str) -> Response {
+/// Signs `who` in (with password `stamp`): ends the session the browser
+/// had, starts one, and sends the browser on to `next`.
+fn start_session(visit: &Visit, who: Who, stamp: u64, next: &str) -> Response {
     let mut sessions = visit.handles.sessions.borrow_mut();
     if let Some(old) = &visit.session {
         sessions.end(&old.token);
     }
-    let session = sessions.start(who, visit.now);
+    let session = sessions.start(who, stamp, visit.now);
     let mut response = Response::see_other(next);
     response
         .fields
@@ -188,7 +188,7 @@ pub fn admin_login<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
         {
             AdminLogin::Ok => {
                 log::info!("web admin from {}: signed in", visit.peer);
-                start_session(visit, Who::Admin, "/admin")
+                start_session(visit, Who::Admin, 0, "/admin")
             }
             AdminLogin::Failed => {
                 log::info!("web {}: failed admin sign-in", visit.peer);

@@ -276,6 +276,25 @@ mod tests {
     }
 
     #[test]
+    fn async_pages_are_on_https_only() {
+        for route in ROUTES {
+            if let Handler::Page(access, _) = route.handler {
+                assert!(!route.plain_http, "{:?}", route.path);
+                let Path::Exact(path) = route.path else {
+                    panic!("{:?}", route.path)
+                };
+                let wire = format!("{} {path} HTTP/1.1\r\nHost: h\r\n\r\n", route.method);
+                assert_eq!(ask(false, &wire).status, 301, "{path}");
+                assert_eq!(ask(true, &wire).status, 299, "{path}");
+                // Only the sign-in forms are open to anyone.
+                if access == Access::Anyone {
+                    assert!(path.ends_with("/login"), "{path}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn plain_http_redirects_except_challenges_and_mail_settings() {
         let moved = ask(
             false,

@@ -48,6 +48,10 @@ pub struct Session {
     pub token: String,
     /// What every form of this session carries in its `csrf` field.
     pub csrf: String,
+    /// The member's password as signed in with
+    /// ([`crate::auth::Authenticator::password_stamp`]; 0 for the admin):
+    /// when it changes, the session ends.
+    pub stamp: u64,
     started: Instant,
     seen: Instant,
 }
@@ -66,9 +70,9 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Starts a session for `who`; at the cap, the expired ones end, and
+    /// Starts a session for `who` (signed in with password `stamp`); at the cap, the expired ones end, and
     /// if none had, the least recently used.
-    pub fn start(&mut self, who: Who, now: Instant) -> Session {
+    pub fn start(&mut self, who: Who, stamp: u64, now: Instant) -> Session {
         if self.by_token.len() >= MAX_WEB_SESSIONS {
             self.by_token.retain(|_, s| !s.expired(now));
         }
@@ -86,6 +90,7 @@ impl Sessions {
             who,
             token: new_token(),
             csrf: new_token(),
+            stamp,
             started: now,
             seen: now,
         };
@@ -103,6 +108,13 @@ impl Sessions {
         }
         session.seen = now;
         Some(session.clone())
+    }
+
+    /// Records that the session of `token` changed its own password.
+    pub fn restamp(&mut self, token: &str, stamp: u64) {
+        if let Some(session) = self.by_token.get_mut(token) {
+            session.stamp = stamp;
+        }
     }
 
     /// Ends the session of `token` (signing out).
@@ -173,7 +185,7 @@ mod tests {
     fn a_session_lasts_while_used_and_ends_when_idle() {
         let t0 = Instant::now();
         let mut sessions = Sessions::default();
-        let s = sessions.start(alice(), t0);
+        let s = sessions.start(alice(), 0, t0);
         assert!(is_token(&s.token) && is_token(&s.csrf));
         assert_ne!(s.token, s.csrf);
         let minute = Duration::from_secs(60);
@@ -193,7 +205,7 @@ mod tests {
     fn a_session_ends_at_its_lifetime_even_if_used() {
         let t0 = Instant::now();
         let mut sessions = Sessions::default();
-        let s = sessions.start(Who::Admin, t0);
+        let s = sessions.start(Who::Admin, 0, t0);
         let mut now = t0;
         while now + Duration::from_secs(600) < t0 + WEB_SESSION_LIFETIME {
             now += Duration::from_secs(600);
@@ -206,16 +218,16 @@ mod tests {
     fn the_count_is_bounded_and_the_least_recently_used_goes() {
         let t0 = Instant::now();
         let mut sessions = Sessions::default();
-        let first = sessions.start(alice(), t0);
-        let second = sessions.start(alice(), t0 + Duration::from_secs(1));
+        let first = sessions.start(alice(), 0, t0);
+        let second = sessions.start(alice(), 0, t0 + Duration::from_secs(1));
         let mut now = t0 + Duration::from_secs(2);
         for _ in 2..MAX_WEB_SESSIONS {
-            sessions.start(Who::Admin, now);
+            sessions.start(Who::Admin, 0, now);
             now += Duration::from_millis(10);
         }
         // The first is used again: the second is now the idlest.
         assert!(sessions.find(&first.token, now).is_some());
-        let newest = sessions.start(alice(), now);
+        let newest = sessions.start(alice(), 0, now);
         assert_eq!(sessions.len(), MAX_WEB_SESSIONS);
         assert!(sessions.find(&second.token, now).is_none());
         assert!(sessions.find(&first.token, now).is_some());
@@ -224,7 +236,7 @@ mod tests {
         let later = now + WEB_SESSION_IDLE - Duration::from_secs(1);
         assert!(sessions.find(&first.token, later).is_some());
         let after_idle = now + WEB_SESSION_IDLE + Duration::from_secs(1);
-        sessions.start(Who::Admin, after_idle);
+        sessions.start(Who::Admin, 0, after_idle);
         assert!(sessions.find(&first.token, after_idle).is_some());
         assert_eq!(sessions.len(), 2);
     }
@@ -233,9 +245,9 @@ mod tests {
     fn signing_out_and_password_changes_end_sessions() {
         let now = Instant::now();
         let mut sessions = Sessions::default();
-        let here = sessions.start(alice(), now);
-        let elsewhere = sessions.start(alice(), now);
-        let admin = sessions.start(Who::Admin, now);
+        let here = sessions.start(alice(), 0, now);
+        let elsewhere = sessions.start(alice(), 0, now);
+        let admin = sessions.start(Who::Admin, 0, now);
         sessions.end_all_of(&alice(), Some(&here.token));
         assert!(sessions.find(&here.token, now).is_some());
         assert!(sessions.find(&elsewhere.token, now).is_none());

@@ -155,8 +155,24 @@ async fn visit(
 ) -> Response {
     let now = Instant::now();
     let peer = peer.to_canonical();
-    let session = cookie(request, SESSION_COOKIE)
+    let mut session = cookie(request, SESSION_COOKIE)
         .and_then(|token| handles.sessions.borrow_mut().find(token, now));
+    if let Some(Session {
+        who: Who::Member(member),
+        stamp,
+        token,
+        ..
+    }) = &session
+    {
+        // A member removed, or whose password changed elsewhere (the
+        // command line, the console, the admin's pages), is signed out.
+        handles.router.refresh().await;
+        if handles.auth.password_stamp(member) != Some(*stamp) {
+            log::info!("web {member} from {peer}: signed out (password changed or user removed)");
+            handles.sessions.borrow_mut().end(token);
+            session = None;
+        }
+    }
     let form = match request.method.as_str() {
         "POST" => match Form::parse(&request.body) {
             Some(form) => form,
@@ -230,11 +246,11 @@ mod tests {
     fn member() -> Session {
         let mut sessions = Sessions::default();
         let alice = Address::new("alice", "example.org").unwrap();
-        sessions.start(Who::Member(alice), Instant::now())
+        sessions.start(Who::Member(alice), 0, Instant::now())
     }
 
     fn admin() -> Session {
-        Sessions::default().start(Who::Admin, Instant::now())
+        Sessions::default().start(Who::Admin, 0, Instant::now())
     }
 
     fn form_with(token: &str) -> Form {
