@@ -521,7 +521,11 @@ fn the_admin_signs_in_only_from_admin_networks() {
     let hash = postbox::auth::password::hash("admin-pw");
     std::fs::write(data.join("admin-password"), format!("{hash}\n")).unwrap();
     let config = dir.path().join("postbox.toml");
-    std::fs::write(&config, "[web]\nadmin_from = [\"127.0.0.3/32\"]\n").unwrap();
+    std::fs::write(
+        &config,
+        "[web]\nadmin_from = [\"127.0.0.3/32\"]\n[limits]\nlogin_failures = 2\n",
+    )
+    .unwrap();
     let server = Server::start_in(&data, &["--config", config.to_str().unwrap()]);
     let outside = Browser::new(&server);
     for page in [
@@ -565,6 +569,18 @@ fn the_admin_signs_in_only_from_admin_networks() {
         "web admin from 127.0.0.3: signed in",
         Duration::from_secs(5)
     ));
+    // Guesses at the admin password count in the one throttle: the
+    // client is refused, for the admin and for members alike.
+    let guesser = Browser::from(&server, "127.0.0.3");
+    let token = guesser.get("/admin/login").csrf();
+    let guess = guesser.post("/admin/login", &[("csrf", &token), ("password", "guess")]);
+    assert_eq!(guess.status, 403);
+    let refused = guesser.post(
+        "/admin/login",
+        &[("csrf", &token), ("password", "admin-pw")],
+    );
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(guesser.sign_in("alice@localhost", "alice-pw").status, 429);
 }
 
 #[test]
