@@ -196,6 +196,11 @@ fn members_sign_in_and_out_with_strict_cookies() {
     assert_eq!(account.status, 200);
     assert!(account.body.contains("alice@localhost"), "{}", account.body);
     assert!(account.body.contains("id=\"password-form\""));
+    // Every form carries the session's token.
+    let forms = account.body.matches("<form ").count();
+    assert_eq!(forms, 4, "{}", account.body);
+    let token = format!("name=\"csrf\" value=\"{}\"", account.csrf());
+    assert_eq!(account.body.matches(&token).count(), forms);
     assert_eq!(account.field("Cache-Control"), Some("no-store"));
     assert!(server.logged(
         "web alice@localhost from 127.0.0.1: signed in",
