@@ -87,6 +87,11 @@ impl Counters {
         self.changed.set(true);
     }
 
+    /// The counters as they are now.
+    pub fn snapshot(&self) -> Stats {
+        self.stats.borrow().clone()
+    }
+
     /// Writes the counters if they changed (or `always`, when asked).
     pub async fn save(&self, always: bool) {
         if !self.changed.replace(false) && !always {

@@ -6,7 +6,7 @@
 //! HTML) and has a stable `id`; its fields have stable names.
 
 use crate::config::Config;
-use crate::ops::stats::Stats;
+use crate::ops::stats::{Day, Stats};
 use crate::route::Forward;
 use crate::store::{disk, maildir, quota, users};
 use crate::tls::der::CertInfo;
@@ -511,10 +511,20 @@ pub fn log(lines: Option<&[String]>) -> String {
 
 // ---- Statistics ----
 
-/// `GET /admin/stats`: the chart and the counters' report.
-pub fn stats(stats: &Stats) -> String {
+/// `GET /admin/stats`: the chart of `days` (oldest first), the same
+/// figures as a table, and the counters' report.
+pub fn stats(stats: &Stats, days: &[Day]) -> String {
+    let mut rows = String::new();
+    for day in days.iter().rev() {
+        let (year, month, dom) = crate::ops::clock::civil_from_days(day.day as i64);
+        rows.push_str(&format!(
+            "<tr><td>{year:04}-{month:02}-{dom:02}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            day.received, day.delivered, day.sent
+        ));
+    }
     format!(
-        "<h1>Statistics</h1>\n<section>\n<h2>Messages received per day, last {CHART_DAYS} days (UTC)</h2>\n<img id=\"chart\" src=\"{CHART_PATH}\" width=\"640\" height=\"240\" alt=\"Bar chart of messages received per day over the last {CHART_DAYS} days\">\n</section>\n<section>\n<h2>Counters</h2>\n{}</section>\n",
+        "<h1>Statistics</h1>\n<section>\n<h2>Messages received per day, last {} days (UTC)</h2>\n<img id=\"chart\" src=\"{CHART_PATH}\" width=\"640\" height=\"240\" alt=\"Bar chart of messages received per day; the table below has the figures\">\n<details>\n<summary>The figures</summary>\n<table id=\"days\">\n<tr><th>Day</th><th>Received</th><th>Delivered here</th><th>Sent on</th></tr>\n{rows}</table>\n</details>\n</section>\n<section>\n<h2>Counters</h2>\n{}</section>\n",
+        days.len(),
         pre("stats", &stats.report())
     )
 }
@@ -706,8 +716,22 @@ mod tests {
         let html = log(Some(&["a <b> & c".to_string(), "d".to_string()]));
         assert!(html.contains("<pre id=\"log\">a &lt;b&gt; &amp; c\nd</pre>"));
         assert!(log(None).contains("--log-ring"));
-        let html = stats(&Stats::default());
+        let days = [
+            Day {
+                day: 20_424,
+                received: 3,
+                delivered: 2,
+                sent: 1,
+            },
+            Day {
+                day: 20_425,
+                ..Day::default()
+            },
+        ];
+        let html = stats(&Stats::default(), &days);
         assert!(html.contains(&format!("<img id=\"chart\" src=\"{CHART_PATH}\"")));
+        // Newest first in the table.
+        assert!(html.contains("<tr><td>2025-12-03</td><td>0</td><td>0</td><td>0</td></tr>\n<tr><td>2025-12-02</td><td>3</td><td>2</td><td>1</td></tr>"));
         assert!(html.contains("received: 0 messages"));
         let info = CertInfo {
             subject: "CN=mx.example.org".into(),
