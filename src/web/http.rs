@@ -96,6 +96,7 @@ pub const HTML: &str = "text/html; charset=utf-8";
 pub const TEXT: &str = "text/plain; charset=utf-8";
 pub const XML: &str = "text/xml; charset=utf-8";
 pub const CSS: &str = "text/css; charset=utf-8";
+pub const SVG: &str = "image/svg+xml";
 
 impl Response {
     pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {

@@ -218,12 +218,3 @@ pub fn logout<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
         response
     })
 }
-
-/// `GET /admin`: the admin's start page.
-pub fn admin_home<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
-    Box::pin(async move {
-        let body =
-            "<h1>Admin</h1>\n<section>\n<p>You are signed in as the admin.</p>\n</section>\n";
-        visit.page(200, "Admin", body)
-    })
-}

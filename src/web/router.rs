@@ -10,6 +10,7 @@
 //! says who may see it ([`Access`]); [`super::visit`] checks that, and the
 //! CSRF token of every form posted to a signed-in page, before it runs.
 
+use super::admin::pages as admin;
 use super::http::{Request, Response};
 use super::visit::{Pending, Visit};
 use super::{account, login, pages};
@@ -112,7 +113,71 @@ pub const ROUTES: &[Route] = &[
     page("GET", "/admin/login", Access::Anyone, login::admin_form),
     page("POST", "/admin/login", Access::Anyone, login::admin_login),
     page("POST", "/logout", Access::Signed, login::logout),
-    page("GET", "/admin", Access::Admin, login::admin_home),
+    page("GET", "/admin", Access::Admin, admin::status),
+    page("GET", "/admin/users", Access::Admin, admin::users),
+    page("POST", "/admin/users/add", Access::Admin, admin::user_add),
+    page(
+        "POST",
+        "/admin/users/passwd",
+        Access::Admin,
+        admin::user_passwd,
+    ),
+    page(
+        "POST",
+        "/admin/users/quota",
+        Access::Admin,
+        admin::user_quota,
+    ),
+    page(
+        "POST",
+        "/admin/users/forward",
+        Access::Admin,
+        admin::user_forward,
+    ),
+    page(
+        "GET",
+        "/admin/users/delete",
+        Access::Admin,
+        admin::user_delete_form,
+    ),
+    page(
+        "POST",
+        "/admin/users/delete",
+        Access::Admin,
+        admin::user_delete,
+    ),
+    page("GET", "/admin/aliases", Access::Admin, admin::aliases),
+    page(
+        "POST",
+        "/admin/aliases/add",
+        Access::Admin,
+        admin::alias_add,
+    ),
+    page(
+        "POST",
+        "/admin/aliases/delete",
+        Access::Admin,
+        admin::alias_delete,
+    ),
+    page("GET", "/admin/queue", Access::Admin, admin::queue),
+    page(
+        "POST",
+        "/admin/queue/flush",
+        Access::Admin,
+        admin::queue_flush,
+    ),
+    page(
+        "POST",
+        "/admin/queue/delete",
+        Access::Admin,
+        admin::queue_delete,
+    ),
+    page("GET", "/admin/log", Access::Admin, admin::log),
+    page("GET", "/admin/stats", Access::Admin, admin::stats),
+    page("GET", super::admin::CHART_PATH, Access::Admin, admin::chart),
+    page("GET", "/admin/tls", Access::Admin, admin::certificate),
+    page("GET", "/admin/dns", Access::Admin, admin::dns),
+    page("POST", "/admin/dns/check", Access::Admin, admin::dns_check),
     page("GET", "/account", Access::Member, account::overview),
     page(
         "POST",

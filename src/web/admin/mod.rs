@@ -4,4 +4,7 @@
 //! reads; every change runs an admin verb ([`act`]).
 
 pub mod act;
+pub mod pages;
 pub mod view;
+
+pub use view::CHART_PATH;

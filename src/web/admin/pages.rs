@@ -27,7 +27,10 @@ const NOTES: &[(&str, &str)] = &[
     ("user-delete", "Deleted {} and their mail."),
     ("alias-add", "Saved {}."),
     ("alias-delete", "Removed {}."),
-    ("queue-flush", "The server is trying every waiting message now."),
+    (
+        "queue-flush",
+        "The server is trying every waiting message now.",
+    ),
     ("queue-delete", "Deleted {} from the queue."),
 ];
 
@@ -40,13 +43,23 @@ fn note(visit: &Visit) -> Option<Outcome> {
 }
 
 /// A section's page: the menu, `outcome`, then `body`.
-fn section(visit: &Visit, status: u16, path: &str, outcome: Option<Outcome>, body: &str) -> Response {
+fn section(
+    visit: &Visit,
+    status: u16,
+    path: &str,
+    outcome: Option<Outcome>,
+    body: &str,
+) -> Response {
     let title = view::SECTIONS
         .iter()
         .find(|(p, _)| *p == path)
         .map_or("Admin", |(_, name)| name);
     let outcome = outcome.or_else(|| note(visit));
-    visit.page(status, &format!("Admin: {title}"), &view::section(path, outcome.as_ref(), body))
+    visit.page(
+        status,
+        &format!("Admin: {title}"),
+        &view::section(path, outcome.as_ref(), body),
+    )
 }
 
 /// Runs `action`. Done: logged, and back to `path` with the note `done`
@@ -107,7 +120,10 @@ async fn users_page<'a>(visit: &'a Visit<'a>, outcome: Option<Outcome>) -> Respo
     };
     let body = match read(visit, view::user_rows).await {
         Ok(rows) => view::users(&rows, &visit.csrf_field()),
-        Err(e) => format!("<p class=\"message error\">{}</p>\n", crate::web::pages::escape_html(&e)),
+        Err(e) => format!(
+            "<p class=\"message error\">{}</p>\n",
+            crate::web::pages::escape_html(&e)
+        ),
     };
     section(visit, status, "/admin/users", outcome, &body)
 }
@@ -127,7 +143,15 @@ pub fn user_add<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
         let address = visit.form.text("address");
         let action = Action::new(&["user", "add"], &[address], &[])
             .with_password(visit.form.text("password"));
-        change(visit, action, "/admin/users", "user-add", address, users_again).await
+        change(
+            visit,
+            action,
+            "/admin/users",
+            "user-add",
+            address,
+            users_again,
+        )
+        .await
     })
 }
 
@@ -137,7 +161,15 @@ pub fn user_passwd<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
         let address = visit.form.text("address");
         let action = Action::new(&["user", "passwd"], &[address], &[])
             .with_password(visit.form.text("password"));
-        change(visit, action, "/admin/users", "user-passwd", address, users_again).await
+        change(
+            visit,
+            action,
+            "/admin/users",
+            "user-passwd",
+            address,
+            users_again,
+        )
+        .await
     })
 }
 
@@ -147,7 +179,15 @@ pub fn user_quota<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
         let address = visit.form.text("address");
         let size = visit.form.text("size");
         let action = Action::new(&["user", "quota"], &[address, size], &[]);
-        change(visit, action, "/admin/users", "user-quota", address, users_again).await
+        change(
+            visit,
+            action,
+            "/admin/users",
+            "user-quota",
+            address,
+            users_again,
+        )
+        .await
     })
 }
 
@@ -158,7 +198,15 @@ pub fn user_forward<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
         let address = visit.form.text("address");
         let action = Action::new(&["user", "forward"], &[address], &[visit.form.text("to")])
             .keeping(visit.form.get("keep").is_some());
-        change(visit, action, "/admin/users", "user-forward", address, users_again).await
+        change(
+            visit,
+            action,
+            "/admin/users",
+            "user-forward",
+            address,
+            users_again,
+        )
+        .await
     })
 }
 
@@ -180,10 +228,24 @@ pub fn user_delete<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
         if address.is_empty() || !confirm.eq_ignore_ascii_case(address) {
             let why = "The address typed to confirm does not match: nothing was deleted.";
             let body = view::confirm_delete(address, &visit.csrf_field());
-            return section(visit, 400, "/admin/users", Some(Outcome::Failed(why.into())), &body);
+            return section(
+                visit,
+                400,
+                "/admin/users",
+                Some(Outcome::Failed(why.into())),
+                &body,
+            );
         }
         let action = Action::new(&["user", "del"], &[address], &[]);
-        change(visit, action, "/admin/users", "user-delete", address, users_again).await
+        change(
+            visit,
+            action,
+            "/admin/users",
+            "user-delete",
+            address,
+            users_again,
+        )
+        .await
     })
 }
 
@@ -196,7 +258,10 @@ async fn aliases_page<'a>(visit: &'a Visit<'a>, outcome: Option<Outcome>) -> Res
     };
     let body = match read(visit, view::alias_rows).await {
         Ok(rows) => view::aliases(&rows, &visit.csrf_field()),
-        Err(e) => format!("<p class=\"message error\">{}</p>\n", crate::web::pages::escape_html(&e)),
+        Err(e) => format!(
+            "<p class=\"message error\">{}</p>\n",
+            crate::web::pages::escape_html(&e)
+        ),
     };
     section(visit, status, "/admin/aliases", outcome, &body)
 }
@@ -216,7 +281,15 @@ pub fn alias_add<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
     Box::pin(async move {
         let name = visit.form.text("name");
         let action = Action::new(&["alias", "add"], &[name], &[visit.form.text("targets")]);
-        change(visit, action, "/admin/aliases", "alias-add", name, aliases_again).await
+        change(
+            visit,
+            action,
+            "/admin/aliases",
+            "alias-add",
+            name,
+            aliases_again,
+        )
+        .await
     })
 }
 
@@ -225,7 +298,15 @@ pub fn alias_delete<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
     Box::pin(async move {
         let name = visit.form.text("name");
         let action = Action::new(&["alias", "del"], &[name], &[]);
-        change(visit, action, "/admin/aliases", "alias-delete", name, aliases_again).await
+        change(
+            visit,
+            action,
+            "/admin/aliases",
+            "alias-delete",
+            name,
+            aliases_again,
+        )
+        .await
     })
 }
 
@@ -239,7 +320,10 @@ async fn queue_page<'a>(visit: &'a Visit<'a>, outcome: Option<Outcome>) -> Respo
     let now = crate::queue::unix_now();
     let body = match read(visit, move |c| view::queue_rows(c, now)).await {
         Ok((rows, damaged)) => view::queue(&rows, damaged.as_deref(), &visit.csrf_field()),
-        Err(e) => format!("<p class=\"message error\">{}</p>\n", crate::web::pages::escape_html(&e)),
+        Err(e) => format!(
+            "<p class=\"message error\">{}</p>\n",
+            crate::web::pages::escape_html(&e)
+        ),
     };
     section(visit, status, "/admin/queue", outcome, &body)
 }
@@ -257,7 +341,15 @@ pub fn queue<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
 pub fn queue_flush<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
     Box::pin(async move {
         let action = Action::new(&["queue", "flush"], &[], &[]);
-        change(visit, action, "/admin/queue", "queue-flush", "", queue_again).await
+        change(
+            visit,
+            action,
+            "/admin/queue",
+            "queue-flush",
+            "",
+            queue_again,
+        )
+        .await
     })
 }
 
@@ -266,7 +358,15 @@ pub fn queue_delete<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
     Box::pin(async move {
         let id = visit.form.text("id");
         let action = Action::new(&["queue", "delete"], &[id], &[]);
-        change(visit, action, "/admin/queue", "queue-delete", id, queue_again).await
+        change(
+            visit,
+            action,
+            "/admin/queue",
+            "queue-delete",
+            id,
+            queue_again,
+        )
+        .await
     })
 }
 
@@ -291,7 +391,13 @@ pub fn stats<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
     Box::pin(async move {
         let stats = visit.handles.counters.snapshot();
         let days = stats.last_days(crate::ops::stats::now(), view::CHART_DAYS);
-        section(visit, 200, "/admin/stats", None, &view::stats(&stats, &days))
+        section(
+            visit,
+            200,
+            "/admin/stats",
+            None,
+            &view::stats(&stats, &days),
+        )
     })
 }
 
