@@ -122,6 +122,18 @@ impl Browser {
         }
     }
 
+    /// Signs in as a member; the status of the answer (303 when signed in).
+    fn member_login(&self, address: &str, password: &str) -> u16 {
+        let form = self.get("/login");
+        let fields = [
+            ("csrf", form.csrf()),
+            ("address", address.to_string()),
+            ("password", password.to_string()),
+        ];
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        self.post("/login", &fields).status
+    }
+
     /// Signs in as the admin; the admin pages then answer.
     fn admin_login(&self, password: &str) -> Page {
         let form = self.get("/admin/login");
@@ -213,6 +225,10 @@ fn the_admin_adds_changes_and_deletes_users_as_the_command_line_does() {
     assert!(added.body.contains("Added carol"), "{}", added.body);
     assert!(cli(data, &["user", "list"], "").contains("carol@localhost\n"));
     assert!(pop3_accepts(&server, "carol", "carol-pw"));
+    assert_eq!(
+        Browser::new(&server).member_login("carol@localhost", "carol-pw"),
+        303
+    );
     assert!(server.logged(
         "web admin from 127.0.0.1: user add carol",
         Duration::from_secs(5)
@@ -271,6 +287,21 @@ fn the_admin_adds_changes_and_deletes_users_as_the_command_line_does() {
         .contains("<td>unlimited</td><td>bob@far.test</td>"));
     let forwards = postbox::route::forward::load(data).unwrap();
     assert!(forwards["carol@localhost"].keep);
+    admin.submit(
+        "/admin/users",
+        "/admin/users/forward",
+        &[("address", "bob@localhost"), ("to", "off")],
+    );
+    let forwards = postbox::route::forward::load(data).unwrap();
+    assert!(!forwards.contains_key("bob@localhost"), "{forwards:?}");
+    // A field left empty runs nothing.
+    let empty = admin.submit(
+        "/admin/users",
+        "/admin/users/quota",
+        &[("address", "bob@localhost"), ("size", "")],
+    );
+    assert_eq!(empty.status, 400);
+    assert!(empty.body.contains("Fill in every field"), "{}", empty.body);
     assert_eq!(
         postbox::store::quota::load(data).unwrap()["carol@localhost"],
         10 << 20
@@ -307,6 +338,10 @@ fn the_admin_adds_changes_and_deletes_users_as_the_command_line_does() {
         .contains("Deleted carol@localhost and their mail"));
     assert!(!cli(data, &["user", "list"], "").contains("carol"));
     assert!(!pop3_accepts(&server, "carol", "carol-new"));
+    assert_eq!(
+        Browser::new(&server).member_login("carol@localhost", "carol-new"),
+        403
+    );
     assert!(server.logged(
         "web admin from 127.0.0.1: user del carol@localhost",
         Duration::from_secs(5)

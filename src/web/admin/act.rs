@@ -62,12 +62,10 @@ impl Action {
 
     /// Runs the verb off the executor thread; its text, or why not.
     pub async fn run(self, config: &Config) -> Result<String, String> {
-        if self.args.iter().any(|a| a.is_empty()) {
-            return Err(self.verb.usage());
-        }
         let words: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let Some((args, keep)) = self.verb.arguments(&words) else {
-            return Err(self.verb.usage());
+        let fits = self.verb.arguments(&words);
+        let Some((args, keep)) = fits.filter(|_| words.iter().all(|w| !w.is_empty())) else {
+            return Err(format!("Fill in every field ({}).", self.verb.usage()));
         };
         let args: Vec<String> = args.into_iter().map(str::to_string).collect();
         let keep = keep || self.keep;
@@ -144,14 +142,14 @@ mod tests {
             let empty = Action::new(&["user", "quota"], &["bob@example.org", " "], &[]);
             assert_eq!(
                 empty.run(&c).await.unwrap_err(),
-                "usage: user quota NAME SIZE"
+                "Fill in every field (usage: user quota NAME SIZE)."
             );
             let none = Action::new(&["alias", "add"], &["club"], &["  "]);
             assert!(none
                 .run(&c)
                 .await
                 .unwrap_err()
-                .starts_with("usage: alias add"));
+                .contains("(usage: alias add"));
             assert_eq!(
                 Action::new(&["alias", "list"], &[], &[])
                     .run(&c)
