@@ -25,6 +25,9 @@
 //!  web                                 the HTTPS and HTTP listeners: a sans-IO
 //!                                      request reader, a router, the pages and
 //!                                      mail programs' set-up answers
+//!  acme                                certificates by ACME: the order as a
+//!                                      sans-IO driver, signed requests, HTTPS
+//!                                      to the service, renewal on a schedule
 //!  server                              the runtime: one executor, admission,
 //!                                      shutdown; the only place that wires
 //!                                      the handles together
@@ -70,6 +73,7 @@
 // bounded memory with no heap allocation per command.
 #![allow(clippy::large_enum_variant)]
 
+pub mod acme;
 pub mod admin;
 pub mod appliance;
 pub mod auth;

@@ -237,3 +237,20 @@ pub const WEB_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// cookies from one request.
 pub const MAX_FORM_FIELDS: usize = 32;
 pub const MAX_COOKIES: usize = 32;
+
+/// ACME (src/acme): the largest response read from the service (a
+/// certificate chain is a few KiB), the time one request may take, and
+/// the time a whole order may take before it is given up and retried.
+pub const ACME_MAX_RESPONSE: usize = 64 * 1024;
+pub const ACME_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const ACME_ORDER_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Polling an authorization or order: the first wait, doubling up to the
+/// last (a `Retry-After` from the service wins, up to the same maximum).
+pub const ACME_POLL_FIRST: Duration = Duration::from_millis(250);
+pub const ACME_POLL_MAX: Duration = Duration::from_secs(10);
+/// After a failed attempt the next waits this long, doubling with each
+/// further failure, up to a day.
+pub const ACME_RETRY_FIRST: Duration = Duration::from_secs(60);
+pub const ACME_RETRY_MAX: Duration = Duration::from_secs(24 * 3600);
+/// badNonce answers retried in a row before the order fails.
+pub const ACME_NONCE_RETRIES: u32 = 3;

@@ -16,7 +16,6 @@ usage:
   postbox console                     admin shell on stdin/stdout
   postbox console --admin             the appliance's serial console
   postbox system ...                  the appliance init's helpers
-  postbox tls show                    the certificate in use
   postbox tls selfsigned [--force]    make a new self-signed certificate
   postbox check-config [FILE]         check a config file: ok, or each problem
   postbox --help | --version
@@ -62,13 +61,14 @@ options:
                        (on a RAM disk; the admin console's `log` shows it)
 ";
 
-const TLS_HELP: &str = "\
-usage:
-  postbox tls show                  subject, validity and SHA-256 fingerprint
-  postbox tls selfsigned [--force]  make a self-signed certificate for the
-                                    hostname in DATA/tls (--force replaces one)
+const TLS_NOTES: &str =
+    "  postbox tls selfsigned [--force]      make a self-signed certificate for the
+                                        hostname in DATA/tls (--force replaces one)
 
-A running server picks up a changed certificate at its next connection.
+The listeners present the ACME certificate while [acme] is enabled and it
+is valid, else the [tls] files, else the self-signed one. 'tls show' says
+which, what it says and, with ACME, the last renewal and error. A running
+server picks up a changed certificate at its next connection.
 
 options:
   --config FILE  --data DIR  --hostname NAME  --force
@@ -345,8 +345,9 @@ fn run() -> Result<(), Failure> {
         "dkim" => admin_verb(&command, &args),
         "dns" if args.help => help(&group_help("dns", DNS_NOTES)),
         "dns" => admin_verb(&command, &args),
-        "tls" if args.help => help(TLS_HELP),
-        "tls" => tls(&args),
+        "tls" if args.help => help(&group_help("tls", TLS_NOTES)),
+        "tls" if args.words.first().is_some_and(|w| w == "selfsigned") => tls_selfsigned(&args),
+        "tls" => admin_verb(&command, &args),
         "check-config" if args.help => help(CHECK_CONFIG_HELP),
         "check-config" => check_config(args),
         "system" if args.help => help(SYSTEM_HELP),
@@ -500,41 +501,26 @@ fn admin_verb(command: &str, args: &Args) -> Result<(), Failure> {
     Ok(())
 }
 
-fn tls(args: &Args) -> Result<(), Failure> {
-    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
+/// `tls selfsigned [--force]`.
+fn tls_selfsigned(args: &Args) -> Result<(), Failure> {
+    if let Some(extra) = args.words.get(1) {
+        return usage(format!("tls selfsigned takes no argument {extra:?}"));
+    }
     let config = load_config(args)?;
     let paths = postbox::tls::CertPaths::of(&config);
-    let info = match words.as_slice() {
-        ["show"] => {
-            if paths.self_signed && !paths.cert.exists() {
-                return Err(Failure::Failed(format!(
-                    "no certificate yet in {}; 'postbox serve' or 'postbox tls selfsigned' makes one",
-                    paths.cert.display()
-                )));
-            }
-            postbox::tls::show(&paths).map_err(Failure::Failed)?
-        }
-        ["selfsigned"] => {
-            if !paths.self_signed {
-                return Err(Failure::Failed(format!(
-                    "the config names a certificate ({}); selfsigned manages only the data directory's",
-                    paths.cert.display()
-                )));
-            }
-            if paths.cert.exists() && !args.force {
-                return Err(Failure::Failed(format!(
-                    "{} exists; use --force to replace it",
-                    paths.cert.display()
-                )));
-            }
-            postbox::tls::make_self_signed(&paths, &config.hostname).map_err(Failure::Failed)?
-        }
-        [] => return usage("tls needs a subcommand: show or selfsigned"),
-        [other, ..] if !matches!(*other, "show" | "selfsigned") => {
-            return usage(format!("unknown tls subcommand {other:?}"))
-        }
-        _ => return usage(format!("tls {} takes no arguments", words[0])),
-    };
+    if paths.origin != postbox::tls::Origin::SelfSigned {
+        return Err(Failure::Failed(format!(
+            "the config names a certificate ({}); selfsigned manages only the data directory's",
+            paths.cert.display()
+        )));
+    }
+    if paths.cert.exists() && !args.force {
+        return Err(Failure::Failed(format!(
+            "{} exists; use --force to replace it",
+            paths.cert.display()
+        )));
+    }
+    let info = postbox::tls::make_self_signed(&paths, &config.hostname).map_err(Failure::Failed)?;
     println!("certificate: {}", paths.cert.display());
     println!("subject:     {}", info.subject);
     println!("valid from:  {}", info.not_before);

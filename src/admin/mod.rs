@@ -5,6 +5,7 @@
 pub mod dkim;
 pub mod dns;
 mod status;
+pub mod tls;
 pub mod verbs;
 
 pub use status::status;

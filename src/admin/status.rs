@@ -43,14 +43,7 @@ pub fn status(config: &Config) -> String {
         None => say(out, "server: not running\n"),
     }
     // From the files: what the server presents at its next handshake.
-    let tls = match crate::tls::show(&crate::tls::CertPaths::of(config)) {
-        Ok(info) => format!(
-            "tls: {}, valid until {}\ntls SHA-256: {}\n",
-            info.subject, info.not_after, info.fingerprint
-        ),
-        Err(_) => "tls: no certificate yet (made on first start)\n".to_string(),
-    };
-    say(out, &tls);
+    say(out, &super::tls::status_lines(config));
     say(out, &format!("domains: {}\n", config.domains.join(", ")));
     match users::load(&config.data_dir) {
         Ok(list) => say(out, &format!("users: {}\n", list.users.len())),

@@ -201,6 +201,20 @@ pub const VERBS: &[Verb] = &[
         |c, r| text(dns::check(c, r.args.first().copied())),
     ),
     verb(
+        &["tls", "show"],
+        "",
+        (0, 0),
+        "the certificate in use (ACME, files, self-signed), renewal",
+        |c, _| text(tls::show(c)),
+    ),
+    verb(
+        &["tls", "renew"],
+        "",
+        (0, 0),
+        "the running server renews its ACME certificate now",
+        |c, _| text(tls::renew(c)),
+    ),
+    verb(
         &["status"],
         "",
         (0, 0),

@@ -54,6 +54,8 @@ pub(super) struct FileConfig {
     pub queue: QueueFile,
     #[serde(default)]
     pub web: WebFile,
+    #[serde(default)]
+    pub acme: AcmeFile,
     /// Old names of `[queue]` keys, from before the outbound keys had a
     /// section of their own (see `bounds::OLD_NAMES`).
     pub smarthost: Option<String>,
@@ -90,6 +92,16 @@ pub(super) struct WebFile {
     pub http_listen: Option<String>,
     pub max_sessions: Option<i64>,
     pub admin_from: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AcmeFile {
+    pub enabled: Option<bool>,
+    pub directory: Option<String>,
+    pub contact: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub names: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -12,7 +12,7 @@ mod value;
 
 pub use bounds::{Bound, OldName, Unit, BOUNDS, OLD_NAMES};
 pub use keys::known_keys;
-pub use value::{parse_duration, parse_size};
+pub use value::{parse_duration, parse_size, HttpsUrl};
 
 use crate::policy::relay::Cidr;
 use bounds::Problems;
@@ -50,6 +50,9 @@ pub const DEFAULT_PLAINTEXT_ON_LOOPBACK: bool = false;
 pub const DEFAULT_QUOTA_TEMPORARY: bool = false;
 pub const DEFAULT_GREYLIST_ENABLED: bool = false;
 pub const DEFAULT_DKIM_SIGN: bool = true;
+pub const DEFAULT_ACME_ENABLED: bool = false;
+/// Let's Encrypt's production service.
+pub const DEFAULT_ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -98,6 +101,7 @@ pub struct Config {
     pub inbound: InboundModes,
     pub queue: QueueConfig,
     pub web: WebConfig,
+    pub acme: AcmeConfig,
     /// The aliases file (/etc/aliases syntax); default DATA/aliases.
     pub aliases: PathBuf,
 }
@@ -115,6 +119,47 @@ pub struct WebConfig {
     pub max_sessions: usize,
     /// Clients that may open the admin pages.
     pub admin_from: Vec<Cidr>,
+}
+
+/// Certificates from an ACME service (`[acme]`, RFC 8555), for the host
+/// name and `names`; while enabled, an ACME certificate wins over `[tls]`
+/// files and the self-signed one, which serve until it is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeConfig {
+    pub enabled: bool,
+    /// The service's directory.
+    pub directory: HttpsUrl,
+    /// `mailto:ADDRESS`, given to the service for expiry notices.
+    pub contact: Option<String>,
+    /// PEM certificates trusted for the service besides the web roots.
+    pub ca: Option<PathBuf>,
+    /// DNS names the certificate covers besides the host name.
+    pub names: Vec<String>,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            enabled: DEFAULT_ACME_ENABLED,
+            directory: HttpsUrl::parse(DEFAULT_ACME_DIRECTORY).expect("the default URL parses"),
+            contact: None,
+            ca: None,
+            names: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Every name an ACME certificate is for: the host name first.
+    pub fn acme_names(&self) -> Vec<String> {
+        let mut names = vec![self.hostname.to_ascii_lowercase()];
+        for name in &self.acme.names {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
 }
 
 /// How mail for other domains leaves.
@@ -390,6 +435,17 @@ impl Config {
         let dkim = dkim(&file.dkim, p);
         let inbound = inbound(&file.inbound, p);
         let web = web(&file.web, o, p);
+        let acme = acme(&file.acme, p);
+        let hostname = o
+            .hostname
+            .clone()
+            .or(file.hostname)
+            .unwrap_or_else(os_hostname);
+        if acme.enabled && !crate::wire::address::domain_is_valid(&hostname) {
+            p.0.push(format!(
+                "acme.enabled: the host name {hostname:?} is not a DNS name a certificate can be for"
+            ));
+        }
         if !p.0.is_empty() {
             return Err(std::mem::take(&mut p.0));
         }
@@ -410,6 +466,7 @@ impl Config {
             inbound,
             queue,
             web,
+            acme,
             dnsbl,
             dns_resolver: o.dns_resolver.or(file.dns_resolver),
             submission,
@@ -425,11 +482,7 @@ impl Config {
                     .unwrap_or(DEFAULT_PLAINTEXT_ON_LOOPBACK),
             from_must_match: file.auth.from_must_match.unwrap_or(DEFAULT_FROM_MUST_MATCH),
             data_dir,
-            hostname: o
-                .hostname
-                .clone()
-                .or(file.hostname)
-                .unwrap_or_else(os_hostname),
+            hostname,
             domains,
             postmaster: file.postmaster,
             log_level,

@@ -127,6 +127,54 @@ pub(super) fn web(f: &WebFile, o: &Overrides, p: &mut Problems) -> WebConfig {
     }
 }
 
+pub(super) fn acme(f: &AcmeFile, p: &mut Problems) -> AcmeConfig {
+    let defaults = AcmeConfig::default();
+    let directory = match &f.directory {
+        None => defaults.directory,
+        Some(text) => p
+            .check(HttpsUrl::parse(text).map_err(|e| format!("acme.directory: {e}")))
+            .unwrap_or(defaults.directory),
+    };
+    let contact = f.contact.as_ref().map(|text| {
+        let address = text.strip_prefix("mailto:").unwrap_or(text);
+        let valid = address.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !local.contains([' ', ',', '<', '>', ':'])
+                && crate::wire::address::domain_is_valid(domain)
+                && !domain.starts_with('[')
+        });
+        if !valid {
+            p.0.push(format!(
+                "acme.contact: expected an email address, not {text:?}"
+            ));
+        }
+        format!("mailto:{address}")
+    });
+    let enabled = f.enabled.unwrap_or(DEFAULT_ACME_ENABLED);
+    // Checked while enabled only: the example names a file few have.
+    if let (Some(ca), true) = (&f.ca, enabled) {
+        if !ca.is_file() {
+            p.0.push(format!("acme.ca: no such file {}", ca.display()));
+        }
+    }
+    let mut names: Vec<String> = Vec::new();
+    for name in f.names.iter().flatten() {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if !crate::wire::address::domain_is_valid(&name) || name.starts_with('[') {
+            p.0.push(format!("acme.names: invalid DNS name {name:?}"));
+        } else if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    AcmeConfig {
+        enabled,
+        directory,
+        contact,
+        ca: f.ca.clone(),
+        names,
+    }
+}
+
 pub(super) fn listener_sessions(file: &FileConfig, p: &mut Problems) -> ListenerSessions {
     ListenerSessions {
         submission: b("submission.max_sessions").count(file.submission.max_sessions, p),

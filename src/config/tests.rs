@@ -162,6 +162,46 @@ fn example_file_parses_to_defaults() {
     assert_eq!(from_example.from_must_match, defaults.from_must_match);
     assert_eq!(from_example.queue, defaults.queue);
     assert_eq!(from_example.web, defaults.web);
+    assert_eq!(from_example.acme, defaults.acme);
+}
+
+#[test]
+fn acme_section_defaults_values_and_mistakes() {
+    let c = Config::from_toml("hostname = \"mx.example.org\"\n").unwrap();
+    assert_eq!(c.acme, AcmeConfig::default());
+    assert!(!c.acme.enabled);
+    assert_eq!(c.acme.directory.to_string(), DEFAULT_ACME_DIRECTORY);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "").unwrap();
+    let text = format!(
+        "hostname = \"mx.example.org\"\n[acme]\nenabled = true\ndirectory = \"https://127.0.0.1:14000/dir\"\ncontact = \"admin@example.org\"\nca = {:?}\nnames = [\"Mail.Example.org.\", \"mx.example.org\"]\n",
+        ca.display().to_string()
+    );
+    let c = Config::from_toml(&text).unwrap();
+    assert!(c.acme.enabled);
+    assert_eq!(c.acme.directory.port, 14000);
+    assert_eq!(c.acme.contact.as_deref(), Some("mailto:admin@example.org"));
+    assert_eq!(c.acme.ca.as_deref(), Some(ca.as_path()));
+    assert_eq!(c.acme_names(), vec!["mx.example.org", "mail.example.org"]);
+    for (bad, key) in [
+        ("directory = \"http://acme.test/dir\"", "acme.directory: "),
+        (
+            "directory = \"https://acme.test:port/\"",
+            "acme.directory: ",
+        ),
+        ("contact = \"not an address\"", "acme.contact: "),
+        ("enabled = true\nca = \"/nonexistent/ca.pem\"", "acme.ca: "),
+        ("names = [\"*.example.org\"]", "acme.names: "),
+        ("names = [\"a..b\"]", "acme.names: "),
+        ("enable = true", "unknown field"),
+    ] {
+        let text = format!("hostname = \"mx.example.org\"\n[acme]\n{bad}\n");
+        let e = Config::from_toml(&text).unwrap_err();
+        assert!(e.contains(key), "{bad}: {e}");
+    }
+    let e = Config::from_toml("hostname = \"bad name\"\n[acme]\nenabled = true\n").unwrap_err();
+    assert!(e.contains("acme.enabled"), "{e}");
 }
 
 #[test]

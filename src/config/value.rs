@@ -76,9 +76,123 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     whole.checked_add(part).ok_or_else(too_large)
 }
 
+/// An `https://` URL as ACME uses them: host (a name or an IP literal,
+/// IPv6 in brackets), port (443 unless given) and the path with its query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsUrl {
+    pub host: String,
+    pub port: u16,
+    /// Starts with `/`.
+    pub path: String,
+}
+
+impl HttpsUrl {
+    pub fn parse(text: &str) -> Result<HttpsUrl, String> {
+        let invalid = |why: &str| format!("invalid URL {text:?}: {why}");
+        let rest = text
+            .strip_prefix("https://")
+            .ok_or_else(|| invalid("expected https://"))?;
+        if rest.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+            return Err(invalid("spaces or non-ASCII characters"));
+        }
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('?') => (&rest[..i], format!("/{}", &rest[i..])),
+            Some(i) => (&rest[..i], rest[i..].to_string()),
+            None => (rest, "/".to_string()),
+        };
+        let path = path.split('#').next().unwrap_or("/").to_string();
+        if authority.contains('@') {
+            return Err(invalid("user names are not allowed"));
+        }
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (ip, after) = v6.split_once(']').ok_or_else(|| invalid("unclosed ["))?;
+                ip.parse::<std::net::Ipv6Addr>()
+                    .map_err(|_| invalid("bad IPv6 address"))?;
+                (ip, after.strip_prefix(':'))
+            }
+            None => match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            },
+        };
+        let port = match port {
+            None => 443,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| invalid("bad port"))?,
+        };
+        let host = host.to_ascii_lowercase();
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        if !is_ip && !crate::wire::address::domain_is_valid(&host) {
+            return Err(invalid("bad host name"));
+        }
+        Ok(HttpsUrl { host, port, path })
+    }
+
+    /// The host as a `Host:` field gives it (with the port unless 443).
+    pub fn authority(&self) -> String {
+        let host = match self.host.contains(':') {
+            true => format!("[{}]", self.host),
+            false => self.host.clone(),
+        };
+        match self.port {
+            443 => host,
+            port => format!("{host}:{port}"),
+        }
+    }
+}
+
+impl std::fmt::Display for HttpsUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "https://{}{}", self.authority(), self.path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_urls() {
+        let u = HttpsUrl::parse("https://acme-v02.api.letsencrypt.org/directory").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("acme-v02.api.letsencrypt.org", 443, "/directory")
+        );
+        assert_eq!(
+            u.to_string(),
+            "https://acme-v02.api.letsencrypt.org/directory"
+        );
+        let u = HttpsUrl::parse("https://127.0.0.1:14000").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 14000, "/")
+        );
+        let u = HttpsUrl::parse("https://[::1]:8443/dir?x=1#frag").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("::1", 8443, "/dir?x=1")
+        );
+        assert_eq!(u.authority(), "[::1]:8443");
+        let u = HttpsUrl::parse("https://Acme.Test:14000?q").unwrap();
+        assert_eq!((u.host.as_str(), u.path.as_str()), ("acme.test", "/?q"));
+        for bad in [
+            "http://acme.test/dir",
+            "acme.test",
+            "https://",
+            "https://acme.test:0/",
+            "https://acme.test:99999/",
+            "https://user@acme.test/",
+            "https://acme test/",
+            "https://[::1/",
+            "https://-bad-.test/",
+        ] {
+            assert!(HttpsUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes() {

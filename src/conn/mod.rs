@@ -10,8 +10,8 @@ pub mod shutdown;
 
 use crate::limits::TLS_CLOSE_TIMEOUT;
 use crate::ops::stats::Refusal;
+use crate::tls::Acceptor;
 use futures_rustls::server::TlsStream;
-use futures_rustls::TlsAcceptor;
 pub use seat::Seat;
 pub use shutdown::Shutdown;
 use smol::future;
@@ -85,7 +85,7 @@ pub struct Gate {
 /// What a server-side TLS handshake needs: the certificate, how long the
 /// client may take, and the shutdown that cuts it short.
 pub struct Handshake<'a> {
-    pub acceptor: TlsAcceptor,
+    pub acceptor: Acceptor,
     pub timeout: Duration,
     pub shutdown: &'a Shutdown,
 }

@@ -1,6 +1,6 @@
 //! What a running server leaves in its data directory for the console and
 //! the command line: the lock that proves it runs, and its status (PID,
-//! listeners, domains) for `status` and for signals (`queue flush`, `stats`).
+//! listeners, domains) for `status` and for signals (`queue flush`, `stats`, `tls renew`).
 
 use crate::store::disk;
 use crate::store::record;
@@ -79,6 +79,12 @@ pub fn nudge_queue(data_dir: &Path) -> Result<bool, String> {
 /// `Ok(false)`: none is running.
 pub fn request_stats(data_dir: &Path) -> Result<bool, String> {
     signal_server(data_dir, libc::SIGUSR2)
+}
+
+/// Asks the server running on `data_dir`, if any, to renew its ACME
+/// certificate now (SIGHUP). `Ok(false)`: none is running.
+pub fn request_renewal(data_dir: &Path) -> Result<bool, String> {
+    signal_server(data_dir, libc::SIGHUP)
 }
 
 fn signal_server(data_dir: &Path, signal: libc::c_int) -> Result<bool, String> {

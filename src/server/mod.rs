@@ -73,11 +73,16 @@ struct Server {
     pop3: Rc<crate::pop3::server::Context>,
     queue_runner: Rc<crate::queue::Context>,
     web: Rc<crate::web::server::Context>,
+    acme: Rc<crate::acme::renewal::Context>,
 }
 
 impl Server {
     /// Opens every handle on the prepared data directory.
-    fn open(config: Config, https_port: Option<u16>) -> Result<(Server, Trigger), String> {
+    fn open(
+        config: Config,
+        https_port: Option<u16>,
+        http_on: bool,
+    ) -> Result<(Server, Trigger), String> {
         let config = Rc::new(config);
         let data_dir = &config.data_dir;
         let disk = disk::system();
@@ -105,6 +110,16 @@ impl Server {
         };
         let books = Rc::new(AddressBooks::default());
         let resolver = Rc::new(crate::dns::Resolver::new(config.dns_resolver));
+        let answers = Rc::new(crate::acme::Answers::default());
+        let acme = Rc::new(crate::acme::renewal::Context {
+            config: config.clone(),
+            tls: tls.clone(),
+            resolver: resolver.clone(),
+            answers: answers.clone(),
+            renew_now: Rc::default(),
+            http01: http_on,
+            tls_alpn01: https_port.is_some(),
+        });
         let smtp = Rc::new(crate::smtp::server::Context {
             resolver,
             config: config.clone(),
@@ -127,6 +142,7 @@ impl Server {
             shutdown: shutdown.clone(),
             https_port,
             handles,
+            acme: answers,
         });
         let pop3 = Rc::new(crate::pop3::server::Context {
             config: config.clone(),
@@ -155,6 +171,7 @@ impl Server {
             pop3,
             queue_runner,
             web,
+            acme,
         };
         Ok((server, trigger))
     }
@@ -247,7 +264,10 @@ pub fn run(config: Config) -> Result<(), String> {
         .iter()
         .find(|(service, _, _)| *service == Service::Web)
         .map(|(_, _, addr)| addr.port());
-    let (server, trigger) = Server::open(config, https_port)?;
+    let http_on = listeners
+        .iter()
+        .any(|(service, _, _)| *service == Service::Http);
+    let (server, trigger) = Server::open(config, https_port, http_on)?;
     let executor = Rc::new(LocalExecutor::new());
     let server = Rc::new(server);
     let result = smol::block_on(executor.run(serve(executor.clone(), server, listeners, trigger)));
@@ -351,6 +371,7 @@ async fn serve(
         async_signal::Signal::Int,
         async_signal::Signal::Usr1,
         async_signal::Signal::Usr2,
+        async_signal::Signal::Hup,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     announce(&server, &listeners)?;
@@ -382,6 +403,11 @@ async fn serve(
 
     let queue_runner = crate::queue::run(server.queue_runner.clone(), executor.clone());
     let queue_runner = executor.spawn(queue_runner);
+    let acme = server
+        .config
+        .acme
+        .enabled
+        .then(|| executor.spawn(crate::acme::renewal::run(server.acme.clone())));
 
     until_stopped(&server, signals).await;
     trigger.raise(&server.shutdown);
@@ -395,6 +421,7 @@ async fn serve(
     .await;
     drop(saver);
     drop(queue_runner);
+    drop(acme);
     server.save_rarely().await;
     log::info!("stopped");
     Ok(())
@@ -412,6 +439,11 @@ async fn until_stopped(server: &Server, mut signals: async_signal::Signals) {
             }
             // `postbox stats` and the console's `stats`: live figures.
             Ok(async_signal::Signal::Usr2) => server.counters.save(true).await,
+            // `postbox tls renew`: a new certificate now.
+            Ok(async_signal::Signal::Hup) => match server.config.acme.enabled {
+                true => server.acme.renew_now.request(),
+                false => log::warn!("certificate renewal asked, but [acme] is not enabled"),
+            },
             Ok(signal) => {
                 let name = match signal {
                     async_signal::Signal::Int => "SIGINT",

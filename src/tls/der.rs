@@ -5,8 +5,16 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {
     pub subject: String,
+    pub issuer: String,
+    /// The DNS names of its subjectAltName extension.
+    pub names: Vec<String>,
+    /// The serial number, as hex.
+    pub serial: String,
     pub not_before: String,
     pub not_after: String,
+    /// The same two times as seconds since 1970.
+    pub valid_from: i64,
+    pub valid_until: i64,
     /// SHA-256 of the DER certificate, as colon-separated hex.
     pub fingerprint: String,
 }
@@ -49,30 +57,84 @@ pub fn cert_info(der: &[u8]) -> Option<CertInfo> {
         tbs = rest;
         Some((tag, content))
     };
-    let (mut tag, _) = next()?;
+    let (mut tag, mut serial) = next()?;
     if tag == 0xa0 {
         // Explicit version; the serial number follows.
-        (tag, _) = next()?;
+        (tag, serial) = next()?;
     }
     if tag != 0x02 {
         return None;
     }
     let _signature = next()?;
-    let _issuer = next()?;
+    let (0x30, issuer) = next()? else {
+        return None;
+    };
     let (0x30, validity) = next()? else {
         return None;
     };
     let (0x30, subject) = next()? else {
         return None;
     };
+    let _public_key = next()?;
+    let mut names = Vec::new();
+    while let Some((tag, content)) = next() {
+        if tag == 0xa3 {
+            names = alt_names(content);
+        }
+    }
     let (t1, before, rest) = tlv(validity)?;
     let (t2, after, _) = tlv(rest)?;
+    let (not_before, valid_from) = time(t1, before)?;
+    let (not_after, valid_until) = time(t2, after)?;
+    let serial = serial
+        .strip_prefix(&[0])
+        .filter(|s| !s.is_empty())
+        .unwrap_or(serial);
     Some(CertInfo {
         subject: name(subject),
-        not_before: time(t1, before)?,
-        not_after: time(t2, after)?,
+        issuer: name(issuer),
+        names,
+        serial: serial.iter().map(|b| format!("{b:02x}")).collect(),
+        not_before,
+        not_after,
+        valid_from,
+        valid_until,
         fingerprint: fingerprint(der),
     })
+}
+
+/// The dNSName entries of the subjectAltName extension, from the
+/// explicit `[3]` holding the extensions.
+fn alt_names(explicit: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let Some((0x30, mut extensions, _)) = tlv(explicit) else {
+        return names;
+    };
+    while let Some((_, extension, rest)) = tlv(extensions) {
+        extensions = rest;
+        let Some((0x06, oid, mut value)) = tlv(extension) else {
+            continue;
+        };
+        if oid != [0x55, 0x1d, 0x11] {
+            continue;
+        }
+        if let Some((0x01, _, after_critical)) = tlv(value) {
+            value = after_critical;
+        }
+        let Some((0x04, octets, _)) = tlv(value) else {
+            continue;
+        };
+        let Some((0x30, mut general, _)) = tlv(octets) else {
+            continue;
+        };
+        while let Some((tag, content, rest)) = tlv(general) {
+            general = rest;
+            if tag == 0x82 {
+                names.push(String::from_utf8_lossy(content).into_owned());
+            }
+        }
+    }
+    names
 }
 
 /// An X.501 Name as `CN=..., O=...` for the attributes people recognise.
@@ -101,8 +163,9 @@ fn name(mut rdns: &[u8]) -> String {
     parts.join(", ")
 }
 
-/// UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ).
-fn time(tag: u8, bytes: &[u8]) -> Option<String> {
+/// UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), as
+/// text and as seconds since 1970.
+fn time(tag: u8, bytes: &[u8]) -> Option<(String, i64)> {
     let text = std::str::from_utf8(bytes).ok()?;
     let full = match (tag, text.len()) {
         (0x17, 13) => {
@@ -116,7 +179,14 @@ fn time(tag: u8, bytes: &[u8]) -> Option<String> {
     if !full[..14].bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(format!(
+    let number = |range: std::ops::Range<usize>| full[range].parse::<i64>().ok();
+    let days = crate::ops::clock::days_from_civil(
+        number(0..4)?,
+        number(4..6)? as u32,
+        number(6..8)? as u32,
+    );
+    let seconds = days * 86_400 + number(8..10)? * 3600 + number(10..12)? * 60 + number(12..14)?;
+    let text = format!(
         "{}-{}-{} {}:{}:{} UTC",
         &full[..4],
         &full[4..6],
@@ -124,7 +194,8 @@ fn time(tag: u8, bytes: &[u8]) -> Option<String> {
         &full[8..10],
         &full[10..12],
         &full[12..14]
-    ))
+    );
+    Some((text, seconds))
 }
 
 #[cfg(test)]
@@ -138,8 +209,13 @@ mod tests {
         let der = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
         let info = cert_info(&der).unwrap();
         assert_eq!(info.subject, "CN=mx.example.org");
+        assert_eq!(info.issuer, "CN=mx.example.org");
+        assert_eq!(info.names, ["mx.example.org", "localhost"]);
+        assert!(!info.serial.is_empty() && !info.serial.starts_with("00"));
         assert!(info.not_before.ends_with(" 00:00:00 UTC"), "{info:?}");
         assert!(info.not_after > info.not_before);
+        assert_eq!(info.valid_from % 86_400, 0);
+        assert!(info.valid_until > info.valid_from + 9 * 365 * 86_400);
         assert_eq!(info.fingerprint.len(), 32 * 3 - 1);
     }
 
@@ -151,7 +227,8 @@ mod tests {
         assert_eq!(time(0x17, b"2601011200Z"), None);
         assert_eq!(
             time(0x17, b"260101120000Z").unwrap(),
-            "2026-01-01 12:00:00 UTC"
+            ("2026-01-01 12:00:00 UTC".to_string(), 1_767_268_800)
         );
+        assert_eq!(time(0x18, b"19700101000001Z").unwrap().1, 1);
     }
 }

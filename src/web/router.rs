@@ -24,6 +24,8 @@ pub struct Site<'a> {
     /// The HTTPS listener's port, for redirects (`None`: off, so the
     /// default port is named).
     pub https_port: Option<u16>,
+    /// The answers to ACME HTTP-01 challenges in progress.
+    pub acme: &'a crate::acme::Answers,
 }
 
 /// An async page: runs with what [`Visit`] holds.
@@ -290,10 +292,13 @@ mod tests {
 
     fn ask(https: bool, wire: &str) -> Response {
         let config = Config::from_toml("hostname = \"mx.example.org\"\n").unwrap();
+        let answers = crate::acme::Answers::default();
+        answers.publish("tok-en_2", "tok-en_2.thumbprint");
         let site = Site {
             config: &config,
             https,
             https_port: Some(2443),
+            acme: &answers,
         };
         let mut reader = RequestReader::new(Instant::now());
         reader.receive(wire.as_bytes());
@@ -380,6 +385,12 @@ mod tests {
             "GET /.well-known/acme-challenge/tok-en_1 HTTP/1.1\r\nHost: h\r\n\r\n",
         );
         assert_eq!(challenge.status, 404);
+        let pending = ask(
+            false,
+            "GET /.well-known/acme-challenge/tok-en_2 HTTP/1.1\r\nHost: h\r\n\r\n",
+        );
+        assert_eq!(pending.status, 200);
+        assert_eq!(pending.body, b"tok-en_2.thumbprint");
         for path in [
             "/mail/config-v1.1.xml",
             "/.well-known/autoconfig/mail/config-v1.1.xml",

@@ -26,6 +26,8 @@ pub struct Context {
     pub https_port: Option<u16>,
     /// What the async pages use, and the signed-in sessions.
     pub handles: Handles,
+    /// The answers to ACME HTTP-01 challenges in progress.
+    pub acme: Rc<crate::acme::Answers>,
 }
 
 /// What plain HTTP says when it turns a connection away (HTTPS clients
@@ -82,6 +84,7 @@ async fn serve_requests(
         config: &shared.config,
         https: stream.is_tls(),
         https_port: shared.https_port,
+        acme: &shared.acme,
     };
     let mut reader = RequestReader::new(Instant::now());
     let mut buf = vec![0u8; HTTP_READ_CHUNK];
