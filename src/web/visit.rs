@@ -406,10 +406,12 @@ mod tests {
             "hostname = \"mx.test\"\n[web]\nadmin_from = [\"192.0.2.0/24\"]\n",
         )
         .unwrap();
+        let answers = crate::acme::Answers::default();
         let site = Site {
             config: &config,
             https: true,
             https_port: None,
+            acme: &answers,
         };
         assert!(admin_network(&site, "192.0.2.9".parse().unwrap()));
         assert!(admin_network(&site, "::ffff:192.0.2.9".parse().unwrap()));

@@ -735,8 +735,13 @@ mod tests {
         assert!(html.contains("received: 0 messages"));
         let info = CertInfo {
             subject: "CN=mx.example.org".into(),
+            issuer: "CN=mx.example.org".into(),
+            names: vec!["mx.example.org".into()],
+            serial: "01".into(),
             not_before: "a".into(),
             not_after: "b".into(),
+            valid_from: 0,
+            valid_until: 1,
             fingerprint: "AB:CD".into(),
         };
         let html = certificate(&info, None);
