@@ -83,6 +83,25 @@ fn last_error(record: &AcmeStatus) -> Option<String> {
     Some(format!("{at}: {error}{streak}"))
 }
 
+/// How ACME renewal goes, a fact a line, when `[acme]` is enabled: which
+/// certificate is in use, the last renewal, the next attempt, the last
+/// error. For the admin page.
+pub fn renewal(config: &Config) -> Option<String> {
+    let record = acme_status(config)?;
+    let origin = CertPaths::in_use(config, tls::unix_now()).origin;
+    let mut text = format!(
+        "in use: {} certificate
+{}
+",
+        origin.describe(),
+        acme_summary(&record)
+    );
+    if let Some(error) = last_error(&record) {
+        text.push_str(&format!("last error: {error}\n"));
+    }
+    Some(text)
+}
+
 /// The certificate lines of `status`.
 pub fn status_lines(config: &Config) -> String {
     let paths = CertPaths::in_use(config, tls::unix_now());
@@ -128,6 +147,31 @@ mod tests {
     fn dates() {
         assert_eq!(date(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(date(1_767_268_800 + 3723), "2026-01-01 13:02:03 UTC");
+    }
+
+    #[test]
+    fn renewal_for_the_admin_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "hostname = \"mx.test\"\ndata_dir = {:?}\n",
+            dir.path().to_str().unwrap()
+        );
+        let off = Config::from_toml(&text).unwrap();
+        assert_eq!(renewal(&off), None);
+        let on = Config::from_toml(&format!("{text}[acme]\nenabled = true\n")).unwrap();
+        let record = AcmeStatus {
+            last_error: Some("refused".into()),
+            last_error_at: Some(0),
+            failures: 1,
+            next_attempt: Some(60),
+            ..Default::default()
+        };
+        std::fs::create_dir_all(tls::dir(&on)).unwrap();
+        status::save(disk::system(), &tls::dir(&on), &record).unwrap();
+        assert_eq!(
+            renewal(&on).unwrap(),
+            "in use: self-signed certificate\nno certificate obtained yet, next attempt 1970-01-01 00:01:00 UTC\nlast error: 1970-01-01 00:00:00 UTC: refused\n"
+        );
     }
 
     #[test]

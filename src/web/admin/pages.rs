@@ -417,10 +417,13 @@ pub fn chart<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
 /// `GET /admin/tls`: the certificate the server presents.
 pub fn certificate<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
     Box::pin(async move {
-        let info = read(visit, |c| crate::tls::show(&crate::tls::CertPaths::of(c))).await;
+        let info = read(visit, |c| {
+            let in_use = crate::tls::CertPaths::in_use(c, crate::tls::unix_now());
+            crate::tls::show(&in_use).map(|info| (info, crate::admin::tls::renewal(c)))
+        })
+        .await;
         let body = match info {
-            // An automatic certificate's progress goes in the second argument.
-            Ok(info) => view::certificate(&info, None),
+            Ok((info, acme)) => view::certificate(&info, acme.as_deref()),
             Err(e) => format!(
                 "<h1>Certificate</h1>\n<p class=\"message error\">{}</p>\n",
                 crate::web::pages::escape_html(&e)
