@@ -60,7 +60,12 @@ pub async fn run(ctx: Rc<Context>) {
                 "ACME: next certificate attempt in {}",
                 describe_wait(at - now)
             );
-            let wait = Duration::from_secs((at - now) as u64);
+            // Woken at the expiry of the one in use too, to fall back.
+            let wake = match (ctx.tls.origin(), held) {
+                (Origin::Acme, Some(held)) => at.min(held.valid_until),
+                _ => at,
+            };
+            let wait = Duration::from_secs((wake - now).max(0) as u64);
             let requested = smol::future::or(
                 async {
                     ctx.renew_now.requested().await;
@@ -74,6 +79,8 @@ pub async fn run(ctx: Rc<Context>) {
             .await;
             if requested {
                 log::info!("ACME: renewal requested");
+            } else if tls::unix_now() < at {
+                continue;
             }
         }
         ctx.renew_now.take();
@@ -112,12 +119,12 @@ fn describe_wait(seconds: i64) -> String {
 }
 
 /// The ACME certificate on flash, for timing; `None` when there is none
-/// that loads.
+/// that fits its key.
 async fn held(ctx: &Context) -> Option<Held> {
     let paths = CertPaths::acme(&ctx.config);
     let names = ctx.config.acme_names();
     smol::unblock(move || {
-        let info = tls::show(&paths).ok()?;
+        let info = tls::usable(&paths).ok()?;
         Some(Held {
             valid_from: info.valid_from,
             valid_until: info.valid_until,

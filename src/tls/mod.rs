@@ -89,12 +89,12 @@ impl CertPaths {
     }
 
     /// The certificate to serve at `now` (seconds since 1970): the ACME
-    /// one while `[acme]` is enabled and it loads and has not expired,
-    /// else [`CertPaths::of`].
+    /// one while `[acme]` is enabled and it fits its key and has not
+    /// expired, else [`CertPaths::of`].
     pub fn in_use(config: &Config, now: i64) -> CertPaths {
         let acme = CertPaths::acme(config);
         let valid = |info: &CertInfo| info.valid_from <= now && now < info.valid_until;
-        match config.acme.enabled && show(&acme).is_ok_and(|info| valid(&info)) {
+        match config.acme.enabled && usable(&acme).is_ok_and(|info| valid(&info)) {
             true => acme,
             false => CertPaths::of(config),
         }
@@ -165,6 +165,13 @@ pub fn show(paths: &CertPaths) -> Result<CertInfo, String> {
     let (certs, _) = load(paths)?;
     der::cert_info(&certs[0])
         .ok_or_else(|| format!("cannot parse certificate {}", paths.cert.display()))
+}
+
+/// What the certificate at `paths` says, once it is known to fit its key
+/// (a crash between writing a new key and its certificate leaves a pair
+/// that does not).
+pub fn usable(paths: &CertPaths) -> Result<CertInfo, String> {
+    server_config(paths).map(|(_, info)| info)
 }
 
 fn server_config(paths: &CertPaths) -> Result<(Arc<rustls::ServerConfig>, CertInfo), String> {
@@ -381,5 +388,46 @@ impl Tls {
     /// Where TLS-ALPN-01 answers go.
     pub fn challenges(&self) -> &ChallengeCerts {
         &self.challenges
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acme_certificate_in_use_only_when_enabled_whole_and_valid() {
+        let temp = tempfile::tempdir().unwrap();
+        let text = format!(
+            "hostname = \"mx.test\"\ndata_dir = {:?}\n",
+            temp.path().to_str().unwrap()
+        );
+        let off = Config::from_toml(&text).unwrap();
+        let on = Config::from_toml(&format!("{text}[acme]\nenabled = true\n")).unwrap();
+        let now = unix_now();
+        assert_eq!(CertPaths::in_use(&on, now).origin, Origin::SelfSigned);
+        let acme = CertPaths::acme(&on);
+        std::fs::create_dir_all(dir(&on)).unwrap();
+        let (cert, key) = selfsigned::generate("mx.test").unwrap();
+        let (_, other_key) = selfsigned::generate("mx.test").unwrap();
+        std::fs::write(&acme.cert, &cert).unwrap();
+        // A new key beside the old certificate (a crash between the two
+        // writes) is no usable pair.
+        std::fs::write(&acme.key, &other_key).unwrap();
+        assert_eq!(CertPaths::in_use(&on, now).origin, Origin::SelfSigned);
+        std::fs::write(&acme.key, &key).unwrap();
+        assert_eq!(CertPaths::in_use(&on, now), acme);
+        assert_eq!(CertPaths::in_use(&off, now).origin, Origin::SelfSigned);
+        // Expired (the generated one ends within ten years).
+        let later = now + 11 * 366 * 86_400;
+        assert_eq!(CertPaths::in_use(&on, later).origin, Origin::SelfSigned);
+        let with_files =
+            format!("{text}[acme]\nenabled = true\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n");
+        let configured = Config::from_toml(&with_files).unwrap();
+        assert_eq!(CertPaths::in_use(&configured, now), acme, "ACME wins");
+        assert_eq!(
+            CertPaths::in_use(&configured, later).origin,
+            Origin::Configured
+        );
     }
 }
