@@ -353,3 +353,29 @@ fn dns_check_finds_srv_and_alias_records() {
         assert!(report.contains(line), "{line:?} not in\n{report}");
     }
 }
+
+#[test]
+fn a_server_on_ports_the_system_chose_names_those_ports() {
+    let server = common::Server::start();
+    let web = server.web.unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-k"])
+        .arg(format!(
+            "https://127.0.0.1:{}/mail/config-v1.1.xml?emailaddress=ann%40localhost",
+            web.port()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let login = "%EMAILADDRESS% password-cleartext";
+    let facts = read_back("thunderbird", &out.stdout);
+    for (kind, addr, security) in [
+        ("incoming pop3", server.pop3s.unwrap(), "SSL"),
+        ("incoming pop3", server.pop3, "STARTTLS"),
+        ("outgoing smtp", server.submissions.unwrap(), "SSL"),
+        ("outgoing smtp", server.submission.unwrap(), "STARTTLS"),
+    ] {
+        let line = format!("{kind} mx.test {} {security} {login}", addr.port());
+        assert!(facts.contains(&line), "no {line:?} in {facts:?}");
+    }
+}

@@ -146,7 +146,6 @@ fn the_home_page_in_chromium() {
     let mut browser = Browser::open(&server);
     browser.get("/");
     assert!(browser.text().contains("Postbox at mx.test"));
-    browser.screenshot("home");
 }
 
 const LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -275,4 +274,41 @@ fn an_away_message_set_on_the_page_answers_a_stranger_once() {
     // The second message was judged (logged above): no reply can follow.
     assert_eq!(mailbox_files(&club.b_data, "carol@b.test").len(), 1);
     assert_eq!(mailbox_files(&club.a_data, "alice@club.test").len(), 2);
+}
+#[test]
+fn the_admin_adds_a_user_who_can_then_sign_in() {
+    let club = club();
+    // Some traffic for the statistics page's chart.
+    for n in 0..3 {
+        let message = format!("From: <carol@b.test>\r\nSubject: {n}\r\n\r\nHello.\r\n");
+        send_mail(club.a.smtp, "carol@b.test", &["bob@club.test"], &message);
+    }
+    let mut browser = Browser::open(&club.a);
+    browser.get("/admin/login");
+    browser.fill("#password", ADMIN_PASSWORD);
+    browser.click("#sign-in");
+    let status = browser.text();
+    assert!(status.contains("Status"), "{status}");
+    browser.screenshot("admin-status");
+    browser.get("/admin/users");
+    browser.fill("#user-add-address", "dora@club.test");
+    browser.fill("#user-add-password", "dora-secret-9");
+    browser.click("#user-add-submit");
+    let page = browser.text();
+    assert!(page.contains("dora@club.test"), "{page}");
+    browser.screenshot("admin-users");
+    browser.get("/admin/stats");
+    browser.screenshot("admin-stats");
+    assert!(
+        club.a.logged("user add dora@club.test", LIMIT),
+        "{}",
+        club.a.log()
+    );
+    let pop3 = pop3_answer(&club.a, "dora@club.test", "dora-secret-9");
+    assert!(pop3.starts_with("+OK"), "{pop3}");
+    // The new member's own page, in a browser of their own.
+    let mut theirs = Browser::open(&club.a);
+    sign_in(&mut theirs, "dora@club.test", "dora-secret-9");
+    let page = theirs.text();
+    assert!(page.contains("Signed in as dora@club.test"), "{page}");
 }

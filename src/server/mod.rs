@@ -245,6 +245,25 @@ fn bind_listeners(config: &Config) -> Result<Vec<Listener>, String> {
     Ok(listeners)
 }
 
+/// The addresses really listened on (a port asked as 0 is chosen by the
+/// system), so what the server tells mail programs names them.
+fn use_bound_addresses(config: &mut Config, listeners: &[Listener]) {
+    for (service, _, bound) in listeners {
+        let slot = match service {
+            Service::Smtp => Some(&mut config.smtp.listen),
+            Service::Pop3 => Some(&mut config.pop3.listen),
+            Service::Submission => config.submission.as_mut(),
+            Service::Submissions => config.submissions.as_mut(),
+            Service::Pop3s => config.pop3s.as_mut(),
+            Service::Web => config.web.listen.as_mut(),
+            Service::Http => config.web.http_listen.as_mut(),
+        };
+        if let Some(slot) = slot {
+            *slot = *bound;
+        }
+    }
+}
+
 /// glibc keeps freed large blocks in per-thread arenas once its dynamic
 /// mmap threshold has risen, so every blocking-pool thread that checked a
 /// password would hold ~19 MiB forever. A fixed threshold returns them.
@@ -256,10 +275,11 @@ fn return_large_allocations_to_the_os() {
     }
 }
 
-pub fn run(config: Config) -> Result<(), String> {
+pub fn run(mut config: Config) -> Result<(), String> {
     return_large_allocations_to_the_os();
     let data_dir = config.data_dir.clone();
     let (listeners, _lock) = take_data_dir(&config)?;
+    use_bound_addresses(&mut config, &listeners);
     let https_port = listeners
         .iter()
         .find(|(service, _, _)| *service == Service::Web)

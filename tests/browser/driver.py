@@ -3,7 +3,8 @@
 browser tests: one JSON command a line on stdin, one JSON answer a line on
 stdout, so a test keeps one browser (and its cookies) across steps.
 
-Commands: {"get": URL}, {"fill": CSS, "value": TEXT}, {"click": CSS},
+Commands: {"get": URL}, {"fill": CSS, "value": TEXT}, {"click": CSS}
+(answered once the next page has loaded),
 {"text": null} (the page's visible text), {"title": null}, {"url": null},
 {"attribute": CSS, "name": NAME}, {"remove": CSS} (takes an element out of
 the page, as a forged form would lack it), {"cookies": null},
@@ -23,6 +24,8 @@ import sys
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 def browser(mapping):
@@ -61,7 +64,13 @@ def run(driver, command):
         field.send_keys(command["value"])
         return None
     if op == "click":
+        # Every click here submits a form or follows a link: the answer
+        # waits for the next page, not only for the click.
+        page = driver.find_element(By.TAG_NAME, "html")
         driver.find_element(By.CSS_SELECTOR, arg).click()
+        wait = WebDriverWait(driver, 20)
+        wait.until(expected_conditions.staleness_of(page))
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
         return driver.current_url
     if op == "text":
         return driver.find_element(By.TAG_NAME, "body").text

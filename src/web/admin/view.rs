@@ -185,6 +185,14 @@ pub fn user_rows(config: &Config) -> Result<Vec<UserRow>, String> {
 
 /// `GET /admin/users`: the table, and the forms that change users.
 pub fn users(rows: &[UserRow], csrf: &str) -> String {
+    let mut html = users_table(rows);
+    html.push_str(&user_forms(csrf));
+    html
+}
+
+/// The users with their mailbox use, limit and forward, each with a link
+/// to delete it; their addresses offered to the forms' address fields.
+fn users_table(rows: &[UserRow]) -> String {
     let mut html = String::from("<h1>Users</h1>\n<section>\n");
     if rows.is_empty() {
         html.push_str("<p id=\"no-users\">No users yet.</p>\n");
@@ -221,6 +229,12 @@ pub fn users(rows: &[UserRow], csrf: &str) -> String {
         html.push_str(&format!("<option value=\"{}\">", escape_html(&row.address)));
     }
     html.push_str("</datalist>\n</section>\n");
+    html
+}
+
+/// The forms that add a user and set a password, a limit or a forward.
+fn user_forms(csrf: &str) -> String {
+    let mut html = String::new();
     let address = |form: &str| {
         input(
             form,
