@@ -20,10 +20,13 @@ fn config() -> &'static Config {
 /// Every outcome, as the wire would carry it, with `input` fed in pieces
 /// whose sizes come from `cuts`.
 fn run(input: &[u8], cuts: &[u8], https: bool) -> Vec<Vec<u8>> {
+    let answers = postbox::acme::Answers::default();
+    answers.publish("token", "token.thumbprint");
     let site = Site {
         config: config(),
         https,
         https_port: Some(2443),
+        acme: &answers,
     };
     let mut reader = RequestReader::new(Instant::now());
     let mut outcomes = Vec::new();
