@@ -578,6 +578,17 @@ fn the_admin_signs_in_only_from_admin_networks() {
         "web admin from 127.0.0.3: signed in",
         Duration::from_secs(5)
     ));
+    // The admin password changed on the console: the session ends.
+    assert_eq!(inside.get("/admin").status, 200);
+    let new_hash = postbox::auth::password::hash("admin-pw-2");
+    std::fs::write(data.join("admin-password"), format!("{new_hash}\n")).unwrap();
+    let out = inside.get("/admin");
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert_eq!(out.field("Location"), Some("/admin/login"));
+    assert!(server.logged(
+        "web admin from 127.0.0.3: signed out (admin password changed)",
+        Duration::from_secs(5)
+    ));
     // Guesses at the admin password count in the one throttle: the
     // client is refused, for the admin and for members alike.
     let guesser = Browser::from(&server, "127.0.0.3");

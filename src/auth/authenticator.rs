@@ -130,11 +130,8 @@ impl Authenticator {
     /// `None` when there is no such user. Sessions signed in with a
     /// password end when it changes.
     pub fn password_stamp(&self, account: &Address) -> Option<u64> {
-        use std::hash::{DefaultHasher, Hash, Hasher};
         let phc = self.stored_hash(account.local(), account.domain())?;
-        let mut hasher = DefaultHasher::new();
-        phc.hash(&mut hasher);
-        Some(hasher.finish())
+        Some(hash_stamp(&phc))
     }
 
     /// The stored password hash of `local@domain`, if there is such a user.
@@ -183,4 +180,13 @@ impl Authenticator {
             }
         }
     }
+}
+
+/// A number that changes whenever the stored hash `phc` does (a new
+/// password always has a new salt, so a new hash).
+pub fn hash_stamp(phc: &str) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    phc.hash(&mut hasher);
+    hasher.finish()
 }

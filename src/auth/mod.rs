@@ -6,7 +6,7 @@ pub mod password;
 pub mod sasl;
 pub mod throttle;
 
-pub use authenticator::Authenticator;
+pub use authenticator::{hash_stamp, Authenticator};
 
 use crate::wire::address::Address;
 

@@ -157,6 +157,13 @@ pub fn admin_form<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
     })
 }
 
+/// The admin password's hash (the config's, else the console's file),
+/// read off the executor thread.
+pub async fn admin_hash(config: &crate::config::Config) -> Option<String> {
+    let (from_config, data_dir) = (config.admin_password_hash.clone(), config.data_dir.clone());
+    smol::unblock(move || crate::console::stored_admin_hash(from_config, &data_dir)).await
+}
+
 /// `POST /admin/login`: `password`, `csrf`.
 pub fn admin_login<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
     Box::pin(async move {
@@ -171,15 +178,13 @@ pub fn admin_login<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
             let again = "The sign-in form had expired. Please sign in again.";
             return admin_page(visit, 403, Some(again));
         }
-        let config = visit.site.config;
-        let (from_config, data_dir) = (config.admin_password_hash.clone(), config.data_dir.clone());
-        let stored =
-            smol::unblock(move || crate::console::stored_admin_hash(from_config, &data_dir)).await;
+        let stored = admin_hash(visit.site.config).await;
         if stored.is_none() {
             let unset = "No admin password is set yet: choose one on the admin console first (postbox console --admin).";
             return admin_page(visit, 403, Some(unset));
         }
         let password = visit.form.text("password");
+        let stamp = stored.as_deref().map_or(0, crate::auth::hash_stamp);
         match visit
             .handles
             .auth
@@ -188,7 +193,7 @@ pub fn admin_login<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
         {
             AdminLogin::Ok => {
                 log::info!("web admin from {}: signed in", visit.peer);
-                start_session(visit, Who::Admin, 0, "/admin")
+                start_session(visit, Who::Admin, stamp, "/admin")
             }
             AdminLogin::Failed => {
                 log::info!("web {}: failed admin sign-in", visit.peer);

@@ -48,9 +48,9 @@ pub struct Session {
     pub token: String,
     /// What every form of this session carries in its `csrf` field.
     pub csrf: String,
-    /// The member's password as signed in with
-    /// ([`crate::auth::Authenticator::password_stamp`]; 0 for the admin):
-    /// when it changes, the session ends.
+    /// The password signed in with ([`crate::auth::hash_stamp`] of the
+    /// member's or the admin's stored hash): when it changes, the session
+    /// ends.
     pub stamp: u64,
     started: Instant,
     seen: Instant,

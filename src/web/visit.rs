@@ -173,6 +173,22 @@ async fn visit(
             session = None;
         }
     }
+    if let Some(Session {
+        who: Who::Admin,
+        stamp,
+        token,
+        ..
+    }) = &session
+    {
+        // The admin password changed on the console (or in the config
+        // with a restart): whoever signed in with the old one is out.
+        let stored = super::login::admin_hash(site.config).await;
+        if stored.as_deref().map(crate::auth::hash_stamp) != Some(*stamp) {
+            log::info!("web admin from {peer}: signed out (admin password changed)");
+            handles.sessions.borrow_mut().end(token);
+            session = None;
+        }
+    }
     let form = match request.method.as_str() {
         "POST" => match Form::parse(&request.body) {
             Some(form) => form,
