@@ -159,6 +159,8 @@ fn poll(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 struct World {
     pebble: Pebble,
     server: Server,
+    /// The server's flags beyond the common ones.
+    flags: Vec<String>,
     _zone: Arc<Mutex<Zone>>,
     config: PathBuf,
     _dir: tempfile::TempDir,
@@ -186,15 +188,20 @@ fn world(http: bool, address: Ipv4Addr) -> World {
         false => "off".to_string(),
     };
     let resolver = dns.to_string();
-    let server = start(
-        &data,
-        &config,
-        "mx.test",
-        &["--web", &web, "--http", &plain, "--dns-resolver", &resolver],
-    );
+    let flags = vec![
+        "--web".to_string(),
+        web,
+        "--http".to_string(),
+        plain,
+        "--dns-resolver".to_string(),
+        resolver,
+    ];
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = start(&data, &config, "mx.test", &args);
     World {
         pebble,
         server,
+        flags,
         _zone: zone,
         config,
         _dir: dir,
@@ -202,6 +209,13 @@ fn world(http: bool, address: Ipv4Addr) -> World {
 }
 
 impl World {
+    /// Stops the server and starts it again on the same data.
+    fn restart(&mut self) {
+        self.server.terminate();
+        let args: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        self.server = start(&self.server.data.clone(), &self.config, "mx.test", &args);
+    }
+
     fn cli(&self, args: &[&str]) -> (bool, String) {
         let mut all = args.to_vec();
         let data = self.server.data.to_str().unwrap();
@@ -361,6 +375,20 @@ fn issues_by_http01_and_every_listener_uses_it() {
     ] {
         assert!(dir.join(file).is_file(), "{file}");
     }
+    let mut w = w;
+    w.restart();
+    let logged = w
+        .server
+        .logged("ACME: next certificate attempt in", Duration::from_secs(20));
+    assert!(logged, "{}", w.server.log());
+    assert!(
+        !w.server.log().contains("ACME: asking"),
+        "{}",
+        w.server.log()
+    );
+    let (verified, again) = presented(w.server.pop3s.unwrap(), None, "mx.test", &root);
+    assert!(verified);
+    assert_eq!(again, fingerprint);
 }
 
 #[test]
@@ -430,6 +458,19 @@ fn a_failed_order_keeps_the_self_signed_certificate_and_mail_flowing() {
         field(&shown, "acme:").contains("no certificate obtained yet, next attempt"),
         "{shown}"
     );
+    // The console has the same verb.
+    let console = postbox(
+        &[
+            "console",
+            "--data",
+            w.server.data.to_str().unwrap(),
+            "--config",
+            w.config.to_str().unwrap(),
+        ],
+        "tls show\nquit\n",
+    );
+    let console = String::from_utf8_lossy(&console.stdout);
+    assert!(console.contains("last error:"), "{console}");
     let (ok, status) = w.cli(&["status"]);
     assert!(ok, "{status}");
     assert!(
