@@ -33,6 +33,8 @@
 //!                                      the handles together
 //!  admin, console                      the admin verbs, for the command line
 //!                                      and the serial shell
+//!  mailio                              mail in and out: import (mbox,
+//!                                      Maildir), export (mboxrd), sendmail
 //! ```
 //!
 //! Inbound, a message goes:
@@ -85,6 +87,7 @@ pub mod dkim;
 pub mod dmarc;
 pub mod dns;
 pub mod limits;
+pub mod mailio;
 pub mod ops;
 pub mod outbound;
 pub mod policy;

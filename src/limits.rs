@@ -27,6 +27,10 @@ pub const READ_CHUNK: usize = 8 * 1024;
 /// Body bytes collected before one write to the spool file.
 pub const WRITE_CHUNK: usize = 32 * 1024;
 
+/// The longest piece of a line `import`, `export` and `sendmail` hold:
+/// longer lines pass through in pieces.
+pub const MAILIO_PIECE: usize = 64 * 1024;
+
 /// Reply bytes buffered before a flush (pipelined replies are batched).
 pub const REPLY_BUFFER: usize = 2048;
 

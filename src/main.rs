@@ -18,6 +18,8 @@ usage:
   postbox system ...                  the appliance init's helpers
   postbox tls selfsigned [--force]    make a new self-signed certificate
   postbox check-config [FILE]         check a config file: ok, or each problem
+  postbox import USER PATH            add an mbox file or a Maildir folder to a mailbox
+  postbox export USER [PATH|-]        write a mailbox as an mboxrd (default: stdout)
   postbox --help | --version
 
 admin verbs (the console has the same):
@@ -175,6 +177,29 @@ options:
   --config FILE  --data DIR  --domain D  --hostname NAME  ...
 ";
 
+const IMPORT_HELP: &str = "\
+usage: postbox import USER PATH [--config FILE] [--data DIR]
+
+Adds the messages of PATH to USER's mailbox: an mbox file (mboxrd or
+mboxo, as Google Takeout or Thunderbird write them; '>From ' lines lose
+one '>') or a Maildir folder (its cur/ and new/; messages in cur/ keep
+their flags). Each message is stored as a delivery is, durably, and
+counts against the quota: one that does not fit is skipped and said so.
+Running it again adds nothing twice (a message's file name holds a hash
+of its bytes); a message deleted from the mailbox since comes back. It
+may run while the server does; POP3 sees the messages at its next login.
+Progress goes to stderr on a terminal; a summary ends it.
+";
+
+const EXPORT_HELP: &str = "\
+usage: postbox export USER [PATH|-] [--config FILE] [--data DIR]
+
+Writes USER's mailbox, oldest first, to PATH (or stdout) as an mboxrd:
+each message after a 'From ' line with its envelope sender (from
+Return-Path:) and arrival time, lines starting '>*From ' given one more
+'>', LF line ends, an empty line after each.
+";
+
 enum Failure {
     Usage(String),
     Failed(String),
@@ -264,6 +289,11 @@ fn listen(parser: &mut lexopt::Parser) -> Result<postbox::config::Listen, Failur
     parse_listen(&parser.value()?.string()?).map_err(Failure::Usage)
 }
 
+/// Commands that read or change the data directory, run as its owner.
+const OWNER_COMMANDS: &[&str] = &[
+    "user", "alias", "queue", "stats", "status", "tls", "dkim", "dns", "import", "export",
+];
+
 fn run() -> Result<(), Failure> {
     let mut parser = lexopt::Parser::from_env();
     use lexopt::prelude::*;
@@ -282,11 +312,7 @@ fn run() -> Result<(), Failure> {
         Some(other) => return Err(other.unexpected().into()),
     };
     let args = parse_args(parser)?;
-    if !args.help
-        && matches!(
-            command.as_str(),
-            "user" | "alias" | "queue" | "stats" | "status" | "tls" | "dkim" | "dns"
-        )
+    if !args.help && OWNER_COMMANDS.contains(&command.as_str())
         || command == "console" && !args.admin && !args.help
     {
         let config = load_config(&args)?;
@@ -348,6 +374,10 @@ fn run() -> Result<(), Failure> {
         "tls" if args.help => help(&group_help("tls", TLS_NOTES)),
         "tls" if args.words.first().is_some_and(|w| w == "selfsigned") => tls_selfsigned(&args),
         "tls" => admin_verb(&command, &args),
+        "import" if args.help => help(IMPORT_HELP),
+        "import" => import(&args),
+        "export" if args.help => help(EXPORT_HELP),
+        "export" => export(&args),
         "check-config" if args.help => help(CHECK_CONFIG_HELP),
         "check-config" => check_config(args),
         "system" if args.help => help(SYSTEM_HELP),
@@ -497,6 +527,89 @@ fn admin_verb(command: &str, args: &Args) -> Result<(), Failure> {
                 println!("{item}");
             }
         }
+    }
+    Ok(())
+}
+
+/// `import USER PATH`: progress on a terminal, the summary at the end.
+fn import(args: &Args) -> Result<(), Failure> {
+    let [user, path] = args.words.as_slice() else {
+        return usage("usage: postbox import USER PATH");
+    };
+    let config = load_config(args)?;
+    let terminal = std::io::stderr().is_terminal();
+    let mut shown = std::time::Instant::now();
+    let mut progress = |so_far: &postbox::mailio::import::Summary| {
+        if terminal && shown.elapsed() >= std::time::Duration::from_millis(200) {
+            shown = std::time::Instant::now();
+            eprint!(
+                "\r{} messages imported, {} already there, {} skipped; {} read",
+                so_far.imported,
+                so_far.already,
+                so_far.skipped.len(),
+                postbox::mailio::human_bytes(so_far.read)
+            );
+        }
+    };
+    let result = postbox::mailio::import::import(&config, user, path.as_ref(), &mut progress);
+    if terminal {
+        eprint!("\r\x1b[K");
+    }
+    let account = postbox::mailio::import::member_mailbox(&config, user)
+        .map(|(a, _)| a)
+        .unwrap_or_else(|_| user.clone());
+    match result {
+        Ok(summary) => {
+            print!("{}", summary.report(&account));
+            Ok(())
+        }
+        Err((e, summary)) => {
+            if let Some(summary) = summary {
+                print!("{}", summary.report(&account));
+            }
+            Err(Failure::Failed(e))
+        }
+    }
+}
+
+/// `export USER [PATH|-]`.
+fn export(args: &Args) -> Result<(), Failure> {
+    let (user, path) = match args.words.as_slice() {
+        [user] => (user, "-"),
+        [user, path] => (user, path.as_str()),
+        _ => return usage("usage: postbox export USER [PATH|-]"),
+    };
+    let config = load_config(args)?;
+    // Checked before PATH is made, so a mistyped user leaves no file.
+    postbox::mailio::import::member_mailbox(&config, user).map_err(Failure::Failed)?;
+    let done = match path {
+        "-" => {
+            let stdout = std::io::stdout().lock();
+            let mut out = std::io::BufWriter::with_capacity(postbox::limits::WRITE_CHUNK, stdout);
+            postbox::mailio::export::export(&config, user, &mut out)
+        }
+        path => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| Failure::Failed(format!("cannot write {path}: {e}")))?;
+            let mut out = std::io::BufWriter::with_capacity(postbox::limits::WRITE_CHUNK, file);
+            let done = postbox::mailio::export::export(&config, user, &mut out);
+            // An mbox that may be partly on disk only is not reported done.
+            done.and_then(|counted| {
+                let file = out
+                    .into_inner()
+                    .map_err(|e| format!("cannot write {path}: {e}"))?;
+                file.sync_all()
+                    .map_err(|e| format!("cannot write {path}: {e}"))?;
+                Ok(counted)
+            })
+        }
+    };
+    let (count, bytes) = done.map_err(Failure::Failed)?;
+    if path != "-" {
+        println!(
+            "exported {count} messages ({}) to {path}",
+            postbox::mailio::human_bytes(bytes)
+        );
     }
     Ok(())
 }

@@ -50,13 +50,19 @@ impl NameMaker {
     }
 
     pub fn next(&self) -> String {
+        self.next_with("")
+    }
+
+    /// A name with `extra` after the sequence number, still in Dovecot's
+    /// form (a letter and its value) and in arrival order.
+    pub fn next_with(&self, extra: &str) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let seq = self.seq.get();
         self.seq.set(seq + 1);
         format!(
-            "{}.M{}P{}Q{}.{}",
+            "{}.M{}P{}Q{}{extra}.{}",
             now.as_secs(),
             now.subsec_micros(),
             self.pid,
@@ -163,6 +169,16 @@ impl Incoming {
 
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Gives the spooled file another name in its spool: one that says
+    /// what it holds, known only once it is all written.
+    pub fn rename(&mut self, base_name: String) -> io::Result<()> {
+        let path = self.spool_path.with_file_name(&base_name);
+        self.disk.rename(&self.spool_path, &path)?;
+        self.spool_path = path;
+        self.base_name = base_name;
+        Ok(())
     }
 
     pub fn base_name(&self) -> &str {
