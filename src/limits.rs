@@ -258,3 +258,13 @@ pub const ACME_RETRY_FIRST: Duration = Duration::from_secs(60);
 pub const ACME_RETRY_MAX: Duration = Duration::from_secs(24 * 3600);
 /// badNonce answers retried in a row before the order fails.
 pub const ACME_NONCE_RETRIES: u32 = 3;
+
+/// The PROXY protocol header a proxy sends before the client's bytes:
+/// a v1 line is at most 107 bytes with its CRLF (the spec's worst case);
+/// a v2 header is 16 bytes, its address block (at most 216 bytes, two
+/// UNIX paths), and TLVs (skipped, never kept) up to this many bytes.
+pub const PROXY_V1_MAX_LINE: usize = 107;
+pub const PROXY_V2_MAX_TLV_BYTES: usize = 512;
+/// Bytes of a connection looked at (not taken) per read of the header:
+/// a v1 line or a v2 header without TLVs is seen at once.
+pub const PROXY_PEEK: usize = 256;

@@ -40,6 +40,7 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub greylist: GreylistFile,
     pub relay_from: Option<Vec<String>>,
+    pub proxy_from: Option<Vec<String>>,
     pub dns_resolver: Option<SocketAddr>,
     #[serde(default)]
     pub dnsbl: DnsblFile,
@@ -92,6 +93,7 @@ pub(super) struct WebFile {
     pub http_listen: Option<String>,
     pub max_sessions: Option<i64>,
     pub admin_from: Option<Vec<String>>,
+    pub proxy_protocol: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -178,6 +180,7 @@ pub(super) struct LimitsFile {
 pub(super) struct ListenFile {
     pub listen: Option<String>,
     pub max_sessions: Option<i64>,
+    pub proxy_protocol: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -205,6 +208,7 @@ pub(super) struct SmtpFile {
     pub command_timeout: Option<Value>,
     pub data_timeout: Option<Value>,
     pub greet_delay: Option<Value>,
+    pub proxy_protocol: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -214,6 +218,7 @@ pub(super) struct Pop3File {
     pub max_sessions: Option<i64>,
     pub max_errors: Option<i64>,
     pub timeout: Option<Value>,
+    pub proxy_protocol: Option<bool>,
 }
 
 pub(super) fn parse_file(path: &Path) -> Result<FileConfig, String> {

@@ -47,6 +47,7 @@ pub const DEFAULT_SPAM_ACTION: SpamAction = SpamAction::Tag;
 pub const DEFAULT_SUBJECT_TAG: &str = "[SPAM]";
 pub const DEFAULT_FROM_MUST_MATCH: bool = true;
 pub const DEFAULT_PLAINTEXT_ON_LOOPBACK: bool = false;
+pub const DEFAULT_PROXY_PROTOCOL: bool = false;
 pub const DEFAULT_QUOTA_TEMPORARY: bool = false;
 pub const DEFAULT_GREYLIST_ENABLED: bool = false;
 pub const DEFAULT_DKIM_SIGN: bool = true;
@@ -82,6 +83,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Clients that may relay without logging in.
     pub relay_from: Vec<Cidr>,
+    /// Listeners behind a proxy that sends the PROXY protocol header.
+    pub proxy: ProxyConfig,
     /// Lets clients on 127.0.0.1/::1 log in without TLS.
     pub allow_plaintext_on_loopback: bool,
     /// A logged-in member's MAIL FROM and From: must be their addresses.
@@ -119,6 +122,23 @@ pub struct WebConfig {
     pub max_sessions: usize,
     /// Clients that may open the admin pages.
     pub admin_from: Vec<Cidr>,
+}
+
+/// Listeners that a proxy (haproxy, a load balancer) stands in front of:
+/// each connection to one begins with a PROXY protocol header naming the
+/// client, and is taken only from `from`. Each listener's section has its
+/// `proxy_protocol`; `[web]`'s covers both web listeners.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// The proxies: the only sources whose headers are believed.
+    pub from: Vec<Cidr>,
+    pub smtp: bool,
+    pub submission: bool,
+    pub submissions: bool,
+    pub pop3: bool,
+    pub pop3s: bool,
+    /// HTTPS and plain HTTP.
+    pub web: bool,
 }
 
 /// Certificates from an ACME service (`[acme]`, RFC 8555), for the host
@@ -424,6 +444,7 @@ impl Config {
         let pop3s = listen(&o.pop3s, &file.pop3s, ("pop3s", DEFAULT_POP3S), p);
         let tls = tls(&file.tls, p);
         let relay_from = relay_from(&file.relay_from, p);
+        let proxy = proxy(&file, p);
         let limits = limits(&file.limits, p);
         let listener_sessions = listener_sessions(&file, p);
         let quota = quota(&file.quota, p);
@@ -475,6 +496,7 @@ impl Config {
             listener_sessions,
             tls,
             relay_from,
+            proxy,
             allow_plaintext_on_loopback: o.allow_plaintext_on_loopback
                 || file
                     .auth

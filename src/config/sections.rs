@@ -205,6 +205,48 @@ pub(super) fn relay_from(f: &Option<Vec<String>>, p: &mut Problems) -> Vec<Cidr>
         .collect()
 }
 
+pub(super) fn proxy(file: &FileConfig, p: &mut Problems) -> ProxyConfig {
+    let from: Vec<Cidr> = file
+        .proxy_from
+        .iter()
+        .flatten()
+        .filter_map(|text| p.check(Cidr::parse(text).map_err(|e| format!("proxy_from: {e}"))))
+        .collect();
+    let proxy = ProxyConfig {
+        smtp: file.smtp.proxy_protocol.unwrap_or(DEFAULT_PROXY_PROTOCOL),
+        submission: file
+            .submission
+            .proxy_protocol
+            .unwrap_or(DEFAULT_PROXY_PROTOCOL),
+        submissions: file
+            .submissions
+            .proxy_protocol
+            .unwrap_or(DEFAULT_PROXY_PROTOCOL),
+        pop3: file.pop3.proxy_protocol.unwrap_or(DEFAULT_PROXY_PROTOCOL),
+        pop3s: file.pop3s.proxy_protocol.unwrap_or(DEFAULT_PROXY_PROTOCOL),
+        web: file.web.proxy_protocol.unwrap_or(DEFAULT_PROXY_PROTOCOL),
+        from,
+    };
+    let sections = [
+        ("smtp", proxy.smtp),
+        ("submission", proxy.submission),
+        ("submissions", proxy.submissions),
+        ("pop3", proxy.pop3),
+        ("pop3s", proxy.pop3s),
+        ("web", proxy.web),
+    ];
+    // Anyone could name any address: headers are believed only from the
+    // proxies, so there must be some.
+    if file.proxy_from.as_ref().is_none_or(|f| f.is_empty()) {
+        for (section, _) in sections.iter().filter(|(_, on)| *on) {
+            p.0.push(format!(
+                "{section}.proxy_protocol: needs proxy_from, the networks of the proxies that send the header"
+            ));
+        }
+    }
+    proxy
+}
+
 pub(super) fn limits(f: &LimitsFile, p: &mut Problems) -> LimitsConfig {
     LimitsConfig {
         sessions_per_address: b("limits.sessions_per_address").count(f.sessions_per_address, p),

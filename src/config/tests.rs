@@ -577,3 +577,34 @@ fn dkim_section_defaults_values_and_mistakes() {
     let e = Config::from_toml("[dkim]\nsigning = true\n").unwrap_err();
     assert!(e.contains("signing"), "{e}");
 }
+
+#[test]
+fn proxy_protocol_listeners_and_their_proxies() {
+    let c = Config::from_toml("").unwrap();
+    assert_eq!(c.proxy, ProxyConfig::default());
+    let c = Config::from_toml(
+        "proxy_from = [\"192.168.1.5\", \"10.9.0.0/16\"]\n[smtp]\nproxy_protocol = true\n[pop3s]\nproxy_protocol = true\n[web]\nproxy_protocol = true\n",
+    )
+    .unwrap();
+    assert!(c.proxy.smtp && c.proxy.pop3s && c.proxy.web);
+    assert!(!c.proxy.pop3 && !c.proxy.submission && !c.proxy.submissions);
+    assert_eq!(c.proxy.from.len(), 2);
+    assert!(c.proxy.from[1].contains("10.9.3.4".parse().unwrap()));
+    // Headers believed from anyone would let anyone choose their address.
+    for section in ["smtp", "submission", "submissions", "pop3", "pop3s", "web"] {
+        for from in ["", "proxy_from = []\n"] {
+            let toml = format!("{from}[{section}]\nproxy_protocol = true\n");
+            let e = Config::from_toml(&toml).unwrap_err();
+            assert!(
+                e.starts_with(&format!("{section}.proxy_protocol: needs proxy_from")),
+                "{toml}: {e}"
+            );
+        }
+    }
+    let e = Config::from_toml("proxy_from = [\"10.0.0.0/33\"]\n").unwrap_err();
+    assert!(e.starts_with("proxy_from: invalid network"), "{e}");
+    let e = Config::from_toml("[pop3]\nproxy_protocol = \"yes\"\n").unwrap_err();
+    assert!(e.contains("proxy_protocol"), "{e}");
+    // The proxies alone, with no listener behind one, is fine.
+    assert!(Config::from_toml("proxy_from = [\"127.0.0.1\"]\n").is_ok());
+}
