@@ -5,6 +5,7 @@
 //! event, and what its listener speaks.
 
 pub mod per_client;
+pub mod proxy;
 pub mod seat;
 pub mod shutdown;
 
@@ -75,6 +76,7 @@ impl Service {
 }
 
 /// What a protocol says when it turns a connection away (one line each).
+#[derive(Clone, Copy)]
 pub struct Gate {
     /// The reply when all sessions are taken, and what it counts as.
     pub busy: (&'static [u8], Refusal<'static>),

@@ -1,12 +1,14 @@
 //! Admission: a new connection gets a session if its listener has a place
 //! (see `sessions`) and its address is within its limits (see `clients`).
+//! Behind a proxy the place is taken first, at accept, and the address's
+//! share once the PROXY header has named the client.
 
 use super::clients::{AddressSlot, Clients};
 use super::sessions::{Budget, Open};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::conn::{Gate, Seat, Service, Stream};
-use crate::ops::stats::Counters;
+use crate::ops::stats::{Counters, Refusal};
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -74,19 +76,65 @@ impl Admission {
         gate: Gate,
         who: &str,
     ) -> Option<Admitted> {
+        let address = self.address(stream, ip, service, gate, who).await?;
+        let seat = self.seat(stream, service, gate, who).await?;
+        self.trust(&seat, ip);
+        Some(Admitted { seat, address })
+    }
+
+    /// A place on the listener, or `None` (the client told, as by `admit`)
+    /// when every place is held by a member or a session at work.
+    pub async fn seat(
+        &self,
+        stream: &mut Stream,
+        service: Service,
+        gate: Gate,
+        who: &str,
+    ) -> Option<Seat> {
         let budget = &self.budgets[Service::ALL.iter().position(|s| *s == service).unwrap_or(0)];
-        let ((reply, refusal), why) = match self.clients.admit(ip) {
-            Err(why) => (gate.address, why.to_string()),
-            Ok(address) => match budget.take(who.to_string()) {
-                Some(seat) => {
-                    if self.auth.relay_client(ip) {
-                        seat.member();
-                    }
-                    return Some(Admitted { seat, address });
-                }
-                None => (gate.busy, "too many sessions".to_string()),
-            },
-        };
+        match budget.take(who.to_string()) {
+            Some(seat) => Some(seat),
+            None => {
+                let why = "too many sessions";
+                self.refuse(stream, service, gate.busy, why, who).await
+            }
+        }
+    }
+
+    /// The share of client address `ip`, or `None` (the client told, as
+    /// by `admit`) when it holds or opened too many.
+    pub async fn address(
+        &self,
+        stream: &mut Stream,
+        ip: IpAddr,
+        service: Service,
+        gate: Gate,
+        who: &str,
+    ) -> Option<AddressSlot> {
+        match self.clients.admit(ip) {
+            Ok(address) => Some(address),
+            Err(why) => {
+                let why = why.to_string();
+                self.refuse(stream, service, gate.address, &why, who).await
+            }
+        }
+    }
+
+    /// Trusted (`relay_from`) clients' sessions are members' at once.
+    pub fn trust(&self, seat: &Seat, ip: IpAddr) {
+        if self.auth.relay_client(ip) {
+            seat.member();
+        }
+    }
+
+    async fn refuse<T>(
+        &self,
+        stream: &mut Stream,
+        service: Service,
+        (reply, refusal): (&'static [u8], Refusal<'static>),
+        why: &str,
+        who: &str,
+    ) -> Option<T> {
         log::warn!("{who} refused: {why}");
         self.counters.count(|s| s.count_refusal(refusal));
         if !service.implicit_tls() {

@@ -511,7 +511,7 @@ async fn accept_loop(
         let task = match service {
             Service::Smtp | Service::Submission | Service::Submissions => {
                 executor.spawn(async move {
-                    let Some((id, stream, seat, _address)) =
+                    let Some((id, stream, peer, seat, _address)) =
                         admit(&server, stream, peer, service).await
                     else {
                         return;
@@ -522,7 +522,7 @@ async fn accept_loop(
                 })
             }
             Service::Pop3 | Service::Pop3s => executor.spawn(async move {
-                let Some((id, stream, seat, _address)) =
+                let Some((id, stream, peer, seat, _address)) =
                     admit(&server, stream, peer, service).await
                 else {
                     return;
@@ -532,7 +532,7 @@ async fn accept_loop(
                     .await
             }),
             Service::Web | Service::Http => executor.spawn(async move {
-                let Some((id, stream, seat, _address)) =
+                let Some((id, stream, peer, seat, _address)) =
                     admit(&server, stream, peer, service).await
                 else {
                     return;
@@ -545,14 +545,15 @@ async fn accept_loop(
     }
 }
 
-/// Admits a connection: its session's number, the stream, its place on
+/// Admits a connection: its session's number, the stream, the client's
+/// address (behind a proxy, the one its PROXY header names), its place on
 /// the listener and its address's slot (held until the session ends).
 async fn admit(
     server: &Server,
     mut stream: Stream,
     peer: SocketAddr,
     service: Service,
-) -> Option<(u64, Stream, Seat, AddressSlot)> {
+) -> Option<(u64, Stream, SocketAddr, Seat, AddressSlot)> {
     let id = server.admission.session_id();
     let (protocol, gate) = match service {
         Service::Smtp | Service::Submission | Service::Submissions => {
@@ -563,10 +564,81 @@ async fn admit(
         Service::Http => ("http", crate::web::server::GATE),
     };
     let who = format!("{protocol}#{id} {peer}");
-    let admitted = server
-        .admission
-        .admit(&mut stream, peer.ip(), service, gate, &who)
-        .await;
-    let Admitted { seat, address } = admitted?;
-    Some((id, stream, seat, address))
+    let admission = &server.admission;
+    if !behind_proxy(&server.config, service) {
+        let admitted = admission
+            .admit(&mut stream, peer.ip(), service, gate, &who)
+            .await;
+        let Admitted { seat, address } = admitted?;
+        return Some((id, stream, peer, seat, address));
+    }
+    // Only the proxies may say who the client is; anyone else is closed
+    // unanswered, as a proxy's connection without a header is.
+    let proxy = &server.config.proxy;
+    if !proxy.from.iter().any(|net| net.contains(peer.ip())) {
+        log::warn!("{who} refused: not in proxy_from");
+        return None;
+    }
+    // The listener's places bound the connections waiting for a header;
+    // the address's share is the client's, known from the header.
+    let seat = admission.seat(&mut stream, service, gate, &who).await?;
+    let timeout = header_timeout(&server.config, service);
+    let header = crate::conn::proxy::read_header(&mut stream, timeout, &server.shutdown, &seat);
+    let client = match header.await {
+        Ok(header) => {
+            let client = header.client(peer);
+            log::info!("{who} PROXY header: {}", describe(&header, client));
+            client
+        }
+        Err(why) => {
+            log::warn!("{who} closed: {why}");
+            return None;
+        }
+    };
+    let who = format!("{protocol}#{id} {client}");
+    let address = admission
+        .address(&mut stream, client.ip(), service, gate, &who)
+        .await?;
+    admission.trust(&seat, client.ip());
+    Some((id, stream, client, seat, address))
+}
+
+/// Whether `service`'s connections come through a proxy that sends the
+/// PROXY header first.
+fn behind_proxy(config: &Config, service: Service) -> bool {
+    let proxy = &config.proxy;
+    match service {
+        Service::Smtp => proxy.smtp,
+        Service::Submission => proxy.submission,
+        Service::Submissions => proxy.submissions,
+        Service::Pop3 => proxy.pop3,
+        Service::Pop3s => proxy.pop3s,
+        Service::Web | Service::Http => proxy.web,
+    }
+}
+
+/// How long a proxy has to send the header: the listener's wait for a
+/// command.
+fn header_timeout(config: &Config, service: Service) -> std::time::Duration {
+    match service {
+        Service::Smtp | Service::Submission | Service::Submissions => config.smtp.command_timeout,
+        Service::Pop3 | Service::Pop3s => config.pop3.timeout,
+        Service::Web | Service::Http => crate::limits::HTTP_REQUEST_TIMEOUT,
+    }
+}
+
+/// A header for the log.
+fn describe(header: &crate::wire::proxy::Header, client: SocketAddr) -> String {
+    use crate::wire::proxy::Header;
+    match header {
+        Header::Proxied {
+            version,
+            destination,
+            ..
+        } => format!("v{version} client {client} to {destination}"),
+        Header::Local => "v2 LOCAL, the proxy's own connection".to_string(),
+        Header::Unknown { version } => {
+            format!("v{version} without an address, the proxy's own used")
+        }
+    }
 }
