@@ -28,6 +28,8 @@ proxy_protocol = true
 proxy_protocol = true
 [pop3s]
 proxy_protocol = true
+[web]
+proxy_protocol = true
 [limits]
 login_failures = 1
 ";
@@ -262,19 +264,7 @@ fn haproxy_health_checks_find_the_listeners_up() {
 fn implicit_tls_begins_after_the_header() {
     let (_dir, server, haproxy) = setup();
     let tcp = connect_from(haproxy.front("pop3s_v2"), RELAY_CLIENT);
-    let mut roots = rustls::RootCertStore::empty();
-    for der in CertificateDer::pem_file_iter(server.data.join("tls/cert.pem")).unwrap() {
-        roots.add(der.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = ServerName::try_from("mx.test").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tls = tls_client(&server, tcp);
     let mut greeting = [0u8; 3];
     tls.read_exact(&mut greeting).unwrap();
     assert_eq!(&greeting, b"+OK");
@@ -308,6 +298,67 @@ fn closed_unanswered(c: &mut Client) -> bool {
 /// Sends what may meet a connection already closed.
 fn try_send(c: &mut Client, bytes: &[u8]) {
     let _ = c.stream.write_all(bytes);
+}
+
+/// A TLS client over `tcp` trusting only the server's certificate.
+fn tls_client(server: &Server, tcp: TcpStream) -> TlsStream {
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_file_iter(server.data.join("tls/cert.pem")).unwrap() {
+        roots.add(der.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("mx.test").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// The status line of the answer to `GET path`, asked over `stream`.
+fn get(stream: &mut impl ReadWrite, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: mx.test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or("").to_string()
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+#[test]
+fn the_web_pages_see_the_client_the_header_names() {
+    let (_dir, server) = Server::with_config(CONFIG);
+    // The admin pages answer only admin_from (loopback among the default
+    // networks), judged by the header's address; TLS follows the header.
+    for (client, status) in [("127.0.0.5", "200"), ("203.0.113.9", "403")] {
+        let mut tcp = TcpStream::connect(server.web.unwrap()).unwrap();
+        let header = format!("PROXY TCP4 {client} 127.0.0.1 40000 443\r\n");
+        tcp.write_all(header.as_bytes()).unwrap();
+        let mut tls = tls_client(&server, tcp);
+        let line = get(&mut tls, "/admin/login");
+        assert!(line.contains(&format!(" {status} ")), "{client}: {line}");
+    }
+    // Plain HTTP is behind the proxy too.
+    let mut tcp = TcpStream::connect(server.http.unwrap()).unwrap();
+    tcp.write_all(b"PROXY TCP4 203.0.113.9 127.0.0.1 40000 80\r\n")
+        .unwrap();
+    assert!(get(&mut tcp, "/").contains(" 301 "));
+    let mut bare = Client::connect(server.http.unwrap());
+    try_send(&mut bare, b"GET / HTTP/1.1\r\nHost: mx.test\r\n\r\n");
+    assert!(closed_unanswered(&mut bare), "an answer without a header");
+    let closed = format!("{} closed: invalid PROXY header", bare.local_addr());
+    assert!(
+        server.logged(&closed, Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
 }
 
 /// A plain socket from `source` to `addr`.
