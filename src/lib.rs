@@ -12,7 +12,8 @@
 //!                                      looks up
 //!  store, config                       everything on flash; settings
 //!  conn                                a connection with its deadlines, seat
-//!                                      and shutdown event
+//!                                      and shutdown event, and the PROXY
+//!                                      header a proxy sends before it
 //!  route, auth, spam, tls, policy      the handles a session asks (where mail
 //!                                      goes, who may log in, what is spam, the
 //!                                      certificate) and the one policy seam
