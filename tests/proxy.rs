@@ -422,3 +422,25 @@ fn connections_that_skip_the_proxy_or_its_header_are_closed_unanswered() {
         server.log()
     );
 }
+
+#[test]
+fn a_proxy_that_sends_no_header_is_closed_after_the_command_timeout() {
+    let config = CONFIG.replace(
+        "[smtp]\nproxy_protocol = true\n",
+        "[smtp]\nproxy_protocol = true\ncommand_timeout = 1\n",
+    );
+    let (_dir, server) = Server::with_config(&config);
+    let mut silent = Client::connect(server.smtp);
+    let start = Instant::now();
+    assert!(
+        closed_unanswered(&mut silent),
+        "a greeting without a header"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let closed = format!("{} closed: no PROXY header in time", silent.local_addr());
+    assert!(
+        server.logged(&closed, Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+}
