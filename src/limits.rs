@@ -31,6 +31,10 @@ pub const WRITE_CHUNK: usize = 32 * 1024;
 /// longer lines pass through in pieces.
 pub const MAILIO_PIECE: usize = 64 * 1024;
 
+/// How often the server looks in the maildrop besides when `sendmail`
+/// signals it (a signal lost, a message left by a crash).
+pub const MAILDROP_POLL: Duration = Duration::from_secs(10);
+
 /// Reply bytes buffered before a flush (pipelined replies are batched).
 pub const REPLY_BUFFER: usize = 2048;
 

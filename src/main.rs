@@ -20,6 +20,8 @@ usage:
   postbox check-config [FILE]         check a config file: ok, or each problem
   postbox import USER PATH            add an mbox file or a Maildir folder to a mailbox
   postbox export USER [PATH|-]        write a mailbox as an mboxrd (default: stdout)
+  postbox sendmail [-t] [-i] [-f FROM] [RCPT...]
+                                      send a message read from stdin, as sendmail
   postbox --help | --version
 
 admin verbs (the console has the same):
@@ -200,6 +202,23 @@ Return-Path:) and arrival time, lines starting '>*From ' given one more
 '>', LF line ends, an empty line after each.
 ";
 
+const SENDMAIL_HELP: &str = "\
+usage: postbox sendmail [-t] [-i|-oi] [-f FROM] [-F NAME] [RCPT...]
+       (also as 'sendmail ...', through a link named sendmail)
+
+Reads a message from stdin, up to its end or a line holding only '.'
+(with -i or -oi: up to its end), and hands it to the server through the
+maildrop (DATA/maildrop): it exits 0 once the message is durable there.
+A running server is told at once; one that is not running sends it when
+it starts. It goes as a trusted client's mail: local recipients get it,
+others through the queue, DKIM-signed. The sender is the local user at
+the default domain (root@DOMAIN) unless -f names a member's address; -F
+names the From: it gets when it has none (and Date:, Message-ID:). With
+-t the recipients also come from To:, Cc: and Bcc:, and Bcc: is removed.
+A RCPT without a domain is at the default domain. The config is
+--config FILE, else $POSTBOX_CONFIG, else /etc/postbox.toml if present.
+";
+
 enum Failure {
     Usage(String),
     Failed(String),
@@ -218,7 +237,7 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, Failure> {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    match start() {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Failed(msg)) => {
             eprintln!("postbox: {msg}");
@@ -293,6 +312,23 @@ fn listen(parser: &mut lexopt::Parser) -> Result<postbox::config::Listen, Failur
 const OWNER_COMMANDS: &[&str] = &[
     "user", "alias", "queue", "stats", "status", "tls", "dkim", "dns", "import", "export",
 ];
+
+/// `postbox sendmail ...`, or postbox called through a link named
+/// sendmail (programs give it sendmail's options); else [`run`].
+fn start() -> Result<(), Failure> {
+    let mut argv = std::env::args_os();
+    let called = argv.next().unwrap_or_default();
+    let name = std::path::Path::new(&called)
+        .file_name()
+        .unwrap_or_default();
+    if name == "sendmail" {
+        return sendmail(&argv.collect::<Vec<_>>());
+    }
+    if argv.next().is_some_and(|first| first == "sendmail") {
+        return sendmail(&argv.collect::<Vec<_>>());
+    }
+    run()
+}
 
 fn run() -> Result<(), Failure> {
     let mut parser = lexopt::Parser::from_env();
@@ -609,6 +645,43 @@ fn export(args: &Args) -> Result<(), Failure> {
         println!(
             "exported {count} messages ({}) to {path}",
             postbox::mailio::human_bytes(bytes)
+        );
+    }
+    Ok(())
+}
+
+/// `sendmail [-t] [-i] [-f FROM] [-F NAME] [RCPT...]`.
+fn sendmail(args: &[std::ffi::OsString]) -> Result<(), Failure> {
+    use postbox::mailio::sendmail;
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{SENDMAIL_HELP}");
+        return Ok(());
+    }
+    let options = sendmail::parse_options(args).map_err(Failure::Usage)?;
+    let config_file = options
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("POSTBOX_CONFIG").map(Into::into))
+        .or_else(|| {
+            let etc = std::path::PathBuf::from("/etc/postbox.toml");
+            etc.is_file().then_some(etc)
+        });
+    let overrides = Overrides {
+        config_file,
+        data_dir: options.data.clone(),
+        ..Overrides::default()
+    };
+    let config = Config::load(&overrides).map_err(Failure::Failed)?;
+    // Who runs it, before root becomes the data directory's owner.
+    let login = sendmail::login_name();
+    act_as_owner_of(&config.data_dir)?;
+    let stdin = std::io::stdin().lock();
+    let dropped =
+        sendmail::drop_message(&config, &options, &login, stdin).map_err(Failure::Failed)?;
+    if !dropped.server_running {
+        eprintln!(
+            "postbox: no server is running on {}: the message waits in the maildrop and goes when it starts",
+            config.data_dir.display()
         );
     }
     Ok(())

@@ -98,6 +98,9 @@ pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
     ClientTls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+    /// One end of a socket pair inside the server: the maildrop handing
+    /// local programs' mail to an SMTP session.
+    Local(smol::net::unix::UnixStream),
     /// A handshake failed part-way; nothing more can be said.
     Broken,
 }
@@ -195,6 +198,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Local(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Broken => Poll::Ready(Err(broken())),
@@ -210,6 +214,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Local(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Broken => Poll::Ready(Err(broken())),
@@ -219,6 +224,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Local(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Broken => Poll::Ready(Err(broken())),
@@ -228,6 +234,7 @@ impl AsyncWrite for Stream {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_close(cx),
+            Stream::Local(s) => Pin::new(s).poll_close(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
             Stream::ClientTls(s) => Pin::new(s.as_mut()).poll_close(cx),
             Stream::Broken => Poll::Ready(Ok(())),

@@ -5,7 +5,9 @@
 
 pub mod export;
 pub mod import;
+pub mod maildrop;
 pub mod mbox;
+pub mod sendmail;
 
 use std::io::{self, BufRead};
 

@@ -74,6 +74,9 @@ struct Server {
     queue_runner: Rc<crate::queue::Context>,
     web: Rc<crate::web::server::Context>,
     acme: Rc<crate::acme::renewal::Context>,
+    /// Wakes the maildrop pickup (`postbox sendmail` signals the server).
+    maildrop_wake: smol::channel::Sender<()>,
+    maildrop_woken: smol::channel::Receiver<()>,
 }
 
 impl Server {
@@ -160,6 +163,7 @@ impl Server {
             counters: counters.clone(),
             shutdown: shutdown.clone(),
         });
+        let (maildrop_wake, maildrop_woken) = smol::channel::bounded(1);
         let server = Server {
             admission: Admission::new(&config, auth, counters.clone()),
             config,
@@ -172,6 +176,8 @@ impl Server {
             queue_runner,
             web,
             acme,
+            maildrop_wake,
+            maildrop_woken,
         };
         Ok((server, trigger))
     }
@@ -423,6 +429,16 @@ async fn serve(
 
     let queue_runner = crate::queue::run(server.queue_runner.clone(), executor.clone());
     let queue_runner = executor.spawn(queue_runner);
+    let maildrop = {
+        let ids = server.clone();
+        let session_id: Rc<dyn Fn() -> u64> = Rc::new(move || ids.admission.session_id());
+        let woken = server.maildrop_woken.clone();
+        executor.spawn(crate::mailio::maildrop::run(
+            server.smtp.clone(),
+            woken,
+            session_id,
+        ))
+    };
     let acme = server
         .config
         .acme
@@ -441,6 +457,7 @@ async fn serve(
     .await;
     drop(saver);
     drop(queue_runner);
+    drop(maildrop);
     drop(acme);
     server.save_rarely().await;
     log::info!("stopped");
@@ -455,6 +472,8 @@ async fn until_stopped(server: &Server, mut signals: async_signal::Signals) {
             // `postbox queue flush` (and `delete`): look again, try now.
             Ok(async_signal::Signal::Usr1) => {
                 log::info!("queue flush requested");
+                // `postbox sendmail` too: a message waits in the maildrop.
+                let _ = server.maildrop_wake.try_send(());
                 server.queue.flush().await;
             }
             // `postbox stats` and the console's `stats`: live figures.

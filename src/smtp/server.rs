@@ -249,7 +249,10 @@ pub async fn serve_connection(
 
 /// What this listener, the client's address and the configuration allow.
 fn settings(shared: &Context, stream: &Stream, peer: SocketAddr, service: Service) -> Settings {
-    let relay_client = shared.auth.relay_client(peer.ip());
+    // The maildrop's session carries mail local programs wrote there,
+    // which only the server's own user (or root) can.
+    let local = matches!(stream, Stream::Local(_));
+    let relay_client = local || shared.auth.relay_client(peer.ip());
     let connect = policy::connect(service == Service::Smtp, relay_client);
     let smtp = &shared.config.smtp;
     Settings {
