@@ -357,3 +357,45 @@ fn a_kill_mid_import_then_a_second_run_stores_each_message_once() {
     }
     assert!(seen.iter().all(|n| *n == 1), "{seen:?}");
 }
+
+#[test]
+fn a_running_server_counts_imported_mail_against_the_quota() {
+    let (dir, server) = Server::with_config("[quota]\ndefault = \"20K\"\n");
+    // The server knows alice's mailbox as empty.
+    let rcpt = |size: usize| {
+        let mut c = server.smtp();
+        c.reply();
+        c.ask("EHLO client.test");
+        c.ask(&format!("MAIL FROM:<x@remote.test> SIZE={size}"));
+        c.ask("RCPT TO:<alice@localhost>")
+    };
+    assert!(rcpt(8_000).starts_with("250"));
+    let mbox = dir.path().join("in.mbox");
+    let body = ("w".repeat(98) + "\n").repeat(50);
+    let messages: String = (0..3)
+        .map(|i| format!("From a@x Mon Jan  1 00:00:00 2024\nSubject: {i}\n\n{body}\n"))
+        .collect();
+    std::fs::write(&mbox, messages).unwrap();
+    let config = dir.path().join("postbox.toml");
+    let text = imported_ok(&import(
+        &server.data,
+        &["--config", config.to_str().unwrap()],
+        "alice",
+        &mbox,
+    ));
+    assert!(text.contains("imported 3 messages"), "{text}");
+    // About 15 KiB in: 8,000 more no longer fit, once the server counted.
+    let start = Instant::now();
+    loop {
+        let reply = rcpt(8_000);
+        if reply.starts_with("552") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{reply}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

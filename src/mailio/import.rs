@@ -99,6 +99,10 @@ pub fn import(
         Source::Mbox(path) => importer.mbox(&path, progress),
         Source::Maildir(path) => importer.maildir(&path, progress),
     };
+    if importer.summary.imported > 0 {
+        // A running server counts the mailbox again for its quota.
+        let _ = crate::ops::status::nudge_queue(&config.data_dir);
+    }
     match result {
         Ok(()) => Ok(importer.summary),
         Err(e) => Err((e, Some(importer.summary))),

@@ -472,9 +472,11 @@ async fn until_stopped(server: &Server, mut signals: async_signal::Signals) {
             // `postbox queue flush` (and `delete`): look again, try now.
             Ok(async_signal::Signal::Usr1) => {
                 log::info!("queue flush requested");
-                // `postbox sendmail` too: a message waits in the maildrop.
+                // `postbox sendmail` too: a message waits in the maildrop;
+                // and `postbox import`: mailboxes grew behind our back.
                 let _ = server.maildrop_wake.try_send(());
                 server.queue.flush().await;
+                server.smtp.store.recount_known().await;
             }
             // `postbox stats` and the console's `stats`: live figures.
             Ok(async_signal::Signal::Usr2) => server.counters.save(true).await,

@@ -82,6 +82,15 @@ impl Mailstore {
         self.usage.borrow_mut().insert(counted, bytes);
     }
 
+    /// Counts again every mailbox whose usage is known, on the blocking
+    /// pool: another writer (`postbox import`) added to some.
+    pub async fn recount_known(&self) {
+        let dirs: Vec<PathBuf> = self.usage.borrow().keys().cloned().collect();
+        for dir in dirs {
+            self.recount_usage(dir).await;
+        }
+    }
+
     /// Records a delivery of `size` bytes; returns the usage before it.
     pub fn add_usage(&self, dir: &Path, size: u64) -> u64 {
         let before = self.mailbox_usage(dir);
