@@ -175,9 +175,23 @@ fn without_a_server_the_message_waits_for_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no server is running"), "{err}");
     assert!(mailbox_files(&data, "alice").is_empty());
+    // What a sendmail killed while writing left: swept once old.
+    let tmp = data.join("maildrop/tmp");
+    std::fs::write(tmp.join("old"), "postbox-maildrop 1\n").unwrap();
+    std::fs::write(tmp.join("young"), "postbox-maildrop 1\n").unwrap();
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(48 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(tmp.join("old"))
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
     let server = Server::start_in(&data, &[]);
     let got = wait_for_mail(&data, "alice", 1, Duration::from_secs(20), &|| server.log());
     assert!(got[0].contains("Subject: while down\r\n"));
+    // The sweep runs before the pickup that delivered it.
+    assert!(!tmp.join("old").exists());
+    assert!(tmp.join("young").exists());
 }
 
 /// Debian's s-nail (or bsd-mailx as `mail`), when installed, sending

@@ -23,6 +23,7 @@ use std::rc::Rc;
 /// Picks up the maildrop at start, at each `wake` (`postbox sendmail`
 /// signals the server) and every [`crate::limits::MAILDROP_POLL`].
 pub async fn run(smtp: Rc<Context>, wake: Receiver<()>, session_id: Rc<dyn Fn() -> u64>) {
+    sweep_tmp(&smtp.config.data_dir).await;
     loop {
         pick_up(&smtp, &*session_id).await;
         let woken = async {
@@ -39,6 +40,28 @@ pub async fn run(smtp: Rc<Context>, wake: Receiver<()>, session_id: Rc<dyn Fn() 
             return;
         }
     }
+}
+
+/// Removes what a `sendmail` that died while writing left in
+/// `maildrop/tmp`: files older than [`crate::limits::MAILDIR_TMP_GRACE`]
+/// (younger ones may still be being written).
+async fn sweep_tmp(data_dir: &Path) {
+    let tmp = data_dir.join(super::sendmail::MAILDROP_DIR).join("tmp");
+    smol::unblock(move || {
+        let disk = disk::system();
+        let now = std::time::SystemTime::now();
+        for entry in disk.list(&tmp).into_iter().flatten() {
+            let path = tmp.join(&entry.name);
+            let old = disk.metadata(&path).is_ok_and(|m| {
+                now.duration_since(m.modified).unwrap_or_default()
+                    > crate::limits::MAILDIR_TMP_GRACE
+            });
+            if entry.kind == Kind::File && old {
+                let _ = disk.unlink(&path);
+            }
+        }
+    })
+    .await
 }
 
 /// Hands every waiting message to a session; a message the server cannot
