@@ -240,3 +240,36 @@ fn s_nail_sends_through_it() {
     assert!(got[0].contains("Subject: from s-nail\r\n"), "{}", got[0]);
     assert!(got[0].contains("Sent by s-nail."), "{}", got[0]);
 }
+
+#[test]
+fn a_recipient_refused_for_good_is_reported_to_the_sender() {
+    let server = Server::with_users();
+    let out = sendmail(
+        &server.data,
+        &["-f", "bob@localhost", "alice", "nosuch@localhost"],
+        "From: bob@localhost\nSubject: to two\n\nHello.\n",
+    );
+    sent_ok(&out);
+    let got = wait_for_mail(&server.data, "alice", 1, Duration::from_secs(20), &|| {
+        server.log()
+    });
+    assert!(got[0].contains("Subject: to two\r\n"));
+    let report = wait_for_mail(&server.data, "bob", 1, Duration::from_secs(20), &|| {
+        server.log()
+    });
+    let text = &report[0];
+    assert!(
+        text.contains("Subject: Undelivered Mail Returned to Sender"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Final-Recipient: rfc822; nosuch@localhost"),
+        "{text}"
+    );
+    assert!(text.contains("Status: 5.1.1"), "{text}");
+    assert!(
+        text.contains("Subject: to two"),
+        "the original's header: {text}"
+    );
+    assert!(!text.contains("alice@localhost\r\nAction"), "{text}");
+}

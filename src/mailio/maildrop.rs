@@ -65,7 +65,7 @@ async fn sweep_tmp(data_dir: &Path) {
 }
 
 /// Hands every waiting message to a session; a message the server cannot
-/// take now stays for the next round.
+/// take now stays for the next round (and is not in the others' way).
 async fn pick_up(smtp: &Rc<Context>, session_id: &dyn Fn() -> u64) {
     let dir = ready_dir(&smtp.config.data_dir);
     let listed = {
@@ -92,17 +92,20 @@ async fn pick_up(smtp: &Rc<Context>, session_id: &dyn Fn() -> u64) {
             return;
         }
         let path = dir.join(&name);
-        match hand_over(smtp, &path, session_id()).await {
-            Handed::Done => remove(&path).await,
-            Handed::Refused(why) => {
-                log::error!("maildrop {name} refused, dropped: {why}");
-                remove(&path).await;
-            }
+        let (handed, refused) = hand_over(smtp, &path, session_id()).await;
+        match handed {
+            Handed::Done => {}
+            Handed::Refused(why) => log::error!("maildrop {name} refused: {why}"),
+            // The others may still go.
             Handed::Later(why) => {
                 log::warn!("maildrop {name} waits: {why}");
-                return;
+                continue;
             }
         }
+        if let Some((sender, refused)) = refused.filter(|(_, r)| !r.is_empty()) {
+            report(smtp, &path, &name, &sender, refused).await;
+        }
+        remove(&path).await;
     }
 }
 
@@ -152,20 +155,80 @@ fn open_envelope(
     }
 }
 
-/// Runs one message through a session of the server's own.
-async fn hand_over(smtp: &Rc<Context>, path: &Path, id: u64) -> Handed {
+/// Recipients the session refused for good: whom, and its reply.
+type Refusals = Vec<(String, String)>;
+
+/// Tells the sender which recipients were refused for good, as the
+/// queue's failure reports do (with the original's header section).
+async fn report(smtp: &Rc<Context>, path: &Path, name: &str, sender: &str, refused: Refusals) {
+    if crate::queue::dsn::must_not_bounce(sender) {
+        return;
+    }
+    let recipients: Vec<crate::queue::dsn::RecipientStatus> = refused
+        .into_iter()
+        .map(|(recipient, reply)| crate::queue::dsn::RecipientStatus {
+            recipient,
+            status: crate::queue::status_of(&reply, true),
+            diagnostic: Some(reply),
+            remote_mta: None,
+        })
+        .collect();
+    let report_name = smtp.store.names.next();
+    let (hostname, queue_id, to) = (
+        smtp.config.hostname.clone(),
+        name.to_string(),
+        sender.to_string(),
+    );
+    let (path, message_id) = (path.to_path_buf(), report_name.clone());
+    let written = smol::unblock(move || {
+        let (_, mut original) = open_envelope(&path)?;
+        let now = std::time::SystemTime::now();
+        let report = crate::queue::dsn::Report {
+            kind: crate::queue::dsn::Kind::Failed,
+            hostname: &hostname,
+            queue_id: &queue_id,
+            sender: &to,
+            arrival: now,
+            retry_until: None,
+            recipients: &recipients,
+            message_id: &message_id,
+            now,
+        };
+        let mut text = Vec::new();
+        crate::queue::dsn::write(&report, &mut original, &mut text).map(|()| text)
+    })
+    .await;
+    let text = match written {
+        Ok(text) => text,
+        Err(e) => return log::error!("maildrop {name}: cannot write the report: {e}"),
+    };
+    let mailer_daemon = format!("MAILER-DAEMON@{}", smtp.config.hostname);
+    let outbox = smtp.outbox();
+    match crate::queue::deliver_report(&outbox, &mailer_daemon, sender, report_name, text).await {
+        Ok(()) => log::info!("maildrop {name}: failure report sent to <{sender}>"),
+        Err(e) => log::error!("maildrop {name}: cannot send the failure report to <{sender}>: {e}"),
+    }
+}
+
+/// Runs one message through a session of the server's own; with the
+/// sender and the recipients refused for good, once it got that far.
+async fn hand_over(
+    smtp: &Rc<Context>,
+    path: &Path,
+    id: u64,
+) -> (Handed, Option<(String, Refusals)>) {
     let opened = {
         let path: PathBuf = path.to_path_buf();
         smol::unblock(move || open_envelope(&path)).await
     };
     let (envelope, message) = match opened {
         Ok((Ok(envelope), message)) => (envelope, message),
-        Ok((Err(why), _)) => return Handed::Refused(why),
-        Err(e) => return Handed::Later(format!("cannot read it: {e}")),
+        Ok((Err(why), _)) => return (Handed::Refused(why), None),
+        Err(e) => return (Handed::Later(format!("cannot read it: {e}")), None),
     };
     let (ours, theirs) = match UnixStream::pair() {
         Ok(pair) => pair,
-        Err(e) => return Handed::Later(format!("no socket pair: {e}")),
+        Err(e) => return (Handed::Later(format!("no socket pair: {e}")), None),
     };
     let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let who = format!("smtp#{id} maildrop");
@@ -189,8 +252,8 @@ async fn hand_over(smtp: &Rc<Context>, path: &Path, id: u64) -> Handed {
         let _ = ours.shutdown(std::net::Shutdown::Both);
         handed
     };
-    let (_, handed) = smol::future::zip(session, client).await;
-    handed
+    let (_, (handed, refused)) = smol::future::zip(session, client).await;
+    (handed, Some((envelope.sender.clone(), refused)))
 }
 
 /// The client's side of the session: the envelope, then the message,
@@ -200,9 +263,10 @@ async fn speak(
     socket: UnixStream,
     envelope: &Envelope,
     message: io::BufReader<std::fs::File>,
-) -> Handed {
+) -> (Handed, Refusals) {
     let mut replies = BufReader::new(socket.clone());
     let mut socket = socket;
+    let mut refused: Refusals = Vec::new();
     let outcome: io::Result<Handed> = async {
         let (code, text) = read_reply(&mut replies).await?;
         if code != 220 {
@@ -219,22 +283,23 @@ async fn speak(
             return Ok(later_or_refused(code, format!("sender: {code} {text}")));
         }
         let mut taken = 0;
-        let mut refused = Vec::new();
+        let mut waiting = Vec::new();
         for rcpt in &envelope.recipients {
             let (code, text) =
                 command(&mut socket, &mut replies, format!("RCPT TO:<{rcpt}>")).await?;
             match code {
                 200..=299 => taken += 1,
-                _ => refused.push(format!("<{rcpt}>: {code} {text}")),
+                400..=499 => waiting.push(format!("<{rcpt}>: {code} {text}")),
+                _ => refused.push((rcpt.clone(), format!("{code} {text}"))),
             }
         }
+        // A recipient that may take it later: all are tried again then.
+        if !waiting.is_empty() {
+            refused.clear();
+            return Ok(Handed::Later(waiting.join("; ")));
+        }
         if taken == 0 {
-            let why = refused.join("; ");
-            let temporary = refused.iter().all(|r| r.contains(": 4"));
-            return Ok(match temporary {
-                true => Handed::Later(why),
-                false => Handed::Refused(why),
-            });
+            return Ok(Handed::Refused("every recipient refused".into()));
         }
         let (code, text) = command(&mut socket, &mut replies, "DATA").await?;
         if code != 354 {
@@ -245,16 +310,31 @@ async fn speak(
         let (code, text) = read_reply(&mut replies).await?;
         // The session ends when it has said goodbye.
         let _ = command(&mut socket, &mut replies, "QUIT").await;
-        if code >= 300 {
-            return Ok(later_or_refused(code, format!("message: {code} {text}")));
+        if (400..500).contains(&code) {
+            return Ok(Handed::Later(format!("message: {code} {text}")));
         }
-        for why in &refused {
-            log::warn!("maildrop: recipient refused for good: {why}");
+        if code >= 300 {
+            // Refused for every recipient it was offered to.
+            let taken = envelope
+                .recipients
+                .iter()
+                .filter(|r| !refused.iter().any(|(x, _)| x == *r));
+            let all: Refusals = taken
+                .map(|r| (r.clone(), format!("{code} {text}")))
+                .collect();
+            refused.extend(all);
+            return Ok(Handed::Refused(format!("message: {code} {text}")));
+        }
+        for (rcpt, why) in &refused {
+            log::warn!("maildrop: <{rcpt}> refused for good: {why}");
         }
         Ok(Handed::Done)
     }
     .await;
-    outcome.unwrap_or_else(|e| Handed::Later(format!("session failed: {e}")))
+    match outcome {
+        Ok(handed) => (handed, refused),
+        Err(e) => (Handed::Later(format!("session failed: {e}")), Vec::new()),
+    }
 }
 
 /// Sends one command line; its reply.

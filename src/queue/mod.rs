@@ -602,7 +602,7 @@ async fn finish_attempt(shared: &Context, mut envelope: Envelope) {
 }
 
 /// The enhanced status code in a reply text, or a generic one.
-fn status_of(text: &str, failed: bool) -> String {
+pub fn status_of(text: &str, failed: bool) -> String {
     let found = text.split_whitespace().find(|w| {
         let parts: Vec<&str> = w.split('.').collect();
         parts.len() == 3

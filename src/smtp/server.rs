@@ -60,7 +60,7 @@ pub struct Context {
 
 impl Context {
     /// What sends mail of our own (reports, away replies) needs.
-    fn outbox(&self) -> crate::queue::Context {
+    pub fn outbox(&self) -> crate::queue::Context {
         crate::queue::Context {
             config: self.config.clone(),
             queue: self.queue.clone(),
