@@ -411,4 +411,53 @@ mod tests {
         let later = names.next_with(&format!("H{hash}"));
         assert!(maildir::made_order(&name) < maildir::made_order(&later));
     }
+
+    /// An import cut by a power loss after every number of changes in
+    /// turn, then run again: each message is there exactly once, whole.
+    #[test]
+    fn a_power_cut_anywhere_then_a_second_run_stores_each_message_once() {
+        use crate::store::memory::Memory;
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("in.mbox");
+        let text = |i: usize| format!("Subject: {i}\r\n\r\nbody {i}\r\n");
+        let mbox: String = (0..3)
+            .map(|i| {
+                format!(
+                    "From a@x Mon Jan  1 00:00:00 2024\n{}\n",
+                    text(i).replace("\r\n", "\n")
+                )
+            })
+            .collect();
+        std::fs::write(&source, mbox).unwrap();
+        let mailbox = PathBuf::from("/data/mail/test/a");
+        let importer = |disk: &Arc<Memory>| Importer {
+            disk: disk.clone(),
+            mailbox: mailbox.clone(),
+            names: NameMaker::new("test"),
+            known: known_hashes(&**disk, &mailbox).unwrap(),
+            usage: 0,
+            limit: 0,
+            summary: Summary::default(),
+        };
+        for cut in 0.. {
+            let memory = Arc::new(Memory::new());
+            maildir::create_mailbox(&*memory, &mailbox).unwrap();
+            memory.cut_power_after(cut);
+            let _ = importer(&memory).mbox(&source, &mut |_| {});
+            let finished = !memory.power_was_cut();
+            memory.crash();
+            importer(&memory).mbox(&source, &mut |_| {}).unwrap();
+            let stored = maildir::scan_mailbox(&*memory, &mailbox).unwrap();
+            let mut found: Vec<Vec<u8>> = stored
+                .iter()
+                .map(|m| memory.read(&mailbox.join(&*m.name)).unwrap())
+                .collect();
+            found.sort();
+            let expected: Vec<Vec<u8>> = (0..3).map(|i| text(i).into_bytes()).collect();
+            assert_eq!(found, expected, "power cut after {cut} changes");
+            if finished {
+                break;
+            }
+        }
+    }
 }
