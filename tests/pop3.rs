@@ -358,3 +358,74 @@ fn pop3_has_its_own_error_limit() {
     assert_eq!(c.line(), "-ERR Too many errors, closing connection");
     assert!(c.closed());
 }
+
+/// Sets a mailbox's new/ and cur/ times back, as if the last change were
+/// a minute ago, so the server trusts (and writes) its index.
+fn settle(server: &Server, user: &str) {
+    let dir = server.data.join("mail/localhost").join(user);
+    let past = std::time::SystemTime::now() - Duration::from_secs(60);
+    for sub in ["new", "cur"] {
+        std::fs::File::open(dir.join(sub))
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+    }
+}
+
+/// Numbered lines of a listing.
+type Lines = Vec<(u32, String)>;
+
+/// LIST and UIDL of one session, ended with QUIT.
+fn listings(server: &Server) -> (Lines, Lines) {
+    let mut c = pop3_login(server, "alice", "alice-pw");
+    let sizes = listing(&mut c, "LIST");
+    let uids = listing(&mut c, "UIDL");
+    c.cmd("QUIT");
+    assert!(c.line().starts_with("+OK"));
+    (sizes, uids)
+}
+
+#[test]
+fn listings_are_the_same_with_and_without_the_index() {
+    let server = server_with_mail();
+    let index = server.data.join("mail/localhost/alice/postbox-index");
+    let check = |expected: usize| {
+        // Without an index, then from the one that login wrote, then
+        // from a damaged one.
+        let _ = std::fs::remove_file(&index);
+        settle(&server, "alice");
+        let listed = listings(&server);
+        assert_eq!(listed.0.len(), expected);
+        assert!(index.exists(), "no index written");
+        let written = std::fs::metadata(&index).unwrap().modified().unwrap();
+        assert_eq!(listings(&server), listed);
+        assert_eq!(
+            std::fs::metadata(&index).unwrap().modified().unwrap(),
+            written,
+            "the index of an unchanged mailbox was written again"
+        );
+        let mut bytes = std::fs::read(&index).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&index, bytes).unwrap();
+        assert_eq!(listings(&server), listed);
+        listed
+    };
+    check(3);
+    deliver(&server, "alice@localhost", "Subject: four\r\n\r\nfourth");
+    let (_, uids) = check(4);
+    let mut c = pop3_login(&server, "alice", "alice-pw");
+    c.cmd("DELE 2");
+    assert!(c.line().starts_with("+OK"));
+    c.cmd("QUIT");
+    assert!(c.line().starts_with("+OK"));
+    // Straight after the deletion (the index is stale, not yet rewritten).
+    let after = listings(&server).1;
+    assert_eq!(after.len(), 3);
+    assert!(!after.iter().any(|(_, uid)| *uid == uids[1].1));
+    let (_, again) = check(3);
+    assert_eq!(
+        again.iter().map(|(_, u)| u).collect::<Vec<_>>(),
+        after.iter().map(|(_, u)| u).collect::<Vec<_>>()
+    );
+}

@@ -10,7 +10,7 @@ use crate::conn::{self, Gate, Handshake, ReadOutcome, Seat, Service, Shutdown, S
 use crate::limits::{POP3_OUTPUT, REPLY_BUFFER, RETR_CHUNK};
 use crate::ops::stats::{Counters, Refusal};
 use crate::store::disk::{self, Disk};
-use crate::store::{maildir, Mailstore};
+use crate::store::{index, maildir, Mailstore};
 use crate::wire::address::Address;
 use crate::wire::dot::Stuffer;
 use smol::io::AsyncReadExt;
@@ -342,8 +342,9 @@ async fn open_mailbox(
         shared: shared.clone(),
         dir: dir.clone(),
     };
-    match smol::unblock(move || maildir::scan_mailbox(disk::system(), &dir)).await {
-        Ok(stored) => {
+    let now = std::time::SystemTime::now();
+    match smol::unblock(move || index::list_mailbox(&**disk::system(), &dir, now)).await {
+        Ok((stored, _)) => {
             let messages = stored
                 .into_iter()
                 .map(|m| {

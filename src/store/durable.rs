@@ -10,6 +10,16 @@ use super::disk::{Disk, Kind};
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the
 /// new content, never a mix.
 pub fn replace_file(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_file_with(disk, path, |write| write(bytes))
+}
+
+/// [`replace_file`] for content made piece by piece: `fill` gets a writer
+/// to call with each piece, so a large file is never whole in memory.
+pub fn replace_file_with(
+    disk: &dyn Disk,
+    path: &Path,
+    fill: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
+) -> io::Result<()> {
     // A bare name ("users") has the empty path as its parent.
     let dir = path
         .parent()
@@ -31,7 +41,7 @@ pub fn replace_file(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> io::Result<()
     let result = (|| {
         // Private: the users file holds password hashes.
         let mut file = disk.create_new(&tmp, 0o600)?;
-        disk.write(&mut file, bytes)?;
+        fill(&mut |bytes| disk.write(&mut file, bytes))?;
         disk.sync(&file)?;
         disk.rename(&tmp, path)?;
         disk.sync_dir(dir)

@@ -5,6 +5,7 @@ pub mod commit;
 pub mod disk;
 pub mod durable;
 pub mod faults;
+pub mod index;
 pub mod maildir;
 pub mod mailstore;
 pub mod memory;
