@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::web::field;
 use common::{signal, wait_timeout, Server, BIN};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -37,15 +38,6 @@ fn https(server: &Server, path: &str, extra: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A field's value in a response head (names case-insensitive).
-fn field<'a>(response: &'a str, name: &str) -> Option<&'a str> {
-    let head = response.split("\r\n\r\n").next()?;
-    head.lines().skip(1).find_map(|line| {
-        let (n, v) = line.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
 }
 
 fn assert_security_fields(response: &str) {

@@ -7,104 +7,15 @@
 
 mod common;
 
+use common::web::{Browser, Page};
 use common::{output_with_stdin, postbox, prepare, start, submit, Server};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const ADMIN_PASSWORD: &str = "admin-secret-1";
 
-/// A response: status, head (lines as sent) and body.
-struct Page {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Page {
-    fn field(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    /// The value of the first `name="csrf"` field in the page.
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\" value=\"")
-            .unwrap_or_else(|| panic!("no csrf field in:\n{}", self.body));
-        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
-        rest[..rest.find('"').unwrap()].to_string()
-    }
-}
-
-/// curl with its own cookie jar, on one server's HTTPS listener.
-struct Browser {
-    port: u16,
-    cacert: PathBuf,
-    jar: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 impl Browser {
-    fn new(server: &Server) -> Browser {
-        let dir = tempfile::tempdir().unwrap();
-        Browser {
-            port: server.web.expect("the web listener is on").port(),
-            cacert: server.data.join("tls/cert.pem"),
-            jar: dir.path().join("cookies"),
-            _dir: dir,
-        }
-    }
-
-    fn request(&self, path: &str, extra: &[&str]) -> Page {
-        let out = Command::new("curl")
-            .args(["-sS", "-i", "--max-time", "60", "--cacert"])
-            .arg(&self.cacert)
-            .arg("-b")
-            .arg(&self.jar)
-            .arg("-c")
-            .arg(&self.jar)
-            .args(["--resolve", &format!("mx.test:{}:127.0.0.1", self.port)])
-            .args(extra)
-            .arg(format!("https://mx.test:{}{path}", self.port))
-            .output()
-            .expect("curl (scripts/install-test-deps installs it)");
-        assert!(
-            out.status.success(),
-            "curl {path}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        Page {
-            status,
-            head: head.to_string(),
-            body: body.to_string(),
-        }
-    }
-
-    fn get(&self, path: &str) -> Page {
-        self.request(path, &[])
-    }
-
-    /// Posts `fields` (URL-encoded by curl) as a form.
-    fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let mut args = Vec::new();
-        for (name, value) in fields {
-            args.push("--data-urlencode".to_string());
-            args.push(format!("{name}={value}"));
-        }
-        if fields.is_empty() {
-            args.extend(["--data".to_string(), String::new()]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.request(path, &args)
-    }
-
     /// Posts a form of the page at `from`, with its token, as a browser
     /// would; follows the redirect (POST-redirect-GET) when there is one.
     fn submit(&self, from: &str, action: &str, fields: &[(&str, &str)]) -> Page {
@@ -120,18 +31,6 @@ impl Browser {
             }
             _ => posted,
         }
-    }
-
-    /// Signs in as a member; the status of the answer (303 when signed in).
-    fn member_login(&self, address: &str, password: &str) -> u16 {
-        let form = self.get("/login");
-        let fields = [
-            ("csrf", form.csrf()),
-            ("address", address.to_string()),
-            ("password", password.to_string()),
-        ];
-        let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        self.post("/login", &fields).status
     }
 
     /// Signs in as the admin; the admin pages then answer.
@@ -226,7 +125,9 @@ fn the_admin_adds_changes_and_deletes_users_as_the_command_line_does() {
     assert!(cli(data, &["user", "list"], "").contains("carol@localhost\n"));
     assert!(pop3_accepts(&server, "carol", "carol-pw"));
     assert_eq!(
-        Browser::new(&server).member_login("carol@localhost", "carol-pw"),
+        Browser::new(&server)
+            .sign_in("carol@localhost", "carol-pw")
+            .status,
         303
     );
     assert!(server.logged(
@@ -339,7 +240,9 @@ fn the_admin_adds_changes_and_deletes_users_as_the_command_line_does() {
     assert!(!cli(data, &["user", "list"], "").contains("carol"));
     assert!(!pop3_accepts(&server, "carol", "carol-new"));
     assert_eq!(
-        Browser::new(&server).member_login("carol@localhost", "carol-new"),
+        Browser::new(&server)
+            .sign_in("carol@localhost", "carol-new")
+            .status,
         403
     );
     assert!(server.logged(

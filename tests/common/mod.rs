@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dns_responder;
+pub mod web;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
