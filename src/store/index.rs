@@ -19,9 +19,11 @@
 //! Layout, streamed in and out (never whole in memory):
 //! `magic[4] | version u16 LE | new/ time | cur/ time | count varint |
 //! entries | crc32 u32 LE`, a time being `id varint | secs varint |
-//! nanos varint`; each entry is front-coded against the one before:
-//! `shared varint | suffix length varint | suffix | size varint`, names in
-//! listing order. The CRC-32 covers everything before it.
+//! nanos varint`; each entry is coded against the name before it, which
+//! it mostly shares a start (`new/17646`) and an end (`.host,S=4118,W=4118`)
+//! with: `start varint | end varint | middle length varint | middle |
+//! size varint`, names in listing order. The CRC-32 covers everything
+//! before it.
 
 use super::disk::{Disk, Kind};
 use super::durable::replace_file_with;
@@ -34,7 +36,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const INDEX_FILE: &str = "postbox-index";
 
 const MAGIC: [u8; 4] = *b"PBIX";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 
 /// How much older than the listing the directories' times must be for
 /// the index to be trusted: longer than the coarsest timestamp (1 s) plus
@@ -187,14 +189,22 @@ fn write_index(
         let mut previous: &[u8] = b"";
         for message in messages {
             let name = message.name.as_bytes();
-            let shared = name
+            let start = name
                 .iter()
                 .zip(previous)
                 .take_while(|(a, b)| a == b)
                 .count();
-            put_varint(&mut out, shared as u64);
-            put_varint(&mut out, (name.len() - shared) as u64);
-            out.extend_from_slice(&name[shared..]);
+            let end = name[start..]
+                .iter()
+                .rev()
+                .zip(previous[start..].iter().rev())
+                .take_while(|(a, b)| a == b)
+                .count();
+            let middle = &name[start..name.len() - end];
+            put_varint(&mut out, start as u64);
+            put_varint(&mut out, end as u64);
+            put_varint(&mut out, middle.len() as u64);
+            out.extend_from_slice(middle);
             put_varint(&mut out, message.size);
             previous = name;
             if out.len() >= WRITE_CHUNK {
@@ -292,15 +302,22 @@ fn read_index(
     // The count is only believed once the checksum is: no allocation on it.
     let mut messages = Vec::with_capacity(count.min(1 << 16) as usize);
     let mut name: Vec<u8> = Vec::with_capacity(MAX_NAME);
+    let mut previous: Vec<u8> = Vec::with_capacity(MAX_NAME);
     for _ in 0..count {
-        let shared = input.varint()? as usize;
-        let suffix = input.varint()? as usize;
-        if shared > name.len() || shared + suffix > MAX_NAME {
+        std::mem::swap(&mut name, &mut previous);
+        let start = input.varint()? as usize;
+        let end = input.varint()? as usize;
+        let middle = input.varint()? as usize;
+        if start.saturating_add(end) > previous.len()
+            || start.saturating_add(end).saturating_add(middle) > MAX_NAME
+        {
             return Err(damaged("name length"));
         }
-        name.truncate(shared);
-        name.resize(shared + suffix, 0);
-        input.bytes(&mut name[shared..])?;
+        name.clear();
+        name.extend_from_slice(&previous[..start]);
+        name.resize(start + middle, 0);
+        input.bytes(&mut name[start..])?;
+        name.extend_from_slice(&previous[previous.len() - end..]);
         let size = input.varint()?;
         let text = std::str::from_utf8(&name).map_err(|_| damaged("name"))?;
         messages.push(StoredMessage {
