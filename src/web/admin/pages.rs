@@ -64,32 +64,55 @@ fn section(
 
 /// Runs `action`. Done: logged, and back to `path` with the note `done`
 /// about `name`. Failed: `again` shows the section with the error (400).
-async fn change<'a, F, R>(
+fn change<'a, F, R>(
     visit: &'a Visit<'a>,
     action: Action,
-    path: &str,
-    done: &str,
-    name: &str,
+    path: &'static str,
+    done: &'static str,
+    name: &'a str,
     again: F,
-) -> Response
+) -> Pending<'a>
 where
-    F: FnOnce(&'a Visit<'a>, Outcome) -> R,
-    R: std::future::Future<Output = Response>,
+    F: FnOnce(&'a Visit<'a>, Outcome) -> R + 'a,
+    R: std::future::Future<Output = Response> + 'a,
 {
-    let what = action.describe();
-    match action.run(visit.site.config).await {
-        Ok(_) => {
-            visit.log(&what);
-            Response::see_other(&format!(
-                "{path}?done={done}&name={}",
-                view::query_value(name)
-            ))
+    Box::pin(async move {
+        let what = action.describe();
+        match action.run(visit.site.config).await {
+            Ok(_) => {
+                visit.log(&what);
+                Response::see_other(&format!(
+                    "{path}?done={done}&name={}",
+                    view::query_value(name)
+                ))
+            }
+            Err(why) => {
+                visit.log(&format!("{what}: refused: {why}"));
+                again(visit, Outcome::Failed(why)).await
+            }
         }
-        Err(why) => {
-            visit.log(&format!("{what}: refused: {why}"));
-            again(visit, Outcome::Failed(why)).await
-        }
-    }
+    })
+}
+
+/// A section listing what `listed` read (or why it could not): 400 when
+/// shown again after a failed change.
+fn listing(
+    visit: &Visit,
+    path: &str,
+    outcome: Option<Outcome>,
+    listed: Result<String, String>,
+) -> Response {
+    let status = match outcome {
+        Some(Outcome::Failed(_)) => 400,
+        _ => 200,
+    };
+    let body = listed.unwrap_or_else(|e| {
+        format!(
+            "<p class=\"message error\">{}</p>\n",
+            crate::web::pages::escape_html(&e)
+        )
+    });
+    section(visit, status, path, outcome, &body)
 }
 
 /// Blocking work on the config, off the executor thread.
@@ -114,18 +137,9 @@ pub fn status<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
 // ---- Users ----
 
 async fn users_page<'a>(visit: &'a Visit<'a>, outcome: Option<Outcome>) -> Response {
-    let status = match outcome {
-        Some(Outcome::Failed(_)) => 400,
-        _ => 200,
-    };
-    let body = match read(visit, view::user_rows).await {
-        Ok(rows) => view::users(&rows, &visit.csrf_field()),
-        Err(e) => format!(
-            "<p class=\"message error\">{}</p>\n",
-            crate::web::pages::escape_html(&e)
-        ),
-    };
-    section(visit, status, "/admin/users", outcome, &body)
+    let rows = read(visit, view::user_rows).await;
+    let listed = rows.map(|rows| view::users(&rows, &visit.csrf_field()));
+    listing(visit, "/admin/users", outcome, listed)
 }
 
 async fn users_again<'a>(visit: &'a Visit<'a>, outcome: Outcome) -> Response {
@@ -139,75 +153,63 @@ pub fn users<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
 
 /// `POST /admin/users/add`: `address`, `password`.
 pub fn user_add<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
-    Box::pin(async move {
-        let address = visit.form.text("address");
-        let action = Action::new(&["user", "add"], &[address], &[])
-            .with_password(visit.form.text("password"));
-        change(
-            visit,
-            action,
-            "/admin/users",
-            "user-add",
-            address,
-            users_again,
-        )
-        .await
-    })
+    let address = visit.form.text("address");
+    let action =
+        Action::new(&["user", "add"], &[address], &[]).with_password(visit.form.text("password"));
+    change(
+        visit,
+        action,
+        "/admin/users",
+        "user-add",
+        address,
+        users_again,
+    )
 }
 
 /// `POST /admin/users/passwd`: `address`, `password`.
 pub fn user_passwd<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
-    Box::pin(async move {
-        let address = visit.form.text("address");
-        let action = Action::new(&["user", "passwd"], &[address], &[])
-            .with_password(visit.form.text("password"));
-        change(
-            visit,
-            action,
-            "/admin/users",
-            "user-passwd",
-            address,
-            users_again,
-        )
-        .await
-    })
+    let address = visit.form.text("address");
+    let action = Action::new(&["user", "passwd"], &[address], &[])
+        .with_password(visit.form.text("password"));
+    change(
+        visit,
+        action,
+        "/admin/users",
+        "user-passwd",
+        address,
+        users_again,
+    )
 }
 
 /// `POST /admin/users/quota`: `address`, `size`.
 pub fn user_quota<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
-    Box::pin(async move {
-        let address = visit.form.text("address");
-        let size = visit.form.text("size");
-        let action = Action::new(&["user", "quota"], &[address, size], &[]);
-        change(
-            visit,
-            action,
-            "/admin/users",
-            "user-quota",
-            address,
-            users_again,
-        )
-        .await
-    })
+    let address = visit.form.text("address");
+    let size = visit.form.text("size");
+    let action = Action::new(&["user", "quota"], &[address, size], &[]);
+    change(
+        visit,
+        action,
+        "/admin/users",
+        "user-quota",
+        address,
+        users_again,
+    )
 }
 
 /// `POST /admin/users/forward`: `address`, `to` (addresses, or `off`),
 /// `keep` (a ticked box).
 pub fn user_forward<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
-    Box::pin(async move {
-        let address = visit.form.text("address");
-        let action = Action::new(&["user", "forward"], &[address], &[visit.form.text("to")])
-            .keeping(visit.form.get("keep").is_some());
-        change(
-            visit,
-            action,
-            "/admin/users",
-            "user-forward",
-            address,
-            users_again,
-        )
-        .await
-    })
+    let address = visit.form.text("address");
+    let action = Action::new(&["user", "forward"], &[address], &[visit.form.text("to")])
+        .keeping(visit.form.get("keep").is_some());
+    change(
+        visit,
+        action,
+        "/admin/users",
+        "user-forward",
+        address,
+        users_again,
+    )
 }
 
 /// `GET /admin/users/delete?address=`: asks to type the address again.
@@ -252,18 +254,9 @@ pub fn user_delete<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
 // ---- Aliases ----
 
 async fn aliases_page<'a>(visit: &'a Visit<'a>, outcome: Option<Outcome>) -> Response {
-    let status = match outcome {
-        Some(Outcome::Failed(_)) => 400,
-        _ => 200,
-    };
-    let body = match read(visit, view::alias_rows).await {
-        Ok(rows) => view::aliases(&rows, &visit.csrf_field()),
-        Err(e) => format!(
-            "<p class=\"message error\">{}</p>\n",
-            crate::web::pages::escape_html(&e)
-        ),
-    };
-    section(visit, status, "/admin/aliases", outcome, &body)
+    let rows = read(visit, view::alias_rows).await;
+    let listed = rows.map(|rows| view::aliases(&rows, &visit.csrf_field()));
+    listing(visit, "/admin/aliases", outcome, listed)
 }
 
 async fn aliases_again<'a>(visit: &'a Visit<'a>, outcome: Outcome) -> Response {
@@ -278,54 +271,40 @@ pub fn aliases<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
 /// `POST /admin/aliases/add`: `name`, `targets` (separated by commas or
 /// spaces).
 pub fn alias_add<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
-    Box::pin(async move {
-        let name = visit.form.text("name");
-        let action = Action::new(&["alias", "add"], &[name], &[visit.form.text("targets")]);
-        change(
-            visit,
-            action,
-            "/admin/aliases",
-            "alias-add",
-            name,
-            aliases_again,
-        )
-        .await
-    })
+    let name = visit.form.text("name");
+    let action = Action::new(&["alias", "add"], &[name], &[visit.form.text("targets")]);
+    change(
+        visit,
+        action,
+        "/admin/aliases",
+        "alias-add",
+        name,
+        aliases_again,
+    )
 }
 
 /// `POST /admin/aliases/delete`: `name`.
 pub fn alias_delete<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
-    Box::pin(async move {
-        let name = visit.form.text("name");
-        let action = Action::new(&["alias", "del"], &[name], &[]);
-        change(
-            visit,
-            action,
-            "/admin/aliases",
-            "alias-delete",
-            name,
-            aliases_again,
-        )
-        .await
-    })
+    let name = visit.form.text("name");
+    let action = Action::new(&["alias", "del"], &[name], &[]);
+    change(
+        visit,
+        action,
+        "/admin/aliases",
+        "alias-delete",
+        name,
+        aliases_again,
+    )
 }
 
 // ---- Queue ----
 
 async fn queue_page<'a>(visit: &'a Visit<'a>, outcome: Option<Outcome>) -> Response {
-    let status = match outcome {
-        Some(Outcome::Failed(_)) => 400,
-        _ => 200,
-    };
     let now = crate::queue::unix_now();
-    let body = match read(visit, move |c| view::queue_rows(c, now)).await {
-        Ok((rows, damaged)) => view::queue(&rows, damaged.as_deref(), &visit.csrf_field()),
-        Err(e) => format!(
-            "<p class=\"message error\">{}</p>\n",
-            crate::web::pages::escape_html(&e)
-        ),
-    };
-    section(visit, status, "/admin/queue", outcome, &body)
+    let rows = read(visit, move |c| view::queue_rows(c, now)).await;
+    let listed =
+        rows.map(|(rows, damaged)| view::queue(&rows, damaged.as_deref(), &visit.csrf_field()));
+    listing(visit, "/admin/queue", outcome, listed)
 }
 
 async fn queue_again<'a>(visit: &'a Visit<'a>, outcome: Outcome) -> Response {
@@ -339,35 +318,29 @@ pub fn queue<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
 
 /// `POST /admin/queue/flush`.
 pub fn queue_flush<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
-    Box::pin(async move {
-        let action = Action::new(&["queue", "flush"], &[], &[]);
-        change(
-            visit,
-            action,
-            "/admin/queue",
-            "queue-flush",
-            "",
-            queue_again,
-        )
-        .await
-    })
+    let action = Action::new(&["queue", "flush"], &[], &[]);
+    change(
+        visit,
+        action,
+        "/admin/queue",
+        "queue-flush",
+        "",
+        queue_again,
+    )
 }
 
 /// `POST /admin/queue/delete`: `id`.
 pub fn queue_delete<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
-    Box::pin(async move {
-        let id = visit.form.text("id");
-        let action = Action::new(&["queue", "delete"], &[id], &[]);
-        change(
-            visit,
-            action,
-            "/admin/queue",
-            "queue-delete",
-            id,
-            queue_again,
-        )
-        .await
-    })
+    let id = visit.form.text("id");
+    let action = Action::new(&["queue", "delete"], &[id], &[]);
+    change(
+        visit,
+        action,
+        "/admin/queue",
+        "queue-delete",
+        id,
+        queue_again,
+    )
 }
 
 // ---- Log, statistics, certificate ----
