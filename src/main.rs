@@ -20,6 +20,9 @@ usage:
   postbox check-config [FILE]         check a config file: ok, or each problem
   postbox import USER PATH            add an mbox file or a Maildir folder to a mailbox
   postbox export USER [PATH|-]        write a mailbox as an mboxrd (default: stdout)
+  postbox backup [PATH|-]             write the whole box as one archive (default: stdout)
+  postbox backup --verify PATH        check an archive's every checksum
+  postbox restore PATH --data DIR     restore an archive into a new data directory
   postbox sendmail [-t] [-i] [-f FROM] [RCPT...]
                                       send a message read from stdin, as sendmail
   postbox --help | --version
@@ -202,6 +205,31 @@ Return-Path:) and arrival time, lines starting '>*From ' given one more
 '>', LF line ends, an empty line after each.
 ";
 
+const BACKUP_HELP: &str = "\
+usage: postbox backup [PATH|-] [--config FILE] [--data DIR]
+       postbox backup --verify PATH
+
+Writes the whole box - users, aliases, forwards, quotas, mailboxes, the
+queue, certificates, DKIM keys, away messages, address books, stats and
+the config file given with --config - to PATH (or stdout) as one tar
+whose first member, postbox-backup.json, lists every file with its size
+and SHA-256. It may run while the server does: each file is in it whole,
+and every message acknowledged before it started is in it (unless a POP3
+session deleted it meanwhile). PATH appears only once complete and
+fsynced. --verify reads an archive through, checks every checksum and
+prints a summary; a damaged one exits 1 naming the file.
+";
+
+const RESTORE_HELP: &str = "\
+usage: postbox restore PATH|- --data DIR
+
+Restores an archive of postbox backup into DIR, which must be new or
+empty. Every checksum is checked and every file fsynced before DIR
+appears (the files are written beside it, then renamed): a damaged
+archive is refused naming the file, and leaves no DIR. The config file
+goes to DIR/restored-config/. Run it as the server's user (or chown -R).
+";
+
 const SENDMAIL_HELP: &str = "\
 usage: postbox sendmail [-t] [-i|-oi] [-f FROM] [-F NAME] [RCPT...]
        (also as 'sendmail ...', through a link named sendmail)
@@ -259,6 +287,7 @@ struct Args {
     password_stdin: bool,
     force: bool,
     keep: bool,
+    verify: bool,
     /// `--text TEXT`: a verb's text given on the command line.
     text: Option<String>,
     help: bool,
@@ -292,6 +321,7 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
             Long("password-stdin") => args.password_stdin = true,
             Long("force") => args.force = true,
             Long("keep") => args.keep = true,
+            Long("verify") => args.verify = true,
             Long("text") => args.text = Some(parser.value()?.string()?),
             Long("admin") => args.admin = true,
             Long("user") => o.run_as = Some(parser.value()?.string()?),
@@ -310,7 +340,7 @@ fn listen(parser: &mut lexopt::Parser) -> Result<postbox::config::Listen, Failur
 
 /// Commands that read or change the data directory, run as its owner.
 const OWNER_COMMANDS: &[&str] = &[
-    "user", "alias", "queue", "stats", "status", "tls", "dkim", "dns", "import", "export",
+    "user", "alias", "queue", "stats", "status", "tls", "dkim", "dns", "import", "export", "backup",
 ];
 
 /// `postbox sendmail ...`, or postbox called through a link named
@@ -414,6 +444,11 @@ fn run() -> Result<(), Failure> {
         "import" => import(&args),
         "export" if args.help => help(EXPORT_HELP),
         "export" => export(&args),
+        "backup" if args.help => help(BACKUP_HELP),
+        "backup" if args.verify => backup_verify(&args),
+        "backup" => backup(&args),
+        "restore" if args.help => help(RESTORE_HELP),
+        "restore" => restore(&args),
         "check-config" if args.help => help(CHECK_CONFIG_HELP),
         "check-config" => check_config(args),
         "system" if args.help => help(SYSTEM_HELP),
@@ -647,6 +682,100 @@ fn export(args: &Args) -> Result<(), Failure> {
             postbox::mailio::human_bytes(bytes)
         );
     }
+    Ok(())
+}
+
+/// `backup [PATH|-]`: written beside PATH, fsynced, renamed.
+fn backup(args: &Args) -> Result<(), Failure> {
+    use postbox::mailio::backup;
+    let path = match args.words.as_slice() {
+        [] => "-",
+        [path] => path.as_str(),
+        _ => return usage("usage: postbox backup [PATH|-]"),
+    };
+    let config = load_config(args)?;
+    let config_file = args.overrides.config_file.as_deref();
+    let data = &config.data_dir;
+    if !data.is_dir() {
+        return Err(Failure::Failed(format!(
+            "no data directory {}",
+            data.display()
+        )));
+    }
+    if path == "-" {
+        let stdout = std::io::stdout().lock();
+        let mut out = std::io::BufWriter::with_capacity(postbox::limits::WRITE_CHUNK, stdout);
+        backup::backup(data, config_file, &config.hostname, &mut out).map_err(Failure::Failed)?;
+        return Ok(());
+    }
+    let failed = |e: std::io::Error| Failure::Failed(format!("cannot write {path}: {e}"));
+    let target = std::path::Path::new(path);
+    let mut temporary = target.as_os_str().to_owned();
+    temporary.push(format!(".partial-{}", std::process::id()));
+    let temporary = std::path::PathBuf::from(temporary);
+    let file = std::fs::File::create(&temporary).map_err(failed)?;
+    let mut out = std::io::BufWriter::with_capacity(postbox::limits::WRITE_CHUNK, file);
+    let done = backup::backup(data, config_file, &config.hostname, &mut out)
+        .map_err(Failure::Failed)
+        .and_then(|summary| {
+            let file = out.into_inner().map_err(|e| failed(e.into_error()))?;
+            file.sync_all().map_err(failed)?;
+            std::fs::rename(&temporary, target).map_err(failed)?;
+            let parent = match target.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => std::path::Path::new("."),
+            };
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(failed)?;
+            Ok(summary)
+        });
+    if done.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    println!("backed up {} to {path}", done?.report());
+    Ok(())
+}
+
+/// An archive named on the command line, or stdin for `-`.
+fn archive_input(path: &str) -> Result<Box<dyn std::io::Read>, Failure> {
+    let capacity = postbox::limits::MAILIO_PIECE;
+    match path {
+        "-" => Ok(Box::new(std::io::BufReader::with_capacity(
+            capacity,
+            std::io::stdin(),
+        ))),
+        path => std::fs::File::open(path)
+            .map(|f| Box::new(std::io::BufReader::with_capacity(capacity, f)) as Box<_>)
+            .map_err(|e| Failure::Failed(format!("cannot read {path}: {e}"))),
+    }
+}
+
+/// `backup --verify PATH`.
+fn backup_verify(args: &Args) -> Result<(), Failure> {
+    let [path] = args.words.as_slice() else {
+        return usage("usage: postbox backup --verify PATH");
+    };
+    let mut input = archive_input(path)?;
+    let summary =
+        postbox::mailio::backup::read_archive(&mut input, &mut postbox::mailio::backup::Discard)
+            .map_err(|e| Failure::Failed(format!("{path}: {e}")))?;
+    println!("{path}: {}: every checksum matches", summary.report());
+    Ok(())
+}
+
+/// `restore PATH --data DIR`.
+fn restore(args: &Args) -> Result<(), Failure> {
+    let [path] = args.words.as_slice() else {
+        return usage("usage: postbox restore PATH --data DIR");
+    };
+    let Some(dir) = &args.overrides.data_dir else {
+        return usage("restore needs --data DIR, the directory to restore into");
+    };
+    let mut input = archive_input(path)?;
+    let summary = postbox::mailio::backup::restore(&mut input, dir)
+        .map_err(|e| Failure::Failed(format!("{path}: {e}")))?;
+    println!("restored {} into {}", summary.report(), dir.display());
     Ok(())
 }
 

@@ -1,13 +1,16 @@
 //! Moving mail in and out: `postbox import` (an mbox or a Maildir folder
 //! into a member's mailbox), `postbox export` (a mailbox as an mboxrd)
+//! `postbox backup` and `postbox restore` (the whole box as one tar)
 //! and `postbox sendmail` (a local program's message, through the
 //! maildrop the server picks up).
 
+pub mod backup;
 pub mod export;
 pub mod import;
 pub mod maildrop;
 pub mod mbox;
 pub mod sendmail;
+pub mod tar;
 
 use std::io::{self, BufRead};
 
