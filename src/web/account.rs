@@ -291,6 +291,26 @@ async fn failed(
     render(visit, member, status, None, Some(problem)).await
 }
 
+/// The answer to a setting of `form` changed (or turned off, when
+/// `stop`): logged and back to the account page saying so, or the page
+/// again with why not.
+async fn settled(
+    visit: &Visit<'_>,
+    member: &Address,
+    form: &str,
+    stop: bool,
+    result: Result<String, String>,
+) -> Response {
+    match result {
+        Ok(done) => {
+            visit.log(&done);
+            let off = if stop { "-off" } else { "" };
+            Response::see_other(&format!("/account?saved={form}{off}"))
+        }
+        Err(why) => failed(visit, member, 400, form, why).await,
+    }
+}
+
 /// `POST /account/password`: `old`, `new`, `again`.
 pub fn password<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
     Box::pin(async move {
@@ -376,14 +396,7 @@ pub fn forward<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
             admin::set_forward(&config, &account, &targets, keep)
         })
         .await;
-        match result {
-            Ok(done) => {
-                visit.log(&done);
-                let saved = if stop { "forward-off" } else { "forward" };
-                Response::see_other(&format!("/account?saved={saved}"))
-            }
-            Err(why) => failed(visit, member, 400, "forward", why).await,
-        }
+        settled(visit, member, "forward", stop, result).await
     })
 }
 
@@ -422,14 +435,7 @@ pub fn away<'a>(visit: &'a Visit<'a>) -> Pending<'a> {
             admin::set_away(&config, &account, &args, &text)
         })
         .await;
-        match result {
-            Ok(done) => {
-                visit.log(&done);
-                let saved = if stop { "away-off" } else { "away" };
-                Response::see_other(&format!("/account?saved={saved}"))
-            }
-            Err(why) => failed(visit, member, 400, "away", why).await,
-        }
+        settled(visit, member, "away", stop, result).await
     })
 }
 

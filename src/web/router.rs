@@ -101,6 +101,16 @@ const fn page(method: &'static str, path: &'static str, access: Access, page: Pa
     }
 }
 
+/// An admin page (`Access::Admin`).
+const fn admin_page(method: &'static str, path: &'static str, handler: Page) -> Route {
+    page(method, path, Access::Admin, handler)
+}
+
+/// A member's page (`Access::Member`).
+const fn member_page(method: &'static str, path: &'static str, handler: Page) -> Route {
+    page(method, path, Access::Member, handler)
+}
+
 /// Every page.
 pub const ROUTES: &[Route] = &[
     route("GET", Path::Exact("/"), false, pages::home),
@@ -115,86 +125,31 @@ pub const ROUTES: &[Route] = &[
     page("GET", "/admin/login", Access::Anyone, login::admin_form),
     page("POST", "/admin/login", Access::Anyone, login::admin_login),
     page("POST", "/logout", Access::Signed, login::logout),
-    page("GET", "/admin", Access::Admin, admin::status),
-    page("GET", "/admin/users", Access::Admin, admin::users),
-    page("POST", "/admin/users/add", Access::Admin, admin::user_add),
-    page(
-        "POST",
-        "/admin/users/passwd",
-        Access::Admin,
-        admin::user_passwd,
-    ),
-    page(
-        "POST",
-        "/admin/users/quota",
-        Access::Admin,
-        admin::user_quota,
-    ),
-    page(
-        "POST",
-        "/admin/users/forward",
-        Access::Admin,
-        admin::user_forward,
-    ),
-    page(
-        "GET",
-        "/admin/users/delete",
-        Access::Admin,
-        admin::user_delete_form,
-    ),
-    page(
-        "POST",
-        "/admin/users/delete",
-        Access::Admin,
-        admin::user_delete,
-    ),
-    page("GET", "/admin/aliases", Access::Admin, admin::aliases),
-    page(
-        "POST",
-        "/admin/aliases/add",
-        Access::Admin,
-        admin::alias_add,
-    ),
-    page(
-        "POST",
-        "/admin/aliases/delete",
-        Access::Admin,
-        admin::alias_delete,
-    ),
-    page("GET", "/admin/queue", Access::Admin, admin::queue),
-    page(
-        "POST",
-        "/admin/queue/flush",
-        Access::Admin,
-        admin::queue_flush,
-    ),
-    page(
-        "POST",
-        "/admin/queue/delete",
-        Access::Admin,
-        admin::queue_delete,
-    ),
-    page("GET", "/admin/log", Access::Admin, admin::log),
-    page("GET", "/admin/stats", Access::Admin, admin::stats),
-    page("GET", super::admin::CHART_PATH, Access::Admin, admin::chart),
-    page("GET", "/admin/tls", Access::Admin, admin::certificate),
-    page("GET", "/admin/dns", Access::Admin, admin::dns),
-    page("POST", "/admin/dns/check", Access::Admin, admin::dns_check),
-    page("GET", "/account", Access::Member, account::overview),
-    page(
-        "POST",
-        "/account/password",
-        Access::Member,
-        account::password,
-    ),
-    page("POST", "/account/forward", Access::Member, account::forward),
-    page("POST", "/account/away", Access::Member, account::away),
-    page(
-        "GET",
-        account::PROFILE_PATH,
-        Access::Member,
-        account::apple_profile,
-    ),
+    admin_page("GET", "/admin", admin::status),
+    admin_page("GET", "/admin/users", admin::users),
+    admin_page("POST", "/admin/users/add", admin::user_add),
+    admin_page("POST", "/admin/users/passwd", admin::user_passwd),
+    admin_page("POST", "/admin/users/quota", admin::user_quota),
+    admin_page("POST", "/admin/users/forward", admin::user_forward),
+    admin_page("GET", "/admin/users/delete", admin::user_delete_form),
+    admin_page("POST", "/admin/users/delete", admin::user_delete),
+    admin_page("GET", "/admin/aliases", admin::aliases),
+    admin_page("POST", "/admin/aliases/add", admin::alias_add),
+    admin_page("POST", "/admin/aliases/delete", admin::alias_delete),
+    admin_page("GET", "/admin/queue", admin::queue),
+    admin_page("POST", "/admin/queue/flush", admin::queue_flush),
+    admin_page("POST", "/admin/queue/delete", admin::queue_delete),
+    admin_page("GET", "/admin/log", admin::log),
+    admin_page("GET", "/admin/stats", admin::stats),
+    admin_page("GET", super::admin::CHART_PATH, admin::chart),
+    admin_page("GET", "/admin/tls", admin::certificate),
+    admin_page("GET", "/admin/dns", admin::dns),
+    admin_page("POST", "/admin/dns/check", admin::dns_check),
+    member_page("GET", "/account", account::overview),
+    member_page("POST", "/account/password", account::password),
+    member_page("POST", "/account/forward", account::forward),
+    member_page("POST", "/account/away", account::away),
+    member_page("GET", account::PROFILE_PATH, account::apple_profile),
     route(
         "GET",
         Path::Below("/.well-known/acme-challenge/"),
