@@ -382,6 +382,10 @@ fn listings(server: &Server) -> (Lines, Lines) {
     let uids = listing(&mut c, "UIDL");
     c.cmd("QUIT");
     assert!(c.line().starts_with("+OK"));
+    // The index is written as the session ends, after QUIT's answer.
+    let client = c.local_addr();
+    drop(c);
+    server.wait_session_closed(client);
     (sizes, uids)
 }
 

@@ -56,6 +56,9 @@ pub const GATE: Gate = Gate {
 struct MailboxLock {
     shared: Rc<Context>,
     dir: PathBuf,
+    /// The listing came from the directories, to be indexed as the
+    /// session ends (no client waits for that), unless it deleted mail.
+    unindexed: Option<index::Unindexed>,
 }
 
 impl Drop for MailboxLock {
@@ -157,7 +160,7 @@ pub async fn serve_connection(
         plaintext_login: shared.auth.plaintext_login_allowed(peer.ip()),
     };
     let pop3 = &shared.config.pop3;
-    let conversation = Conversation::new(
+    let mut conversation = Conversation::new(
         &shared.config.hostname,
         pop3.max_errors,
         security,
@@ -173,19 +176,43 @@ pub async fn serve_connection(
         writes: 0,
     };
     let who = format!("pop3#{id} {peer}");
-    let end = run(&mut c, conversation, &who, peer).await;
+    let mut lock = None;
+    let end = run(&mut c, &mut conversation, &mut lock, &who, peer).await;
     c.stream.close_tls().await;
+    if let Some(lock) = lock {
+        write_index(lock, conversation.session(), &who).await;
+    }
     log::info!("{who} closed: {end}");
+}
+
+/// Indexes the listing the session was given, if it came from the
+/// directories. The mailbox is free meanwhile: another session's listing
+/// is as valid, and any change since makes this index stale, not wrong.
+async fn write_index(lock: MailboxLock, session: &mut Session, who: &str) {
+    let Some(unindexed) = lock.unindexed else {
+        return;
+    };
+    let dir = lock.dir.clone();
+    drop(lock);
+    let listing = session.take_listing();
+    let written = smol::unblock(move || {
+        let entries = listing.iter().map(|m| (&*m.name, m.size));
+        unindexed.write(&**disk::system(), &dir, listing.len(), entries)
+    })
+    .await;
+    if let Err(e) = written {
+        log::warn!("{who} cannot write the mailbox index: {e}");
+    }
 }
 
 /// Carries out what the core asks until it closes; returns why it ended.
 async fn run(
     c: &mut Connection,
-    mut conversation: Conversation,
+    conversation: &mut Conversation,
+    lock: &mut Option<MailboxLock>,
     who: &str,
     peer: SocketAddr,
 ) -> &'static str {
-    let mut lock: Option<MailboxLock> = None;
     loop {
         let action = conversation.poll(Instant::now());
         // The shell writes the core's replies in its own batches.
@@ -201,7 +228,7 @@ async fn run(
                 if !c.bulk.is_empty() && c.flush().await.is_err() {
                     return "write failed";
                 }
-                c.fill(&mut conversation).await
+                c.fill(conversation).await
             }
             Action::StartTls { discarded } => {
                 if discarded > 0 {
@@ -217,7 +244,7 @@ async fn run(
             Action::Authenticate { user, password } => {
                 // Boxed, as every rare wait: idle sessions carry none of it.
                 let login = Box::pin(c.shared.auth.login(&user, &password, peer.ip())).await;
-                lock = Box::pin(log_in(c, &mut conversation, login, &user, who)).await;
+                *lock = Box::pin(log_in(c, conversation, login, &user, who)).await;
                 Ok(())
             }
             Action::Listing(kind) => {
@@ -250,11 +277,11 @@ async fn run(
                 }
             }
             Action::Update => {
-                let dir = lock
-                    .as_ref()
-                    .expect("TRANSACTION holds the lock")
-                    .dir
-                    .clone();
+                let held = lock.as_mut().expect("TRANSACTION holds the lock");
+                if conversation.session().deleted().next().is_some() {
+                    held.unindexed = None;
+                }
+                let dir = held.dir.clone();
                 let ok = Box::pin(update(c, conversation.session(), dir, who)).await;
                 conversation.update_done(ok);
                 Ok(())
@@ -338,13 +365,15 @@ async fn open_mailbox(
     if !shared.store.lock_for_pop3(&dir) {
         return Err(LoginFailure::InUse);
     }
-    let lock = MailboxLock {
+    let mut lock = MailboxLock {
         shared: shared.clone(),
         dir: dir.clone(),
+        unindexed: None,
     };
     let now = std::time::SystemTime::now();
-    match smol::unblock(move || index::list_mailbox(&**disk::system(), &dir, now)).await {
-        Ok((stored, _)) => {
+    match smol::unblock(move || index::read_or_list(&**disk::system(), &dir, now)).await {
+        Ok((stored, _, unindexed)) => {
+            lock.unindexed = unindexed;
             let messages = stored
                 .into_iter()
                 .map(|m| {

@@ -479,6 +479,13 @@ impl Session {
         }
     }
 
+    /// The mailbox as listed at login, taken as the session ends (deleted
+    /// messages included).
+    pub fn take_listing(&mut self) -> Vec<Message> {
+        self.deleted.clear();
+        std::mem::take(&mut self.messages)
+    }
+
     pub fn message_count(&self) -> usize {
         self.messages.len()
     }

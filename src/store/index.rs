@@ -124,26 +124,72 @@ pub fn list_mailbox(
     mailbox: &Path,
     now: SystemTime,
 ) -> io::Result<(Vec<StoredMessage>, Source)> {
+    let (messages, source, unindexed) = read_or_list(disk, mailbox, now)?;
+    let Some(unindexed) = unindexed else {
+        return Ok((messages, source));
+    };
+    let entries = messages.iter().map(|m| (&*m.name, m.size));
+    match unindexed.write(disk, mailbox, messages.len(), entries) {
+        Ok(()) => Ok((messages, Source::Rebuilt)),
+        Err(e) => {
+            log::warn!("cannot write the index of {}: {e}", mailbox.display());
+            Ok((messages, Source::Listed))
+        }
+    }
+}
+
+/// A listing made from settled directories, to be indexed: by
+/// [`Unindexed::write`] with the same messages, whenever suits (a POP3
+/// session writes it as it ends, so no client waits for it). Any change
+/// to the directories since makes what it writes stale, never wrong.
+#[derive(Debug, Clone, Copy)]
+pub struct Unindexed {
+    stamps: Stamps,
+}
+
+impl Unindexed {
+    /// Writes the index of the listing it came with: `count` messages,
+    /// names and sizes, in listing order. Blocking.
+    pub fn write<'a>(
+        &self,
+        disk: &dyn Disk,
+        mailbox: &Path,
+        count: usize,
+        messages: impl Iterator<Item = (&'a str, u64)>,
+    ) -> io::Result<()> {
+        write_index(
+            disk,
+            &mailbox.join(INDEX_FILE),
+            self.stamps,
+            count,
+            messages,
+        )
+    }
+}
+
+/// The listing, from the index when it is current; else from the
+/// directories, with what it takes to index it when they have settled
+/// (then the source is [`Source::Rebuilt`], once written).
+pub fn read_or_list(
+    disk: &dyn Disk,
+    mailbox: &Path,
+    now: SystemTime,
+) -> io::Result<(Vec<StoredMessage>, Source, Option<Unindexed>)> {
     let stamps = Stamps::of(disk, mailbox)?;
     let path = mailbox.join(INDEX_FILE);
     if stamps.settled(now) {
         match read_index(disk, &path, stamps) {
-            Ok(Some(messages)) => return Ok((messages, Source::Index)),
+            Ok(Some(messages)) => return Ok((messages, Source::Index, None)),
             Ok(None) => {}
             Err(e) => log::warn!("{}: {e}; listing the mailbox again", path.display()),
         }
     }
     let messages = maildir::scan_mailbox(disk, mailbox)?;
-    if !stamps.settled(now) || (stamps.new.is_none() && stamps.cur.is_none()) {
-        return Ok((messages, Source::Listed));
+    let indexable = stamps.settled(now) && (stamps.new.is_some() || stamps.cur.is_some());
+    if !indexable {
+        return Ok((messages, Source::Listed, None));
     }
-    match write_index(disk, &path, stamps, &messages) {
-        Ok(()) => Ok((messages, Source::Rebuilt)),
-        Err(e) => {
-            log::warn!("cannot write {}: {e}", path.display());
-            Ok((messages, Source::Listed))
-        }
-    }
+    Ok((messages, Source::Rebuilt, Some(Unindexed { stamps })))
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
@@ -172,11 +218,12 @@ fn put_stamp(out: &mut Vec<u8>, stamp: Option<DirStamp>) {
 
 /// Writes the index of `messages`, listed after `stamps` were taken,
 /// atomically and durably, a chunk at a time.
-fn write_index(
+fn write_index<'a>(
     disk: &dyn Disk,
     path: &Path,
     stamps: Stamps,
-    messages: &[StoredMessage],
+    count: usize,
+    messages: impl Iterator<Item = (&'a str, u64)>,
 ) -> io::Result<()> {
     replace_file_with(disk, path, |write| {
         let mut crc = crc32fast::Hasher::new();
@@ -185,10 +232,12 @@ fn write_index(
         out.extend_from_slice(&VERSION.to_le_bytes());
         put_stamp(&mut out, stamps.new);
         put_stamp(&mut out, stamps.cur);
-        put_varint(&mut out, messages.len() as u64);
+        put_varint(&mut out, count as u64);
         let mut previous: &[u8] = b"";
-        for message in messages {
-            let name = message.name.as_bytes();
+        let mut written = 0;
+        for (name, size) in messages {
+            written += 1;
+            let name = name.as_bytes();
             let start = name
                 .iter()
                 .zip(previous)
@@ -205,13 +254,18 @@ fn write_index(
             put_varint(&mut out, end as u64);
             put_varint(&mut out, middle.len() as u64);
             out.extend_from_slice(middle);
-            put_varint(&mut out, message.size);
+            put_varint(&mut out, size);
             previous = name;
             if out.len() >= WRITE_CHUNK {
                 crc.update(&out);
                 write(&out)?;
                 out.clear();
             }
+        }
+        if written != count {
+            return Err(io::Error::other(
+                "index: message count changed while written",
+            ));
         }
         crc.update(&out);
         out.extend_from_slice(&crc.clone().finalize().to_le_bytes());

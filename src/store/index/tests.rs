@@ -200,3 +200,21 @@ fn a_missing_mailbox_lists_empty_and_writes_nothing() {
     assert!(listed.is_empty());
     assert_eq!(source, Source::Listed);
 }
+
+/// A listing indexed late (as a POP3 session ends), after new mail came
+/// and a message went: the index is stale, never wrong.
+#[test]
+fn an_index_written_after_a_change_is_stale() {
+    let (_, disk, names) = filled(4);
+    let (listed, source, unindexed) = read_or_list(&*disk, &mailbox(), later()).unwrap();
+    assert_eq!(source, Source::Rebuilt);
+    deliver(&disk, &names, "Subject: meanwhile\r\n\r\nx\r\n");
+    maildir::delete_messages(&*disk, &mailbox(), [&*listed[0].name]).unwrap();
+    let entries = listed.iter().map(|m| (&*m.name, m.size));
+    unindexed
+        .unwrap()
+        .write(&*disk, &mailbox(), listed.len(), entries)
+        .unwrap();
+    assert_eq!(list(&*disk), Source::Rebuilt);
+    assert_eq!(list(&*disk), Source::Index);
+}
