@@ -35,7 +35,8 @@
 //!  admin, console                      the admin verbs, for the command line
 //!                                      and the serial shell
 //!  mailio                              mail in and out: import (mbox,
-//!                                      Maildir), export (mboxrd), sendmail
+//!                                      Maildir), export (mboxrd), sendmail,
+//!                                      backup and restore of the whole box
 //! ```
 //!
 //! Inbound, a message goes:

@@ -444,11 +444,7 @@ fn run() -> Result<(), Failure> {
         "import" => import(&args),
         "export" if args.help => help(EXPORT_HELP),
         "export" => export(&args),
-        "backup" if args.help => help(BACKUP_HELP),
-        "backup" if args.verify => backup_verify(&args),
-        "backup" => backup(&args),
-        "restore" if args.help => help(RESTORE_HELP),
-        "restore" => restore(&args),
+        "backup" | "restore" => backup_or_restore(&command, &args),
         "check-config" if args.help => help(CHECK_CONFIG_HELP),
         "check-config" => check_config(args),
         "system" if args.help => help(SYSTEM_HELP),
@@ -681,6 +677,17 @@ fn export(args: &Args) -> Result<(), Failure> {
             "exported {count} messages ({}) to {path}",
             postbox::mailio::human_bytes(bytes)
         );
+    }
+    Ok(())
+}
+
+fn backup_or_restore(command: &str, args: &Args) -> Result<(), Failure> {
+    match command {
+        "backup" if args.help => print!("{BACKUP_HELP}"),
+        "restore" if args.help => print!("{RESTORE_HELP}"),
+        "backup" if args.verify => return backup_verify(args),
+        "backup" => return backup(args),
+        _ => return restore(args),
     }
     Ok(())
 }
