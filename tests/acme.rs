@@ -111,7 +111,7 @@ impl Pebble {
             log,
         };
         let ready = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
-        poll("pebble to listen", Duration::from_secs(20), || {
+        common::wait_until("pebble to listen", Duration::from_secs(20), || {
             ready(acme) && ready(management)
         });
         pebble
@@ -142,15 +142,6 @@ impl Pebble {
 
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
-    }
-}
-
-/// Waits until `done` holds, checking every 50 ms.
-fn poll(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "no {what} within {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -427,7 +418,7 @@ fn renews_on_request_and_serves_the_new_one_at_once() {
     let (ok, said) = w.cli(&["tls", "renew"]);
     assert!(ok, "{said}");
     // The running server presents a new certificate, without a restart.
-    poll("new certificate", Duration::from_secs(60), || {
+    common::wait_until("new certificate", Duration::from_secs(60), || {
         presented(web, None, "mx.test", &root).1 != fingerprint
     });
     let renewed = w.tls_show();

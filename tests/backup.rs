@@ -9,7 +9,7 @@ use common::*;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Every message of `user` over POP3: UIDL to bytes.
@@ -112,8 +112,9 @@ fn a_backup_under_load_restores_every_acknowledged_message_with_its_uidl() {
         })
     };
     let pop3 = server.pop3;
+    let read = Arc::new(AtomicUsize::new(0));
     let reader = {
-        let busy = busy.clone();
+        let (busy, read) = (busy.clone(), read.clone());
         std::thread::spawn(move || {
             let mut sessions = 0;
             while busy.load(Ordering::Relaxed) {
@@ -128,6 +129,7 @@ fn a_backup_under_load_restores_every_acknowledged_message_with_its_uidl() {
                     assert!(c.line().starts_with("+OK"));
                     c.multiline();
                     sessions += 1;
+                    read.fetch_add(1, Ordering::Relaxed);
                 }
                 c.cmd("QUIT");
                 c.line();
@@ -135,8 +137,12 @@ fn a_backup_under_load_restores_every_acknowledged_message_with_its_uidl() {
             sessions
         })
     };
-    // Under way before the backup starts.
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Under way before the backup starts: a message past those counted,
+    // and a POP3 session of the reader's.
+    common::wait_until("load under way", std::time::Duration::from_secs(20), || {
+        mailbox_files(&server.data, "alice").len() > before[0].1.len()
+            && read.load(Ordering::Relaxed) > 0
+    });
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("box.tar");
     let said = run_ok(&[

@@ -88,14 +88,11 @@ impl Haproxy {
             dir: dir.to_path_buf(),
             frontends,
         };
-        let start = Instant::now();
-        while haproxy.stats().is_none() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "haproxy did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::wait_until(
+            "haproxy stats (haproxy starting)",
+            Duration::from_secs(20),
+            || haproxy.stats().is_some(),
+        );
         haproxy
     }
 

@@ -11,7 +11,7 @@ use common::web::{Browser, Page};
 use common::{output_with_stdin, postbox, prepare, start, submit, Server};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ADMIN_PASSWORD: &str = "admin-secret-1";
 
@@ -347,15 +347,9 @@ fn queue_list_flush_and_delete_on_the_page() {
     let server = start(&data, &config, "mx.test", &[]);
     assert!(submit(&server, "alice@a.test", &["carol@b.test"], "one").starts_with("250"));
     assert!(submit(&server, "alice@a.test", &["dave@b.test"], "two").starts_with("250"));
-    let waiting = Instant::now();
-    while server.log().matches("deferred").count() < 2 {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(20),
-            "{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until("two deferred deliveries", Duration::from_secs(20), || {
+        server.log().matches("deferred").count() >= 2
+    });
     let admin = Browser::new(&server);
     admin.admin_login(ADMIN_PASSWORD);
     let page = admin.get("/admin/queue");

@@ -334,6 +334,16 @@ pub fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
+/// Waits until `done` holds, checking every 20 ms; panics naming `what`
+/// when it has not within `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "no {what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let start = Instant::now();
     while start.elapsed() < limit {
