@@ -126,8 +126,7 @@ pub fn delete_user(config: &Config, name: &str) -> Result<String, String> {
 /// One line per user: address, and `(admin)` where it applies.
 pub fn list_users(config: &Config) -> Result<Vec<String>, String> {
     existing_data_dir(config)?;
-    let list =
-        users::load(&config.data_dir).map_err(|e| users::damage_report(&config.data_dir, &e))?;
+    let list = users::load_or_report(&config.data_dir)?;
     Ok(list
         .users
         .iter()
@@ -147,8 +146,7 @@ pub fn set_quota(config: &Config, name: &str, size: &str) -> Result<String, Stri
     existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let address = format!("{local}@{domain}");
-    let list =
-        users::load(&config.data_dir).map_err(|e| users::damage_report(&config.data_dir, &e))?;
+    let list = users::load_or_report(&config.data_dir)?;
     if list.find(&local, &domain).is_none() {
         return Err(format!("no such user {address}"));
     }
@@ -212,8 +210,7 @@ pub fn set_forward(
     existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let account = format!("{local}@{domain}");
-    let list =
-        users::load(&config.data_dir).map_err(|e| users::damage_report(&config.data_dir, &e))?;
+    let list = users::load_or_report(&config.data_dir)?;
     if list.find(&local, &domain).is_none() {
         return Err(format!("no user {account}"));
     }
@@ -242,8 +239,7 @@ pub fn set_away(config: &Config, name: &str, args: &[&str], text: &str) -> Resul
     existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let account = format!("{local}@{domain}");
-    let list =
-        users::load(&config.data_dir).map_err(|e| users::damage_report(&config.data_dir, &e))?;
+    let list = users::load_or_report(&config.data_dir)?;
     if list.find(&local, &domain).is_none() {
         return Err(format!("no user {account}"));
     }

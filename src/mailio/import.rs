@@ -118,8 +118,7 @@ pub fn member_mailbox(config: &Config, user: &str) -> Result<(String, PathBuf), 
         ));
     }
     let (local, domain) = users::split_name(user, config.default_domain())?;
-    let list =
-        users::load(&config.data_dir).map_err(|e| users::damage_report(&config.data_dir, &e))?;
+    let list = users::load_or_report(&config.data_dir)?;
     if list.find(&local, &domain).is_none() {
         return Err(format!("no such user {local}@{domain}"));
     }

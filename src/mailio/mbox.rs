@@ -159,16 +159,18 @@ fn trim_line_end(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// Makes line ends CRLF in a message that is not in mbox form (a Maildir
-/// file, LF or CRLF), piece by piece as [`Reader::piece`] takes them.
+/// Line ends rewritten to one kind, piece by piece: a CR that ends a
+/// piece is held until the next shows whether an LF follows it.
 #[derive(Default)]
-pub struct Crlf {
+struct LineEnds {
     held_cr: bool,
     mid_line: bool,
 }
 
-impl Crlf {
-    pub fn piece(&mut self, piece: &[u8], emit: &mut impl FnMut(&[u8])) {
+impl LineEnds {
+    /// `piece` with its line end as `end`; with `quote_from`, a `>` goes
+    /// before a `>*From ` line (the piece starts a line).
+    fn piece(&mut self, piece: &[u8], end: &[u8], quote_from: bool, emit: &mut impl FnMut(&[u8])) {
         if piece.is_empty() {
             return;
         }
@@ -176,11 +178,14 @@ impl Crlf {
         if self.held_cr {
             self.held_cr = false;
             if body == b"\n" {
-                emit(b"\r\n");
+                emit(end);
                 self.mid_line = false;
                 return;
             }
             emit(b"\r");
+        }
+        if quote_from && (body.starts_with(b"From ") || is_quoted_from(body)) {
+            emit(b">");
         }
         let ends_line = body.ends_with(b"\n");
         if ends_line {
@@ -193,20 +198,36 @@ impl Crlf {
             emit(body);
         }
         if ends_line {
-            emit(b"\r\n");
+            emit(end);
         }
         self.mid_line = !ends_line;
     }
 
-    /// The message ended: its last line gets a line end if it had none.
-    pub fn finish(&mut self, emit: &mut impl FnMut(&[u8])) {
+    /// The message ended: its last line gets `end` if it had none.
+    fn finish(&mut self, end: &[u8], emit: &mut impl FnMut(&[u8])) {
         if self.held_cr {
             emit(b"\r");
         }
         if self.mid_line || self.held_cr {
-            emit(b"\r\n");
+            emit(end);
         }
-        *self = Crlf::default();
+        *self = LineEnds::default();
+    }
+}
+
+/// Makes line ends CRLF in a message that is not in mbox form (a Maildir
+/// file, LF or CRLF), piece by piece as [`Reader::piece`] takes them.
+#[derive(Default)]
+pub struct Crlf(LineEnds);
+
+impl Crlf {
+    pub fn piece(&mut self, piece: &[u8], emit: &mut impl FnMut(&[u8])) {
+        self.0.piece(piece, b"\r\n", false, emit);
+    }
+
+    /// The message ended: its last line gets a line end if it had none.
+    pub fn finish(&mut self, emit: &mut impl FnMut(&[u8])) {
+        self.0.finish(b"\r\n", emit);
     }
 }
 
@@ -214,10 +235,7 @@ impl Crlf {
 /// with LF ends and `>` added to every `>*From ` line, and an empty line
 /// after each message.
 #[derive(Default)]
-pub struct Writer {
-    held_cr: bool,
-    mid_line: bool,
-}
+pub struct Writer(LineEnds);
 
 impl Writer {
     /// The `From ` line that opens a message: the envelope sender (or
@@ -248,49 +266,14 @@ impl Writer {
     /// Takes the next piece of a stored message; `starts_line` when it
     /// begins a line. A line's end is always the last byte of a piece.
     pub fn piece(&mut self, piece: &[u8], starts_line: bool, emit: &mut impl FnMut(&[u8])) {
-        if piece.is_empty() {
-            return;
-        }
-        let mut body = piece;
-        if self.held_cr {
-            self.held_cr = false;
-            if body == b"\n" {
-                emit(b"\n");
-                self.mid_line = false;
-                return;
-            }
-            emit(b"\r");
-        }
-        if starts_line && (body.starts_with(b"From ") || is_quoted_from(body)) {
-            emit(b">");
-        }
-        let ends_line = body.ends_with(b"\n");
-        if ends_line {
-            body = trim_line_end(body);
-        } else if let Some(rest) = body.strip_suffix(b"\r") {
-            self.held_cr = true;
-            body = rest;
-        }
-        if !body.is_empty() {
-            emit(body);
-        }
-        if ends_line {
-            emit(b"\n");
-        }
-        self.mid_line = !ends_line;
+        self.0.piece(piece, b"\n", starts_line, emit);
     }
 
     /// The message ended: its last line ends, then the empty line that
     /// separates it from the next.
     pub fn finish(&mut self, emit: &mut impl FnMut(&[u8])) {
-        if self.held_cr {
-            emit(b"\r");
-        }
-        if self.mid_line || self.held_cr {
-            emit(b"\n");
-        }
+        self.0.finish(b"\n", emit);
         emit(b"\n");
-        *self = Writer::default();
     }
 }
 

@@ -98,6 +98,11 @@ pub fn load(data_dir: &Path) -> Result<UserList, RecordError> {
     .unwrap_or_default())
 }
 
+/// The users, or what to tell the admin when the file cannot be read.
+pub fn load_or_report(data_dir: &Path) -> Result<UserList, String> {
+    load(data_dir).map_err(|e| damage_report(data_dir, &e))
+}
+
 /// The copy of the users file as it was after the last successful change.
 pub fn load_last_good(data_dir: &Path) -> Result<UserList, RecordError> {
     last_good(&**crate::store::disk::system(), data_dir)

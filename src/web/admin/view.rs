@@ -158,8 +158,7 @@ pub struct UserRow {
 
 /// Every user with their quota, use and forward, from the files.
 pub fn user_rows(config: &Config) -> Result<Vec<UserRow>, String> {
-    let list =
-        users::load(&config.data_dir).map_err(|e| users::damage_report(&config.data_dir, &e))?;
+    let list = users::load_or_report(&config.data_dir)?;
     let quotas = quota::load(&config.data_dir).map_err(|e| format!("cannot read quotas: {e}"))?;
     let forwards = crate::route::forward::load(&config.data_dir)
         .map_err(|e| format!("cannot read forwards: {e}"))?;
