@@ -37,6 +37,9 @@
 //!  mailio                              mail in and out: import (mbox,
 //!                                      Maildir), export (mboxrd), sendmail,
 //!                                      backup and restore of the whole box
+//!  fetch                               members' mail fetched from upstream
+//!                                      mailboxes (POP3, IMAP: sans-IO cores
+//!                                      and a shell), on a schedule
 //! ```
 //!
 //! Inbound, a message goes:
@@ -88,6 +91,7 @@ pub mod console;
 pub mod dkim;
 pub mod dmarc;
 pub mod dns;
+pub mod fetch;
 pub mod limits;
 pub mod mailio;
 pub mod ops;

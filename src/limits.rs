@@ -139,6 +139,10 @@ pub const MAX_REPLY_LINES: usize = 64;
 /// §4.5.3.2 suggests minutes; a stuck peer must not hold a slot for long).
 pub const OUTBOUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const OUTBOUND_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Fetching from an upstream mailbox: each read's wait (a dead upstream
+/// never holds a run for longer), and the longest response line kept.
+pub const FETCH_READ_TIMEOUT: Duration = Duration::from_secs(120);
+pub const FETCH_LINE: usize = 8 * 1024;
 /// Bytes read from another server at a time.
 pub const OUTBOUND_READ_BUFFER: usize = 4096;
 /// Sending the message and hearing the answer to its final dot.

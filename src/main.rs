@@ -112,6 +112,14 @@ last error and next try.
 options:
   --config FILE  --data DIR
 ";
+const FETCH_NOTES: &str = "
+Entries are the config's [[fetch]] tables. 'fetch now' asks the running
+server (as 'queue flush' does); the server also runs each entry every
+'every'.
+
+options:
+  --config FILE  --data DIR
+";
 const DKIM_NOTES: &str = "
 Each served domain has an RSA 2048 and an Ed25519 key, in DATA/dkim, made
 on first use; selectors are `[dkim] selector` (default: pb and the year and
@@ -340,7 +348,8 @@ fn listen(parser: &mut lexopt::Parser) -> Result<postbox::config::Listen, Failur
 
 /// Commands that read or change the data directory, run as its owner.
 const OWNER_COMMANDS: &[&str] = &[
-    "user", "alias", "queue", "stats", "status", "tls", "dkim", "dns", "import", "export", "backup",
+    "user", "alias", "queue", "stats", "status", "tls", "dkim", "dns", "import", "export",
+    "backup", "fetch",
 ];
 
 /// `postbox sendmail ...`, or postbox called through a link named
@@ -430,13 +439,11 @@ fn run() -> Result<(), Failure> {
         "status" if args.help => help(STATUS_HELP),
         "stats" | "status" => admin_verb(&command, &args),
         "alias" if args.help => help(&group_help("alias", ALIAS_NOTES)),
-        "alias" => admin_verb(&command, &args),
         "queue" if args.help => help(&group_help("queue", QUEUE_NOTES)),
-        "queue" => admin_verb(&command, &args),
+        "fetch" if args.help => help(&group_help("fetch", FETCH_NOTES)),
         "dkim" if args.help => help(&group_help("dkim", DKIM_NOTES)),
-        "dkim" => admin_verb(&command, &args),
         "dns" if args.help => help(&group_help("dns", DNS_NOTES)),
-        "dns" => admin_verb(&command, &args),
+        "alias" | "queue" | "fetch" | "dkim" | "dns" => admin_verb(&command, &args),
         "tls" if args.help => help(&group_help("tls", TLS_NOTES)),
         "tls" if args.words.first().is_some_and(|w| w == "selfsigned") => tls_selfsigned(&args),
         "tls" => admin_verb(&command, &args),

@@ -173,6 +173,30 @@ pub const VERBS: &[Verb] = &[
         |c, r| text(queue_delete(c, r.args[0])),
     ),
     verb(
+        &["fetch", "list"],
+        "",
+        (0, 0),
+        "upstream mailboxes fetched from: last run, result, messages",
+        |c, _| {
+            Ok(Output::List(
+                crate::fetch::state::list(c),
+                "no [[fetch]] entries",
+            ))
+        },
+    ),
+    verb(
+        &["fetch", "now"],
+        "[USER]",
+        (0, 1),
+        "the running server fetches now (for USER's entries)",
+        |c, r| {
+            text(crate::fetch::schedule::request_now(
+                c,
+                r.args.first().copied(),
+            ))
+        },
+    ),
+    verb(
         &["dkim", "show"],
         "[DOMAIN]",
         (0, 1),

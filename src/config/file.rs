@@ -57,6 +57,8 @@ pub(super) struct FileConfig {
     pub web: WebFile,
     #[serde(default)]
     pub acme: AcmeFile,
+    /// Members' upstream mailboxes, one `[[fetch]]` table each.
+    pub fetch: Option<Vec<FetchFile>>,
     /// Old names of `[queue]` keys, from before the outbound keys had a
     /// section of their own (see `bounds::OLD_NAMES`).
     pub smarthost: Option<String>,
@@ -84,6 +86,19 @@ pub(super) struct QueueFile {
     pub max_deliveries: Option<i64>,
     pub max_per_destination: Option<i64>,
     pub smtp_port: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FetchFile {
+    pub user: Option<String>,
+    pub url: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub keep: Option<bool>,
+    pub every: Option<Value>,
+    pub ca: Option<PathBuf>,
+    pub tls: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -3,6 +3,7 @@
 
 mod bounds;
 pub mod clients;
+mod fetch;
 mod file;
 mod keys;
 mod sections;
@@ -11,6 +12,7 @@ mod tests;
 mod value;
 
 pub use bounds::{Bound, OldName, Unit, BOUNDS, OLD_NAMES};
+pub use fetch::{FetchEntry, Protocol, Upstream};
 pub use keys::known_keys;
 pub use value::{parse_duration, parse_size, HttpsUrl};
 
@@ -107,6 +109,8 @@ pub struct Config {
     pub acme: AcmeConfig,
     /// The aliases file (/etc/aliases syntax); default DATA/aliases.
     pub aliases: PathBuf,
+    /// Members' upstream mailboxes to fetch mail from (`[[fetch]]`).
+    pub fetch: Vec<FetchEntry>,
 }
 
 /// The web pages (`[web]`): members' and the admin's pages over HTTPS,
@@ -457,6 +461,7 @@ impl Config {
         let inbound = inbound(&file.inbound, p);
         let web = web(&file.web, o, p);
         let acme = acme(&file.acme, p);
+        let fetch = fetch::entries(file.fetch.as_deref().unwrap_or_default(), p);
         let hostname = o
             .hostname
             .clone()
@@ -477,6 +482,7 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         Ok(Config {
             aliases: file.aliases.unwrap_or_else(|| data_dir.join("aliases")),
+            fetch,
             admin_password_hash,
             run_as: o.run_as.clone(),
             limits,

@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Hex digits of the content hash in a file name (96 bits).
-const HASH_HEX: usize = 24;
+pub const HASH_HEX: usize = 24;
 /// The letter before the hash in a file name's unique part.
-const HASH_TAG: char = 'H';
+pub const HASH_TAG: char = 'H';
 
 /// What an import did.
 #[derive(Debug, Default)]
@@ -145,7 +145,7 @@ fn source(path: &Path) -> Result<Source, String> {
 }
 
 /// The content hashes in a mailbox's file names: what was imported before.
-fn known_hashes(disk: &dyn Disk, mailbox: &Path) -> io::Result<HashSet<String>> {
+pub fn known_hashes(disk: &dyn Disk, mailbox: &Path) -> io::Result<HashSet<String>> {
     let messages = maildir::scan_mailbox(disk, mailbox)?;
     Ok(messages
         .iter()
@@ -153,8 +153,16 @@ fn known_hashes(disk: &dyn Disk, mailbox: &Path) -> io::Result<HashSet<String>> 
         .collect())
 }
 
+/// A digest as file names carry it: its first [`HASH_HEX`] hex digits.
+pub fn hash_hex(digest: ring::digest::Digest) -> String {
+    digest.as_ref()[..HASH_HEX / 2]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The hash in a file name made by an import (`1700000000.M1P2Q3H<hex>.host...`).
-fn hash_in_name(name: &str) -> Option<&str> {
+pub fn hash_in_name(name: &str) -> Option<&str> {
     let file = name.rsplit('/').next()?;
     let unique = file.split('.').nth(1)?;
     let (_, rest) = unique.split_once(HASH_TAG)?;
@@ -243,11 +251,7 @@ impl Importer {
             incoming.discard();
             return Err(format!("cannot write in {}: {e}", self.mailbox.display()));
         }
-        let digest = hash.finish();
-        let hash: String = digest.as_ref()[..HASH_HEX / 2]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = hash_hex(hash.finish());
         let size = incoming.size();
         if self.known.contains(&hash) {
             incoming.discard();

@@ -75,9 +75,13 @@ struct Server {
     web: Rc<crate::web::server::Context>,
     acme: Rc<crate::acme::renewal::Context>,
     /// Wakes the maildrop pickup (`postbox sendmail` signals the server).
-    maildrop_wake: smol::channel::Sender<()>,
-    maildrop_woken: smol::channel::Receiver<()>,
+    maildrop_wake: Wake,
+    /// Wakes the fetching from upstream mailboxes (`postbox fetch now`).
+    fetch_wake: Wake,
 }
+
+/// A task's wake-up: the sender for signals, the receiver for the task.
+type Wake = (smol::channel::Sender<()>, smol::channel::Receiver<()>);
 
 impl Server {
     /// Opens every handle on the prepared data directory.
@@ -163,8 +167,8 @@ impl Server {
             counters: counters.clone(),
             shutdown: shutdown.clone(),
         });
-        let (maildrop_wake, maildrop_woken) = smol::channel::bounded(1);
         let server = Server {
+            fetch_wake: smol::channel::bounded(1),
             admission: Admission::new(&config, auth, counters.clone()),
             config,
             shutdown,
@@ -176,8 +180,7 @@ impl Server {
             queue_runner,
             web,
             acme,
-            maildrop_wake,
-            maildrop_woken,
+            maildrop_wake: smol::channel::bounded(1),
         };
         Ok((server, trigger))
     }
@@ -432,11 +435,26 @@ async fn serve(
     let maildrop = {
         let ids = server.clone();
         let session_id: Rc<dyn Fn() -> u64> = Rc::new(move || ids.admission.session_id());
-        let woken = server.maildrop_woken.clone();
+        let woken = server.maildrop_wake.1.clone();
         executor.spawn(crate::mailio::maildrop::run(
             server.smtp.clone(),
             woken,
             session_id,
+        ))
+    };
+    let fetch = {
+        let runner = &server.queue_runner;
+        let context = crate::fetch::schedule::Context {
+            config: runner.config.clone(),
+            router: runner.router.clone(),
+            store: runner.store.clone(),
+            shutdown: runner.shutdown.clone(),
+        };
+        let woken = server.fetch_wake.1.clone();
+        executor.spawn(crate::fetch::schedule::run(
+            Rc::new(context),
+            executor.clone(),
+            woken,
         ))
     };
     let acme = server
@@ -458,6 +476,7 @@ async fn serve(
     drop(saver);
     drop(queue_runner);
     drop(maildrop);
+    drop(fetch);
     drop(acme);
     server.save_rarely().await;
     log::info!("stopped");
@@ -474,7 +493,9 @@ async fn until_stopped(server: &Server, mut signals: async_signal::Signals) {
                 log::info!("queue flush requested");
                 // `postbox sendmail` too: a message waits in the maildrop;
                 // and `postbox import`: mailboxes grew behind our back.
-                let _ = server.maildrop_wake.try_send(());
+                let _ = server.maildrop_wake.0.try_send(());
+                // And `postbox fetch now`: a request waits.
+                let _ = server.fetch_wake.0.try_send(());
                 server.queue.flush().await;
                 server.smtp.store.recount_known().await;
             }

@@ -1,0 +1,247 @@
+//! Fetching members' mail from upstream mailboxes (`[[fetch]]`): a
+//! second Postbox as the POP3 upstream (POP3S, and POP3 with STLS), and
+//! Dovecot's IMAP server with a private configuration on loopback.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// An upstream Postbox with alice (`alice-pw`) holding `count` messages.
+struct Upstream {
+    _dir: tempfile::TempDir,
+    server: Server,
+    cert: PathBuf,
+}
+
+impl Upstream {
+    fn start(count: usize) -> Upstream {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        add_user(&data, "alice", "alice-pw");
+        let server = Server::start_tls_only(&data, &[]);
+        let upstream = Upstream {
+            cert: data.join("tls").join("cert.pem"),
+            _dir: dir,
+            server,
+        };
+        for n in 0..count {
+            upstream.send(n);
+        }
+        upstream
+    }
+
+    fn send(&self, n: usize) {
+        let body = format!("Subject: message {n}\r\n\r\nbody {n}\r\n");
+        let reply = send_mail(self.server.smtp, "f@x.test", &["alice@localhost"], &body);
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+
+    fn held(&self) -> usize {
+        self.server.messages("alice").len()
+    }
+}
+
+/// The fetching Postbox: carol, with `entry` as her `[[fetch]]` table.
+struct Fetching {
+    dir: tempfile::TempDir,
+    server: Option<Server>,
+}
+
+impl Fetching {
+    fn start(entry: &str) -> Fetching {
+        let dir = tempfile::tempdir().unwrap();
+        add_user(&dir.path().join("data"), "carol", "carol-pw");
+        std::fs::write(
+            dir.path().join("postbox.toml"),
+            format!("[[fetch]]\n{entry}\n"),
+        )
+        .unwrap();
+        let mut fetching = Fetching { dir, server: None };
+        fetching.restart();
+        fetching
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("postbox.toml")
+    }
+
+    fn restart(&mut self) {
+        let config = self.config();
+        let server = Server::start_in(&self.data(), &["--config", config.to_str().unwrap()]);
+        self.server = Some(server);
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+
+    /// Waits for the `nth` (from 1) run of the entry to end well.
+    fn wait_runs(&self, nth: usize) {
+        wait_until("a fetch run", WAIT, || {
+            let log = self.server().log();
+            assert!(!log.contains(" failed: "), "{log}");
+            log.matches(": ok, ").count() >= nth
+        });
+    }
+
+    fn fetch_now(&self) {
+        let out = self.cli(&["fetch", "now", "carol"]);
+        assert!(out.contains("fetches for carol now"), "{out}");
+    }
+
+    fn cli(&self, words: &[&str]) -> String {
+        let (config, data) = (self.config(), self.data());
+        let mut args = words.to_vec();
+        args.extend(["--config", config.to_str().unwrap()]);
+        args.extend(["--data", data.to_str().unwrap()]);
+        let out = postbox(&args, "");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// The subjects of carol's messages, each once; panics on a duplicate.
+    fn subjects(&self) -> BTreeSet<String> {
+        let mut subjects = BTreeSet::new();
+        for file in mailbox_files(&self.data(), "carol") {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let subject = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or_else(|| panic!("no subject in {text}"))
+                .to_string();
+            assert!(subjects.insert(subject.clone()), "{subject} stored twice");
+        }
+        subjects
+    }
+}
+
+fn subjects(range: std::ops::Range<usize>) -> BTreeSet<String> {
+    range.map(|n| format!("message {n}")).collect()
+}
+
+fn pop3_entry(scheme: &str, port: u16, cert: &Path, keep: bool) -> String {
+    format!(
+        "user = \"carol\"\nurl = \"{scheme}://alice@localhost:{port}\"\npassword = \"alice-pw\"\nca = \"{}\"\nkeep = {keep}\nevery = \"1d\"",
+        cert.display()
+    )
+}
+
+#[test]
+fn pop3s_kept_mail_is_fetched_once_across_runs_and_new_mail_follows() {
+    let upstream = Upstream::start(3);
+    let port = upstream.server.pop3s.unwrap().port();
+    let fetching = Fetching::start(&pop3_entry("pop3s", port, &upstream.cert, true));
+    fetching.wait_runs(1);
+    assert_eq!(fetching.subjects(), subjects(0..3));
+    let file = &mailbox_files(&fetching.data(), "carol")[0];
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(
+        text.starts_with(
+            "Received: from localhost by mx.test with POP3S (fetch for carol@localhost);\r\n\t"
+        ),
+        "{text}"
+    );
+    fetching.fetch_now();
+    fetching.wait_runs(2);
+    assert_eq!(fetching.subjects(), subjects(0..3));
+    upstream.send(3);
+    fetching.fetch_now();
+    fetching.wait_runs(3);
+    assert_eq!(fetching.subjects(), subjects(0..4));
+    assert_eq!(upstream.held(), 4, "kept upstream");
+    let list = fetching.cli(&["fetch", "list"]);
+    let expected = format!("carol pop3s://alice@localhost:{port} last run: ");
+    assert!(list.starts_with(&expected), "{list}");
+    assert!(list.contains("result: ok, 1 fetched; fetched: 4"), "{list}");
+}
+
+#[test]
+fn pop3_with_stls_deletes_upstream_only_what_is_stored_here() {
+    let upstream = Upstream::start(3);
+    let port = upstream.server.pop3.port();
+    let fetching = Fetching::start(&pop3_entry("pop3", port, &upstream.cert, false));
+    fetching.wait_runs(1);
+    assert_eq!(fetching.subjects(), subjects(0..3));
+    assert_eq!(upstream.held(), 0, "deleted upstream once stored");
+    let log = fetching.server().log();
+    assert!(log.contains("ok, 3 fetched, 3 deleted upstream"), "{log}");
+}
+
+#[test]
+fn a_fetch_killed_midway_then_restarted_loses_nothing_and_doubles_nothing() {
+    let upstream = Upstream::start(40);
+    let port = upstream.server.pop3s.unwrap().port();
+    let mut fetching = Fetching::start(&pop3_entry("pop3s", port, &upstream.cert, false));
+    wait_until("a first message stored", WAIT, || {
+        fetching.server().log().contains(": message ")
+    });
+    fetching.server.as_mut().unwrap().kill();
+    if !fetching.server().log().contains(": ok, ") {
+        assert_eq!(upstream.held(), 40, "nothing deleted before QUIT");
+    }
+    fetching.restart();
+    fetching.wait_runs(1);
+    assert_eq!(fetching.subjects(), subjects(0..40));
+    assert_eq!(upstream.held(), 0);
+}
+
+#[test]
+fn a_wrong_password_is_logged_and_listed() {
+    let upstream = Upstream::start(1);
+    let port = upstream.server.pop3s.unwrap().port();
+    let entry = pop3_entry("pop3s", port, &upstream.cert, true).replace("alice-pw", "wrong");
+    let fetching = Fetching::start(&entry);
+    assert!(
+        fetching
+            .server()
+            .logged(" failed: login refused: -ERR", WAIT),
+        "{}",
+        fetching.server().log()
+    );
+    wait_until("the failure recorded", WAIT, || {
+        fetching
+            .cli(&["fetch", "list"])
+            .contains("result: failed: login refused: -ERR")
+    });
+    assert!(fetching.subjects().is_empty());
+}
+
+#[test]
+fn bad_fetch_keys_are_named_by_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("postbox.toml");
+    std::fs::write(
+        &config,
+        "[[fetch]]\nuser = \"carol\"\nurl = \"pop3s://carol:pw@pop.example\"\npassword = \"x\"\nevery = \"1s\"\n\
+         [[fetch]]\nuser = \"carol\"\nurl = \"imaps://carol@imap.example/INBOX\"\n",
+    )
+    .unwrap();
+    let out = postbox(&["check-config", config.to_str().unwrap()], "");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for expected in [
+        "fetch[0].url: a password in the URL",
+        "fetch[0].every: must be 10s to 1d",
+        "fetch[1].password: missing",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    std::fs::write(&config, "[[fetch]]\nuser = \"carol\"\nul = \"x\"\n").unwrap();
+    let out = postbox(&["check-config", config.to_str().unwrap()], "");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("unknown field `ul`"), "{text}");
+}
