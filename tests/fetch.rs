@@ -245,3 +245,201 @@ fn bad_fetch_keys_are_named_by_check_config() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("unknown field `ul`"), "{text}");
 }
+
+/// Dovecot's IMAP server with a private configuration: IMAPS on a free
+/// loopback port, one user `up` (`up-pw`) whose Maildir is in a temp dir.
+/// As root its mail processes run as nobody; otherwise everything runs
+/// as the test's own user.
+struct Dovecot {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    port: u16,
+    cert: PathBuf,
+    /// The uid and gid owning the mail.
+    owner: (u32, u32),
+}
+
+impl Dovecot {
+    fn start() -> Dovecot {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        use std::os::unix::fs::PermissionsExt;
+        // Dovecot's processes that are not root walk through it.
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let tls = postbox(
+            &[
+                "tls",
+                "selfsigned",
+                "--force",
+                "--hostname",
+                "localhost",
+                "--data",
+            ]
+            .into_iter()
+            .chain([root.join("pb").to_str().unwrap()])
+            .collect::<Vec<_>>(),
+            "",
+        );
+        assert!(tls.status.success(), "{tls:?}");
+        // SAFETY: getuid and getgid have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let owner = if uid == 0 { (65534, 65534) } else { (uid, gid) };
+        let mail = root.join("mail");
+        for sub in ["", "up", "up/new", "up/cur", "up/tmp"] {
+            std::fs::create_dir_all(mail.join(sub)).unwrap();
+            std::os::unix::fs::chown(mail.join(sub), Some(owner.0), Some(owner.1)).unwrap();
+        }
+        std::fs::write(
+            root.join("passwd"),
+            format!(
+                "up:{{PLAIN}}up-pw:{}:{}::{}::\n",
+                owner.0,
+                owner.1,
+                mail.join("up").display()
+            ),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let unprivileged = match uid {
+            0 => String::new(),
+            _ => {
+                let name = std::env::var("USER").unwrap_or_else(|_| "nobody".into());
+                format!("default_login_user = {name}\ndefault_internal_user = {name}\n")
+            }
+        };
+        let r = root.display();
+        let config = format!(
+            "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {r}/run\nstate_dir = {r}/state\n\
+             log_path = {r}/dovecot.log\nssl = required\nssl_cert = <{r}/pb/tls/cert.pem\n\
+             ssl_key = <{r}/pb/tls/key.pem\nauth_mechanisms = plain\n\
+             mail_location = maildir:{r}/mail/%u\nfirst_valid_uid = 1\n{unprivileged}\
+             passdb {{\n  driver = passwd-file\n  args = {r}/passwd\n}}\n\
+             userdb {{\n  driver = passwd-file\n  args = {r}/passwd\n}}\n\
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = 0\n  }}\n\
+               inet_listener imaps {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n}}\n\
+             service anvil {{\n  chroot =\n}}\n"
+        );
+        std::fs::write(root.join("dovecot.conf"), config).unwrap();
+        let child = std::process::Command::new("dovecot")
+            .args(["-F", "-c"])
+            .arg(root.join("dovecot.conf"))
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("dovecot (dovecot-imapd: scripts/install-test-deps)");
+        wait_until("Dovecot's IMAPS listener", WAIT, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Dovecot {
+            cert: root.join("pb/tls/cert.pem"),
+            dir,
+            child,
+            port,
+            owner,
+        }
+    }
+
+    /// Puts message `n` into up's INBOX, as a delivery would.
+    fn deliver(&self, n: usize) {
+        let new = self.dir.path().join("mail/up/new");
+        let tmp = self
+            .dir
+            .path()
+            .join("mail/up/tmp")
+            .join(format!("{n}.test"));
+        let text = format!("Subject: message {n}\r\n\r\nbody {n}\r\n");
+        std::fs::write(&tmp, text).unwrap();
+        std::os::unix::fs::chown(&tmp, Some(self.owner.0), Some(self.owner.1)).unwrap();
+        std::fs::rename(&tmp, new.join(format!("{n}.test"))).unwrap();
+    }
+
+    /// Messages in up's INBOX, not marked deleted.
+    fn held(&self) -> usize {
+        let mail = self.dir.path().join("mail/up");
+        ["new", "cur"]
+            .iter()
+            .flat_map(|sub| std::fs::read_dir(mail.join(sub)).unwrap())
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                let name = name.to_string_lossy();
+                !name
+                    .rsplit_once(":2,")
+                    .is_some_and(|(_, flags)| flags.contains('T'))
+            })
+            .count()
+    }
+
+    fn entry(&self, keep: bool) -> String {
+        format!(
+            "user = \"carol\"\nurl = \"imaps://up@localhost:{}/INBOX\"\npassword = \"up-pw\"\nca = \"{}\"\nkeep = {keep}\nevery = \"1d\"",
+            self.port,
+            self.cert.display()
+        )
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn imaps_kept_mail_is_fetched_once_across_runs_and_new_mail_follows() {
+    let dovecot = Dovecot::start();
+    for n in 0..3 {
+        dovecot.deliver(n);
+    }
+    let fetching = Fetching::start(&dovecot.entry(true));
+    fetching.wait_runs(1);
+    assert_eq!(fetching.subjects(), subjects(0..3));
+    let file = &mailbox_files(&fetching.data(), "carol")[0];
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(
+        text.starts_with(
+            "Received: from localhost by mx.test with IMAPS (fetch for carol@localhost);"
+        ),
+        "{text}"
+    );
+    fetching.fetch_now();
+    fetching.wait_runs(2);
+    dovecot.deliver(3);
+    fetching.fetch_now();
+    fetching.wait_runs(3);
+    assert_eq!(fetching.subjects(), subjects(0..4));
+    assert_eq!(dovecot.held(), 4, "kept upstream");
+    assert!(fetching.cli(&["fetch", "list"]).contains("fetched: 4"));
+}
+
+#[test]
+fn imaps_deletes_upstream_only_what_is_stored_here() {
+    let dovecot = Dovecot::start();
+    for n in 0..3 {
+        dovecot.deliver(n);
+    }
+    let fetching = Fetching::start(&dovecot.entry(false));
+    fetching.wait_runs(1);
+    assert_eq!(fetching.subjects(), subjects(0..3));
+    assert_eq!(dovecot.held(), 0, "expunged once stored");
+}
+
+#[test]
+fn an_imaps_fetch_killed_midway_then_restarted_loses_nothing_and_doubles_nothing() {
+    let dovecot = Dovecot::start();
+    for n in 0..40 {
+        dovecot.deliver(n);
+    }
+    let mut fetching = Fetching::start(&dovecot.entry(true));
+    wait_until("a first message stored", WAIT, || {
+        fetching.server().log().contains(": message ")
+    });
+    fetching.server.as_mut().unwrap().kill();
+    fetching.restart();
+    fetching.wait_runs(1);
+    assert_eq!(fetching.subjects(), subjects(0..40));
+    assert_eq!(dovecot.held(), 40);
+}
