@@ -3,11 +3,17 @@
 //!
 //! ```text
 //! loadgen smtp ADDR SESSIONS MESSAGES SIZE RCPT[,RCPT...] [reuse] [from=ADDR] [message=FILE]
+//!        [tls=starttls|implicit cert=FILE name=NAME] [auth=USER:PASSWORD]
 //!     (from: the MAIL FROM, default load@remote.test; message: sends that
-//!     file, CRLF lines, every time instead of a generated SIZE-byte body)
-//! loadgen pop3 ADDR CLIENTS ROUNDS USER_PREFIX PASSWORD   (client i logs in as USER_PREFIXi)
-//! loadgen tls ADDR CERT NAME COUNT       (implicit-TLS POP3: handshakes/s, one after another)
+//!     file, CRLF lines, every time instead of a generated SIZE-byte body;
+//!     tls: STARTTLS after EHLO, or TLS from the start (port 465), trusting
+//!     the certificate in FILE for NAME; auth: AUTH PLAIN on every connection)
+//! loadgen pop3 ADDR CLIENTS ROUNDS USER_PREFIX PASSWORD [tls=stls|implicit cert=FILE name=NAME]
+//!     (client i logs in as USER_PREFIXi; tls: STLS after the greeting, or
+//!     TLS from the start (port 995))
+//! loadgen tls ADDR CERT NAME COUNT       (implicit TLS, POP3 or SMTP: handshakes/s, one after another)
 //! loadgen tls-hold ADDR CERT NAME COUNT  (opens COUNT TLS sessions, prints "ready", holds them until stdin closes)
+//! loadgen hold ADDR COUNT                (the same with plain TCP sessions: each reads the greeting)
 //! ```
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,9 +22,86 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// What a session's bytes travel over.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// TLS for a load: the certificate to trust, the name it must carry, and
+/// whether TLS starts at once (465, 995) or after STARTTLS / STLS.
+#[derive(Clone)]
+struct Tls {
+    config: Arc<rustls::ClientConfig>,
+    name: String,
+    implicit: bool,
+}
+
+/// The `tls=`, `cert=` and `name=` options, gathered as they come.
+#[derive(Default)]
+struct TlsOptions {
+    mode: Option<String>,
+    cert: Option<String>,
+    name: Option<String>,
+}
+
+impl TlsOptions {
+    /// Takes `key=value` if it is one of the TLS options.
+    fn take(&mut self, key: &str, value: &str) -> bool {
+        let slot = match key {
+            "tls" => &mut self.mode,
+            "cert" => &mut self.cert,
+            "name" => &mut self.name,
+            _ => return false,
+        };
+        *slot = Some(value.to_string());
+        true
+    }
+
+    /// `upgrade`: the word for TLS after the greeting (starttls, stls).
+    fn build(self, upgrade: &str) -> Option<Tls> {
+        let mode = self.mode?;
+        assert!(
+            mode == "implicit" || mode == upgrade,
+            "tls={mode}: implicit or {upgrade}"
+        );
+        Some(Tls {
+            config: tls_config(&self.cert.expect("tls needs cert=FILE")),
+            name: self.name.expect("tls needs name=NAME"),
+            implicit: mode == "implicit",
+        })
+    }
+}
+
 struct Conn {
-    reader: BufReader<TcpStream>,
-    stream: TcpStream,
+    reader: BufReader<Transport>,
 }
 
 impl Conn {
@@ -26,18 +109,41 @@ impl Conn {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).unwrap();
         Conn {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            stream,
+            reader: BufReader::new(Transport::Plain(stream)),
         }
+    }
+
+    /// TLS over this connection (nothing unread may be buffered); the
+    /// handshake runs with the first read or write.
+    fn start_tls(self, tls: &Tls) -> Conn {
+        assert!(self.reader.buffer().is_empty(), "bytes before TLS");
+        let Transport::Plain(tcp) = self.reader.into_inner() else {
+            panic!("TLS twice");
+        };
+        let server_name = rustls::pki_types::ServerName::try_from(tls.name.clone()).unwrap();
+        let conn = rustls::ClientConnection::new(tls.config.clone(), server_name).unwrap();
+        let stream = Box::new(rustls::StreamOwned::new(conn, tcp));
+        Conn {
+            reader: BufReader::new(Transport::Tls(stream)),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).unwrap();
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line).unwrap() == 0 {
+            panic!("connection closed");
+        }
+        line
     }
 
     fn reply(&mut self) -> String {
         let mut all = String::new();
         loop {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line).unwrap() == 0 {
-                panic!("connection closed");
-            }
+            let line = self.line();
             let last = line.len() < 4 || line.as_bytes()[3] != b'-';
             all.push_str(&line);
             if last {
@@ -47,7 +153,7 @@ impl Conn {
     }
 
     fn expect(&mut self, command: &[u8], code: &str) {
-        self.stream.write_all(command).unwrap();
+        self.send(command);
         let reply = self.reply();
         assert!(
             reply.starts_with(code),
@@ -57,11 +163,14 @@ impl Conn {
     }
 }
 
-/// How an SMTP load sends: the envelope sender and the message.
+/// How an SMTP load sends: the envelope sender and the message, over TLS
+/// and logged in or not.
 struct SmtpOptions {
     reuse: bool,
     from: String,
     message: Option<String>,
+    tls: Option<Tls>,
+    auth: Option<String>,
 }
 
 impl SmtpOptions {
@@ -70,17 +179,50 @@ impl SmtpOptions {
             reuse: false,
             from: "load@remote.test".into(),
             message: None,
+            tls: None,
+            auth: None,
         };
+        let mut tls = TlsOptions::default();
         for arg in rest {
             match arg.split_once('=') {
                 None if *arg == "reuse" => options.reuse = true,
                 Some(("from", from)) => options.from = from.into(),
                 Some(("message", path)) => options.message = Some(path.into()),
+                Some(("auth", login)) => options.auth = Some(auth_plain(login)),
+                Some((key, value)) if tls.take(key, value) => {}
                 _ => panic!("unknown smtp option {arg}"),
             }
         }
+        options.tls = tls.build("starttls");
         options
     }
+}
+
+/// `AUTH PLAIN` with its initial response, for "USER:PASSWORD".
+fn auth_plain(login: &str) -> String {
+    use base64::Engine;
+    let (user, password) = login.split_once(':').expect("auth=USER:PASSWORD");
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+    format!("AUTH PLAIN {token}\r\n")
+}
+
+/// A session ready for MAIL FROM: greeted, over TLS and logged in if asked.
+fn smtp_session(addr: &str, options: &SmtpOptions) -> Conn {
+    let mut c = Conn::open(addr);
+    if let Some(tls) = options.tls.as_ref().filter(|t| t.implicit) {
+        c = c.start_tls(tls);
+    }
+    c.reply();
+    c.expect(b"EHLO load.test\r\n", "250");
+    if let Some(tls) = options.tls.as_ref().filter(|t| !t.implicit) {
+        c.expect(b"STARTTLS\r\n", "220");
+        c = c.start_tls(tls);
+        c.expect(b"EHLO load.test\r\n", "250");
+    }
+    if let Some(auth) = &options.auth {
+        c.expect(auth.as_bytes(), "235");
+    }
+    c
 }
 
 /// The DATA payload: the message dot-stuffed, then the terminator.
@@ -121,34 +263,30 @@ fn smtp(
     };
     let body = Arc::new(body);
     let mail_from = Arc::new(format!("MAIL FROM:<{}>\r\n", options.from));
-    let reuse = options.reuse;
+    let options = Arc::new(options);
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let threads: Vec<_> = (0..sessions)
         .map(|_| {
-            let (addr, rcpt, body, next, mail_from) = (
+            let (addr, rcpt, body, next, mail_from, options) = (
                 addr.to_string(),
                 rcpt.to_string(),
                 body.clone(),
                 next.clone(),
                 mail_from.clone(),
+                options.clone(),
             );
             std::thread::spawn(move || {
                 let mut conn: Option<Conn> = None;
                 while next.fetch_add(1, Ordering::Relaxed) < messages {
-                    let c = conn.get_or_insert_with(|| {
-                        let mut c = Conn::open(&addr);
-                        c.reply();
-                        c.expect(b"EHLO load.test\r\n", "250");
-                        c
-                    });
+                    let c = conn.get_or_insert_with(|| smtp_session(&addr, &options));
                     c.expect(mail_from.as_bytes(), "250");
                     for one in rcpt.split(',') {
                         c.expect(format!("RCPT TO:<{one}>\r\n").as_bytes(), "250");
                     }
                     c.expect(b"DATA\r\n", "354");
                     c.expect(&body, "250");
-                    if !reuse {
+                    if !options.reuse {
                         let mut c = conn.take().unwrap();
                         c.expect(b"QUIT\r\n", "221");
                     }
@@ -176,59 +314,86 @@ fn count_terminators(tail: &[u8; 4], chunk: &[u8]) -> usize {
     across + chunk.windows(5).filter(|w| *w == END).count()
 }
 
-fn pop3(addr: &str, clients: usize, rounds: usize, user: &str, password: &str) {
+/// A POP3 session past the greeting, over TLS if asked.
+fn pop3_session(addr: &str, tls: Option<&Tls>) -> Conn {
+    let mut c = Conn::open(addr);
+    if let Some(tls) = tls.filter(|t| t.implicit) {
+        c = c.start_tls(tls);
+    }
+    let greeting = c.line();
+    assert!(greeting.starts_with("+OK"), "{greeting}");
+    if let Some(tls) = tls.filter(|t| !t.implicit) {
+        c.send(b"STLS\r\n");
+        let reply = c.line();
+        assert!(reply.starts_with("+OK"), "STLS: {reply}");
+        c = c.start_tls(tls);
+    }
+    c
+}
+
+/// One POP3 session: log in, LIST, RETR every message, QUIT; returns the
+/// messages retrieved.
+fn pop3_round(addr: &str, tls: Option<&Tls>, user: &str, password: &str) -> usize {
+    let mut c = pop3_session(addr, tls);
+    c.send(format!("USER {user}\r\nPASS {password}\r\n").as_bytes());
+    c.line();
+    let reply = c.line();
+    assert!(reply.starts_with("+OK"), "{reply}");
+    c.send(b"STAT\r\n");
+    let stat = c.line();
+    let count: usize = stat.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // LIST, then every RETR, pipelined; the replies are counted by their
+    // terminators in bulk reads, so the client costs little next to the
+    // server.
+    let mut batch = String::from("LIST\r\n");
+    for i in 1..=count {
+        batch.push_str(&format!("RETR {i}\r\n"));
+    }
+    c.send(batch.as_bytes());
+    let mut ends = 0;
+    let mut tail = [0u8; 4];
+    let mut buf = vec![0u8; 256 * 1024];
+    while ends < count + 1 {
+        let n = c.reader.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed");
+        ends += count_terminators(&tail, &buf[..n]);
+        if n >= 4 {
+            tail.copy_from_slice(&buf[n - 4..n]);
+        } else {
+            tail.rotate_left(n);
+            tail[4 - n..].copy_from_slice(&buf[..n]);
+        }
+    }
+    c.send(b"QUIT\r\n");
+    let mut rest = Vec::new();
+    let _ = c.reader.read_to_end(&mut rest);
+    count
+}
+
+fn pop3(addr: &str, clients: usize, rounds: usize, user: &str, password: &str, rest: &[&str]) {
+    let mut options = TlsOptions::default();
+    for arg in rest {
+        match arg.split_once('=') {
+            Some((key, value)) if options.take(key, value) => {}
+            _ => panic!("unknown pop3 option {arg}"),
+        }
+    }
+    let tls = options.build("stls");
     let retrieved = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|i| {
-            let (addr, user, password, retrieved) = (
+            let (addr, user, password, retrieved, tls) = (
                 addr.to_string(),
                 format!("{user}{i}"),
                 password.to_string(),
                 retrieved.clone(),
+                tls.clone(),
             );
             std::thread::spawn(move || {
                 for _ in 0..rounds {
-                    let mut c = Conn::open(&addr);
-                    c.reader.read_line(&mut String::new()).unwrap();
-                    c.stream
-                        .write_all(format!("USER {user}\r\nPASS {password}\r\n").as_bytes())
-                        .unwrap();
-                    let mut reply = String::new();
-                    c.reader.read_line(&mut reply).unwrap();
-                    reply.clear();
-                    c.reader.read_line(&mut reply).unwrap();
-                    assert!(reply.starts_with("+OK"), "{reply}");
-                    c.stream.write_all(b"STAT\r\n").unwrap();
-                    let mut stat = String::new();
-                    c.reader.read_line(&mut stat).unwrap();
-                    let count: usize = stat.split_whitespace().nth(1).unwrap().parse().unwrap();
-                    // LIST, then every RETR, pipelined; the replies are
-                    // counted by their terminators in bulk reads, so the
-                    // client costs little next to the server.
-                    let mut batch = String::from("LIST\r\n");
-                    for i in 1..=count {
-                        batch.push_str(&format!("RETR {i}\r\n"));
-                    }
-                    c.stream.write_all(batch.as_bytes()).unwrap();
-                    let mut ends = 0;
-                    let mut tail = [0u8; 4];
-                    let mut buf = vec![0u8; 256 * 1024];
-                    while ends < count + 1 {
-                        let n = c.reader.read(&mut buf).unwrap();
-                        assert!(n > 0, "connection closed");
-                        ends += count_terminators(&tail, &buf[..n]);
-                        if n >= 4 {
-                            tail.copy_from_slice(&buf[n - 4..n]);
-                        } else {
-                            tail.rotate_left(n);
-                            tail[4 - n..].copy_from_slice(&buf[..n]);
-                        }
-                    }
+                    let count = pop3_round(&addr, tls.as_ref(), &user, &password);
                     retrieved.fetch_add(count, Ordering::Relaxed);
-                    c.stream.write_all(b"QUIT\r\n").unwrap();
-                    let mut rest = Vec::new();
-                    let _ = c.reader.read_to_end(&mut rest);
                 }
             })
         })
@@ -240,20 +405,17 @@ fn pop3(addr: &str, clients: usize, rounds: usize, user: &str, password: &str) {
     println!("{:.0}", retrieved.load(Ordering::Relaxed) as f64 / secs);
 }
 
-/// One implicit-TLS POP3 connection, handshake done and greeting read.
-fn tls_session(addr: &str, config: &Arc<rustls::ClientConfig>, name: &str) -> TlsStream {
-    let tcp = TcpStream::connect(addr).expect("connect");
-    tcp.set_nodelay(true).unwrap();
-    let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
-    let conn = rustls::ClientConnection::new(config.clone(), server_name).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut greeting = [0u8; 256];
-    let n = tls.read(&mut greeting).expect("TLS greeting");
-    assert!(greeting[..n].starts_with(b"+OK"), "greeting");
-    tls
+/// One implicit-TLS connection, handshake done and the greeting (POP3's
+/// "+OK" or SMTP's "220") read.
+fn tls_session(addr: &str, tls: &Tls) -> Conn {
+    let mut c = Conn::open(addr).start_tls(tls);
+    let greeting = c.line();
+    assert!(
+        greeting.starts_with("+OK") || greeting.starts_with("220"),
+        "greeting: {greeting}"
+    );
+    c
 }
-
-type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 
 fn tls_config(cert: &str) -> Arc<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
@@ -271,21 +433,26 @@ fn tls_config(cert: &str) -> Arc<rustls::ClientConfig> {
     )
 }
 
+fn implicit_tls(cert: &str, name: &str) -> Tls {
+    Tls {
+        config: tls_config(cert),
+        name: name.to_string(),
+        implicit: true,
+    }
+}
+
 fn tls_handshakes(addr: &str, cert: &str, name: &str, count: usize) {
-    let config = tls_config(cert);
+    let tls = implicit_tls(cert, name);
     let start = Instant::now();
     for _ in 0..count {
-        let mut tls = tls_session(addr, &config, name);
-        tls.write_all(b"QUIT\r\n").unwrap();
+        let mut c = tls_session(addr, &tls);
+        c.send(b"QUIT\r\n");
     }
     println!("{:.0}", count as f64 / start.elapsed().as_secs_f64());
 }
 
-fn tls_hold(addr: &str, cert: &str, name: &str, count: usize) {
-    let config = tls_config(cert);
-    let sessions: Vec<TlsStream> = (0..count)
-        .map(|_| tls_session(addr, &config, name))
-        .collect();
+/// Holds sessions open until stdin closes, once "ready" is printed.
+fn hold(sessions: Vec<Conn>) {
     println!("ready");
     std::io::stdout().flush().unwrap();
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
@@ -304,17 +471,31 @@ fn main() {
             rcpt,
             SmtpOptions::parse(rest),
         ),
-        ["pop3", addr, clients, rounds, user, password] => pop3(
+        ["pop3", addr, clients, rounds, user, password, rest @ ..] => pop3(
             addr,
             clients.parse().unwrap(),
             rounds.parse().unwrap(),
             user,
             password,
+            rest,
         ),
         ["tls", addr, cert, name, count] => {
             tls_handshakes(addr, cert, name, count.parse().unwrap())
         }
-        ["tls-hold", addr, cert, name, count] => tls_hold(addr, cert, name, count.parse().unwrap()),
+        ["tls-hold", addr, cert, name, count] => {
+            let tls = implicit_tls(cert, name);
+            let count: usize = count.parse().unwrap();
+            hold((0..count).map(|_| tls_session(addr, &tls)).collect())
+        }
+        ["hold", addr, count] => hold(
+            (0..count.parse().unwrap())
+                .map(|_| {
+                    let mut c = Conn::open(addr);
+                    c.line();
+                    c
+                })
+                .collect(),
+        ),
         _ => {
             eprintln!("usage: see the top of examples/loadgen.rs");
             std::process::exit(2);
