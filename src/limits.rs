@@ -128,8 +128,14 @@ pub const MAX_DOMAIN: usize = 253;
 /// Received: headers counted for loop detection (RFC 5321 §6.3).
 pub const MAX_RECEIVED_HEADERS: usize = 50;
 
-/// Addresses each member's automatic address book keeps (8 bytes each).
+/// Entries each member's address book keeps (on flash: the address and
+/// a display name; in RAM while in use: 8 bytes each).
 pub const ADDRESS_BOOK_ENTRIES: usize = 2000;
+/// Correspondents learned between two saves of a book (once a minute);
+/// past it the oldest of them are not written.
+pub const ADDRESS_BOOK_UNSAVED: usize = 256;
+/// Longest display name an address book keeps, in characters.
+pub const ADDRESS_BOOK_NAME: usize = 64;
 
 /// Lines in one reply of another server (an EHLO reply has one per
 /// extension).

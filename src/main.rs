@@ -141,6 +141,19 @@ needs attention.
 options:
   --config FILE  --data DIR  --domain D  --hostname NAME  --dns-resolver ADDR
 ";
+const BOOK_HELP: &str = "\
+usage: postbox book NAME list
+       postbox book NAME add ADDRESS [DISPLAY NAME...]
+       postbox book NAME del ADDRESS
+       postbox book NAME export [PATH|-]     [--config FILE] [--data DIR]
+
+A member's address book: everyone they wrote to through Postbox and who
+wrote to them (mail that was not spam), learned by itself with the names
+the mail gave, and the entries added here. 'list' prints one entry a line
+(address, then the name); 'export' writes vCards (RFC 6350, version 4.0)
+to PATH or stdout. Changes count at once in a running server.
+";
+
 const STATS_HELP: &str = "\
 usage: postbox stats [--config FILE] [--data DIR]
 
@@ -349,7 +362,7 @@ fn listen(parser: &mut lexopt::Parser) -> Result<postbox::config::Listen, Failur
 /// Commands that read or change the data directory, run as its owner.
 const OWNER_COMMANDS: &[&str] = &[
     "user", "alias", "queue", "stats", "status", "tls", "dkim", "dns", "import", "export",
-    "backup", "fetch",
+    "backup", "fetch", "book",
 ];
 
 /// `postbox sendmail ...`, or postbox called through a link named
@@ -435,15 +448,17 @@ fn run() -> Result<(), Failure> {
             }
             admin_console(&config, &args, stdin, stdout)
         }
+        "book" if args.help => help(BOOK_HELP),
         "stats" if args.help => help(STATS_HELP),
         "status" if args.help => help(STATUS_HELP),
-        "stats" | "status" => admin_verb(&command, &args),
         "alias" if args.help => help(&group_help("alias", ALIAS_NOTES)),
         "queue" if args.help => help(&group_help("queue", QUEUE_NOTES)),
         "fetch" if args.help => help(&group_help("fetch", FETCH_NOTES)),
         "dkim" if args.help => help(&group_help("dkim", DKIM_NOTES)),
         "dns" if args.help => help(&group_help("dns", DNS_NOTES)),
-        "alias" | "queue" | "fetch" | "dkim" | "dns" => admin_verb(&command, &args),
+        "book" | "stats" | "status" | "alias" | "queue" | "fetch" | "dkim" | "dns" => {
+            admin_verb(&command, &args)
+        }
         "tls" if args.help => help(&group_help("tls", TLS_NOTES)),
         "tls" if args.words.first().is_some_and(|w| w == "selfsigned") => tls_selfsigned(&args),
         "tls" => admin_verb(&command, &args),

@@ -275,6 +275,26 @@ fn an_away_message_set_on_the_page_answers_a_stranger_once() {
     assert_eq!(mailbox_files(&club.b_data, "carol@b.test").len(), 1);
     assert_eq!(mailbox_files(&club.a_data, "alice@club.test").len(), 2);
 }
+
+#[test]
+fn a_member_adds_and_deletes_an_address_book_entry() {
+    let club = club();
+    let mut browser = Browser::open(&club.a);
+    sign_in(&mut browser, "bob@club.test", "bob-pw");
+    browser.fill("#book-address", "carol@b.test");
+    browser.fill("#book-name", "Carol Jones");
+    browser.click("#book-add");
+    let page = browser.text();
+    assert!(
+        page.contains("The address is in your address book."),
+        "{page}"
+    );
+    assert!(page.contains("Carol Jones carol@b.test"), "{page}");
+    browser.click("#book-del-0 button");
+    let page = browser.text();
+    assert!(page.contains("No entries yet."), "{page}");
+}
+
 #[test]
 fn the_admin_adds_a_user_who_can_then_sign_in() {
     let club = club();

@@ -222,3 +222,111 @@ fn bad_spam_settings_are_refused() {
     assert!(!out.status.success());
     assert!(err.contains("spam.action"), "{err}");
 }
+
+/// `postbox book ARGS --data DATA`: its stdout, after it succeeded.
+fn book(data: &std::path::Path, args: &[&str]) -> String {
+    let mut all = vec!["book"];
+    all.extend_from_slice(args);
+    all.extend(["--data", data.to_str().unwrap()]);
+    let out = postbox(&all, "");
+    assert!(
+        out.status.success(),
+        "book {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn address_book_edits_count_in_the_running_server() {
+    let (dir, server) = Server::with_config("");
+    let data = dir.path().join("data");
+    let many = strangers(20);
+    let mail = |subject: &str| {
+        let reply = send_mail(
+            server.smtp,
+            "offers@far.example",
+            &["alice@localhost"],
+            &mass_mail(&many, &[], subject),
+        );
+        assert!(reply.starts_with("250"), "{reply}");
+        stored_with(&server, "alice", subject)
+    };
+    assert!(is_tagged(&mail("before"), "before"));
+    let added = book(
+        &data,
+        &["alice", "add", "Person3@far.example", "Person Three"],
+    );
+    assert_eq!(
+        added,
+        "Person3@far.example is in alice@localhost's address book\n"
+    );
+    assert!(!mail("added").contains("X-Spam"), "the addition is unseen");
+    book(&data, &["alice", "del", "person3@FAR.example"]);
+    assert!(
+        is_tagged(&mail("deleted"), "deleted"),
+        "the deletion is unseen"
+    );
+    let gone = postbox(
+        &[
+            "book",
+            "alice",
+            "del",
+            "person3@far.example",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(gone.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&gone.stderr);
+    assert!(why.contains("not in the address book"), "{why}");
+}
+
+#[test]
+fn learned_names_are_listed_and_export_as_vcards() {
+    let (dir, mut server) = Server::with_config("");
+    let data = dir.path().join("data");
+    let reply = send_mail(
+        server.smtp,
+        "bob@far.example",
+        &["alice@localhost"],
+        "From: \"Smith, Bob\" <bob@far.example>\r\nSubject: hi\r\n\r\nHello.\r\n",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let mut c = member_login(
+        server.submission.unwrap(),
+        "laptop.test",
+        "alice",
+        "alice-pw",
+    );
+    assert!(c.ask("MAIL FROM:<alice@localhost>").starts_with("250"));
+    assert!(c.ask("RCPT TO:<dave@far.example>").starts_with("250"));
+    assert!(c.ask("DATA").starts_with("354"));
+    c.send(b"From: alice@localhost\r\nTo: =?UTF-8?Q?Dave_M=C3=BCller?= <dave@far.example>\r\nSubject: hi\r\n\r\nhello\r\n.\r\n");
+    assert!(c.reply().starts_with("250"));
+    // Learning reaches flash at most once a minute, and at shutdown.
+    assert!(server.terminate().success());
+    book(
+        &data,
+        &[
+            "alice",
+            "add",
+            "carol@far.example",
+            "Carol; \"C\", Jr. \\ Müller-Lüdenscheidt, Ärztin für Öl & Äther äöü",
+        ],
+    );
+    assert_eq!(
+        book(&data, &["alice", "list"]),
+        "bob@far.example  Smith, Bob\ncarol@far.example  Carol; \"C\", Jr. \\ Müller-Lüdenscheidt, Ärztin für Öl & Äther äöü\ndave@far.example  Dave Müller\n"
+    );
+    let path = dir.path().join("alice.vcf");
+    book(&data, &["alice", "export", path.to_str().unwrap()]);
+    let file = std::fs::read(&path).unwrap();
+    assert_eq!(book(&data, &["alice", "export", "-"]).as_bytes(), file);
+    let read = python_script("tests/book/vcards.py", &[], &file);
+    assert_eq!(
+        read,
+        "4.0\tSmith, Bob\tbob@far.example\n4.0\tCarol; \"C\", Jr. \\ Müller-Lüdenscheidt, Ärztin für Öl & Äther äöü\tcarol@far.example\n4.0\tDave Müller\tdave@far.example\n"
+    );
+}

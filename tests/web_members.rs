@@ -82,7 +82,7 @@ fn members_sign_in_and_out_with_strict_cookies() {
     assert!(account.body.contains("id=\"password-form\""));
     // Every form carries the session's token.
     let forms = account.body.matches("<form ").count();
-    assert_eq!(forms, 4, "{}", account.body);
+    assert_eq!(forms, 5, "{}", account.body);
     let token = format!("name=\"csrf\" value=\"{}\"", account.csrf());
     assert_eq!(account.body.matches(&token).count(), forms);
     assert_eq!(account.field("Cache-Control"), Some("no-store"));
@@ -524,4 +524,85 @@ fn a_password_changed_or_user_removed_elsewhere_signs_out() {
     }
     assert_eq!(alice.sign_in("alice@localhost", "other-pw").status, 303);
     assert_eq!(alice.get("/account").status, 200);
+}
+
+#[test]
+fn the_address_book_lists_adds_deletes_and_downloads() {
+    let server = Server::with_users();
+    let browser = Browser::new(&server);
+    assert_eq!(browser.sign_in("alice@localhost", "alice-pw").status, 303);
+    let page = browser.get("/account");
+    assert!(page.body.contains("id=\"address-book\""), "{}", page.body);
+    assert!(page.body.contains("No entries yet."), "{}", page.body);
+    let added = browser.change(
+        "/account/book",
+        &[
+            ("action", "add"),
+            ("address", "bob@example.org"),
+            ("name", "Bob <Smith>, Jr."),
+        ],
+    );
+    assert_eq!(added.status, 303, "{}", added.body);
+    assert_eq!(added.field("Location"), Some("/account?saved=book"));
+    let page = browser.get("/account?saved=book");
+    assert!(
+        page.body
+            .contains("<td>Bob &lt;Smith&gt;, Jr.</td><td>bob@example.org</td>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("href=\"/account/addressbook.vcf\""));
+    // The command line sees what the page did.
+    let data = server.data.to_str().unwrap();
+    let listed = postbox(&["book", "alice", "list", "--data", data], "");
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout),
+        "bob@example.org  Bob <Smith>, Jr.\n"
+    );
+    let bad = browser.change(
+        "/account/book",
+        &[
+            ("action", "add"),
+            ("address", "not an address"),
+            ("name", "X"),
+        ],
+    );
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("not an address is not an address"),
+        "{}",
+        bad.body
+    );
+    assert!(
+        bad.body.contains("value=\"not an address\""),
+        "typed value kept"
+    );
+    let cards = browser.get("/account/addressbook.vcf");
+    assert_eq!(cards.status, 200);
+    assert_eq!(
+        cards.field("Content-Type"),
+        Some("text/vcard; charset=utf-8")
+    );
+    assert_eq!(
+        cards.body,
+        "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Bob <Smith>\\, Jr.\r\nEMAIL:bob@example.org\r\nEND:VCARD\r\n"
+    );
+    // A delete without the session's token changes nothing.
+    let forged = browser.post(
+        "/account/book",
+        &[("action", "del"), ("address", "bob@example.org")],
+    );
+    assert_eq!(forged.status, 403);
+    let page = browser.get("/account");
+    assert!(page.body.contains("id=\"book-del-0\""), "{}", page.body);
+    let deleted = browser.change(
+        "/account/book",
+        &[("action", "del"), ("address", "bob@example.org")],
+    );
+    assert_eq!(deleted.field("Location"), Some("/account?saved=book-off"));
+    assert!(browser.get("/account").body.contains("No entries yet."));
+    assert!(server.logged(
+        "address book: deleted bob@example.org",
+        Duration::from_secs(5)
+    ));
 }

@@ -2,6 +2,7 @@
 //! and counters. `verbs` declares each verb once; the command line and the
 //! admin console both run them from there, so both do exactly the same.
 
+pub mod book;
 pub mod dkim;
 pub mod dns;
 mod status;
@@ -235,7 +236,8 @@ pub fn set_forward(
 /// `user away NAME` shows the away message; `off` turns it off (its
 /// text kept); `UNTIL [SUBJECT...]` turns it on with `text` until the
 /// start of UNTIL (UTC), or with `-` until it is turned off.
-pub fn set_away(config: &Config, name: &str, args: &[&str], text: &str) -> Result<String, String> {
+/// A user's full address and maildir, or why NAME names no user.
+pub fn member_mailbox(config: &Config, name: &str) -> Result<(String, std::path::PathBuf), String> {
     existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let account = format!("{local}@{domain}");
@@ -244,6 +246,11 @@ pub fn set_away(config: &Config, name: &str, args: &[&str], text: &str) -> Resul
         return Err(format!("no user {account}"));
     }
     let mailbox = maildir::mailbox_dir(&config.data_dir, &local, &domain);
+    Ok((account, mailbox))
+}
+
+pub fn set_away(config: &Config, name: &str, args: &[&str], text: &str) -> Result<String, String> {
+    let (account, mailbox) = member_mailbox(config, name)?;
     let now = crate::queue::unix_now();
     let Some((until, subject)) = args.split_first() else {
         let away = crate::away::load(disk::system(), &mailbox);

@@ -152,6 +152,13 @@ pub const VERBS: &[Verb] = &[
         alias_list(c).map(|aliases| Output::List(aliases, "no aliases"))
     }),
     verb(
+        &["book"],
+        "NAME list|add|del|export",
+        (2, MANY),
+        "a member's address book: list, add, del, export",
+        |c, r| book::run(c, r.args),
+    ),
+    verb(
         &["queue", "list"],
         "",
         (0, 0),

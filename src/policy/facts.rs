@@ -41,6 +41,9 @@ pub struct DataFacts {
     pub received: u32,
     /// The addresses of To: and Cc:, when they were looked at.
     pub listed: Vec<String>,
+    /// Display names given to addresses in From:, To: and Cc:, for the
+    /// address books (only those with a name).
+    pub names: Vec<crate::policy::from_header::Mailbox>,
     /// Bytes stored (the rewritten message, without trace headers).
     pub size: u64,
 }

@@ -140,6 +140,11 @@ impl<const N: usize> HeaderScanner<N> {
 
     /// The addresses named in From: (empty when there is no From: field).
     pub fn addresses(&self) -> Result<Vec<String>, FromProblem> {
+        Ok(self.named()?.into_iter().map(|m| m.address).collect())
+    }
+
+    /// [`HeaderScanner::addresses`] with each one's display name.
+    pub fn named(&self) -> Result<Vec<Mailbox>, FromProblem> {
         if self.overflow {
             return Err(FromProblem::TooLong);
         }
@@ -158,6 +163,11 @@ impl<const N: usize> HeaderScanner<N> {
     /// unbalanced quotes); when the fields were longer than `N`, those in
     /// the part kept. For counting recipients, not for trusting senders.
     pub fn addresses_seen(&self) -> Vec<String> {
+        self.named_seen().into_iter().map(|m| m.address).collect()
+    }
+
+    /// [`HeaderScanner::addresses_seen`] with each one's display name.
+    pub fn named_seen(&self) -> Vec<Mailbox> {
         let mut value = &self.value[..];
         if self.overflow {
             // The last entry was cut: keep only whole ones.
@@ -168,35 +178,67 @@ impl<const N: usize> HeaderScanner<N> {
     }
 }
 
+/// An address of a header field, and the display name before its `<...>`
+/// (quotes taken off, white space made single; empty when none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub address: String,
+    pub name: String,
+}
+
+/// What one mailbox of a list has gathered so far: the text outside
+/// `<...>` (quotes and comments left out), the `<...>` part, and the
+/// display name (quoted text kept).
+#[derive(Default)]
+struct Parts {
+    bare: String,
+    angle: Option<String>,
+    display: String,
+}
+
+impl Parts {
+    fn clear(&mut self) {
+        self.bare.clear();
+        self.angle = None;
+        self.display.clear();
+    }
+}
+
 /// Ends one mailbox of a list: its address (`angle`, the `<...>` part,
 /// or else the `bare` text) goes into `found`. `false`: strict reading
 /// refuses the list.
-fn end_mailbox(
-    bare: &mut String,
-    angle: Option<String>,
-    found: &mut Vec<String>,
-    quoted: bool,
-    lenient: bool,
-) -> bool {
-    let address = match angle {
+fn end_mailbox(parts: &mut Parts, found: &mut Vec<Mailbox>, quoted: bool, lenient: bool) -> bool {
+    let name = match parts.angle {
+        Some(_) => parts
+            .display
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => String::new(),
+    };
+    let bare = &mut parts.bare;
+    let address = match parts.angle.take() {
         Some(a) => {
             if !lenient && bare.contains('@') {
-                bare.clear();
+                parts.clear();
                 return false;
             }
             a
         }
         None if quoted && !lenient => {
-            bare.clear();
+            parts.clear();
             return false;
         }
         None => bare.trim().to_string(),
     };
-    bare.clear();
+    parts.clear();
     if lenient {
         let address = address.trim();
         if address.contains('@') && !address.chars().any(char::is_whitespace) {
-            found.push(address.to_string());
+            found.push(Mailbox {
+                address: address.to_string(),
+                name,
+            });
         }
         return true;
     }
@@ -204,31 +246,31 @@ fn end_mailbox(
         return false; // group syntax or a source route: not a plain sender
     }
     if !address.is_empty() {
-        found.push(address);
+        found.push(Mailbox { address, name });
     }
     true
 }
 
 /// The addr-specs of an RFC 5322 mailbox-list: `<...>` when present,
-/// otherwise the bare address; display names and comments are skipped.
-/// `lenient` reads address lists with groups (`friends: a@x, b@y;`) and
-/// keeps only what looks like an address instead of refusing the lot.
-/// Strict reading refuses whatever parsers could read another way:
-/// two `<...>` in one mailbox, text after one, an `@` in a display name
-/// (`bob@x <alice@x>` is bob for some), quotes in a bare address.
-fn mailboxes(value: &str, lenient: bool) -> Option<Vec<String>> {
+/// otherwise the bare address; comments are skipped, display names kept
+/// beside them. `lenient` reads address lists with groups
+/// (`friends: a@x, b@y;`) and keeps only what looks like an address
+/// instead of refusing the lot. Strict reading refuses whatever parsers
+/// could read another way: two `<...>` in one mailbox, text after one,
+/// an `@` in a display name (`bob@x <alice@x>` is bob for some), quotes
+/// in a bare address.
+fn mailboxes(value: &str, lenient: bool) -> Option<Vec<Mailbox>> {
     let mut found = Vec::new();
-    let (mut bare, mut angle) = (String::new(), None::<String>);
+    let mut parts = Parts::default();
     let (mut in_quote, mut comment, mut escaped, mut open) = (false, 0u32, false, false);
     // Strict reading: a `<...>` was closed / a quote was seen in this mailbox.
     let (mut closed, mut quoted) = (false, false);
-    let finish =
-        |bare: &mut String, angle: &mut Option<String>, found: &mut Vec<String>, quoted| {
-            end_mailbox(bare, angle.take(), found, quoted, lenient)
-        };
     for c in value.chars() {
         if escaped {
             escaped = false;
+            if in_quote {
+                parts.display.push(c);
+            }
             continue;
         }
         let outside = !in_quote && comment == 0;
@@ -241,12 +283,12 @@ fn mailboxes(value: &str, lenient: bool) -> Option<Vec<String>> {
                 in_quote = !in_quote;
                 quoted = true;
             }
-            _ if in_quote => {}
+            _ if in_quote => parts.display.push(c),
             '(' => comment += 1,
             ')' if comment > 0 => comment -= 1,
             _ if comment > 0 => {}
-            '<' if angle.is_none() => {
-                angle = Some(String::new());
+            '<' if parts.angle.is_none() => {
+                parts.angle = Some(String::new());
                 open = true;
             }
             '<' | '>' if !lenient && !open => return None,
@@ -255,36 +297,39 @@ fn mailboxes(value: &str, lenient: bool) -> Option<Vec<String>> {
                 closed = true;
             }
             // A group's name ends at ':' (drop it), its list at ';'.
-            ':' if lenient && !open => {
-                bare.clear();
-                angle = None;
-            }
+            ':' if lenient && !open => parts.clear(),
             ';' if lenient && !open => {
-                finish(&mut bare, &mut angle, &mut found, quoted);
+                end_mailbox(&mut parts, &mut found, quoted, lenient);
             }
             ',' if !open => {
-                if !finish(&mut bare, &mut angle, &mut found, quoted) {
+                if !end_mailbox(&mut parts, &mut found, quoted, lenient) {
                     return None;
                 }
                 (closed, quoted) = (false, false);
             }
-            _ => match angle.as_mut() {
+            _ => match parts.angle.as_mut() {
                 Some(a) if open => a.push(c),
-                _ => bare.push(c),
+                _ => {
+                    parts.bare.push(c);
+                    parts.display.push(c);
+                }
             },
         }
     }
     if lenient {
         if open {
-            angle = None;
+            parts.angle = None;
         }
-        finish(&mut bare, &mut angle, &mut found, quoted);
+        end_mailbox(&mut parts, &mut found, quoted, lenient);
         return Some(found);
     }
-    if in_quote || comment > 0 || open || !finish(&mut bare, &mut angle, &mut found, quoted) {
+    if in_quote || comment > 0 || open || !end_mailbox(&mut parts, &mut found, quoted, lenient) {
         return None;
     }
-    if found.iter().any(|a| a.chars().any(char::is_whitespace)) {
+    if found
+        .iter()
+        .any(|m| m.address.chars().any(char::is_whitespace))
+    {
         return None;
     }
     Some(found)
@@ -353,6 +398,31 @@ mod tests {
         let seen = recipients(&format!("To: {}\r\n\r\n", many.join(", ")));
         assert!(seen.len() > 100 && seen.len() < 500, "{}", seen.len());
         assert_eq!(seen[..], many[..seen.len()]);
+    }
+
+    #[test]
+    fn keeps_display_names() {
+        let mut s = RecipientHeaderScanner::recipients();
+        s.feed(b"To: \"Smith, Bob\" <bob@x.test>, Carol  Jones <c@x.test> (work),\r\n d@x.test, \"A \\\"Q\\\"\" <q@x.test>\r\n\r\n");
+        let named: Vec<(String, String)> = s
+            .named_seen()
+            .into_iter()
+            .map(|m| (m.address, m.name))
+            .collect();
+        let expected = [
+            ("bob@x.test", "Smith, Bob"),
+            ("c@x.test", "Carol Jones"),
+            ("d@x.test", ""),
+            ("q@x.test", "A \"Q\""),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(a, n)| (a.to_string(), n.to_string()))
+            .collect();
+        assert_eq!(named, expected);
+        let mut from = FromHeaderScanner::new();
+        from.feed(b"From: Alice Example <alice@x.test>\r\n\r\n");
+        assert_eq!(from.named().unwrap()[0].name, "Alice Example");
     }
 
     #[test]

@@ -255,6 +255,7 @@ mod tests {
             from_header: Ok(vec!["alice@localhost".into()]),
             received: 1,
             listed: Vec::new(),
+            names: Vec::new(),
             size: 10,
         }
     }

@@ -191,8 +191,10 @@ impl Server {
         self.counters.save(false).await;
         let changes = self.books.take_changes();
         if !changes.is_empty() {
-            let (written, result) = smol::unblock(move || crate::spam::book::save(changes)).await;
-            self.books.saved(&written);
+            let data_dir = self.config.data_dir.clone();
+            let (saved, result) =
+                smol::unblock(move || crate::spam::book::save(&data_dir, changes)).await;
+            self.books.saved(saved);
             if let Err(e) = result {
                 log::error!("cannot save address books: {e}");
             }

@@ -407,7 +407,9 @@ impl Conversation {
     /// The spool is open; `missing`: header fields to add to members' mail.
     pub fn data_opened(&mut self, missing: Option<Missing>, now: Instant) {
         let data = self.settings.timeouts.data;
-        let scan = self.settings.scan_recipients && !self.session.trusted();
+        // Members' To:/Cc: are read too: their display names teach the
+        // member's address book (the spam rule never judges members).
+        let scan = self.settings.scan_recipients;
         self.mode = Mode::Data(Box::new(Message {
             stream: DataStream::new(
                 missing,

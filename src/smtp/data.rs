@@ -128,16 +128,24 @@ impl DataStream {
 
     /// What the message showed.
     pub fn facts(&self) -> DataFacts {
+        let listed = self
+            .recipients
+            .as_ref()
+            .map(|s| s.named_seen())
+            .unwrap_or_default();
+        let from = self.from.named().unwrap_or_default();
+        let names = from
+            .into_iter()
+            .chain(listed.iter().cloned())
+            .filter(|m| !m.name.is_empty())
+            .collect();
         DataFacts {
             refused: self.refused,
             malformed: self.filter.malformed(),
             from_header: self.from.addresses(),
             received: self.received.fields_seen(),
-            listed: self
-                .recipients
-                .as_ref()
-                .map(|s| s.addresses_seen())
-                .unwrap_or_default(),
+            listed: listed.into_iter().map(|m| m.address).collect(),
+            names,
             size: self.size,
         }
     }

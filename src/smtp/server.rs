@@ -723,7 +723,11 @@ impl Accepted<'_> {
             reject: shared.config.spam.action == crate::spam::Action::Reject,
             tag_all: tag_all.as_deref(),
         };
-        let listed = &self.facts.listed;
+        // Members' To:/Cc: are read for their names only: never judged.
+        let listed: &[String] = match judge_spam {
+            true => &self.facts.listed,
+            false => &[],
+        };
         let mailboxes = targets.mailboxes.len() as u64;
         let plan = delivery::plan(targets, waiting, &rule, |account, dir| {
             let verdict = crate::spam::recipient_rule(&shared.config.spam, listed, |a| {
@@ -849,8 +853,7 @@ impl Accepted<'_> {
         incoming.discard_off_thread().await;
         let now = crate::ops::stats::now();
         shared.counters.count(|s| s.count_received(now, size));
-        let from_header = self.facts.from_header.as_deref().unwrap_or(&[]);
-        learn_correspondents(shared, self.session, from_header, &plan.clean);
+        learn_correspondents(shared, self.session, self.facts, &plan.clean);
         DataOutcome::Stored {
             id: self.name.to_string(),
         }
@@ -1027,21 +1030,35 @@ impl Delivery<'_> {
 
 /// Teaches the address books: the sender (envelope and From:) becomes
 /// known to recipients who got the message as mail, not spam, and a
-/// member who sends through us gets to know everyone they wrote to.
+/// member who sends through us gets to know everyone they wrote to; each
+/// with the display name the header section gave the address.
 fn learn_correspondents(
     shared: &Context,
     session: &Session,
-    from_header: &[String],
+    facts: &DataFacts,
     clean: &[(Address, PathBuf)],
 ) {
+    let name_of = |address: &str| {
+        facts
+            .names
+            .iter()
+            .find(|m| m.address.eq_ignore_ascii_case(address))
+            .map_or("", |m| m.name.as_str())
+    };
+    let named = |address| (address, name_of(address));
     let sender = session.sender().map(Address::as_str);
+    let from_header = facts.from_header.as_deref().unwrap_or(&[]);
     for (_, dir) in clean {
         let from = from_header.iter().map(String::as_str);
-        shared.books.learn(dir, sender.into_iter().chain(from));
+        shared
+            .books
+            .learn(dir, sender.into_iter().chain(from).map(named));
     }
     if let Some(user) = session.user() {
         let given = session.recipients().iter().map(|r| r.given.as_str());
-        shared.books.learn(&shared.store.mailbox_dir(user), given);
+        shared
+            .books
+            .learn(&shared.store.mailbox_dir(user), given.map(named));
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod book;
 pub mod tag;
+pub mod vcard;
 
 pub use book::AddressBooks;
 

@@ -190,9 +190,10 @@ pub struct RecordCache<T> {
 
 /// Identity of one version of a file: a replacement is a new inode, an
 /// edit in place changes the time or length.
-type Stamp = (u64, std::time::SystemTime, u64);
+pub type Stamp = (u64, std::time::SystemTime, u64);
 
-fn modified(disk: &dyn Disk, path: &Path) -> Option<Stamp> {
+/// The version of the file at `path` now; `None`: absent.
+pub fn modified(disk: &dyn Disk, path: &Path) -> Option<Stamp> {
     let m = disk.metadata(path).ok()?;
     Some((m.id, m.modified, m.len))
 }

@@ -1,12 +1,14 @@
 //! The members' own page: how full the mailbox is, the password, a
-//! forward, the away message, and setting up mail programs. Each change
+//! forward, the away message, the address book, and setting up mail
+//! programs. Each change
 //! goes through the admin verb that does it from the command line, so
 //! the web and `postbox user ...` do exactly the same.
 //!
 //! Form ids and field names (stable, for tests and browsers):
 //! `password-form` (`old`, `new`, `again`), `forward` (`to`, `keep`,
 //! button `action` = `set` | `stop`), `away` (`until`, `subject`, `text`,
-//! button `action` = `set` | `stop`).
+//! button `action` = `set` | `stop`); the address book's are in
+//! [`super::book`].
 
 use super::form::Form;
 use super::http::Response;
@@ -34,6 +36,8 @@ const SAVED: &[(&str, &str)] = &[
     ("forward-off", "Your mail is no longer forwarded."),
     ("away", "Your away message is on."),
     ("away-off", "Your away message is off."),
+    ("book", "The address is in your address book."),
+    ("book-off", "The address is no longer in your address book."),
 ];
 
 /// What the page shows of the member's settings.
@@ -43,6 +47,7 @@ struct Settings {
     limit: u64,
     forward: Option<Forward>,
     away: Option<Away>,
+    book: Vec<crate::spam::book::Entry>,
 }
 
 async fn settings(visit: &Visit<'_>, member: &Address) -> Settings {
@@ -53,11 +58,15 @@ async fn settings(visit: &Visit<'_>, member: &Address) -> Settings {
     let limit = handles.router.quota_of(member);
     let data_dir = visit.site.config.data_dir.clone();
     let account = member.as_str().to_string();
-    let (forward, away) = smol::unblock(move || {
+    let (forward, away, book) = smol::unblock(move || {
         let forward = crate::route::forward::load(&data_dir)
             .ok()
             .and_then(|all| all.get(&account).cloned());
-        (forward, crate::away::load(disk::system(), &mailbox))
+        let book = crate::spam::book::read(&mailbox).unwrap_or_else(|e| {
+            log::error!("cannot read the address book of {account}: {e}");
+            Vec::new()
+        });
+        (forward, crate::away::load(disk::system(), &mailbox), book)
     })
     .await;
     Settings {
@@ -65,6 +74,7 @@ async fn settings(visit: &Visit<'_>, member: &Address) -> Settings {
         limit,
         forward,
         away,
+        book,
     }
 }
 
@@ -119,6 +129,7 @@ async fn render(
     body.push_str(&password_section(visit));
     body.push_str(&forward_section(visit, &settings, typed("forward")));
     body.push_str(&away_section(visit, &settings, typed("away")));
+    body.push_str(&super::book::section(visit, &settings.book, typed("book")));
     body.push_str(&programs_section(visit, member));
     visit.page(status, "Your account", &body)
 }
@@ -276,7 +287,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 }
 
 /// A form that failed: the page again, saying why, with what was typed.
-async fn failed(
+pub(super) async fn failed(
     visit: &Visit<'_>,
     member: &Address,
     status: u16,
@@ -294,7 +305,7 @@ async fn failed(
 /// The answer to a setting of `form` changed (or turned off, when
 /// `stop`): logged and back to the account page saying so, or the page
 /// again with why not.
-async fn settled(
+pub(super) async fn settled(
     visit: &Visit<'_>,
     member: &Address,
     form: &str,

@@ -13,6 +13,7 @@ pub mod account;
 pub mod acme;
 pub mod admin;
 pub mod autoconfig;
+pub mod book;
 pub mod chart;
 pub mod form;
 pub mod http;

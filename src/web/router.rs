@@ -13,7 +13,7 @@
 use super::admin::pages as admin;
 use super::http::{Request, Response};
 use super::visit::{Pending, Visit};
-use super::{account, login, pages};
+use super::{account, book, login, pages};
 use crate::config::Config;
 
 /// What a handler knows of where it runs.
@@ -150,6 +150,8 @@ pub const ROUTES: &[Route] = &[
     member_page("POST", "/account/forward", account::forward),
     member_page("POST", "/account/away", account::away),
     member_page("GET", account::PROFILE_PATH, account::apple_profile),
+    member_page("POST", "/account/book", book::change),
+    member_page("GET", book::EXPORT_PATH, book::export),
     route(
         "GET",
         Path::Below("/.well-known/acme-challenge/"),

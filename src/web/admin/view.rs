@@ -79,7 +79,7 @@ fn form(id: &str, action: &str, csrf: &str, fields: &str, button: &str) -> Strin
 }
 
 /// A small form of one button (and hidden fields), for a table row.
-fn button_form(
+pub(in crate::web) fn button_form(
     id: &str,
     action: &str,
     csrf: &str,
