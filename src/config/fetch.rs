@@ -182,6 +182,21 @@ fn user_name(text: &str) -> Result<String, String> {
 }
 
 fn password(f: &FetchFile, key: &str, p: &mut Problems) -> Option<String> {
+    let password = given_password(f, key, p)?;
+    // It goes on a command line of its own to the upstream.
+    if password.contains(['\r', '\n', '\0']) {
+        let which = if f.password.is_some() {
+            "password"
+        } else {
+            "password_file"
+        };
+        p.0.push(format!("{key}.{which}: a line end or NUL in the password"));
+        return None;
+    }
+    Some(password)
+}
+
+fn given_password(f: &FetchFile, key: &str, p: &mut Problems) -> Option<String> {
     match (&f.password, &f.password_file) {
         (Some(_), Some(_)) => {
             p.0.push(format!("{key}: give password or password_file, not both"));
@@ -400,6 +415,10 @@ mod tests {
             (
                 "user = \"a\"\nurl = \"pop3s://a@b.example\"\npassword_file = \"/nonexistent/pw\"",
                 "fetch[0].password_file: cannot read /nonexistent/pw",
+            ),
+            (
+                "user = \"a\"\nurl = \"pop3s://a@b.example\"\npassword = \"x\\r\\nDELE 1\"",
+                "fetch[0].password: a line end or NUL",
             ),
             (
                 "user = \"a\"\nurl = \"pop3s://a@b.example\"\npassword = \"x\"\nevery = \"1s\"",

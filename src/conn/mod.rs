@@ -6,6 +6,7 @@
 
 pub mod per_client;
 pub mod proxy;
+pub mod read_ahead;
 pub mod seat;
 pub mod shutdown;
 

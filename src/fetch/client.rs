@@ -11,6 +11,7 @@ use super::schedule::Context;
 use super::state::{self, EntryState};
 use super::{Conversation, Step};
 use crate::config::{FetchEntry, Protocol};
+use crate::conn::read_ahead::{Read, ReadAhead};
 use crate::conn::Stream;
 use crate::limits::{
     FETCH_READ_TIMEOUT, OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_READ_BUFFER, TLS_HANDSHAKE_TIMEOUT,
@@ -19,7 +20,7 @@ use crate::wire::address::Address;
 use futures_rustls::TlsConnector;
 use rustls::pki_types::ServerName;
 use smol::future;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::io::AsyncWriteExt;
 use smol::net::TcpStream;
 use smol::Timer;
 use std::collections::HashSet;
@@ -92,9 +93,7 @@ pub async fn run(ctx: &Context, entry: &FetchEntry, state: &mut EntryState) -> R
         member,
         known,
         stream: Stream::Plain(tcp),
-        buf: vec![0; OUTBOUND_READ_BUFFER],
-        start: 0,
-        end: 0,
+        input: ReadAhead::new(OUTBOUND_READ_BUFFER),
         ran: Ran::default(),
     };
     let outcome = shell.converse(&mut *conversation, state).await;
@@ -127,9 +126,7 @@ struct Shell<'a> {
     /// The hashes in the member's mailbox: what is here already.
     known: HashSet<String>,
     stream: Stream,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    input: ReadAhead,
     ran: Ran,
 }
 
@@ -278,20 +275,13 @@ impl Shell<'_> {
         deadline: Instant,
         body: &mut Vec<u8>,
     ) {
-        if self.start < self.end {
-            let input = &self.buf[self.start..self.end];
-            self.start += conversation.receive(input, Instant::now(), body);
-            return;
-        }
-        let read = async { self.stream.read(&mut self.buf).await.map(Some) };
-        let timer = async {
-            Timer::at(deadline).await;
-            Ok(None)
-        };
-        match future::or(read, timer).await {
-            Ok(Some(0)) => conversation.failed("the server closed the connection".into()),
-            Ok(Some(n)) => (self.start, self.end) = (0, n),
-            Ok(None) => {}
+        match self.input.next(&mut self.stream, deadline).await {
+            Ok(Read::Bytes(bytes)) => {
+                let used = conversation.receive(bytes, Instant::now(), body);
+                self.input.used(used);
+            }
+            Ok(Read::Closed) => conversation.failed("the server closed the connection".into()),
+            Ok(Read::TimedOut) => {}
             Err(e) => conversation.failed(format!("reading: {e}")),
         }
     }
@@ -311,8 +301,7 @@ impl Shell<'_> {
         )
         .await?;
         self.stream = Stream::ClientTls(Box::new(tls));
-        // Nothing read before the handshake may be trusted after it.
-        (self.start, self.end) = (0, 0);
+        self.input.clear();
         Ok(())
     }
 }

@@ -9,7 +9,7 @@
 //! message when it follows `BODY[]` in the answer to a fetch (streamed
 //! out), and skipped anywhere else.
 
-use super::{said, Conversation, Line, Patience, Step};
+use super::{next_step, said, Conversation, Line, Patience, Step};
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -300,18 +300,9 @@ impl Imap {
 
 impl Conversation for Imap {
     fn poll(&mut self, now: Instant) -> Step {
-        if let Some(step) = self.steps.pop_front() {
-            return step;
-        }
-        match self.state {
-            State::Done => return Step::Done(Ok(())),
-            State::ImplicitTls | State::Choosing | State::Storing => {
-                unreachable!("a report was awaited, not a poll")
-            }
-            _ => {}
-        }
-        match self.patience.wait(now) {
-            Some(deadline) => Step::Receive(deadline),
+        let done = self.state == State::Done;
+        match next_step(&mut self.steps, &mut self.patience, now, done) {
+            Some(step) => step,
             None => {
                 self.failed("the server did not answer in time".into());
                 self.poll(now)

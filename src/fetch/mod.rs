@@ -92,6 +92,24 @@ impl Patience {
     }
 }
 
+/// What a poll gives: a step queued for the caller, the end once `done`,
+/// else a read until the deadline; `None` once that has passed (the
+/// conversation then fails).
+fn next_step(
+    steps: &mut std::collections::VecDeque<Step>,
+    patience: &mut Patience,
+    now: Instant,
+    done: bool,
+) -> Option<Step> {
+    if let Some(step) = steps.pop_front() {
+        return Some(step);
+    }
+    if done {
+        return Some(Step::Done(Ok(())));
+    }
+    patience.wait(now).map(Step::Receive)
+}
+
 /// A line of text for a log or an error: what the server said, cut short.
 fn said(line: &[u8]) -> String {
     let text = String::from_utf8_lossy(line);

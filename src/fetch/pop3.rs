@@ -2,7 +2,7 @@
 //! STLS, USER and PASS, UIDL, RETR of each message chosen, DELE of those
 //! stored here (when not kept), QUIT, which is when the server deletes.
 
-use super::{said, Conversation, Line, Patience, Step};
+use super::{next_step, said, Conversation, Line, Patience, Step};
 use crate::wire::dot::DataDecoder;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -180,18 +180,9 @@ impl Pop3 {
 
 impl Conversation for Pop3 {
     fn poll(&mut self, now: Instant) -> Step {
-        if let Some(step) = self.steps.pop_front() {
-            return step;
-        }
-        match self.state {
-            State::Done => return Step::Done(Ok(())),
-            State::ImplicitTls | State::Handshake | State::Choosing | State::Storing => {
-                unreachable!("a report was awaited, not a poll")
-            }
-            _ => {}
-        }
-        match self.patience.wait(now) {
-            Some(deadline) => Step::Receive(deadline),
+        let done = self.state == State::Done;
+        match next_step(&mut self.steps, &mut self.patience, now, done) {
+            Some(step) => step,
             None => {
                 self.failed("the server did not answer in time".into());
                 self.poll(now)

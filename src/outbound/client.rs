@@ -6,6 +6,7 @@
 use super::session::{Plan, Session, Step};
 use super::tls::TlsPolicy;
 use super::{Failure, RecipientResults};
+use crate::conn::read_ahead::{Read, ReadAhead};
 use crate::conn::Stream;
 use crate::limits::{
     OUTBOUND_COMMAND_TIMEOUT, OUTBOUND_CONNECT_TIMEOUT, OUTBOUND_DATA_TIMEOUT,
@@ -86,9 +87,7 @@ pub async fn deliver(
     };
     let mut shell = Shell {
         stream: Stream::Plain(tcp),
-        buf: vec![0; OUTBOUND_READ_BUFFER],
-        start: 0,
-        end: 0,
+        input: ReadAhead::new(OUTBOUND_READ_BUFFER),
     };
     shell
         .converse(&mut Session::new(&plan), attempt, message)
@@ -98,9 +97,7 @@ pub async fn deliver(
 /// The connection and what was read from it but not yet used.
 struct Shell {
     stream: Stream,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    input: ReadAhead,
 }
 
 impl Shell {
@@ -142,19 +139,15 @@ impl Shell {
     /// Hands the session what is left of the last read, or reads more
     /// (until `deadline`: then the session notices the time).
     async fn receive(&mut self, session: &mut Session<'_>, deadline: Instant) {
-        if self.start < self.end {
-            self.start += session.receive(&self.buf[self.start..self.end], Instant::now());
-            return;
-        }
-        let read = async { self.stream.read(&mut self.buf).await.map(Some) };
-        let timer = async {
-            Timer::at(deadline).await;
-            Ok(None)
-        };
-        match future::or(read, timer).await {
-            Ok(Some(0)) => session.failed(Failure::temporary("connection closed by the server")),
-            Ok(Some(n)) => (self.start, self.end) = (0, n),
-            Ok(None) => {}
+        match self.input.next(&mut self.stream, deadline).await {
+            Ok(Read::Bytes(bytes)) => {
+                let used = session.receive(bytes, Instant::now());
+                self.input.used(used);
+            }
+            Ok(Read::Closed) => {
+                session.failed(Failure::temporary("connection closed by the server"))
+            }
+            Ok(Read::TimedOut) => {}
             Err(e) => session.failed(Failure::temporary(format!("reading reply: {e}"))),
         }
     }
@@ -177,9 +170,7 @@ impl Shell {
         )
         .await?;
         self.stream = Stream::ClientTls(Box::new(tls));
-        // Nothing read before the handshake may be trusted after it.
-        self.start = 0;
-        self.end = 0;
+        self.input.clear();
         Ok(())
     }
 }
