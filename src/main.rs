@@ -113,9 +113,9 @@ options:
   --config FILE  --data DIR
 ";
 const FETCH_NOTES: &str = "
-Entries are the config's [[fetch]] tables. 'fetch now' asks the running
-server (as 'queue flush' does); the server also runs each entry every
-'every'.
+Entries are the config's [[fetch]] tables; the server runs each every
+'every'. 'fetch now' asks the running server (as 'queue flush' does), or
+with none running runs the entries itself.
 
 options:
   --config FILE  --data DIR

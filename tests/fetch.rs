@@ -54,16 +54,18 @@ struct Fetching {
 
 impl Fetching {
     fn start(entry: &str) -> Fetching {
-        let dir = tempfile::tempdir().unwrap();
-        add_user(&dir.path().join("data"), "carol", "carol-pw");
-        std::fs::write(
-            dir.path().join("postbox.toml"),
-            format!("[[fetch]]\n{entry}\n"),
-        )
-        .unwrap();
-        let mut fetching = Fetching { dir, server: None };
+        let mut fetching = Fetching::stopped(entry);
         fetching.restart();
         fetching
+    }
+
+    /// Carol and her config, with no server running.
+    fn stopped(entry: &str) -> Fetching {
+        let dir = tempfile::tempdir().unwrap();
+        add_user(&dir.path().join("data"), "carol", "carol-pw");
+        let config = format!("[[fetch]]\n{entry}\n");
+        std::fs::write(dir.path().join("postbox.toml"), config).unwrap();
+        Fetching { dir, server: None }
     }
 
     fn data(&self) -> PathBuf {
@@ -199,6 +201,21 @@ fn a_fetch_killed_midway_then_restarted_loses_nothing_and_doubles_nothing() {
     fetching.wait_runs(1);
     assert_eq!(fetching.subjects(), subjects(0..40));
     assert_eq!(upstream.held(), 0);
+}
+
+#[test]
+fn fetch_now_without_a_server_runs_the_entry_itself() {
+    let upstream = Upstream::start(2);
+    let port = upstream.server.pop3s.unwrap().port();
+    let fetching = Fetching::stopped(&pop3_entry("pop3s", port, &upstream.cert, true));
+    let out = fetching.cli(&["fetch", "now"]);
+    let expected = format!("carol pop3s://alice@localhost:{port}: ok, 2 fetched");
+    assert!(out.contains(&expected), "{out}");
+    assert_eq!(fetching.subjects(), subjects(0..2));
+    let out = fetching.cli(&["fetch", "now", "carol"]);
+    assert!(out.contains(": ok, 0 fetched"), "{out}");
+    let out = fetching.cli(&["fetch", "now", "dave"]);
+    assert!(out.contains("no [[fetch]] entry for dave"), "{out}");
 }
 
 #[test]

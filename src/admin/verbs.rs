@@ -195,7 +195,7 @@ pub const VERBS: &[Verb] = &[
         &["fetch", "now"],
         "[USER]",
         (0, 1),
-        "the running server fetches now (for USER's entries)",
+        "fetch now (USER's entries): the running server, or here",
         |c, r| {
             text(crate::fetch::schedule::request_now(
                 c,

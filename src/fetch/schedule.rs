@@ -3,6 +3,8 @@
 //! once when `postbox fetch now` asks (a request file in
 //! `DATA/fetch/now/`, then SIGUSR1, as `postbox sendmail` wakes the
 //! maildrop). One task per entry: never two runs of an entry at once.
+//! Without a running server, `fetch now` runs the entries itself, holding
+//! the data directory's lock meanwhile (so no server starts alongside).
 
 use super::state::{self, EntryState, FETCH_DIR};
 use crate::config::{Config, FetchEntry};
@@ -42,10 +44,7 @@ pub fn request_now(config: &Config, user: Option<&str>) -> Result<String, String
     }
     let data_dir = &config.data_dir;
     if !crate::ops::status::serve_lock_held(data_dir) {
-        return Err(format!(
-            "no server is running on {}: fetching runs in the server (postbox serve)",
-            data_dir.display()
-        ));
+        return run_here(config, user.as_deref());
     }
     let dir = requests_dir(data_dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot write {}: {e}", dir.display()))?;
@@ -64,6 +63,41 @@ pub fn request_now(config: &Config, user: Option<&str>) -> Result<String, String
         Some(user) => format!("the running server fetches for {user} now"),
         None => "the running server fetches for every entry now".into(),
     })
+}
+
+/// Runs the entries (of `user`) once in this process, as the server
+/// would; what each run did, a line each.
+fn run_here(config: &Config, user: Option<&str>) -> Result<String, String> {
+    let data_dir = &config.data_dir;
+    if !data_dir.is_dir() {
+        return Err(format!("no data directory {}", data_dir.display()));
+    }
+    let _lock = crate::ops::status::lock_data_dir(data_dir)?;
+    let disk = crate::store::disk::system();
+    crate::store::maildir::clear_spool(&**disk, data_dir)
+        .map_err(|e| format!("cannot prepare the spool in {}: {e}", data_dir.display()))?;
+    let config = Rc::new(config.clone());
+    let users = Rc::new(crate::store::users::UserCache::open(disk, data_dir));
+    let store = Rc::new(Mailstore::open(disk.clone(), data_dir, &config.hostname));
+    let router = Rc::new(Router::open(config.clone(), users, store.clone())?);
+    let (shutdown, _trigger) = Shutdown::new();
+    let ctx = Context {
+        config: config.clone(),
+        router,
+        store,
+        shutdown: Rc::new(shutdown),
+    };
+    let entries = config.fetch.iter();
+    let chosen = entries.filter(|e| user.is_none_or(|u| u == e.user));
+    let results = smol::block_on(async {
+        let mut results = Vec::new();
+        for entry in chosen {
+            let result = run_once(&ctx, entry).await;
+            results.push(format!("{} {}: {result}", entry.user, entry.upstream));
+        }
+        results
+    });
+    Ok(results.join("\n"))
 }
 
 /// The requests waiting, each taken away: `None` asks for every entry.
@@ -120,7 +154,7 @@ pub async fn run(ctx: Rc<Context>, executor: Rc<LocalExecutor<'static>>, wake: R
 async fn entry_loop(ctx: Rc<Context>, index: usize, woken: Receiver<()>) {
     let entry = &ctx.config.fetch[index];
     loop {
-        run_once(&ctx, entry).await;
+        let _ = run_once(&ctx, entry).await;
         let wait = async {
             let timer = async {
                 Timer::after(entry.every).await;
@@ -137,8 +171,8 @@ async fn entry_loop(ctx: Rc<Context>, index: usize, woken: Receiver<()>) {
     }
 }
 
-/// One run of an entry, its outcome logged and recorded.
-async fn run_once(ctx: &Context, entry: &FetchEntry) {
+/// One run of an entry, its outcome logged and recorded (and returned).
+async fn run_once(ctx: &Context, entry: &FetchEntry) -> String {
     let data_dir = ctx.config.data_dir.clone();
     let loaded = {
         let (data_dir, entry) = (data_dir.clone(), entry.clone());
@@ -177,7 +211,7 @@ async fn run_once(ctx: &Context, entry: &FetchEntry) {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    record.last_result = result;
+    record.last_result = result.clone();
     if let Err(e) = state::save_off_thread(&data_dir, entry, &record).await {
         log::error!(
             "fetch {} for {}: cannot save its record: {e}",
@@ -185,4 +219,5 @@ async fn run_once(ctx: &Context, entry: &FetchEntry) {
             entry.user
         );
     }
+    result
 }
