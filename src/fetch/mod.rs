@@ -151,3 +151,88 @@ impl Line {
         self.too_long = false;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both conversations, against servers that say pieces of likely
+    /// answers and any bytes, in pieces of any size: they never panic,
+    /// give message bytes only inside a message, and always end. (The
+    /// fuzz target `fetch_imap` does the same for IMAP, at length.)
+    #[test]
+    fn any_server_bytes_end_the_conversation_without_a_panic() {
+        const LIKELY: [&[u8]; 12] = [
+            b"+OK hi\r\n",
+            b"1 aaa\r\n.\r\n",
+            b"-ERR no\r\n",
+            b"x\r\n..y\r\n.\r\n",
+            b"* OK [UIDVALIDITY 7] x\r\n* 1 EXISTS\r\n",
+            b"a1 OK\r\n",
+            b"a2 OK\r\n",
+            b"* 1 FETCH (UID 5)\r\na3 OK\r\n",
+            b"* 1 FETCH (UID 5 BODY[] {4}\r\nab\r\n)\r\na4 OK\r\n",
+            b"* BYE\r\n",
+            b"{99999999999}\r\n",
+            b"\r\n",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut random = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..3000 {
+            let mut said = Vec::new();
+            for _ in 0..random() % 20 {
+                match random() % 16 {
+                    n if (n as usize) < LIKELY.len() => said.extend_from_slice(LIKELY[n as usize]),
+                    _ => said.push(random() as u8),
+                }
+            }
+            let mut client: Box<dyn Conversation> = match round % 3 {
+                0 => Box::new(imap::Imap::new("a", "p", "INBOX")),
+                1 => Box::new(pop3::Pop3::new("a", "p", true, false)),
+                _ => Box::new(pop3::Pop3::new("a", "p", false, true)),
+            };
+            let chunk = (random() % 9 + 1) as usize;
+            drive(&mut *client, &said, chunk, round % 2 == 0);
+        }
+    }
+
+    fn drive(client: &mut dyn Conversation, said: &[u8], chunk: usize, delete: bool) {
+        let (mut rest, mut now) = (said, Instant::now());
+        let (mut body, mut open) = (Vec::new(), false);
+        for _ in 0..100_000 {
+            match client.poll(now) {
+                Step::Send(bytes) => assert!(bytes.ends_with(b"\r\n")),
+                Step::StartTls => client.tls_started(),
+                Step::Listed(ids) => client.choose(ids.clone(), ids),
+                Step::MessageStart(_) => {
+                    assert!(!open);
+                    open = true;
+                }
+                Step::MessageEnd => {
+                    assert!(open);
+                    (open, body) = (false, Vec::new());
+                    client.stored(delete);
+                }
+                Step::Receive(deadline) if rest.is_empty() => {
+                    assert!(deadline > now);
+                    client.failed("closed".into());
+                }
+                Step::Receive(_) => {
+                    let n = chunk.min(rest.len());
+                    let before = body.len();
+                    let used = client.receive(&rest[..n], now, &mut body);
+                    assert!(used <= n && (open || body.len() == before));
+                    rest = &rest[used..];
+                    now += std::time::Duration::from_millis(1);
+                }
+                Step::Done(_) => return,
+            }
+        }
+        panic!("never ended on {:?}", String::from_utf8_lossy(said));
+    }
+}
