@@ -328,8 +328,15 @@ impl Dovecot {
         let unprivileged = match uid {
             0 => String::new(),
             _ => {
-                let name = std::env::var("USER").unwrap_or_else(|_| "nobody".into());
-                format!("default_login_user = {name}\ndefault_internal_user = {name}\n")
+                let id = |flag: &str| {
+                    let out = std::process::Command::new("id").arg(flag).output().unwrap();
+                    String::from_utf8(out.stdout).unwrap().trim().to_string()
+                };
+                let (name, group) = (id("-un"), id("-gn"));
+                format!(
+                    "default_login_user = {name}\ndefault_internal_user = {name}\n\
+                     default_internal_group = {group}\n"
+                )
             }
         };
         let r = root.display();
