@@ -190,6 +190,8 @@ usage:
   postbox system ntp SERVER...            set the clock from the first answering server
   postbox system admin-hash               read a password on stdin, print its hash
                                           (for admin_password_hash in postbox.toml)
+  postbox system backup-due               back up to a plugged-in USB stick when
+                                          [backup] every says one is due (as root)
 ";
 
 const CHECK_CONFIG_HELP: &str = "\
@@ -470,15 +472,7 @@ fn run() -> Result<(), Failure> {
         "check-config" if args.help => help(CHECK_CONFIG_HELP),
         "check-config" => check_config(args),
         "system" if args.help => help(SYSTEM_HELP),
-        "system" => {
-            let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
-            let done = match words.as_slice() {
-                ["admin-hash"] => admin_hash(),
-                _ => appliance::system::command(&words),
-            };
-            println!("{}", done.map_err(Failure::Failed)?);
-            Ok(())
-        }
+        "system" => system(&args),
         other => usage(format!("unknown command {other:?}")),
     }
 }
@@ -504,6 +498,7 @@ fn admin_console(
         admin: true,
         echo: terminal.is_raw(),
         log_ring: args.log_ring.clone(),
+        config_file: args.overrides.config_file.clone(),
         ..Default::default()
     };
     let mut board = appliance::board::Board { terminal, account };
@@ -562,6 +557,21 @@ fn check_config(mut args: Args) -> Result<(), Failure> {
             Err(Failure::Reported)
         }
     }
+}
+
+/// `postbox system ...`: the appliance's helpers for init.
+fn system(args: &Args) -> Result<(), Failure> {
+    let words: Vec<&str> = args.words.iter().map(String::as_str).collect();
+    let done = match words.as_slice() {
+        ["admin-hash"] => admin_hash(),
+        ["backup-due"] => {
+            let config = load_config(args)?;
+            console::unattended_backup(&config, args.overrides.config_file.as_deref())
+        }
+        _ => appliance::system::command(&words),
+    };
+    println!("{}", done.map_err(Failure::Failed)?);
+    Ok(())
 }
 
 fn load_config(args: &Args) -> Result<Config, Failure> {

@@ -79,7 +79,76 @@ impl Board {
     }
 }
 
+/// Where init keeps the server's process id, and the file that tells it
+/// to keep the server off.
+const SERVER_PID: &str = "/run/postbox/pid";
+const SERVER_HOLD: &str = "/run/postbox/hold";
+
+impl Board {
+    /// Runs `work` as root, then acts as the data directory's owner again.
+    fn as_root<T>(&mut self, work: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+        act_as_root()?;
+        let result = work();
+        if let Some(account) = self.account {
+            act_as(account)?;
+        }
+        result
+    }
+}
+
+/// Sends the server SIGTERM and waits (up to a minute: a message in DATA
+/// may take 30 s) until it is gone.
+fn stop_server() -> Result<(), String> {
+    let Some(pid) = std::fs::read_to_string(SERVER_PID)
+        .ok()
+        .and_then(|p| p.trim().parse::<libc::pid_t>().ok())
+    else {
+        return Ok(());
+    };
+    // SAFETY: kill with a constant signal; 0 only asks whether it lives.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        return Ok(()); // already gone
+    }
+    for _ in 0..600 {
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Err("the mail server did not stop within a minute".into())
+}
+
 impl Machine for Board {
+    fn with_stick(
+        &mut self,
+        work: &mut dyn FnMut(&std::path::Path) -> Result<String, String>,
+    ) -> Result<Option<String>, String> {
+        self.as_root(|| {
+            let Some(stick) = super::stick::mount()? else {
+                return Ok(None);
+            };
+            let done = work(&stick.path);
+            drop(stick); // unmounted (after a sync of its own) before we answer
+            done.map(Some)
+        })
+    }
+
+    fn hold_server(&mut self, hold: bool) -> Result<(), String> {
+        self.as_root(|| match hold {
+            true => {
+                std::fs::write(SERVER_HOLD, "")
+                    .map_err(|e| format!("cannot write {SERVER_HOLD}: {e}"))?;
+                stop_server()
+            }
+            false => std::fs::remove_file(SERVER_HOLD)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Ok(()),
+                    _ => Err(e),
+                })
+                .map_err(|e| format!("cannot remove {SERVER_HOLD}: {e}")),
+        })
+    }
+
     fn reboot(&mut self) -> Result<(), String> {
         self.signal_init(libc::SIGTERM)
     }

@@ -4,6 +4,7 @@
 //! above may depend on it.
 
 pub mod board;
+pub mod stick;
 pub mod system;
 
 /// What the console can do to the machine it runs on.
@@ -12,6 +13,15 @@ pub trait Machine {
     fn poweroff(&mut self) -> Result<(), String>;
     /// Runs an interactive root shell on the console's terminal until it exits.
     fn shell(&mut self) -> Result<(), String>;
+    /// Mounts a USB stick and runs `work` (as root) on its folder, then
+    /// unmounts it; `Ok(None)` when no stick is plugged in.
+    fn with_stick(
+        &mut self,
+        work: &mut dyn FnMut(&std::path::Path) -> Result<String, String>,
+    ) -> Result<Option<String>, String>;
+    /// Stops the mail server and keeps it off (`true`), or lets it run
+    /// again (`false`).
+    fn hold_server(&mut self, hold: bool) -> Result<(), String>;
 }
 
 /// A machine that does none of it (plain `postbox console`).
@@ -25,6 +35,15 @@ impl Machine for NoMachine {
         self.reboot()
     }
     fn shell(&mut self) -> Result<(), String> {
+        self.reboot()
+    }
+    fn with_stick(
+        &mut self,
+        _: &mut dyn FnMut(&std::path::Path) -> Result<String, String>,
+    ) -> Result<Option<String>, String> {
+        self.reboot().map(|()| None)
+    }
+    fn hold_server(&mut self, _: bool) -> Result<(), String> {
         self.reboot()
     }
 }

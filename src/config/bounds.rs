@@ -150,6 +150,8 @@ pub const BOUNDS: &[Bound] = &[
         Count,
     ),
     bound("quota.default", 0, 0, 16384 * GIB, Bytes),
+    bound("backup.keep", 7, 1, 1000, Count),
+    bound("backup.every", 0, 0, 365 * DAY, Seconds),
     bound("quota.warn_percent", 90, 1, 100, Percent),
     bound("greylist.delay", 5 * MINUTE, 0, DAY, Seconds),
     bound(

@@ -38,6 +38,8 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub quota: QuotaFile,
     #[serde(default)]
+    pub backup: BackupFile,
+    #[serde(default)]
     pub greylist: GreylistFile,
     pub relay_from: Option<Vec<String>>,
     pub proxy_from: Option<Vec<String>>,
@@ -171,6 +173,13 @@ pub(super) struct GreylistFile {
     /// Old names: a plain number counts hours, days.
     pub retry_window_hours: Option<Value>,
     pub allow_days: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BackupFile {
+    pub keep: Option<i64>,
+    pub every: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]

@@ -93,6 +93,7 @@ pub struct Config {
     pub from_must_match: bool,
     pub limits: LimitsConfig,
     pub quota: QuotaConfig,
+    pub backup: BackupConfig,
     /// DNS blocklist zones checked for strangers on port 25 (empty: off).
     pub dnsbl: Vec<String>,
     /// Where DNS questions go (blocklists, MX hosts, SPF, DKIM keys, DMARC);
@@ -294,6 +295,15 @@ impl Default for SpamSettings {
     }
 }
 
+/// Backups to a USB stick on the appliance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupConfig {
+    /// Archives kept on the stick; older ones are removed.
+    pub keep: usize,
+    /// How often the board backs up by itself; zero: never.
+    pub every: Duration,
+}
+
 /// Mailbox size limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaConfig {
@@ -452,6 +462,7 @@ impl Config {
         let limits = limits(&file.limits, p);
         let listener_sessions = listener_sessions(&file, p);
         let quota = quota(&file.quota, p);
+        let backup = backup(&file.backup, p);
         let greylist = greylist(&file.greylist, p);
         let dnsbl = dnsbl(&file.dnsbl, p);
         file.network.check(p);
@@ -487,6 +498,7 @@ impl Config {
             run_as: o.run_as.clone(),
             limits,
             quota,
+            backup,
             greylist,
             spam,
             dkim,

@@ -258,6 +258,13 @@ pub(super) fn limits(f: &LimitsFile, p: &mut Problems) -> LimitsConfig {
     }
 }
 
+pub(super) fn backup(f: &BackupFile, p: &mut Problems) -> BackupConfig {
+    BackupConfig {
+        keep: b("backup.keep").count(f.keep, p),
+        every: b("backup.every").duration(&f.every, p),
+    }
+}
+
 pub(super) fn quota(f: &QuotaFile, p: &mut Problems) -> QuotaConfig {
     QuotaConfig {
         default: b("quota.default").size(&f.default, p),

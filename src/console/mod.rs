@@ -10,6 +10,9 @@
 
 mod edit;
 mod stdio;
+mod stick;
+
+pub use stick::unattended_backup;
 
 pub use crate::appliance::{Machine, NoMachine};
 pub use edit::{Editor, Input};
@@ -33,6 +36,8 @@ const ADMIN_HELP: &str = "\
   reboot                 stop the server cleanly and restart the board
   poweroff               stop the server cleanly and switch off
   shell                  a root shell for repairs (asks first)
+  backup                 write the box to a USB stick (FAT or ext4)
+  restore [NAME]         onto a fresh card: the stick's newest backup, or NAME
   passwd                 change this console's admin password
 ";
 
@@ -46,6 +51,8 @@ pub struct Options {
     pub log_ring: Option<PathBuf>,
     /// Pause after a wrong admin password (doubles each time).
     pub login_delay: Duration,
+    /// The config file, which `backup` puts in the archive.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -55,6 +62,7 @@ impl Default for Options {
             echo: false,
             log_ring: None,
             login_delay: Duration::from_secs(2),
+            config_file: None,
         }
     }
 }
@@ -173,6 +181,16 @@ impl<R: Read<Error = E>, E: embedded_io::Error> Session<'_, R> {
                 report(out, self.machine.poweroff().map(|()| String::new()))?;
             }
             ["shell"] if admin => return self.shell(out),
+            ["backup"] if admin => {
+                say(out, "writing the backup to the USB stick...\r\n")?;
+                out.flush()?;
+                let file = self.options.config_file.as_deref();
+                report(out, stick::backup(self.config, file, self.machine))?;
+            }
+            ["restore"] | ["restore", _] if admin => {
+                let done = stick::restore(self.config, self.machine, words.get(1).copied());
+                report(out, done.map(|text| text.replace('\n', "\r\n")))?;
+            }
             _ => say(
                 out,
                 &format!("error: unknown command {:?}; type 'help'\r\n", line.trim()),
@@ -566,8 +584,9 @@ mod tests {
         assert!(!text.contains("added"));
     }
 
+    /// A board whose USB stick, when plugged in, is a folder.
     #[derive(Default)]
-    struct FakeBoard(Vec<&'static str>);
+    struct FakeBoard(Vec<&'static str>, Option<PathBuf>);
 
     impl Machine for FakeBoard {
         fn reboot(&mut self) -> Result<(), String> {
@@ -582,6 +601,73 @@ mod tests {
             self.0.push("shell");
             Ok(())
         }
+        fn with_stick(
+            &mut self,
+            work: &mut dyn FnMut(&Path) -> Result<String, String>,
+        ) -> Result<Option<String>, String> {
+            match &self.1 {
+                Some(stick) => work(stick).map(Some),
+                None => Ok(None),
+            }
+        }
+        fn hold_server(&mut self, hold: bool) -> Result<(), String> {
+            self.0.push(if hold { "hold" } else { "release" });
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn backup_to_a_usb_stick_and_restore_onto_a_fresh_card() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, fresh, stick) = (
+            dir.path().join("old"),
+            dir.path().join("fresh"),
+            dir.path().join("stick"),
+        );
+        for d in [&old, &fresh, &stick] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let options = Options {
+            admin: true,
+            login_delay: Duration::ZERO,
+            ..Options::default()
+        };
+        let session = |config: &Config, input: &str, board: &mut FakeBoard| {
+            let mut out = Vec::new();
+            run_with(config, &options, board, input.as_bytes(), &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let config = config_in(&old);
+        let mut board = FakeBoard(Vec::new(), None);
+        let text = session(&config, "admin-pw\radmin-pw\rbackup\r", &mut board);
+        assert!(text.contains("error: no USB stick found"), "{text}");
+        board.1 = Some(stick.clone());
+        let text = session(
+            &config,
+            "admin-pw\ruser add alice\rsecret1\rsecret1\rbackup\rrestore\r",
+            &mut board,
+        );
+        assert!(text.contains("written to the USB stick"), "{text}");
+        assert_eq!(crate::mailio::archives::list(&stick).unwrap().len(), 1);
+        assert!(text.contains("has users already"), "{text}");
+        assert!(board.0.is_empty(), "held for nothing: {:?}", board.0);
+
+        let config = config_in(&fresh);
+        let text = session(&config, "pw-fresh\rpw-fresh\rrestore\r", &mut board);
+        assert!(
+            text.contains("backups on the stick:\r\n  postbox-"),
+            "{text}"
+        );
+        assert!(text.contains("restored: "), "{text}");
+        assert_eq!(board.0, ["hold", "release"]);
+        let users = crate::store::users::load_or_report(&fresh).unwrap();
+        assert!(users.find("alice", "localhost").is_some());
+        let aside = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("fresh.fresh-"))
+            .count();
+        assert_eq!(aside, 1, "the fresh card's files are kept");
     }
 
     #[test]
@@ -595,6 +681,7 @@ mod tests {
             echo: true,
             log_ring: Some(ring),
             login_delay: Duration::ZERO,
+            config_file: None,
         };
         let session = |input: &str, board: &mut FakeBoard| {
             let mut out = Vec::new();

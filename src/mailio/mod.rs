@@ -4,6 +4,7 @@
 //! and `postbox sendmail` (a local program's message, through the
 //! maildrop the server picks up).
 
+pub mod archives;
 pub mod backup;
 pub mod export;
 pub mod import;
