@@ -273,3 +273,32 @@ fn a_recipient_refused_for_good_is_reported_to_the_sender() {
     );
     assert!(!text.contains("alice@localhost\r\nAction"), "{text}");
 }
+
+#[test]
+fn a_line_over_998_octets_is_sent_quoted_printable() {
+    let server = Server::with_users();
+    let long: String = "Grüße = the quick brown fox; "
+        .repeat(200)
+        .chars()
+        .take(5000)
+        .collect();
+    let text = format!("{long}\n.leading dot\ntrailing space \nshort line\n");
+    let out = sendmail(
+        &server.data,
+        &["alice"],
+        &format!("Subject: a long line\n\n{text}"),
+    );
+    sent_ok(&out);
+    let got = wait_for_mail(&server.data, "alice", 1, Duration::from_secs(20), &|| {
+        server.log()
+    });
+    let stored = &got[0];
+    assert!(stored.contains("\r\nMIME-Version: 1.0\r\n"), "{stored}");
+    assert!(
+        stored.contains("\r\nContent-Type: text/plain; charset=utf-8\r\n"),
+        "{stored}"
+    );
+    assert!(stored.lines().all(|l| l.len() <= 998), "a long line stored");
+    let decoded = python_script("tests/mailio/body.py", &[], stored.as_bytes());
+    assert_eq!(decoded, format!("quoted-printable\t{text}"));
+}

@@ -10,6 +10,7 @@ pub mod export;
 pub mod import;
 pub mod maildrop;
 pub mod mbox;
+pub mod requote;
 pub mod sendmail;
 pub mod tar;
 

@@ -100,6 +100,11 @@ pub struct Composer {
     /// The body's last line so far has no line end yet.
     mid_line: bool,
     ended: bool,
+    /// Octets of the body's line so far, and whether any line was over
+    /// [`super::requote::MAX_LINE`] or any byte 8-bit.
+    line_length: usize,
+    long_line: bool,
+    eight_bit: bool,
 }
 
 /// What the composer gives back.
@@ -136,7 +141,16 @@ impl Composer {
             held_cr: false,
             mid_line: false,
             ended: false,
+            line_length: 0,
+            long_line: false,
+            eight_bit: false,
         }
+    }
+
+    /// Whether a body line is over 998 octets, and whether the body has
+    /// 8-bit bytes.
+    pub fn long_line(&self) -> (bool, bool) {
+        (self.long_line, self.eight_bit)
     }
 
     /// Takes a piece of a line of input; `starts_line` when it begins
@@ -207,6 +221,7 @@ impl Composer {
             if text == b"\n" {
                 out(b"\r\n");
                 self.mid_line = false;
+                self.line_length = 0;
                 return;
             }
             out(b"\r");
@@ -219,8 +234,12 @@ impl Composer {
             text = rest;
         }
         out(text);
+        self.line_length += text.len();
+        self.long_line |= self.line_length > super::requote::MAX_LINE;
+        self.eight_bit |= !text.is_ascii();
         if ends_line {
             out(b"\r\n");
+            self.line_length = 0;
         }
         self.mid_line = !ends_line;
     }
@@ -383,6 +402,10 @@ pub fn drop_message(
         },
         input,
     );
+    let written = written.and_then(|w| match w.long_line {
+        true => requote(&tmp, &w),
+        false => Ok(()),
+    });
     if let Err(e) = written {
         let _ = disk.unlink(&tmp);
         return Err(e);
@@ -407,20 +430,29 @@ struct Dropping<'a> {
     missing: &'a dyn Fn() -> Missing,
 }
 
+/// What [`write_drop`] wrote: the envelope and header section, and
+/// whether a body line was over 998 octets (and the body 8-bit).
+struct Written {
+    envelope: String,
+    header: Vec<u8>,
+    long_line: bool,
+    eight_bit: bool,
+}
+
 /// Writes the maildrop file: envelope, header, body, final dot; synced.
 fn write_drop(
     config: &Config,
     options: &Options,
     drop: &mut Dropping<'_>,
     input: impl BufRead,
-) -> Result<(), String> {
+) -> Result<Written, String> {
     let cannot_write = |e: std::io::Error| format!("cannot write {}: {e}", drop.path.display());
     let disk = disk::system();
     let mut file = disk.create_new(drop.path, 0o600).map_err(cannot_write)?;
     let mut composer = Composer::new(options);
     let mut pieces = Pieces::new(input);
     let mut buffer: Vec<u8> = Vec::with_capacity(crate::limits::WRITE_CHUNK);
-    let mut header_written = false;
+    let mut written = None;
     let write = |file: &mut disk::Handle, bytes: &[u8]| disk.write(file, bytes);
     loop {
         let step = match pieces
@@ -452,9 +484,10 @@ fn write_drop(
             let head = envelope(drop.login, drop.sender, drop.recipients);
             write(&mut file, head.as_bytes()).map_err(cannot_write)?;
             write(&mut file, &header).map_err(cannot_write)?;
-            header_written = true;
+            written = Some((head, header));
         }
-        if header_written && (buffer.len() >= crate::limits::WRITE_CHUNK || composer.is_ended()) {
+        if written.is_some() && (buffer.len() >= crate::limits::WRITE_CHUNK || composer.is_ended())
+        {
             write(&mut file, &buffer).map_err(cannot_write)?;
             buffer.clear();
         }
@@ -465,7 +498,54 @@ fn write_drop(
     let mut tail = Vec::new();
     composer.finish(&mut |b| tail.extend_from_slice(b));
     write(&mut file, &tail).map_err(cannot_write)?;
-    disk.sync(&file).map_err(cannot_write)
+    disk.sync(&file).map_err(cannot_write)?;
+    let (envelope, header) = written.expect("the header is written before the input ends");
+    let (long_line, eight_bit) = composer.long_line();
+    Ok(Written {
+        envelope,
+        header,
+        long_line,
+        eight_bit,
+    })
+}
+
+/// Rewrites the maildrop file at `path` with its body quoted-printable
+/// ([`super::requote`]): read back in pieces, written beside it, synced,
+/// renamed over it.
+fn requote(path: &Path, written: &Written) -> Result<(), String> {
+    use std::io::Read;
+    let header = super::requote::header(&written.header, written.eight_bit)?;
+    let cannot = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let disk = disk::system();
+    let mut source = std::fs::File::open(path).map_err(cannot)?;
+    let skip = (written.envelope.len() + written.header.len()) as u64;
+    std::io::copy(&mut (&mut source).take(skip), &mut std::io::sink()).map_err(cannot)?;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".qp");
+    let encoded = PathBuf::from(name);
+    let done = (|| {
+        let mut file = disk.create_new(&encoded, 0o600)?;
+        disk.write(&mut file, written.envelope.as_bytes())?;
+        disk.write(&mut file, &header)?;
+        let mut encoder = super::requote::Encoder::new();
+        let mut piece = vec![0; crate::limits::MAILIO_PIECE];
+        let mut out = Vec::with_capacity(crate::limits::MAILIO_PIECE * 3);
+        while !encoder.ended() {
+            let n = source.read(&mut piece)?;
+            if n == 0 {
+                return Err(std::io::Error::other("the maildrop file ended early"));
+            }
+            out.clear();
+            encoder.feed(&piece[..n], &mut out);
+            disk.write(&mut file, &out)?;
+        }
+        disk.sync(&file)?;
+        disk.rename(&encoded, path)
+    })();
+    if done.is_err() {
+        let _ = disk.unlink(&encoded);
+    }
+    done.map_err(cannot)
 }
 
 /// The maildrop's folder of messages ready for the server.
