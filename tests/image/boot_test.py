@@ -3,7 +3,7 @@
 the serial console (pexpect) for administration, and mail over the host's
 forwarded ports with Python's own SMTP and POP3 clients.
 
-  boot_test.py IMAGE_DIR [qemu-virt] [no-data] [rpi3]
+  boot_test.py IMAGE_DIR [qemu-virt] [no-data] [mistakes] [stick] [rpi3]
 
 IMAGE_DIR is target/image (made by scripts/build-image qemu-virt and rpi3).
 Nothing leaves the machine: qemu's user network only, the guest's time
@@ -92,10 +92,11 @@ def board_file(name):
 class Board:
     """One qemu run of an image; its serial console is `self.console`."""
 
-    def __init__(self, image_dir, disk, ports):
+    def __init__(self, image_dir, disk, ports, extra=()):
         self.image_dir = image_dir
         self.disk = disk
         self.ports = ports
+        self.extra = list(extra)
         self.console = None
 
     def start(self):
@@ -114,7 +115,7 @@ class Board:
             "-device", "virtio-blk-device,drive=d",
             "-device", "i6300esb",
             "-nographic",
-        ]
+        ] + self.extra
         self.started = time.monotonic()
         self.console = pexpect.spawn(
             "qemu-system-aarch64", args, encoding="utf-8", codec_errors="replace",
@@ -359,6 +360,70 @@ def test_qemu_virt(image_dir, work):
     log(f"host e2fsck -fn: {data_partition_check(disk)}")
 
 
+def fresh_card(image_dir, work, name):
+    disk = os.path.join(work, name)
+    subprocess.run(f"xz -dc {image_dir}/postbox-qemu-virt.img.xz > {disk}", shell=True, check=True)
+    conf = os.path.join(work, "postbox.toml")
+    open(conf, "w").write(TEST_CONFIG + "[backup]\nkeep = 2\n")
+    subprocess.run(["mcopy", "-o", "-i", f"{disk}@@1M", conf, "::postbox.toml"], check=True)
+    os.truncate(disk, 1024 * MIB)
+    return disk
+
+
+def stick_archives(stick):
+    out = subprocess.run(["mdir", "-b", "-i", stick, "::"], check=True,
+                         capture_output=True, text=True).stdout
+    return sorted(re.findall(r"postbox-\d{8}-\d{6}\.tar", out))
+
+
+def test_usb_stick(image_dir, work):
+    """The console's backup to a FAT stick on USB, and restore onto a fresh card."""
+    stick = os.path.join(work, "stick.img")
+    subprocess.run(["mkfs.vfat", "-C", stick, str(64 * 1024)], check=True, capture_output=True)
+    usb = ["-device", "qemu-xhci", "-drive", f"if=none,id=stick,file={stick},format=raw",
+           "-device", "usb-storage,drive=stick"]
+    ports = {p: free_port() for p in (25, 587, 110, 443, 80)}
+
+    log("usb stick 1. a box with mail backs up to the stick from the console")
+    board = Board(image_dir, fresh_card(image_dir, work, "old.img"), ports, usb)
+    first_boot(board)
+    send_mail(ports)
+    assert set(mailbox(ports, "alice")) == {"hello over smtp", "from bob via submission"}
+    out = board.command("backup", timeout=120)
+    assert "written to the USB stick" in out, out
+    board.console.send("poweroff\r")
+    board.wait_exit()
+    names = stick_archives(stick)
+    assert len(names) == 1, names
+    local = os.path.join(work, names[0])
+    subprocess.run(["mcopy", "-i", stick, f"::{names[0]}", local], check=True)
+    import tarfile
+    with tarfile.open(local) as archive:
+        members = archive.getnames()
+    assert members[0] == "postbox-backup.json" and "data/users" in members, members[:5]
+    log(f"{names[0]}: {len(members)} members")
+
+    log("usb stick 2. restore onto a fresh card: users and mail come back")
+    board = Board(image_dir, fresh_card(image_dir, work, "new.img"), ports, usb)
+    board.start()
+    board.expect("choose the admin password", BOOT_TIMEOUT)
+    board.expect("Password: ")
+    board.console.send(ADMIN_PW + "\r")
+    board.expect("Again: ")
+    board.console.send(ADMIN_PW + "\r")
+    board.expect("postbox> ")
+    board.smtp_ready()
+    out = board.command("restore", timeout=180)
+    assert "restored: " in out and names[0] in out, out
+    board.started = time.monotonic()
+    board.smtp_ready()
+    users = board.command("user list")
+    assert "alice@localhost (admin)" in users and "bob@localhost" in users, users
+    assert set(mailbox(ports, "alice")) == {"hello over smtp", "from bob via submission"}
+    board.console.send("poweroff\r")
+    board.wait_exit()
+
+
 def partitions(disk):
     import json
     out = subprocess.run(["sfdisk", "-J", disk], capture_output=True, text=True, check=True).stdout
@@ -502,6 +567,8 @@ def main():
             test_no_data_partition(image_dir, work)
         if not only or "mistakes" in only:
             test_config_mistakes(image_dir, work)
+        if not only or "stick" in only:
+            test_usb_stick(image_dir, work)
         if not only or "rpi3" in only:
             test_rpi3(image_dir, work)
     except BaseException:
