@@ -49,7 +49,7 @@ pub fn add_user(config: &Config, name: &str, new_password: &str) -> Result<Strin
     password::check_new(new_password)?;
     let hash = password::hash(new_password);
     let address = format!("{local}@{domain}");
-    users::modify(&config.data_dir, |list| {
+    users::modify(config.mail_dir(), |list| {
         if list.find(&local, &domain).is_some() {
             return Err(format!("user {address} already exists"));
         }
@@ -62,7 +62,7 @@ pub fn add_user(config: &Config, name: &str, new_password: &str) -> Result<Strin
         });
         Ok(())
     })?;
-    let dir = maildir::mailbox_dir(&config.data_dir, &local, &domain);
+    let dir = maildir::mailbox_dir(config.mail_dir(), &local, &domain);
     maildir::create_mailbox(disk::system(), &dir).map_err(|e| {
         format!(
             "user added, but cannot create mailbox {}: {e}",
@@ -78,7 +78,7 @@ pub fn set_password(config: &Config, name: &str, new_password: &str) -> Result<S
     password::check_new(new_password)?;
     let hash = password::hash(new_password);
     let address = format!("{local}@{domain}");
-    users::modify(&config.data_dir, |list| {
+    users::modify(config.mail_dir(), |list| {
         let user = list
             .users
             .iter_mut()
@@ -95,7 +95,7 @@ pub fn delete_user(config: &Config, name: &str) -> Result<String, String> {
     existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let address = format!("{local}@{domain}");
-    users::modify(&config.data_dir, |list| {
+    users::modify(config.mail_dir(), |list| {
         let before = list.users.len();
         list.users
             .retain(|u| !(u.local == local && u.domain == domain));
@@ -110,7 +110,7 @@ pub fn delete_user(config: &Config, name: &str) -> Result<String, String> {
         }
         Ok(())
     })?;
-    let dir = maildir::mailbox_dir(&config.data_dir, &local, &domain);
+    let dir = maildir::mailbox_dir(config.mail_dir(), &local, &domain);
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -127,7 +127,7 @@ pub fn delete_user(config: &Config, name: &str) -> Result<String, String> {
 /// One line per user: address, and `(admin)` where it applies.
 pub fn list_users(config: &Config) -> Result<Vec<String>, String> {
     existing_data_dir(config)?;
-    let list = users::load_or_report(&config.data_dir)?;
+    let list = users::load_or_report(config.mail_dir())?;
     Ok(list
         .users
         .iter()
@@ -147,7 +147,7 @@ pub fn set_quota(config: &Config, name: &str, size: &str) -> Result<String, Stri
     existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let address = format!("{local}@{domain}");
-    let list = users::load_or_report(&config.data_dir)?;
+    let list = users::load_or_report(config.mail_dir())?;
     if list.find(&local, &domain).is_none() {
         return Err(format!("no such user {address}"));
     }
@@ -155,7 +155,7 @@ pub fn set_quota(config: &Config, name: &str, size: &str) -> Result<String, Stri
         "default" => None,
         text => Some(crate::config::parse_size(text)?),
     };
-    crate::store::quota::set(&config.data_dir, &address, limit)?;
+    crate::store::quota::set(config.mail_dir(), &address, limit)?;
     Ok(match limit {
         None => format!("quota of {address} follows the default"),
         Some(0) => format!("quota of {address} set to unlimited"),
@@ -211,12 +211,12 @@ pub fn set_forward(
     existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let account = format!("{local}@{domain}");
-    let list = users::load_or_report(&config.data_dir)?;
+    let list = users::load_or_report(config.mail_dir())?;
     if list.find(&local, &domain).is_none() {
         return Err(format!("no user {account}"));
     }
     if targets == ["off"] {
-        return match crate::route::forward::set(&config.data_dir, &account, None)? {
+        return match crate::route::forward::set(config.mail_dir(), &account, None)? {
             Some(_) => Ok(format!("{account} no longer forwards")),
             None => Err(format!("{account} has no forward")),
         };
@@ -225,7 +225,7 @@ pub fn set_forward(
         to: address_list(targets),
         keep,
     };
-    crate::route::forward::set(&config.data_dir, &account, Some(forward.clone()))?;
+    crate::route::forward::set(config.mail_dir(), &account, Some(forward.clone()))?;
     Ok(format!(
         "{account} forwards to {}{}",
         forward.to.join(", "),
@@ -241,11 +241,11 @@ pub fn member_mailbox(config: &Config, name: &str) -> Result<(String, std::path:
     existing_data_dir(config)?;
     let (local, domain) = users::split_name(name, config.default_domain())?;
     let account = format!("{local}@{domain}");
-    let list = users::load_or_report(&config.data_dir)?;
+    let list = users::load_or_report(config.mail_dir())?;
     if list.find(&local, &domain).is_none() {
         return Err(format!("no user {account}"));
     }
-    let mailbox = maildir::mailbox_dir(&config.data_dir, &local, &domain);
+    let mailbox = maildir::mailbox_dir(config.mail_dir(), &local, &domain);
     Ok((account, mailbox))
 }
 
@@ -257,7 +257,7 @@ pub fn set_away(config: &Config, name: &str, args: &[&str], text: &str) -> Resul
         return Ok(crate::away::describe(away.as_ref(), now));
     };
     // The users lock serialises every admin change to the data directory.
-    let _lock = users::lock_users(&config.data_dir)?;
+    let _lock = users::lock_users(config.mail_dir())?;
     if *until == "off" && subject.is_empty() {
         return match crate::away::turn_off(&mailbox)? {
             Some(_) => Ok(format!("{account} has no away message on now")),
@@ -287,7 +287,7 @@ pub fn set_away(config: &Config, name: &str, args: &[&str], text: &str) -> Resul
 /// last error and next try.
 pub fn queue_list(config: &Config) -> Result<String, String> {
     existing_data_dir(config)?;
-    crate::queue::list(&config.data_dir)
+    crate::queue::list(&config.node_dir())
 }
 
 /// `queue flush`: the running server tries every waiting message now.
@@ -305,7 +305,7 @@ pub fn queue_delete(config: &Config, id: &str) -> Result<String, String> {
     if id.is_empty() || id.contains(['/', '\\']) || id.starts_with('.') {
         return Err(format!("invalid queue id {id:?}"));
     }
-    let removed = crate::queue::store::remove(disk::system(), &config.data_dir, id)
+    let removed = crate::queue::store::remove(disk::system(), &config.node_dir(), id)
         .map_err(|e| format!("cannot delete {id}: {e}"))?;
     if !removed {
         return Err(format!("no message {id} in the queue"));

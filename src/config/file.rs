@@ -61,6 +61,8 @@ pub(super) struct FileConfig {
     pub acme: AcmeFile,
     /// Members' upstream mailboxes, one `[[fetch]]` table each.
     pub fetch: Option<Vec<FetchFile>>,
+    #[serde(default)]
+    pub cluster: ClusterFile,
     /// Old names of `[queue]` keys, from before the outbound keys had a
     /// section of their own (see `bounds::OLD_NAMES`).
     pub smarthost: Option<String>,
@@ -111,6 +113,13 @@ pub(super) struct WebFile {
     pub max_sessions: Option<i64>,
     pub admin_from: Option<Vec<String>>,
     pub proxy_protocol: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClusterFile {
+    pub node: Option<String>,
+    pub shared: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]

@@ -108,11 +108,28 @@ pub struct Config {
     pub queue: QueueConfig,
     pub web: WebConfig,
     pub acme: AcmeConfig,
-    /// The aliases file (/etc/aliases syntax); default DATA/aliases.
+    /// The aliases file (/etc/aliases syntax); default DATA/aliases
+    /// (SHARED/aliases in a cluster).
     pub aliases: PathBuf,
     /// Members' upstream mailboxes to fetch mail from (`[[fetch]]`).
     pub fetch: Vec<FetchEntry>,
+    /// One of several nodes on a shared directory (`[cluster]`).
+    pub cluster: Option<ClusterConfig>,
 }
+
+/// A node of a cluster: the shared directory holds users, aliases,
+/// forwards, quotas, mailboxes and each node's spool and queue
+/// (`nodes/NODE/`); counters, logs, status and keys stay in `data_dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// This node's name: unique among the nodes; in message file names,
+    /// POP3 locks and `nodes/NODE`.
+    pub node: String,
+    pub shared: PathBuf,
+}
+
+/// Where a cluster node keeps its spool and queue, under the shared directory.
+pub const NODES_DIR: &str = "nodes";
 
 /// The web pages (`[web]`): members' and the admin's pages over HTTPS,
 /// and plain HTTP that only sends browsers there.
@@ -473,6 +490,7 @@ impl Config {
         let web = web(&file.web, o, p);
         let acme = acme(&file.acme, p);
         let fetch = fetch::entries(file.fetch.as_deref().unwrap_or_default(), p);
+        let cluster = cluster(&file.cluster, p);
         let hostname = o
             .hostname
             .clone()
@@ -492,8 +510,12 @@ impl Config {
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         Ok(Config {
-            aliases: file.aliases.unwrap_or_else(|| data_dir.join("aliases")),
             fetch,
+            aliases: file.aliases.unwrap_or_else(|| {
+                let mail_dir = cluster.as_ref().map_or(&data_dir, |c| &c.shared);
+                mail_dir.join("aliases")
+            }),
+            cluster,
             admin_password_hash,
             run_as: o.run_as.clone(),
             limits,
@@ -529,6 +551,31 @@ impl Config {
             smtp,
             pop3,
         })
+    }
+
+    /// What every node must see: users, aliases, forwards, quotas and
+    /// mailboxes. The data directory unless this is a cluster node.
+    pub fn mail_dir(&self) -> &std::path::Path {
+        self.cluster.as_ref().map_or(&self.data_dir, |c| &c.shared)
+    }
+
+    /// This node's spool and outbound queue: on the shared filesystem in a
+    /// cluster, so delivery stays a hard link and another node can adopt
+    /// the queue of a dead one.
+    pub fn node_dir(&self) -> PathBuf {
+        match &self.cluster {
+            Some(c) => c.shared.join(NODES_DIR).join(&c.node),
+            None => self.data_dir.clone(),
+        }
+    }
+
+    /// The host part of message file names: the node's name joins it in a
+    /// cluster, so names stay unique across nodes sharing mailboxes.
+    pub fn unique_host(&self) -> String {
+        match &self.cluster {
+            Some(c) => format!("{}.{}", c.node, self.hostname),
+            None => self.hostname.clone(),
+        }
     }
 
     pub fn default_domain(&self) -> &str {

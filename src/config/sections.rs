@@ -127,6 +127,38 @@ pub(super) fn web(f: &WebFile, o: &Overrides, p: &mut Problems) -> WebConfig {
     }
 }
 
+/// `[cluster]`: both keys or neither; the node's name goes into file
+/// names and a directory, so letters, digits and '-' only.
+pub(super) fn cluster(f: &ClusterFile, p: &mut Problems) -> Option<ClusterConfig> {
+    match (&f.node, &f.shared) {
+        (None, None) => None,
+        (Some(node), Some(shared)) => {
+            let valid = !node.is_empty()
+                && node.len() <= 63
+                && node.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
+            if !valid {
+                p.0.push(format!(
+                    "cluster.node: {node:?} is not a node name (1 to 63 letters, digits or '-')"
+                ));
+            }
+            if shared.is_relative() {
+                p.0.push(format!(
+                    "cluster.shared: {} must be an absolute path",
+                    shared.display()
+                ));
+            }
+            Some(ClusterConfig {
+                node: node.clone(),
+                shared: shared.clone(),
+            })
+        }
+        _ => {
+            p.0.push("cluster.node and cluster.shared must be given together".into());
+            None
+        }
+    }
+}
+
 pub(super) fn acme(f: &AcmeFile, p: &mut Problems) -> AcmeConfig {
     let defaults = AcmeConfig::default();
     let directory = match &f.directory {

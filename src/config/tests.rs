@@ -608,3 +608,31 @@ fn proxy_protocol_listeners_and_their_proxies() {
     // The proxies alone, with no listener behind one, is fine.
     assert!(Config::from_toml("proxy_from = [\"127.0.0.1\"]\n").is_ok());
 }
+
+#[test]
+fn cluster_moves_shared_things_and_keeps_the_rest() {
+    let plain = Config::from_toml("data_dir = \"/d\"").unwrap();
+    assert_eq!(plain.mail_dir(), Path::new("/d"));
+    assert_eq!(plain.node_dir(), PathBuf::from("/d"));
+    assert_eq!(plain.unique_host(), plain.hostname);
+    let text = "data_dir = \"/d\"\nhostname = \"mx\"\n[cluster]\nnode = \"n2\"\nshared = \"/s\"";
+    let node = Config::from_toml(text).unwrap();
+    assert_eq!(node.mail_dir(), Path::new("/s"));
+    assert_eq!(node.node_dir(), PathBuf::from("/s/nodes/n2"));
+    assert_eq!(node.aliases, PathBuf::from("/s/aliases"));
+    assert_eq!(node.unique_host(), "n2.mx");
+    for (bad, says) in [
+        (
+            "[cluster]\nnode = \"n1\"",
+            "cluster.node and cluster.shared",
+        ),
+        ("[cluster]\nnode = \"a/b\"\nshared = \"/s\"", "cluster.node"),
+        (
+            "[cluster]\nnode = \"n1\"\nshared = \"rel\"",
+            "cluster.shared",
+        ),
+    ] {
+        let e = Config::from_toml(bad).unwrap_err();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}

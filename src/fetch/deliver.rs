@@ -69,7 +69,7 @@ impl Message {
     /// Starts the spool file with `head` (our `Received:` line).
     pub async fn begin(store: &Mailstore, head: String) -> io::Result<Message> {
         let name = store.names.next();
-        let incoming = Incoming::spool(store.disk(), store.data_dir(), name, head.into()).await?;
+        let incoming = Incoming::spool(store.disk(), store.spool_root(), name, head.into()).await?;
         Ok(Message {
             incoming,
             pending: Vec::with_capacity(crate::limits::WRITE_CHUNK),

@@ -74,11 +74,13 @@ fn run_here(config: &Config, user: Option<&str>) -> Result<String, String> {
     }
     let _lock = crate::ops::status::lock_data_dir(data_dir)?;
     let disk = crate::store::disk::system();
-    crate::store::maildir::clear_spool(&**disk, data_dir)
-        .map_err(|e| format!("cannot prepare the spool in {}: {e}", data_dir.display()))?;
+    let node_dir = config.node_dir();
+    crate::store::maildir::clear_spool(&**disk, &node_dir)
+        .map_err(|e| format!("cannot prepare the spool in {}: {e}", node_dir.display()))?;
     let config = Rc::new(config.clone());
-    let users = Rc::new(crate::store::users::UserCache::open(disk, data_dir));
-    let store = Rc::new(Mailstore::open(disk.clone(), data_dir, &config.hostname));
+    let (mail_dir, host) = (config.mail_dir(), config.unique_host());
+    let users = Rc::new(crate::store::users::UserCache::open(disk, mail_dir));
+    let store = Rc::new(Mailstore::open(disk.clone(), mail_dir, &node_dir, &host));
     let router = Rc::new(Router::open(config.clone(), users, store.clone())?);
     let (shutdown, _trigger) = Shutdown::new();
     let ctx = Context {

@@ -77,7 +77,7 @@ pub fn import(
     let disk = disk::system().clone();
     maildir::create_mailbox(&*disk, &mailbox)
         .map_err(|e| (format!("cannot create {}: {e}", mailbox.display()), None))?;
-    let overrides = crate::store::quota::load(&config.data_dir)
+    let overrides = crate::store::quota::load(config.mail_dir())
         .map_err(|e| (format!("cannot read quotas: {e}"), None))?;
     let limit = overrides
         .get(&address)
@@ -118,11 +118,11 @@ pub fn member_mailbox(config: &Config, user: &str) -> Result<(String, PathBuf), 
         ));
     }
     let (local, domain) = users::split_name(user, config.default_domain())?;
-    let list = users::load_or_report(&config.data_dir)?;
+    let list = users::load_or_report(config.mail_dir())?;
     if list.find(&local, &domain).is_none() {
         return Err(format!("no such user {local}@{domain}"));
     }
-    let dir = maildir::mailbox_dir(&config.data_dir, &local, &domain);
+    let dir = maildir::mailbox_dir(config.mail_dir(), &local, &domain);
     Ok((format!("{local}@{domain}"), dir))
 }
 

@@ -328,7 +328,7 @@ fn sender(config: &Config, options: &Options, login: &str) -> Result<String, Str
     if address.as_str().eq_ignore_ascii_case(&own) {
         return Ok(own);
     }
-    let list = users::load_or_report(&config.data_dir)?;
+    let list = users::load_or_report(config.mail_dir())?;
     match list.find(address.local(), address.domain()) {
         Some(_) => Ok(address.as_str().to_string()),
         None => Err(format!("-f {from}: not a member's address")),

@@ -371,9 +371,9 @@ async fn deliver_locally(shared: &Context, id: &str, rcpt: &str) -> Result<(), F
         .ok_or_else(|| fail(true, "5.1.1 no such user here".into()))?;
     let source = store::message_path(&shared.queue.data_dir, id);
     let name = shared.store.names.next();
-    let data_dir = shared.config.data_dir.clone();
+    let spool_root = shared.store.spool_root().to_path_buf();
     let message = smol::unblock(move || {
-        crate::store::maildir::Incoming::link_from(disk::system(), &data_dir, name, &source)
+        crate::store::maildir::Incoming::link_from(disk::system(), &spool_root, name, &source)
     })
     .await
     .map_err(|e| fail(false, format!("4.3.0 queued message unreadable: {e}")))?;
@@ -751,7 +751,7 @@ pub async fn deliver_report(
     };
     let spooled = crate::store::maildir::Incoming::spool(
         disk::system(),
-        store.data_dir(),
+        store.spool_root(),
         name.clone(),
         text,
     );

@@ -89,14 +89,14 @@ impl super::Directory for RouteDirectory<'_> {
 }
 
 impl Router {
-    /// The directory of `config.data_dir`, sharing the users file with
+    /// The directory of `config.mail_dir()`, sharing the users file with
     /// the authenticator; fails if the SRS secret cannot be made.
     pub fn open(
         config: Rc<Config>,
         users: Rc<UserCache>,
         store: Rc<Mailstore>,
     ) -> Result<Router, String> {
-        let data_dir = &config.data_dir;
+        let data_dir = config.mail_dir();
         let disk = store.disk();
         Ok(Router {
             aliases: RefCell::new(AliasesCache::open(disk, &config.aliases)),
@@ -147,7 +147,7 @@ impl Router {
             .current()
             .users
             .iter()
-            .map(|u| maildir::mailbox_dir(self.store.data_dir(), &u.local, &u.domain))
+            .map(|u| maildir::mailbox_dir(self.store.mail_dir(), &u.local, &u.domain))
             .collect();
         self.store.load_usage(dirs).await;
         self.counted_for.set(Some(list));
@@ -357,7 +357,7 @@ impl Router {
         let dir = store.mailbox_dir(account);
         let size = message.len() as u64;
         let result =
-            maildir::Incoming::spool(store.disk(), store.data_dir(), name, message.into()).await;
+            maildir::Incoming::spool(store.disk(), store.spool_root(), name, message.into()).await;
         let delivered = match result {
             Ok(incoming) => {
                 let (incoming, result) = store.commits.deliver(incoming, vec![dir.clone()]).await;

@@ -61,6 +61,17 @@ fn make_dkim_keys(config: &Config) {
     }
 }
 
+/// The mailboxes (shared in a cluster) and this node's spool.
+fn open_mailstore(config: &Config) -> Rc<Mailstore> {
+    let (mail_dir, host) = (config.mail_dir(), config.unique_host());
+    Rc::new(Mailstore::open(
+        disk::system().clone(),
+        mail_dir,
+        &config.node_dir(),
+        &host,
+    ))
+}
+
 /// Everything the server runs with, opened once at start.
 struct Server {
     config: Rc<Config>,
@@ -91,21 +102,21 @@ impl Server {
         http_on: bool,
     ) -> Result<(Server, Trigger), String> {
         let config = Rc::new(config);
-        let data_dir = &config.data_dir;
-        let disk = disk::system();
-        let users = Rc::new(users::UserCache::open(disk, data_dir));
+        let users = Rc::new(users::UserCache::open(disk::system(), config.mail_dir()));
         let tls = Rc::new(Tls::open(&config)?);
         make_dkim_keys(&config);
-        let counters = Rc::new(Counters::open(data_dir));
-        let (shutdown, trigger) = Shutdown::new();
+        let counters = Rc::new(Counters::open(&config.data_dir));
+        let ((shutdown, trigger), store) = (Shutdown::new(), open_mailstore(&config));
         let shutdown = Rc::new(shutdown);
-        let store = Rc::new(Mailstore::open(disk.clone(), data_dir, &config.hostname));
         let auth = Rc::new(Authenticator::new(
             config.clone(),
             users.clone(),
             counters.clone(),
         )?);
-        let queue = Rc::new(crate::queue::Queue::open(data_dir, &config.queue)?);
+        let queue = Rc::new(crate::queue::Queue::open(
+            &config.node_dir(),
+            &config.queue,
+        )?);
         let router = Rc::new(Router::open(config.clone(), users, store.clone())?);
         let handles = crate::web::visit::Handles {
             auth: auth.clone(),
@@ -338,18 +349,31 @@ fn take_data_dir(config: &Config) -> Result<(Vec<Listener>, File), String> {
     // Left by a server that did not stop cleanly: its PID is no longer
     // ours to signal.
     let _ = std::fs::remove_file(data_dir.join(status::STATUS_FILE));
-    clear_leftovers(data_dir)?;
+    prepare_node_dir(config)?;
+    clear_leftovers(config)?;
     Ok((listeners, lock))
 }
 
+/// A cluster node's directories on the shared filesystem.
+fn prepare_node_dir(config: &Config) -> Result<(), String> {
+    if config.cluster.is_none() {
+        return Ok(());
+    }
+    let node_dir = config.node_dir();
+    crate::store::durable::create_dir_durable(disk::system(), &node_dir)
+        .map_err(|e| format!("cannot create node directory {}: {e}", node_dir.display()))
+}
+
 /// Partial messages in the spool and abandoned files in mailboxes' tmp/.
-fn clear_leftovers(data_dir: &Path) -> Result<(), String> {
-    let cleared = maildir::clear_spool(disk::system(), data_dir)
-        .map_err(|e| format!("cannot prepare spool in {}: {e}", data_dir.display()))?;
+fn clear_leftovers(config: &Config) -> Result<(), String> {
+    let node_dir = config.node_dir();
+    let cleared = maildir::clear_spool(disk::system(), &node_dir)
+        .map_err(|e| format!("cannot prepare spool in {}: {e}", node_dir.display()))?;
     if cleared > 0 {
         log::warn!("removed {cleared} partial messages left in the spool by an earlier crash");
     }
-    match maildir::sweep_mailbox_tmp(disk::system(), data_dir, crate::limits::MAILDIR_TMP_GRACE) {
+    let grace = crate::limits::MAILDIR_TMP_GRACE;
+    match maildir::sweep_mailbox_tmp(disk::system(), config.mail_dir(), grace) {
         Ok(0) => {}
         Ok(swept) => log::warn!("removed {swept} abandoned files from mailboxes' tmp/"),
         Err(e) => log::warn!("cannot sweep mailboxes' tmp/: {e}"),

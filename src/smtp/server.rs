@@ -407,7 +407,7 @@ async fn open_message(c: &mut Connection, session: &Session) -> Option<Missing> 
     let trace_len = headers.len();
     let sink = match Incoming::spool(
         disk::system(),
-        &shared.config.data_dir,
+        shared.store.spool_root(),
         name.clone(),
         headers.into(),
     )
@@ -620,7 +620,7 @@ async fn arrival_outcome(
     }
     let copied = incoming
         .copy_with(
-            &shared.config.data_dir,
+            shared.store.spool_root(),
             shared.store.names.next(),
             move |source, copy| {
                 let mut trace = vec![0; trace_len];
@@ -1067,7 +1067,7 @@ async fn tagged_copy(shared: &Context, original: &Incoming) -> io::Result<Incomi
     let tag = shared.config.spam.subject_tag.clone();
     original
         .copy_with(
-            &shared.config.data_dir,
+            shared.store.spool_root(),
             shared.store.names.next(),
             move |source, copy| crate::spam::tag::copy_tagged(source, &tag, |b| copy.write(b)),
         )

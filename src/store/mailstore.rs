@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 pub struct Mailstore {
     disk: Arc<dyn Disk>,
-    data_dir: PathBuf,
+    mail_dir: PathBuf,
+    spool_root: PathBuf,
     pub names: maildir::NameMaker,
     /// Makes finished messages durable, several per round of syncs.
     pub commits: GroupCommit,
@@ -25,12 +26,15 @@ pub struct Mailstore {
 
 impl Mailstore {
     /// Counts every mailbox first, so no session waits for a mailbox scan.
-    pub fn open(disk: Arc<dyn Disk>, data_dir: &Path, hostname: &str) -> Mailstore {
+    /// `mail_dir` holds `mail/`, `spool_root` this node's `tmp/`; `host`
+    /// goes into message file names (with the node's name in a cluster).
+    pub fn open(disk: Arc<dyn Disk>, mail_dir: &Path, spool_root: &Path, host: &str) -> Mailstore {
         Mailstore {
-            usage: RefCell::new(maildir::usage_by_mailbox(&*disk, data_dir)),
+            usage: RefCell::new(maildir::usage_by_mailbox(&*disk, mail_dir)),
             disk,
-            data_dir: data_dir.to_path_buf(),
-            names: maildir::NameMaker::new(hostname),
+            mail_dir: mail_dir.to_path_buf(),
+            spool_root: spool_root.to_path_buf(),
+            names: maildir::NameMaker::new(host),
             commits: GroupCommit::default(),
             pop3_in_use: RefCell::new(HashSet::new()),
         }
@@ -41,12 +45,19 @@ impl Mailstore {
         &self.disk
     }
 
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+    /// Where the mailboxes are (`mail/` below it).
+    pub fn mail_dir(&self) -> &Path {
+        &self.mail_dir
+    }
+
+    /// Where this node's spool is (`tmp/` below it): on the mailboxes'
+    /// filesystem, so delivery is a hard link.
+    pub fn spool_root(&self) -> &Path {
+        &self.spool_root
     }
 
     pub fn mailbox_dir(&self, account: &Address) -> PathBuf {
-        maildir::mailbox_dir(&self.data_dir, account.local(), account.domain())
+        maildir::mailbox_dir(&self.mail_dir, account.local(), account.domain())
     }
 
     /// Bytes in a mailbox: counted at start (or by [`Mailstore::load_usage`]),
@@ -133,11 +144,8 @@ mod tests {
     #[test]
     fn one_pop3_session_per_mailbox() {
         let data = tempfile::tempdir().unwrap();
-        let store = Mailstore::open(
-            Arc::new(crate::store::disk::Fs),
-            data.path(),
-            "mail.example",
-        );
+        let (fs, path) = (Arc::new(crate::store::disk::Fs), data.path());
+        let store = Mailstore::open(fs, path, path, "mail.example");
         let account = Address::new("ann", "example.org").unwrap();
         let dir = store.mailbox_dir(&account);
         assert!(store.lock_for_pop3(&dir));
@@ -149,11 +157,8 @@ mod tests {
     #[test]
     fn usage_follows_deliveries_and_deletions() {
         let data = tempfile::tempdir().unwrap();
-        let store = Mailstore::open(
-            Arc::new(crate::store::disk::Fs),
-            data.path(),
-            "mail.example",
-        );
+        let (fs, path) = (Arc::new(crate::store::disk::Fs), data.path());
+        let store = Mailstore::open(fs, path, path, "mail.example");
         let dir = store.mailbox_dir(&Address::new("ann", "example.org").unwrap());
         // Unknown and unlimited: not counted until someone asks.
         store.add_known_usage(&dir, 10);

@@ -56,7 +56,7 @@ async fn settings(visit: &Visit<'_>, member: &Address) -> Settings {
     let mailbox = handles.store.mailbox_dir(member);
     let used = handles.store.mailbox_usage(&mailbox);
     let limit = handles.router.quota_of(member);
-    let data_dir = visit.site.config.data_dir.clone();
+    let data_dir = visit.site.config.mail_dir().to_path_buf();
     let account = member.as_str().to_string();
     let (forward, away, book) = smol::unblock(move || {
         let forward = crate::route::forward::load(&data_dir)

@@ -158,18 +158,19 @@ pub struct UserRow {
 
 /// Every user with their quota, use and forward, from the files.
 pub fn user_rows(config: &Config) -> Result<Vec<UserRow>, String> {
-    let list = users::load_or_report(&config.data_dir)?;
-    let quotas = quota::load(&config.data_dir).map_err(|e| format!("cannot read quotas: {e}"))?;
-    let forwards = crate::route::forward::load(&config.data_dir)
-        .map_err(|e| format!("cannot read forwards: {e}"))?;
-    let usage = maildir::usage_by_mailbox(disk::system(), &config.data_dir);
+    let mail_dir = config.mail_dir();
+    let list = users::load_or_report(mail_dir)?;
+    let quotas = quota::load(mail_dir).map_err(|e| format!("cannot read quotas: {e}"))?;
+    let forwards =
+        crate::route::forward::load(mail_dir).map_err(|e| format!("cannot read forwards: {e}"))?;
+    let usage = maildir::usage_by_mailbox(disk::system(), mail_dir);
     Ok(list
         .users
         .iter()
         .map(|u| {
             let address = u.address();
             let own = quotas.get(&address).copied();
-            let mailbox = maildir::mailbox_dir(&config.data_dir, &u.local, &u.domain);
+            let mailbox = maildir::mailbox_dir(mail_dir, &u.local, &u.domain);
             UserRow {
                 admin: u.admin,
                 used: usage.get(&mailbox).copied().unwrap_or(0),
@@ -431,9 +432,9 @@ pub struct QueueRow {
 
 /// The messages waiting, and a line about damaged ones (if any).
 pub fn queue_rows(config: &Config, now: u64) -> Result<(Vec<QueueRow>, Option<String>), String> {
-    let entries = crate::queue::store::scan(disk::system(), &config.data_dir, false)
+    let entries = crate::queue::store::scan(disk::system(), &config.node_dir(), false)
         .map_err(|e| format!("cannot read the queue: {e}"))?;
-    let damaged = crate::queue::store::damaged_report(disk::system(), &config.data_dir);
+    let damaged = crate::queue::store::damaged_report(disk::system(), &config.node_dir());
     let rows = entries
         .iter()
         .map(|e| QueueRow {

@@ -1,0 +1,123 @@
+//! Several nodes on one shared directory, as behind a proxy: what one
+//! node or the CLI against one node's config writes, every node sees.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+/// A cluster's directories: one shared, and each node's own data and config.
+struct Cluster {
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        Cluster {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn shared(&self) -> PathBuf {
+        self.dir.path().join("shared")
+    }
+
+    fn data(&self, node: &str) -> PathBuf {
+        self.dir.path().join(node).join("data")
+    }
+
+    /// Node `node`'s config file, with `extra` TOML appended to `[cluster]`.
+    fn config(&self, node: &str, extra: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{node}.toml"));
+        let shared = self.shared();
+        let text = format!("[cluster]\nnode = \"{node}\"\nshared = {shared:?}\n{extra}");
+        std::fs::create_dir_all(self.dir.path().join(node)).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn start(&self, node: &str, extra: &str) -> Server {
+        let config = self.config(node, extra);
+        Server::start_in(&self.data(node), &["--config", config.to_str().unwrap()])
+    }
+
+    /// `postbox user add NAME` with node `node`'s config.
+    fn add_user(&self, node: &str, name: &str, password: &str) {
+        let config = self.config(node, "");
+        let data = self.data(node);
+        let out = postbox(
+            &[
+                "user",
+                "add",
+                name,
+                "--password-stdin",
+                "--config",
+                config.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+            ],
+            &format!("{password}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn mailbox(&self, user: &str) -> Vec<PathBuf> {
+        mailbox_files(&self.shared(), user)
+    }
+}
+
+fn names(files: &[PathBuf]) -> Vec<String> {
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    files.iter().map(|p| name(p)).collect()
+}
+
+#[test]
+fn a_member_added_on_node_1_logs_in_on_node_3_at_once() {
+    let cluster = Cluster::new();
+    std::fs::create_dir_all(cluster.shared()).unwrap();
+    let node3 = cluster.start("n3", "");
+    let mut refused = node3.pop3();
+    assert!(refused.line().starts_with("+OK"));
+    refused.cmd("USER carol");
+    refused.line();
+    refused.cmd("PASS carol-pw");
+    assert!(refused.line().starts_with("-ERR"), "no carol yet");
+    cluster.add_user("n1", "carol", "carol-pw");
+    let mut c = pop3_login(&node3, "carol", "carol-pw");
+    assert!(c.ask("QUIT").starts_with("+OK"));
+}
+
+#[test]
+fn mail_through_two_nodes_lands_in_one_mailbox_under_unique_names() {
+    let cluster = Cluster::new();
+    cluster.add_user("n1", "alice", "alice-pw");
+    let (node1, node2) = (cluster.start("n1", ""), cluster.start("n2", ""));
+    for node in [&node1, &node2] {
+        let reply = send_mail(
+            node.smtp,
+            "x@other.test",
+            &["alice@localhost"],
+            "Subject: hi\r\n\r\nhi",
+        );
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let names = names(&cluster.mailbox("alice"));
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].contains(".n1.mx.test,"), "{names:?}");
+    assert!(names[1].contains(".n2.mx.test,"), "{names:?}");
+    // Each node's spool is its own, under the shared directory.
+    for node in ["n1", "n2"] {
+        assert!(cluster
+            .shared()
+            .join("nodes")
+            .join(node)
+            .join("tmp")
+            .is_dir());
+    }
+    let mut c = pop3_login(&node2, "alice", "alice-pw");
+    assert!(c.ask("STAT").starts_with("+OK 2 "));
+}
