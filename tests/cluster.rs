@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A cluster's directories: one shared, and each node's own data and config.
 struct Cluster {
@@ -120,4 +121,60 @@ fn mail_through_two_nodes_lands_in_one_mailbox_under_unique_names() {
     }
     let mut c = pop3_login(&node2, "alice", "alice-pw");
     assert!(c.ask("STAT").starts_with("+OK 2 "));
+}
+
+/// A POP3 login's first reply after PASS.
+fn pop3_pass(node: &Server, user: &str, password: &str) -> (Client, String) {
+    let mut c = node.pop3();
+    assert!(c.line().starts_with("+OK"));
+    c.cmd(&format!("USER {user}"));
+    c.line();
+    c.cmd(&format!("PASS {password}"));
+    let reply = c.line();
+    (c, reply)
+}
+
+#[test]
+fn a_pop3_session_on_node_2_keeps_node_1_out_until_it_ends() {
+    let cluster = Cluster::new();
+    cluster.add_user("n1", "alice", "alice-pw");
+    let (node1, node2) = (cluster.start("n1", ""), cluster.start("n2", ""));
+    let mut holder = pop3_login(&node2, "alice", "alice-pw");
+    let (_, reply) = pop3_pass(&node1, "alice", "alice-pw");
+    assert!(reply.starts_with("-ERR [IN-USE]"), "{reply}");
+    assert!(holder.ask("QUIT").starts_with("+OK"));
+    node2.wait_session_closed(holder.local_addr());
+    wait_until(
+        "node 1 may open the mailbox",
+        Duration::from_secs(10),
+        || pop3_pass(&node1, "alice", "alice-pw").1.starts_with("+OK"),
+    );
+}
+
+#[test]
+fn a_killed_nodes_pop3_lock_expires_with_its_lease() {
+    let cluster = Cluster::new();
+    cluster.add_user("n1", "alice", "alice-pw");
+    let (node1, mut node2) = (
+        cluster.start("n1", "lease = \"2s\""),
+        cluster.start("n2", "lease = \"2s\""),
+    );
+    let _holder = pop3_login(&node2, "alice", "alice-pw");
+    // Renewed (every 2/3 s) while the node lives: held past one lease.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        let (_, reply) = pop3_pass(&node1, "alice", "alice-pw");
+        assert!(reply.starts_with("-ERR [IN-USE]"), "{reply}");
+    }
+    node2.kill();
+    wait_until(
+        "the dead node's lock expires",
+        Duration::from_secs(10),
+        || pop3_pass(&node1, "alice", "alice-pw").1.starts_with("+OK"),
+    );
+    assert!(
+        node1.logged("expired", Duration::from_secs(5)),
+        "{}",
+        node1.log()
+    );
 }

@@ -120,6 +120,7 @@ pub(super) struct WebFile {
 pub(super) struct ClusterFile {
     pub node: Option<String>,
     pub shared: Option<PathBuf>,
+    pub lease: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -126,10 +126,14 @@ pub struct ClusterConfig {
     /// POP3 locks and `nodes/NODE`.
     pub node: String,
     pub shared: PathBuf,
+    /// How long a POP3 lock lasts unless renewed (every third of it), so
+    /// a dead node's locks free up.
+    pub lease: Duration,
 }
 
 /// Where a cluster node keeps its spool and queue, under the shared directory.
 pub const NODES_DIR: &str = "nodes";
+pub const DEFAULT_CLUSTER_LEASE: Duration = Duration::from_secs(30);
 
 /// The web pages (`[web]`): members' and the admin's pages over HTTPS,
 /// and plain HTTP that only sends browsers there.

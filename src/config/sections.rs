@@ -147,9 +147,22 @@ pub(super) fn cluster(f: &ClusterFile, p: &mut Problems) -> Option<ClusterConfig
                     shared.display()
                 ));
             }
+            let lease = match &f.lease {
+                None => DEFAULT_CLUSTER_LEASE,
+                Some(text) => parse_duration(text)
+                    .ok()
+                    .filter(|d| *d >= Duration::from_secs(1))
+                    .unwrap_or_else(|| {
+                        p.0.push(format!(
+                            "cluster.lease: {text:?} is not a duration of 1s or more"
+                        ));
+                        DEFAULT_CLUSTER_LEASE
+                    }),
+            };
             Some(ClusterConfig {
                 node: node.clone(),
                 shared: shared.clone(),
+                lease,
             })
         }
         _ => {

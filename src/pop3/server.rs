@@ -362,8 +362,13 @@ async fn open_mailbox(
     account: &Address,
 ) -> Result<(MailboxLock, Vec<Message>), LoginFailure> {
     let dir = shared.store.mailbox_dir(account);
-    if !shared.store.lock_for_pop3(&dir) {
-        return Err(LoginFailure::InUse);
+    match shared.store.take_for_pop3(&dir).await {
+        Ok(true) => {}
+        Ok(false) => return Err(LoginFailure::InUse),
+        Err(e) => {
+            log::error!("cannot lock mailbox {}: {e}", dir.display());
+            return Err(LoginFailure::Unavailable);
+        }
     }
     let mut lock = MailboxLock {
         shared: shared.clone(),

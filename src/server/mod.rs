@@ -64,12 +64,26 @@ fn make_dkim_keys(config: &Config) {
 /// The mailboxes (shared in a cluster) and this node's spool.
 fn open_mailstore(config: &Config) -> Rc<Mailstore> {
     let (mail_dir, host) = (config.mail_dir(), config.unique_host());
-    Rc::new(Mailstore::open(
-        disk::system().clone(),
-        mail_dir,
-        &config.node_dir(),
-        &host,
-    ))
+    let store = Mailstore::open(disk::system().clone(), mail_dir, &config.node_dir(), &host);
+    Rc::new(match &config.cluster {
+        Some(cluster) => store.with_leases(&cluster.node, cluster.lease),
+        None => store,
+    })
+}
+
+/// In a cluster, keeps this node's POP3 locks from expiring.
+fn spawn_lease_renewal(
+    executor: &Rc<smol::LocalExecutor<'static>>,
+    store: &Rc<Mailstore>,
+) -> Option<smol::Task<()>> {
+    let every = store.lease_renewal()?;
+    let store = store.clone();
+    Some(executor.spawn(async move {
+        loop {
+            Timer::after(every).await;
+            store.renew_leases().await;
+        }
+    }))
 }
 
 /// Everything the server runs with, opened once at start.
@@ -456,6 +470,7 @@ async fn serve(
         })
     };
 
+    let _renewer = spawn_lease_renewal(&executor, &server.pop3.store);
     let queue_runner = crate::queue::run(server.queue_runner.clone(), executor.clone());
     let queue_runner = executor.spawn(queue_runner);
     let maildrop = {

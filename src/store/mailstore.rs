@@ -22,6 +22,11 @@ pub struct Mailstore {
     usage: RefCell<HashMap<PathBuf, u64>>,
     /// Mailboxes with a POP3 session in the TRANSACTION state.
     pop3_in_use: RefCell<HashSet<PathBuf>>,
+    /// In a cluster: this node's name and how long its POP3 locks last.
+    leases: Option<(String, std::time::Duration)>,
+    /// The cluster-wide locks held (mailbox, holder), renewed by [`Mailstore::renew_leases`].
+    held_leases: RefCell<HashMap<PathBuf, String>>,
+    lease_seq: std::cell::Cell<u64>,
 }
 
 impl Mailstore {
@@ -37,6 +42,57 @@ impl Mailstore {
             names: maildir::NameMaker::new(host),
             commits: GroupCommit::default(),
             pop3_in_use: RefCell::new(HashSet::new()),
+            leases: None,
+            held_leases: RefCell::default(),
+            lease_seq: Default::default(),
+        }
+    }
+
+    /// A cluster node: POP3 locks are lease files other nodes honour.
+    pub fn with_leases(mut self, node: &str, lease: std::time::Duration) -> Mailstore {
+        self.leases = Some((node.to_string(), lease));
+        self
+    }
+
+    /// How often the leases held are renewed, in a cluster.
+    pub fn lease_renewal(&self) -> Option<std::time::Duration> {
+        self.leases.as_ref().map(|(_, lease)| *lease / 3)
+    }
+
+    /// Takes a mailbox for a POP3 session on this node and, in a cluster,
+    /// on every node; `Ok(false)` when another session holds it.
+    pub async fn take_for_pop3(&self, dir: &Path) -> std::io::Result<bool> {
+        if !self.lock_for_pop3(dir) {
+            return Ok(false);
+        }
+        let Some((node, lease)) = self.leases.clone() else {
+            return Ok(true);
+        };
+        let seq = self.lease_seq.get() + 1;
+        self.lease_seq.set(seq);
+        let holder = format!("{node}-{}-{seq}", std::process::id());
+        let (mailbox, named) = (dir.to_path_buf(), holder.clone());
+        let taken = smol::unblock(move || super::lease::take(&mailbox, &named, lease)).await;
+        match taken {
+            Ok(true) => {
+                self.held_leases
+                    .borrow_mut()
+                    .insert(dir.to_path_buf(), holder);
+            }
+            _ => self.unlock_for_pop3(dir),
+        }
+        taken
+    }
+
+    /// Touches every lease this node holds.
+    pub async fn renew_leases(&self) {
+        let held: Vec<_> = self.held_leases.borrow().clone().into_iter().collect();
+        for (dir, holder) in held {
+            let mailbox = dir.clone();
+            let renewed = smol::unblock(move || super::lease::renew(&mailbox, &holder)).await;
+            if !matches!(renewed, Ok(true)) {
+                log::error!("POP3 lock on {} lost: {renewed:?}", dir.display());
+            }
         }
     }
 
@@ -134,6 +190,10 @@ impl Mailstore {
 
     pub fn unlock_for_pop3(&self, dir: &Path) {
         self.pop3_in_use.borrow_mut().remove(dir);
+        if let Some(holder) = self.held_leases.borrow_mut().remove(dir) {
+            let mailbox = dir.to_path_buf();
+            smol::unblock(move || super::lease::release(&mailbox, &holder)).detach();
+        }
     }
 }
 

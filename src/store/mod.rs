@@ -6,6 +6,7 @@ pub mod disk;
 pub mod durable;
 pub mod faults;
 pub mod index;
+pub mod lease;
 pub mod maildir;
 pub mod mailstore;
 pub mod memory;
