@@ -178,3 +178,70 @@ fn a_killed_nodes_pop3_lock_expires_with_its_lease() {
         node1.log()
     );
 }
+
+#[test]
+fn queue_adopt_moves_a_dead_nodes_queue_exactly_once() {
+    let cluster = Cluster::new();
+    cluster.add_user("n1", "alice", "alice-pw");
+    let outbound = "relay_from = [\"127.0.0.0/8\"]\n[queue]\nsmarthost = \"127.0.0.1:9\"\nsmarthost_tls = \"none\"\n[cluster]\n";
+    let start = |node: &str| {
+        let config = cluster.config(node, "");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = text.replacen("[cluster]\n", outbound, 1);
+        std::fs::write(&config, text).unwrap();
+        Server::start_in(&cluster.data(node), &["--config", config.to_str().unwrap()])
+    };
+    let mut node2 = start("n2");
+    let reply = send_mail(
+        node2.smtp,
+        "alice@localhost",
+        &["far@away.test"],
+        "Subject: out\r\n\r\nout",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    node2.kill();
+    let queued = |node: &str| -> usize {
+        let dir = cluster.shared().join("nodes").join(node).join("queue");
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".env")
+            })
+            .count()
+        })
+    };
+    assert_eq!(queued("n2"), 1);
+    let config1 = cluster.config("n1", "");
+    let data1 = cluster.data("n1");
+    std::fs::create_dir_all(&data1).unwrap();
+    let adopt = || {
+        postbox(
+            &[
+                "queue",
+                "adopt",
+                "n2",
+                "--config",
+                config1.to_str().unwrap(),
+                "--data",
+                data1.to_str().unwrap(),
+            ],
+            "",
+        )
+    };
+    let first = adopt();
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(said.contains("adopted 1 messages from n2"), "{said}");
+    assert_eq!((queued("n1"), queued("n2")), (1, 0));
+    let again = adopt();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("adopted already"));
+    assert_eq!(queued("n1"), 1);
+}

@@ -299,6 +299,37 @@ pub fn queue_flush(config: &Config) -> Result<String, String> {
     }
 }
 
+/// `queue adopt NODE`: moves a dead cluster node's queue to this node,
+/// whose running server sends it. Exactly once: see [`crate::queue::store::adopt`].
+pub fn queue_adopt(config: &Config, node: &str) -> Result<String, String> {
+    existing_data_dir(config)?;
+    let Some(cluster) = &config.cluster else {
+        return Err(
+            "queue adopt: this node is not in a cluster ([cluster] node and shared)".into(),
+        );
+    };
+    if node == cluster.node {
+        return Err(format!("queue adopt: {node} is this node"));
+    }
+    let from = cluster.shared.join(crate::config::NODES_DIR).join(node);
+    if node.is_empty() || node.contains(['/', '\\']) || node.starts_with('.') || !from.is_dir() {
+        return Err(format!(
+            "queue adopt: no node {node:?} in {}",
+            cluster.shared.display()
+        ));
+    }
+    let moved = crate::queue::store::adopt(&from, &config.node_dir(), &cluster.node).map_err(
+        |e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                format!("queue adopt: {node}'s queue is gone (adopted already?)")
+            }
+            _ => format!("queue adopt: {e}"),
+        },
+    )?;
+    let _ = crate::ops::status::nudge_queue(&config.data_dir);
+    Ok(format!("adopted {moved} messages from {node}"))
+}
+
 /// `queue delete ID`: drops a message from the queue without a report.
 pub fn queue_delete(config: &Config, id: &str) -> Result<String, String> {
     existing_data_dir(config)?;

@@ -173,6 +173,13 @@ pub const VERBS: &[Verb] = &[
         |c, _| text(queue_flush(c)),
     ),
     verb(
+        &["queue", "adopt"],
+        "NODE",
+        (1, 1),
+        "take a dead cluster node's queue (once) and send it from here",
+        |c, r| text(queue_adopt(c, r.args[0])),
+    ),
+    verb(
         &["queue", "delete"],
         "ID",
         (1, 1),

@@ -219,6 +219,42 @@ pub fn remove(disk: &dyn Disk, data_dir: &Path, id: &str) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Moves the queue of a dead cluster node (`from`, its node directory)
+/// into this node's (`to`). The claim is one rename of the whole queue
+/// directory, so of two nodes adopting at once only one gets it; each
+/// message moves before its envelope (link, then unlink), so a crash
+/// midway leaves every message in one queue or the other, and adopting
+/// again finishes the move. Returns how many messages moved.
+pub fn adopt(from: &Path, to: &Path, adopter: &str) -> io::Result<usize> {
+    let claimed = from.join(format!("{QUEUE_DIR}.adopted-by-{adopter}"));
+    match std::fs::rename(queue_dir(from), &claimed) {
+        Ok(()) => {}
+        // Claimed by this node before, and not finished.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && claimed.is_dir() => {}
+        Err(e) => return Err(e),
+    }
+    let disk = &**disk::system();
+    let (target, mut moved) = (queue_dir(to), 0);
+    create_dir_durable(disk, &target)?;
+    let mut names: Vec<String> = std::fs::read_dir(&claimed)?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".msg") || name.ends_with(".env"))
+        .collect();
+    // Messages first: an envelope never arrives without its message.
+    names.sort_by_key(|name| (name.ends_with(".env"), name.clone()));
+    for name in &names {
+        std::fs::hard_link(claimed.join(name), target.join(name))?;
+        disk.sync_dir(&target)?;
+        std::fs::remove_file(claimed.join(name))?;
+        moved += usize::from(name.ends_with(".env"));
+    }
+    // Gone when empty, so adopting again says so; kept when it holds
+    // more (damaged/), for a look by hand.
+    let _ = std::fs::remove_dir(&claimed);
+    disk.sync_dir(from)?;
+    Ok(moved)
+}
+
 /// Every envelope in the queue, oldest first. With `sweep`, message files
 /// without an envelope and temporary files of envelope writes cut short
 /// are removed, and unreadable envelopes set aside with their messages in
