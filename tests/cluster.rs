@@ -245,3 +245,31 @@ fn queue_adopt_moves_a_dead_nodes_queue_exactly_once() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("adopted already"));
     assert_eq!(queued("n1"), 1);
 }
+
+#[test]
+fn a_draining_node_fails_the_health_check() {
+    let cluster = Cluster::new();
+    cluster.add_user("n1", "alice", "alice-pw");
+    let mut node = cluster.start("n1", "");
+    // A session in DATA keeps the node draining after SIGTERM.
+    let mut busy = node.smtp();
+    busy.reply();
+    busy.ask("EHLO busy.test");
+    busy.ask("MAIL FROM:<x@other.test>");
+    busy.ask("RCPT TO:<alice@localhost>");
+    assert!(busy.ask("DATA").starts_with("354"));
+    signal(&node.child, "TERM");
+    wait_until(
+        "new connections are refused",
+        Duration::from_secs(10),
+        || {
+            [node.smtp, node.pop3]
+                .iter()
+                .all(|addr| std::net::TcpStream::connect(addr).is_err())
+        },
+    );
+    assert!(node.child.try_wait().unwrap().is_none(), "still draining");
+    busy.send(b"Subject: late\r\n\r\nlate\r\n.\r\n");
+    assert!(busy.reply().starts_with("250"));
+    assert!(node.terminate().success());
+}
