@@ -104,9 +104,49 @@ struct Conn {
     reader: BufReader<Transport>,
 }
 
+/// With `LOADGEN_SOURCES=N`, connections come from 127.0.1.1 to
+/// 127.0.1.N in turn (many clients, for a proxy's `balance source`).
+fn connect_spread(addr: &str) -> TcpStream {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let sources: u32 = match std::env::var("LOADGEN_SOURCES") {
+        Ok(n) => n.parse().expect("LOADGEN_SOURCES: a number"),
+        Err(_) => return TcpStream::connect(addr).expect("connect"),
+    };
+    let host = NEXT.fetch_add(1, Ordering::Relaxed) % sources.clamp(1, 254) + 1;
+    let target: std::net::SocketAddrV4 = addr.parse().expect("an IPv4 ADDR:PORT");
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let source = sockaddr(std::net::Ipv4Addr::new(127, 0, 1, host as u8), 0);
+    let target = sockaddr(*target.ip(), target.port());
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a fresh socket, given whole to the TcpStream on success;
+    // the addresses are valid sockaddr_in values of the length given.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket");
+        let bound = libc::bind(fd, (&source as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(
+            bound,
+            0,
+            "bind 127.0.1.{host}: {}",
+            std::io::Error::last_os_error()
+        );
+        let connected = libc::connect(fd, (&target as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(connected, 0, "connect: {}", std::io::Error::last_os_error());
+        std::os::fd::FromRawFd::from_raw_fd(fd)
+    }
+}
+
 impl Conn {
     fn open(addr: &str) -> Conn {
-        let stream = TcpStream::connect(addr).expect("connect");
+        let stream = connect_spread(addr);
         stream.set_nodelay(true).unwrap();
         Conn {
             reader: BufReader::new(Transport::Plain(stream)),
