@@ -273,3 +273,80 @@ fn a_draining_node_fails_the_health_check() {
     assert!(busy.reply().starts_with("250"));
     assert!(node.terminate().success());
 }
+
+/// Sends messages numbered `first..` to alice until the node goes away;
+/// the numbers it acknowledged with 250.
+fn send_until_gone(addr: std::net::SocketAddr, first: usize) -> Vec<usize> {
+    let mut acknowledged = Vec::new();
+    for n in first.. {
+        let Ok(stream) = std::net::TcpStream::connect(addr) else {
+            break;
+        };
+        let mut c = std::io::BufReader::new(stream);
+        let mut say = |line: &str| -> Option<String> {
+            use std::io::{BufRead, Write};
+            if !line.is_empty() {
+                c.get_mut().write_all(line.as_bytes()).ok()?;
+            }
+            let mut reply = String::new();
+            loop {
+                let mut l = String::new();
+                (c.read_line(&mut l).ok()? > 0).then_some(())?;
+                reply.push_str(&l);
+                if l.as_bytes().get(3) != Some(&b'-') {
+                    return Some(reply);
+                }
+            }
+        };
+        let body = format!("Subject: m{n}\r\n\r\nbody {n}\r\n.\r\n");
+        let replies = [
+            "",
+            "EHLO c.test\r\n",
+            "MAIL FROM:<x@other.test>\r\n",
+            "RCPT TO:<alice@localhost>\r\n",
+            "DATA\r\n",
+            body.as_str(),
+        ]
+        .iter()
+        .map(|l| say(l))
+        .collect::<Option<Vec<String>>>();
+        match replies {
+            Some(r) if r[5].starts_with("250") => acknowledged.push(n),
+            _ => break,
+        }
+    }
+    acknowledged
+}
+
+#[test]
+fn a_node_killed_under_load_loses_no_acknowledged_message() {
+    let cluster = Cluster::new();
+    cluster.add_user("n1", "alice", "alice-pw");
+    let (_node1, mut node2) = (cluster.start("n1", ""), cluster.start("n2", ""));
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            let addr = node2.smtp;
+            std::thread::spawn(move || send_until_gone(addr, i * 100_000))
+        })
+        .collect();
+    wait_until("some mail is in", Duration::from_secs(20), || {
+        cluster.mailbox("alice").len() >= 20
+    });
+    node2.kill();
+    let acknowledged: Vec<usize> = senders
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+    let stored: String = cluster
+        .mailbox("alice")
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(acknowledged.len() >= 20);
+    for n in acknowledged {
+        assert!(
+            stored.contains(&format!("Subject: m{n}\r\n")),
+            "m{n} acknowledged, not stored"
+        );
+    }
+}
