@@ -1,5 +1,6 @@
 //! The crash-safety primitives every file Postbox writes goes through:
-//! write beside, fsync, rename over, fsync the directory.
+//! write beside, fsync, rename over, fsync the directory (on ext4's
+//! ordered journal: write beside, rename over, fsync the file).
 
 use std::io;
 use std::path::Path;
@@ -42,6 +43,12 @@ pub fn replace_file_with(
         // Private: the users file holds password hashes.
         let mut file = disk.create_new(&tmp, 0o600)?;
         fill(&mut |bytes| disk.write(&mut file, bytes))?;
+        if disk.sync_keeps_names(&file) {
+            // Renamed first, then one sync for data and name: an ordered
+            // journal never keeps the name without the data.
+            disk.rename(&tmp, path)?;
+            return disk.sync(&file);
+        }
         disk.sync(&file)?;
         disk.rename(&tmp, path)?;
         disk.sync_dir(dir)

@@ -297,6 +297,10 @@ impl<D: Disk> Disk for Faulty<D> {
         self.inner.syncfs(file)
     }
 
+    fn sync_keeps_names(&self, file: &Handle) -> bool {
+        self.inner.sync_keeps_names(file)
+    }
+
     fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.check(Op::Link)?;
         self.inner.link(from, to)

@@ -4,6 +4,11 @@
 //! fsynced before the sender hears 250. Readers never see a partial file; a
 //! crash leaves at most garbage in the spool, which is cleared at start.
 //!
+//! On ext4's ordered journal (the board's data partition) the links are
+//! made first and one fsync of the file makes data and names durable
+//! together ([`Disk::sync_keeps_names`]): a reader may then list a
+//! message a moment before its sender hears 250.
+//!
 //! File names follow Dovecot: `SECS.MUSECSPPIDQSEQ.HOST,S=SIZE,W=SIZE`,
 //! where both sizes are the stored size because messages are kept with
 //! CRLF line ends, exactly as POP3 sends them.
@@ -278,6 +283,16 @@ impl Incoming {
     /// Blocking (fsync): run it on the blocking pool. [`super::commit`]
     /// does the same for many messages with one round of syncs.
     pub fn deliver(&self, mailboxes: &[PathBuf]) -> io::Result<Delivered> {
+        if self.disk.sync_keeps_names(&self.file) {
+            // One sync for the data and every new name (see
+            // [`Disk::sync_keeps_names`]).
+            let (name, linked, failed) = self.link_into(mailboxes)?;
+            if let Err(e) = self.disk.sync(&self.file) {
+                unlink_all(&*self.disk, &linked);
+                return Err(e);
+            }
+            return Ok(Delivered { name, failed });
+        }
         self.disk.sync(&self.file)?;
         let (name, linked, mut failed) = self.link_into(mailboxes)?;
         let took: Vec<&PathBuf> = mailboxes
@@ -762,48 +777,82 @@ mod tests {
             mailbox_dir(data, "a", "test"),
             mailbox_dir(data, "b", "test"),
         );
-        for cut in 0.. {
-            let memory = Arc::new(Memory::new());
-            let disk: Arc<dyn Disk> = memory.clone();
-            clear_spool(&*disk, data).unwrap();
-            // The second mailbox is made by the delivery itself.
-            create_mailbox(&*disk, &a).unwrap();
-            memory.cut_power_after(cut);
-            let outcome = (|| {
-                let mut message = Incoming::create(&disk, data, NameMaker::new("h").next())?;
-                message.write(&text[..20])?;
-                message.write(&text[20..])?;
-                let delivered = message.deliver(&[a.clone(), b.clone()]);
-                message.discard();
-                delivered
-            })();
-            let finished = !memory.power_was_cut();
-            memory.crash();
-            clear_spool(&*disk, data).unwrap();
-            for mailbox in [&a, &b] {
-                let acknowledged = outcome
-                    .as_ref()
-                    .is_ok_and(|d| !d.failed.iter().any(|(m, _)| m == mailbox));
-                let stored = scan_mailbox(&*disk, mailbox).unwrap();
-                for message in &stored {
-                    let bytes = disk.read(&mailbox.join(&*message.name)).unwrap();
-                    assert_eq!(
-                        bytes, text,
-                        "power cut after {cut} changes: partial message"
-                    );
-                }
-                let expected = if acknowledged { 1..=1 } else { 0..=1 };
-                assert!(
+        // The filesystem model and ext4's ordered journal (one sync).
+        for make in [Memory::new, Memory::journaled] {
+            for cut in 0.. {
+                let memory = Arc::new(make());
+                let disk: Arc<dyn Disk> = memory.clone();
+                clear_spool(&*disk, data).unwrap();
+                // The second mailbox is made by the delivery itself.
+                create_mailbox(&*disk, &a).unwrap();
+                memory.cut_power_after(cut);
+                let outcome = (|| {
+                    let mut message = Incoming::create(&disk, data, NameMaker::new("h").next())?;
+                    message.write(&text[..20])?;
+                    message.write(&text[20..])?;
+                    let delivered = message.deliver(&[a.clone(), b.clone()]);
+                    message.discard();
+                    delivered
+                })();
+                let finished = !memory.power_was_cut();
+                memory.crash();
+                clear_spool(&*disk, data).unwrap();
+                for mailbox in [&a, &b] {
+                    let acknowledged = outcome
+                        .as_ref()
+                        .is_ok_and(|d| !d.failed.iter().any(|(m, _)| m == mailbox));
+                    let stored = scan_mailbox(&*disk, mailbox).unwrap();
+                    for message in &stored {
+                        let bytes = disk.read(&mailbox.join(&*message.name)).unwrap();
+                        assert_eq!(
+                            bytes, text,
+                            "power cut after {cut} changes: partial message"
+                        );
+                    }
+                    let expected = if acknowledged { 1..=1 } else { 0..=1 };
+                    assert!(
                     expected.contains(&stored.len()),
                     "power cut after {cut} changes: {} copies in {}, acknowledged: {acknowledged}",
                     stored.len(),
                     mailbox.display()
                 );
+                }
+                assert!(disk.list(&data.join(SPOOL_DIR)).unwrap().is_empty());
+                if finished {
+                    assert!(outcome.is_ok_and(|d| d.failed.is_empty()));
+                    break;
+                }
             }
-            assert!(disk.list(&data.join(SPOOL_DIR)).unwrap().is_empty());
-            if finished {
-                assert!(outcome.is_ok_and(|d| d.failed.is_empty()));
-                break;
+        }
+    }
+
+    /// Where a file's sync keeps its names (ext4's ordered journal), a
+    /// delivery to two mailboxes takes that one sync; elsewhere the file
+    /// and each new/ are synced.
+    #[test]
+    fn a_delivery_syncs_once_where_names_go_with_the_data() {
+        use crate::store::memory::Memory;
+        let data = Path::new("/data");
+        let boxes = [
+            mailbox_dir(data, "a", "test"),
+            mailbox_dir(data, "b", "test"),
+        ];
+        for (memory, syncs) in [(Memory::journaled(), 1), (Memory::new(), 3)] {
+            let memory = Arc::new(memory);
+            let disk: Arc<dyn Disk> = memory.clone();
+            clear_spool(&*disk, data).unwrap();
+            for mailbox in &boxes {
+                create_mailbox(&*disk, mailbox).unwrap();
+            }
+            let before = memory.syncs();
+            let mut message = Incoming::create(&disk, data, NameMaker::new("h").next()).unwrap();
+            message.write(b"Subject: once\r\n\r\nbody\r\n").unwrap();
+            message.deliver(&boxes).unwrap();
+            message.discard();
+            assert_eq!(memory.syncs() - before, syncs);
+            memory.crash();
+            for mailbox in &boxes {
+                assert_eq!(scan_mailbox(&*disk, mailbox).unwrap().len(), 1);
             }
         }
     }

@@ -32,6 +32,11 @@ struct State {
     changes_left: Option<u64>,
     /// A change was refused for want of power.
     cut: bool,
+    /// Syncs a file's names with its data, as ext4's ordered journal does
+    /// (see [`Disk::sync_keeps_names`]).
+    journaled: bool,
+    /// Syncs of any kind so far.
+    syncs: u64,
 }
 
 const ROOT: u64 = 0;
@@ -66,6 +71,8 @@ impl Default for State {
             next_id: ROOT + 1,
             changes_left: None,
             cut: false,
+            journaled: false,
+            syncs: 0,
         }
     }
 }
@@ -191,6 +198,19 @@ impl Memory {
         Memory::default()
     }
 
+    /// A disk whose file syncs keep the file's names too, as ext4's
+    /// ordered journal does.
+    pub fn journaled() -> Memory {
+        let memory = Memory::default();
+        memory.state().journaled = true;
+        memory
+    }
+
+    /// How many syncs (of files, directories or the whole disk) were made.
+    pub fn syncs(&self) -> u64 {
+        self.state().syncs
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -261,14 +281,33 @@ impl Disk for Memory {
     fn sync(&self, file: &Handle) -> io::Result<()> {
         let mut state = self.state();
         state.change()?;
-        let (data, synced) = state.file_mut(node_of(file))?;
+        state.syncs += 1;
+        let id = node_of(file);
+        let (data, synced) = state.file_mut(id)?;
         *synced = data.clone();
+        if state.journaled {
+            for node in state.nodes.values_mut() {
+                if let Node::Dir {
+                    entries, durable, ..
+                } = node
+                {
+                    for (name, _) in entries.iter().filter(|(_, node)| **node == id) {
+                        durable.insert(name.clone(), id);
+                    }
+                }
+            }
+        }
         Ok(())
+    }
+
+    fn sync_keeps_names(&self, _file: &Handle) -> bool {
+        self.state().journaled
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state();
         state.change()?;
+        state.syncs += 1;
         let id = state.lookup(dir)?;
         match state.nodes.get_mut(&id) {
             Some(Node::Dir {
@@ -284,6 +323,7 @@ impl Disk for Memory {
     fn syncfs(&self, _file: &Handle) -> io::Result<()> {
         let mut state = self.state();
         state.change()?;
+        state.syncs += 1;
         for node in state.nodes.values_mut() {
             match node {
                 Node::File { data, synced, .. } => *synced = data.clone(),

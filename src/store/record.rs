@@ -393,6 +393,23 @@ mod tests {
         assert_eq!(cache.refresh_here(), &vec![1]);
     }
 
+    /// On ext4's ordered journal a replacement takes one sync; elsewhere
+    /// the file's and its directory's.
+    #[test]
+    fn a_replacement_syncs_once_where_names_go_with_the_data() {
+        use crate::store::memory::Memory;
+        let path = Path::new("/data/counters");
+        for (memory, syncs) in [(Memory::journaled(), 1), (Memory::new(), 2)] {
+            crate::store::durable::create_dir_durable(&memory, Path::new("/data")).unwrap();
+            let before = memory.syncs();
+            save(&memory, path, KIND, 1, &vec![3u32]).unwrap();
+            assert_eq!(memory.syncs() - before, syncs);
+            memory.crash();
+            let loaded: Vec<u32> = load(&memory, path, KIND, 1).unwrap().unwrap();
+            assert_eq!(loaded, [3]);
+        }
+    }
+
     /// Replacing a record with the power cut after each number of changes
     /// in turn: after the restart it reads as the old or the new value,
     /// and as the new one if the replacement said it was done.
@@ -400,25 +417,28 @@ mod tests {
     fn a_power_cut_anywhere_in_a_replacement_leaves_old_or_new() {
         use crate::store::memory::Memory;
         let path = Path::new("/data/counters");
-        for cut in 0.. {
-            let memory = Memory::new();
-            crate::store::durable::create_dir_durable(&memory, Path::new("/data")).unwrap();
-            save(&memory, path, KIND, 1, &vec![1u32]).unwrap();
-            memory.cut_power_after(cut);
-            let saved = save(&memory, path, KIND, 1, &vec![2u32, 2]);
-            let finished = !memory.power_was_cut();
-            memory.crash();
-            let loaded: Vec<u32> = load(&memory, path, KIND, 1).unwrap().unwrap();
-            if saved.is_ok() {
-                assert_eq!(loaded, [2, 2], "power cut after {cut} changes");
-            } else {
-                assert!(
-                    loaded == [1] || loaded == [2, 2],
-                    "power cut after {cut}: {loaded:?}"
-                );
-            }
-            if finished {
-                break;
+        // The filesystem model and ext4's ordered journal (one sync).
+        for make in [Memory::new, Memory::journaled] {
+            for cut in 0.. {
+                let memory = make();
+                crate::store::durable::create_dir_durable(&memory, Path::new("/data")).unwrap();
+                save(&memory, path, KIND, 1, &vec![1u32]).unwrap();
+                memory.cut_power_after(cut);
+                let saved = save(&memory, path, KIND, 1, &vec![2u32, 2]);
+                let finished = !memory.power_was_cut();
+                memory.crash();
+                let loaded: Vec<u32> = load(&memory, path, KIND, 1).unwrap().unwrap();
+                if saved.is_ok() {
+                    assert_eq!(loaded, [2, 2], "power cut after {cut} changes");
+                } else {
+                    assert!(
+                        loaded == [1] || loaded == [2, 2],
+                        "power cut after {cut}: {loaded:?}"
+                    );
+                }
+                if finished {
+                    break;
+                }
             }
         }
     }
