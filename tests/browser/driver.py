@@ -20,9 +20,11 @@ HTTPS)."""
 import argparse
 import json
 import sys
+import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -53,6 +55,23 @@ def browser(mapping):
     return webdriver.Chrome(service=service, options=options)
 
 
+def click_once(driver, css):
+    """Clicks `css` and returns the page it was clicked on. A loaded
+    Chromium may hand out an element of a document it is still swapping
+    in ("does not belong to the document"): that click never happened, so
+    the element is found again and clicked then."""
+    for attempt in range(5):
+        page = driver.find_element(By.TAG_NAME, "html")
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return page
+        except (StaleElementReferenceException, WebDriverException) as e:
+            detached = isinstance(e, StaleElementReferenceException) or "does not belong to the document" in str(e)
+            if not detached or attempt == 4:
+                raise
+            time.sleep(0.1)
+
+
 def run(driver, command):
     (op, arg), *rest = command.items()
     if op == "get":
@@ -66,8 +85,7 @@ def run(driver, command):
     if op == "click":
         # Every click here submits a form or follows a link: the answer
         # waits for the next page, not only for the click.
-        page = driver.find_element(By.TAG_NAME, "html")
-        driver.find_element(By.CSS_SELECTOR, arg).click()
+        page = click_once(driver, arg)
         wait = WebDriverWait(driver, 20)
         wait.until(expected_conditions.staleness_of(page))
         wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
