@@ -40,8 +40,7 @@ pub trait Disk: Send + Sync {
     /// linked to it so far, and no name of it can reach the disk before
     /// its data: ext4's ordered journal (a commit writes the data of the
     /// files it names first). There one sync after linking does what
-    /// elsewhere takes a sync of the file and then of each directory,
-    /// and the card is written about a quarter as much per message.
+    /// elsewhere takes a sync of the file and then of each directory.
     fn sync_keeps_names(&self, file: &Handle) -> bool;
 
     fn link(&self, from: &Path, to: &Path) -> io::Result<()>;
