@@ -20,7 +20,6 @@ HTTPS)."""
 import argparse
 import json
 import sys
-import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -59,17 +58,19 @@ def click_once(driver, css):
     """Clicks `css` and returns the page it was clicked on. A loaded
     Chromium may hand out an element of a document it is still swapping
     in ("does not belong to the document"): that click never happened, so
-    the element is found again and clicked then."""
-    for attempt in range(5):
-        page = driver.find_element(By.TAG_NAME, "html")
+    the driver waits for the new document and clicks there."""
+
+    def attempt(d):
+        page = d.find_element(By.TAG_NAME, "html")
         try:
-            driver.find_element(By.CSS_SELECTOR, css).click()
-            return page
-        except (StaleElementReferenceException, WebDriverException) as e:
-            detached = isinstance(e, StaleElementReferenceException) or "does not belong to the document" in str(e)
-            if not detached or attempt == 4:
-                raise
-            time.sleep(0.1)
+            d.find_element(By.CSS_SELECTOR, css).click()
+        except WebDriverException as e:
+            if isinstance(e, StaleElementReferenceException) or "does not belong to the document" in str(e):
+                return False
+            raise
+        return page
+
+    return WebDriverWait(driver, 20).until(attempt)
 
 
 def run(driver, command):
