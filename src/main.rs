@@ -568,6 +568,15 @@ fn system(args: &Args) -> Result<(), Failure> {
             let config = load_config(args)?;
             console::unattended_backup(&config, args.overrides.config_file.as_deref())
         }
+        // The supplicant's configuration for the init (empty: no Wi-Fi).
+        ["wifi-conf"] => load_config(args)
+            .map_err(|_| ())
+            .map(|config| {
+                config.wifi.map_or(String::new(), |w| {
+                    appliance::wifi::supplicant_conf(&w, appliance::wifi::CONTROL_DIR)
+                })
+            })
+            .or(Ok(String::new())),
         _ => appliance::system::command(&words),
     };
     println!("{}", done.map_err(Failure::Failed)?);

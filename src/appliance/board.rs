@@ -119,6 +119,18 @@ fn stop_server() -> Result<(), String> {
 }
 
 impl Machine for Board {
+    fn wifi_status(&mut self) -> Result<String, String> {
+        self.wifi_status_text()
+    }
+
+    fn set_wifi(
+        &mut self,
+        config_file: &std::path::Path,
+        wifi: &super::wifi::Wifi,
+    ) -> Result<String, String> {
+        self.write_wifi(config_file, wifi)
+    }
+
     fn with_stick(
         &mut self,
         work: &mut dyn FnMut(&std::path::Path) -> Result<String, String>,
@@ -192,5 +204,99 @@ impl Machine for Board {
         status
             .map(|_| ())
             .map_err(|e| format!("cannot start /bin/sh: {e}"))
+    }
+}
+
+/// Where the image's init runs the supplicant's control sockets, and the
+/// file it notes the last Wi-Fi trouble in (a wrong password).
+const SUPPLICANT_SOCKETS: &str = super::wifi::CONTROL_DIR;
+const WIFI_TROUBLE: &str = "/run/postbox/wifi-trouble";
+/// Made by `wifi set`: the init's Wi-Fi loop starts the supplicant again.
+const WIFI_CHANGED: &str = "/run/postbox/wifi-changed";
+
+/// One request on the supplicant's control socket (a datagram each way).
+fn supplicant_request(request: &str) -> Result<String, String> {
+    use std::os::unix::net::UnixDatagram;
+    let server = format!("{SUPPLICANT_SOCKETS}/{}", super::wifi::INTERFACE);
+    let local = format!("/run/postbox/wpa_ctrl_{}", std::process::id());
+    let _ = std::fs::remove_file(&local);
+    let socket = UnixDatagram::bind(&local).map_err(|e| format!("cannot bind {local}: {e}"))?;
+    let asked = socket
+        .connect(&server)
+        .and_then(|()| socket.set_read_timeout(Some(std::time::Duration::from_secs(3))))
+        .and_then(|()| socket.send(request.as_bytes()));
+    let mut reply = vec![0u8; 4096];
+    let got = asked.and_then(|_| socket.recv(&mut reply));
+    let _ = std::fs::remove_file(&local);
+    let n = got.map_err(|e| format!("no answer from the Wi-Fi supplicant ({server}): {e}"))?;
+    Ok(String::from_utf8_lossy(&reply[..n]).into_owned())
+}
+
+impl Board {
+    pub fn wifi_status_text(&mut self) -> Result<String, String> {
+        self.as_root(|| {
+            let trouble = std::fs::read_to_string(WIFI_TROUBLE).ok();
+            let status = match supplicant_request("STATUS") {
+                Ok(status) => status,
+                Err(e) if !std::path::Path::new(SUPPLICANT_SOCKETS).exists() => {
+                    return Err(format!(
+                        "Wi-Fi is off: no radio on this board, or no wifi_ssid in postbox.toml ({e})"
+                    ))
+                }
+                Err(e) => return Err(e),
+            };
+            let signal = supplicant_request("SIGNAL_POLL").unwrap_or_default();
+            Ok(super::wifi::describe(&status, &signal, trouble.as_deref()))
+        })
+    }
+
+    /// Writes the keys into the config file on the boot partition (which
+    /// the init mounts read-only) and has the init start the supplicant again.
+    pub fn write_wifi(
+        &mut self,
+        config_file: &std::path::Path,
+        wifi: &super::wifi::Wifi,
+    ) -> Result<String, String> {
+        self.as_root(|| {
+            let file = std::fs::canonicalize(config_file)
+                .map_err(|e| format!("cannot find {}: {e}", config_file.display()))?;
+            if !file.starts_with("/boot") {
+                return Err("no postbox.toml on the boot partition to keep the settings in".into());
+            }
+            let remount = |mode: &str| {
+                std::process::Command::new("mount")
+                    .args(["-o", &format!("remount,{mode}"), "/boot"])
+                    .status()
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| {
+                        s.success()
+                            .then_some(())
+                            .ok_or(format!("mount -o remount,{mode} /boot failed"))
+                    })
+            };
+            remount("rw")?;
+            let written = std::fs::read_to_string(&file)
+                .map(|text| super::wifi::set_in_toml(&text, wifi))
+                .and_then(|text| {
+                    let new = file.with_extension("toml.new");
+                    std::fs::write(&new, text)?;
+                    std::fs::File::open(&new)?.sync_all()?;
+                    std::fs::rename(&new, &file)
+                })
+                .map_err(|e| format!("cannot write {}: {e}", file.display()));
+            // SAFETY: sync takes no arguments.
+            unsafe { libc::sync() };
+            let back = remount("ro");
+            written?;
+            back?;
+            let _ = std::fs::remove_file(WIFI_TROUBLE);
+            std::fs::write(WIFI_CHANGED, "")
+                .map_err(|e| format!("cannot write {WIFI_CHANGED}: {e}"))?;
+            Ok(format!(
+                "saved in {}; joining {:?}",
+                file.display(),
+                wifi.ssid
+            ))
+        })
     }
 }

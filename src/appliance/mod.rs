@@ -6,6 +6,7 @@
 pub mod board;
 pub mod stick;
 pub mod system;
+pub mod wifi;
 
 /// What the console can do to the machine it runs on.
 pub trait Machine {
@@ -22,6 +23,19 @@ pub trait Machine {
     /// Stops the mail server and keeps it off (`true`), or lets it run
     /// again (`false`).
     fn hold_server(&mut self, hold: bool) -> Result<(), String>;
+    /// What the Wi-Fi supplicant says: associated or not, signal, address.
+    fn wifi_status(&mut self) -> Result<String, String> {
+        Err("not an appliance console (postbox console --admin)".into())
+    }
+    /// Keeps the Wi-Fi keys in `config_file` and joins that network.
+    fn set_wifi(
+        &mut self,
+        config_file: &std::path::Path,
+        wifi: &wifi::Wifi,
+    ) -> Result<String, String> {
+        let _ = (config_file, wifi);
+        self.wifi_status()
+    }
 }
 
 /// A machine that does none of it (plain `postbox console`).

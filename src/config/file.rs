@@ -142,6 +142,9 @@ pub(super) struct NetworkFile {
     pub gateway: Option<String>,
     pub dns: Option<String>,
     pub ntp: Option<String>,
+    pub wifi_ssid: Option<String>,
+    pub wifi_password: Option<String>,
+    pub wifi_country: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -94,6 +94,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub quota: QuotaConfig,
     pub backup: BackupConfig,
+    /// The Wi-Fi network the board joins (`[network] wifi_*`), if any.
+    pub wifi: Option<crate::appliance::wifi::Wifi>,
     /// DNS blocklist zones checked for strangers on port 25 (empty: off).
     pub dnsbl: Vec<String>,
     /// Where DNS questions go (blocklists, MX hosts, SPF, DKIM keys, DMARC);
@@ -486,7 +488,7 @@ impl Config {
         let backup = backup(&file.backup, p);
         let greylist = greylist(&file.greylist, p);
         let dnsbl = dnsbl(&file.dnsbl, p);
-        file.network.check(p);
+        let wifi = file.network.check(p);
         let admin_password_hash = admin_password_hash(&file.admin_password_hash, p);
         let spam = spam(&file.spam, p);
         let dkim = dkim(&file.dkim, p);
@@ -525,6 +527,7 @@ impl Config {
             limits,
             quota,
             backup,
+            wifi,
             greylist,
             spam,
             dkim,

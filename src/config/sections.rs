@@ -4,6 +4,7 @@
 use super::bounds::{Bound, Problems};
 use super::file::*;
 use super::*;
+use crate::appliance::wifi::{self, Wifi};
 
 fn b(key: &str) -> &'static Bound {
     Bound::of(key)
@@ -513,7 +514,7 @@ fn smarthost_address(text: &str, key: &str) -> Result<(String, u16), String> {
 }
 
 impl NetworkFile {
-    pub(super) fn check(&self, p: &mut Problems) {
+    pub(super) fn check(&self, p: &mut Problems) -> Option<Wifi> {
         match self.mode.as_deref() {
             None | Some("dhcp") => {}
             Some("static") => {
@@ -543,5 +544,19 @@ impl NetworkFile {
         if words(&self.interface) > 1 || words(&self.ntp) > 8 {
             p.0.push("network.interface is one name; network.ntp at most 8 servers".into());
         }
+        self.check_wifi(p)
+    }
+
+    /// The Wi-Fi keys, as the supplicant will take them.
+    fn check_wifi(&self, p: &mut Problems) -> Option<Wifi> {
+        let keys = wifi::check(
+            self.wifi_ssid.as_deref(),
+            self.wifi_password.as_deref(),
+            self.wifi_country.as_deref(),
+        );
+        keys.unwrap_or_else(|problems| {
+            p.0.extend(problems);
+            None
+        })
     }
 }

@@ -636,3 +636,26 @@ fn cluster_moves_shared_things_and_keeps_the_rest() {
         assert!(e.contains(says), "{bad}: {e}");
     }
 }
+
+#[test]
+fn wifi_keys_checked_naming_the_key() {
+    let ok = "[network]\nwifi_ssid = \"home net\"\nwifi_password = \"correct horse\"\nwifi_country = \"GB\"\n";
+    assert!(Config::from_toml(ok).is_ok());
+    let psk = format!(
+        "[network]\nwifi_ssid = \"home\"\nwifi_password = \"{}\"\n",
+        "ab".repeat(32)
+    );
+    assert!(Config::from_toml(&psk).is_ok());
+    for (toml, problem) in [
+        ("[network]\nwifi_ssid = \"home\"\n", "network.wifi_ssid: needs wifi_password"),
+        ("[network]\nwifi_password = \"correct horse\"\n", "network.wifi_ssid: missing"),
+        ("[network]\nwifi_ssid = \"\"\nwifi_password = \"correct horse\"\n", "network.wifi_ssid: the network's name is 1 to 32 bytes"),
+        ("[network]\nwifi_ssid = \"h\"\nwifi_password = \"short\"\n", "network.wifi_password: 8 to 63 printable"),
+        ("[network]\nwifi_ssid = \"h\"\nwifi_password = \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n", "network.wifi_password: 8 to 63"),
+        ("[network]\nwifi_ssid = \"h\"\nwifi_psk = \"correct horse\"\n", "wifi_psk"),
+        ("[network]\nwifi_ssid = \"h\"\nwifi_password = \"correct horse\"\nwifi_country = \"gb\"\n", "network.wifi_country: expected a two-letter"),
+    ] {
+        let e = Config::from_toml(toml).unwrap_err();
+        assert!(e.contains(problem), "{toml}: {e}");
+    }
+}

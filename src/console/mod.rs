@@ -19,6 +19,7 @@ pub use edit::{Editor, Input};
 pub use stdio::StdIo;
 
 use crate::admin;
+use crate::appliance::wifi;
 use crate::auth::password;
 use crate::config::Config;
 use crate::store::disk;
@@ -39,6 +40,8 @@ const ADMIN_HELP: &str = "\
   backup                 write the box to a USB stick (FAT or ext4)
   restore [NAME]         onto a fresh card: the stick's newest backup, or NAME
   passwd                 change this console's admin password
+  wifi status            Wi-Fi: associated or not, signal, address
+  wifi set               join a Wi-Fi network (asks name, password, country)
 ";
 
 /// How a console session runs.
@@ -181,6 +184,11 @@ impl<R: Read<Error = E>, E: embedded_io::Error> Session<'_, R> {
                 report(out, self.machine.poweroff().map(|()| String::new()))?;
             }
             ["shell"] if admin => return self.shell(out),
+            ["wifi", "status"] if admin => {
+                let status = self.machine.wifi_status();
+                report(out, status.map(|text| text.replace('\n', "\r\n")))?
+            }
+            ["wifi", "set"] if admin => self.wifi_set(out)?,
             ["backup"] if admin => {
                 say(out, "writing the backup to the USB stick...\r\n")?;
                 out.flush()?;
@@ -261,6 +269,38 @@ impl<R: Read<Error = E>, E: embedded_io::Error> Session<'_, R> {
             )?;
         }
         Ok(())
+    }
+
+    /// Asks for the network's name, password and country, checks them as
+    /// `check-config` would, and has the board keep them and join.
+    fn wifi_set<W: Write<Error = E>>(&mut self, out: &mut W) -> Result<(), E> {
+        let Some(file) = self.options.config_file.clone() else {
+            return say(
+                out,
+                "error: no config file to keep the Wi-Fi settings in\r\n",
+            );
+        };
+        let Input::Line(ssid) = self.lines.read_line(out, "Network name (SSID): ", false)? else {
+            return say(out, "\r\nnot changed\r\n");
+        };
+        let Some(password) = ask_password(&mut self.lines, out)? else {
+            return say(out, "not changed\r\n");
+        };
+        let Input::Line(country) =
+            self.lines
+                .read_line(out, "Country (two letters, e.g. GB; Enter: none): ", false)?
+        else {
+            return say(out, "\r\nnot changed\r\n");
+        };
+        let country = Some(country.trim().to_ascii_uppercase()).filter(|c| !c.is_empty());
+        match wifi::check(Some(&ssid), Some(&password), country.as_deref()) {
+            Ok(Some(settings)) => report(out, self.machine.set_wifi(&file, &settings)),
+            Ok(None) => say(out, "not changed\r\n"),
+            Err(problems) => say(
+                out,
+                &format!("error: {}\r\nnot changed\r\n", problems.join("\r\nerror: ")),
+            ),
+        }
     }
 
     fn shell<W: Write<Error = E>>(&mut self, out: &mut W) -> Result<Flow, E> {
@@ -614,6 +654,40 @@ mod tests {
             self.0.push(if hold { "hold" } else { "release" });
             Ok(())
         }
+        fn set_wifi(&mut self, file: &Path, wifi: &wifi::Wifi) -> Result<String, String> {
+            assert_eq!(file, Path::new("/boot/postbox.toml"));
+            assert_eq!(
+                (wifi.ssid.as_str(), wifi.country.as_deref()),
+                ("home net", Some("GB"))
+            );
+            self.0.push("set_wifi");
+            Ok(format!("joining {:?}", wifi.ssid))
+        }
+    }
+
+    #[test]
+    fn wifi_set_asks_checks_and_hands_the_keys_to_the_board() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let options = Options {
+            admin: true,
+            login_delay: Duration::ZERO,
+            config_file: Some("/boot/postbox.toml".into()),
+            ..Options::default()
+        };
+        let mut board = FakeBoard::default();
+        let input = "admin-pw\radmin-pw\rwifi set\rhome net\rshort\rshort\r\rwifi set\rhome net\rcorrect horse\rcorrect horse\rgb\rwifi status\r";
+        let mut out = Vec::new();
+        run_with(&config, &options, &mut board, input.as_bytes(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("error: network.wifi_password: 8 to 63"),
+            "{text}"
+        );
+        assert!(text.contains("joining \"home net\""), "{text}");
+        assert!(!text.contains("correct horse"), "password echoed: {text}");
+        assert!(text.contains("error: not an appliance console"), "{text}");
+        assert_eq!(board.0, ["set_wifi"]);
     }
 
     #[test]
