@@ -214,22 +214,119 @@ const WIFI_TROUBLE: &str = "/run/postbox/wifi-trouble";
 /// Made by `wifi set`: the init's Wi-Fi loop starts the supplicant again.
 const WIFI_CHANGED: &str = "/run/postbox/wifi-changed";
 
-/// One request on the supplicant's control socket (a datagram each way).
+/// A datagram socket bound to our own path and connected to the
+/// supplicant's control socket.
+struct Control {
+    socket: std::os::unix::net::UnixDatagram,
+    local: String,
+}
+
+impl Control {
+    fn open() -> Result<Control, String> {
+        let server = format!("{SUPPLICANT_SOCKETS}/{}", super::wifi::INTERFACE);
+        let local = format!("/run/postbox/wpa_ctrl_{}", std::process::id());
+        let _ = std::fs::remove_file(&local);
+        let socket = std::os::unix::net::UnixDatagram::bind(&local)
+            .map_err(|e| format!("cannot bind {local}: {e}"))?;
+        let control = Control { socket, local };
+        control
+            .socket
+            .connect(&server)
+            .and_then(|()| {
+                control
+                    .socket
+                    .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            })
+            .map_err(|e| format!("no Wi-Fi supplicant at {server}: {e}"))?;
+        Ok(control)
+    }
+
+    fn send(&self, request: &str) -> Result<(), String> {
+        self.socket
+            .send(request.as_bytes())
+            .map(|_| ())
+            .map_err(|e| format!("the Wi-Fi supplicant is gone: {e}"))
+    }
+
+    /// The next datagram; `None` after the read timeout.
+    fn receive(&self) -> Result<Option<String>, String> {
+        let mut reply = vec![0u8; 4096];
+        match self.socket.recv(&mut reply) {
+            Ok(n) => Ok(Some(String::from_utf8_lossy(&reply[..n]).into_owned())),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(format!("the Wi-Fi supplicant is gone: {e}")),
+        }
+    }
+
+    fn request(&self, request: &str) -> Result<String, String> {
+        self.send(request)?;
+        self.receive()?
+            .ok_or_else(|| format!("no answer from the Wi-Fi supplicant to {request}"))
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.local);
+    }
+}
+
 fn supplicant_request(request: &str) -> Result<String, String> {
-    use std::os::unix::net::UnixDatagram;
-    let server = format!("{SUPPLICANT_SOCKETS}/{}", super::wifi::INTERFACE);
-    let local = format!("/run/postbox/wpa_ctrl_{}", std::process::id());
-    let _ = std::fs::remove_file(&local);
-    let socket = UnixDatagram::bind(&local).map_err(|e| format!("cannot bind {local}: {e}"))?;
-    let asked = socket
-        .connect(&server)
-        .and_then(|()| socket.set_read_timeout(Some(std::time::Duration::from_secs(3))))
-        .and_then(|()| socket.send(request.as_bytes()));
-    let mut reply = vec![0u8; 4096];
-    let got = asked.and_then(|_| socket.recv(&mut reply));
-    let _ = std::fs::remove_file(&local);
-    let n = got.map_err(|e| format!("no answer from the Wi-Fi supplicant ({server}): {e}"))?;
-    Ok(String::from_utf8_lossy(&reply[..n]).into_owned())
+    Control::open()?.request(request)
+}
+
+/// `postbox system wifi-watch` (the init runs it beside the supplicant):
+/// prints what the supplicant's events mean, one line each (a wrong
+/// password, associated, lost), and keeps the last trouble for `wifi
+/// status`; returns when the supplicant is gone.
+pub fn watch_wifi() -> Result<String, String> {
+    use std::io::Write;
+    let mut tries = 0;
+    let control = loop {
+        match Control::open().and_then(|c| c.request("ATTACH").map(|_| c)) {
+            Ok(control) => break control,
+            Err(e) if tries == 30 => return Err(e),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
+        }
+        tries += 1;
+    };
+    // Each trouble said once until the board joins; a loss only after a join.
+    let (mut said, mut joined) = (String::new(), false);
+    loop {
+        let Some(event) = control.receive()? else {
+            control.send("PING")?; // fails once the supplicant is gone
+            continue;
+        };
+        let Some((line, trouble)) = super::wifi::event_message(&event) else {
+            continue;
+        };
+        let news = match trouble {
+            true => {
+                std::fs::write(WIFI_TROUBLE, &line)
+                    .map_err(|e| format!("cannot write {WIFI_TROUBLE}: {e}"))?;
+                line != said
+            }
+            false => {
+                let _ = std::fs::remove_file(WIFI_TROUBLE);
+                let join = line.starts_with("Wi-Fi: associated");
+                let news = join || joined;
+                joined = join;
+                news
+            }
+        };
+        if news {
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            said = line;
+        }
+    }
 }
 
 impl Board {

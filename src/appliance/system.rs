@@ -401,6 +401,7 @@ pub fn command(words: &[&str]) -> Result<String, String> {
         ["grow-part", device] => grow_partition(device),
         ["grow-fs", device, mountpoint] => grow_filesystem(device, mountpoint),
         ["ntp", servers @ ..] if !servers.is_empty() => ntp(servers),
+        ["wifi-watch"] => super::board::watch_wifi(),
         _ => Err("usage: postbox system grow-part DEVICE | grow-fs DEVICE MOUNTPOINT | ntp SERVER... | admin-hash".into()),
     }
 }

@@ -168,6 +168,51 @@ pub fn describe(status: &str, signal: &str, trouble: Option<&str>) -> String {
     text
 }
 
+/// What one of the supplicant's events means for the admin, and whether
+/// it is trouble to keep for `wifi status`; `None` for the others.
+pub fn event_message(event: &str) -> Option<(String, bool)> {
+    let event = event
+        .trim_start_matches(|c| c != '>')
+        .trim_start_matches('>')
+        .trim();
+    let field = |key: &str| {
+        event
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim_matches('"').to_string())
+    };
+    let ssid = field("ssid").unwrap_or_default();
+    let reason = field("reason").unwrap_or_default();
+    if event.starts_with("CTRL-EVENT-CONNECTED") {
+        return Some((format!("Wi-Fi: associated ({event})"), false));
+    }
+    if event.starts_with("CTRL-EVENT-SSID-TEMP-DISABLED") && reason == "WRONG_KEY" {
+        return Some((
+            format!("Wi-Fi: wrong password for {ssid:?}: the 4-way handshake failed (reason=WRONG_KEY); correct wifi_password in postbox.toml or with the console's 'wifi set'"),
+            true,
+        ));
+    }
+    if event.starts_with("CTRL-EVENT-SSID-TEMP-DISABLED") {
+        return Some((
+            format!("Wi-Fi: cannot join {ssid:?} (reason={reason}); trying again"),
+            true,
+        ));
+    }
+    if event.starts_with("CTRL-EVENT-NETWORK-NOT-FOUND") {
+        return Some((
+            "Wi-Fi: the network is not in range; still looking".into(),
+            true,
+        ));
+    }
+    if event.starts_with("CTRL-EVENT-DISCONNECTED") {
+        return Some((
+            format!("Wi-Fi: disconnected (reason={reason}); reconnecting"),
+            false,
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +289,29 @@ mod tests {
             describe("", "", None),
             "wlan0: not associated (supplicant state unknown)"
         );
+    }
+
+    #[test]
+    fn events_explained() {
+        let wrong = "<3>CTRL-EVENT-SSID-TEMP-DISABLED id=0 ssid=\"home\" auth_failures=1 duration=10 reason=WRONG_KEY";
+        let (line, trouble) = event_message(wrong).unwrap();
+        assert!(
+            line.starts_with(
+                "Wi-Fi: wrong password for \"home\": the 4-way handshake failed (reason=WRONG_KEY)"
+            ),
+            "{line}"
+        );
+        assert!(trouble);
+        let connected =
+            "<3>CTRL-EVENT-CONNECTED - Connection to 02:00:00:00:01:00 completed [id=0 id_str=]";
+        assert!(!event_message(connected).unwrap().1);
+        let lost = event_message(
+            "<3>CTRL-EVENT-DISCONNECTED bssid=02:00:00:00:01:00 reason=3 locally_generated=1",
+        )
+        .unwrap();
+        assert_eq!(lost.0, "Wi-Fi: disconnected (reason=3); reconnecting");
+        assert_eq!(event_message("<3>CTRL-EVENT-SCAN-RESULTS "), None);
+        assert_eq!(event_message("PONG"), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 the serial console (pexpect) for administration, and mail over the host's
 forwarded ports with Python's own SMTP and POP3 clients.
 
-  boot_test.py IMAGE_DIR [qemu-virt] [no-data] [mistakes] [stick] [rpi3] [rpi0] [rpi2]
+  boot_test.py IMAGE_DIR [qemu-virt] [no-data] [mistakes] [stick] [wifi] [rpi3] [rpi0] [rpi2]
 
 IMAGE_DIR is target/image (made by scripts/build-image for each board).
 Nothing leaves the machine: qemu's user network only, the guest's time
@@ -92,8 +92,9 @@ def board_file(name):
 class Board:
     """One qemu run of an image; its serial console is `self.console`."""
 
-    def __init__(self, image_dir, disk, ports, extra=()):
+    def __init__(self, image_dir, disk, ports, extra=(), initrd=None):
         self.image_dir = image_dir
+        self.initrd = initrd or f"{image_dir}/qemu-virt/initramfs.gz"
         self.disk = disk
         self.ports = ports
         self.extra = list(extra)
@@ -107,7 +108,7 @@ class Board:
         args = [
             "-M", "virt", "-cpu", "cortex-a53", "-m", "512", "-smp", "2",
             "-kernel", f"{self.image_dir}/qemu-virt/vmlinuz",
-            "-initrd", f"{self.image_dir}/qemu-virt/initramfs.gz",
+            "-initrd", self.initrd,
             "-append", board["CMDLINE"],
             "-netdev", f"user,id=n,{forwards}",
             "-device", "virtio-net-device,netdev=n",
@@ -424,6 +425,112 @@ def test_usb_stick(image_dir, work):
     board.wait_exit()
 
 
+WIFI_AP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wifi-ap")
+WIFI_SSID, WIFI_PASSWORD = "postbox-test", "correct horse battery"
+
+
+def wifi_initramfs(image_dir, work):
+    """The image's initramfs with an access point added for the test only:
+    a second archive after it (the kernel unpacks both) holding
+    /etc/test-hook, which the init runs, and Debian's hostapd and iw
+    (their libraries are the supplicant's, already in the image)."""
+    debs = os.path.join(image_dir, "debs")
+    extra = os.path.join(work, "wifi-ap")
+    for package in ("hostapd", "iw"):
+        found = [f for f in os.listdir(debs) if f.startswith(package + "_") and f.endswith("_arm64.deb")]
+        if not found:
+            subprocess.run(["apt-get", "download", "-q", f"{package}:arm64"], cwd=debs, check=True)
+            found = [f for f in os.listdir(debs) if f.startswith(package + "_") and f.endswith("_arm64.deb")]
+        unpacked = os.path.join(work, package)
+        subprocess.run(["dpkg-deb", "-x", os.path.join(debs, found[0]), unpacked], check=True)
+        os.makedirs(os.path.join(extra, "usr/bin"), exist_ok=True)
+        binary = {"hostapd": "usr/sbin/hostapd", "iw": "sbin/iw"}[package]
+        shutil.copy(os.path.join(unpacked, binary), os.path.join(extra, "usr/bin"))
+    os.makedirs(os.path.join(extra, "etc/test-ap"))
+    shutil.copy(os.path.join(WIFI_AP, "test-hook"), os.path.join(extra, "etc/test-hook"))
+    for name in ("ap-start", "ap-stop", "hostapd.conf", "udhcpd.conf"):
+        shutil.copy(os.path.join(WIFI_AP, name), os.path.join(extra, "etc/test-ap", name))
+    initrd = os.path.join(work, "initramfs-wifi.gz")
+    shutil.copy(f"{image_dir}/qemu-virt/initramfs.gz", initrd)
+    subprocess.run(
+        f"cd {extra} && find . -mindepth 1 | cpio --quiet -o -H newc -R 0:0 | gzip -1 >> {initrd}",
+        shell=True, check=True,
+    )
+    return initrd
+
+
+def test_wifi(image_dir, work):
+    """Wi-Fi without radios: the kernel's mac80211_hwsim makes two, an
+    access point (hostapd, WPA2-PSK + WPA3-SAE, and a DHCP server) runs on
+    one in a network namespace of its own with the board's eth0, and the
+    board joins on the other. A wrong password is named on the console;
+    `wifi set` corrects it; the board gets its address by DHCP, serves
+    SMTP through qemu's forwarded port (relayed over the radio), and
+    reconnects when the access point comes back."""
+    log("8. Wi-Fi on simulated radios: wrong password named, wifi set, DHCP, SMTP, reconnect")
+    disk = os.path.join(work, "wifi.img")
+    subprocess.run(f"xz -dc {image_dir}/postbox-qemu-virt.img.xz > {disk}", shell=True, check=True)
+    conf = os.path.join(work, "postbox.toml")
+    # A wrong key as 64 hex digits: WPA2-PSK only, whose 4-way handshake
+    # tells a wrong key apart (WPA3-SAE only says the access point refused).
+    keys = f'[network]\nwifi_ssid = "{WIFI_SSID}"\nwifi_password = "{"ab" * 32}"\nwifi_country = "GB"\n'
+    open(conf, "w").write(TEST_CONFIG.replace("[network]\n", keys))
+    subprocess.run(["mcopy", "-o", "-i", f"{disk}@@1M", conf, "::postbox.toml"], check=True)
+    os.truncate(disk, 1024 * MIB)
+    ports = {p: free_port() for p in (25,)}
+    board = Board(image_dir, disk, ports, initrd=wifi_initramfs(image_dir, work))
+    try:
+        board.start()
+        board.expect("test-hook: access point postbox-test on wlan1", BOOT_TIMEOUT)
+        board.expect("choose the admin password", BOOT_TIMEOUT)
+        board.expect(f'Wi-Fi: wrong password for "{WIFI_SSID}": the 4-way handshake failed', 120)
+        board.console.send(ADMIN_PW + "\r")
+        board.expect("Again: ")
+        board.console.send(ADMIN_PW + "\r")
+        board.expect("postbox> ")
+        out = board.command("wifi status")
+        assert "wlan0: not associated" in out and "last problem: Wi-Fi: wrong password" in out, out
+        out = board.command("wifi set", [
+            ("SSID\\): ", WIFI_SSID), ("Password: ", WIFI_PASSWORD), ("Again: ", WIFI_PASSWORD),
+            ("Country.*: ", "gb"),
+        ])
+        assert "saved in /boot/postbox.toml" in out, out
+        board.expect(r"Wi-Fi: associated", 120)
+        board.console.send("\r")
+        board.expect("postbox> ")
+        # The lease arrives by DHCP over the radio (udhcpc keeps asking).
+        deadline = time.monotonic() + 120
+        while "address 192.168.77.10" not in (out := board.command("wifi status")):
+            assert time.monotonic() < deadline, out
+            time.sleep(2)
+        assert re.search(r'associated with "postbox-test" \((SAE|WPA2-PSK)\), signal -?\d+ dBm, address 192\.168\.77\.10', out), out
+        log(f"wifi: {out.strip().splitlines()[-1]}")
+        # The forwarded port reaches the access point's side, which relays to
+        # the board's Wi-Fi address: the mail crosses the simulated radio.
+        s = smtplib.SMTP("127.0.0.1", ports[25], "client.test", timeout=60)
+        code, _ = s.ehlo()
+        assert code == 250
+        s.quit()
+        log("wifi: SMTP over the radio answered")
+        # The access point goes away and comes back: the board rejoins.
+        board.command("shell", [("continue: ", "repair")], expect="repair# ")
+        board.console.send("/etc/test-ap/ap-stop\r")
+        board.expect(r"Wi-Fi: disconnected", 120)
+        board.console.send("sleep 5; /etc/test-ap/ap-start\r")
+        board.expect(r"Wi-Fi: associated", 120)
+        board.console.send("exit\r")
+        board.expect("postbox> ")
+        s = smtplib.SMTP("127.0.0.1", ports[25], "client.test", timeout=60)
+        assert s.ehlo()[0] == 250
+        s.quit()
+        log("wifi: rejoined after the access point came back; SMTP again")
+        board.console.send("poweroff\r")
+        board.wait_exit()
+    finally:
+        if board.console is not None and board.console.isalive():
+            board.kill()
+
+
 def partitions(disk):
     import json
     out = subprocess.run(["sfdisk", "-J", disk], capture_output=True, text=True, check=True).stdout
@@ -588,6 +695,8 @@ def main():
             test_config_mistakes(image_dir, work)
         if not only or "stick" in only:
             test_usb_stick(image_dir, work)
+        if not only or "wifi" in only:
+            test_wifi(image_dir, work)
         for name in PI_MACHINES:
             if not only or name in only:
                 test_pi(image_dir, work, name)
