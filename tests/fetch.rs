@@ -20,10 +20,17 @@ struct Upstream {
 
 impl Upstream {
     fn start(count: usize) -> Upstream {
+        Upstream::start_with(count, "")
+    }
+
+    /// [`Upstream::start`] with `config` as its postbox.toml.
+    fn start_with(count: usize, config: &str) -> Upstream {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         add_user(&data, "alice", "alice-pw");
-        let server = Server::start_tls_only(&data, &[]);
+        let config_path = dir.path().join("postbox.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let server = Server::start_tls_only(&data, &["--config", config_path.to_str().unwrap()]);
         let upstream = Upstream {
             cert: data.join("tls").join("cert.pem"),
             _dir: dir,
@@ -36,8 +43,11 @@ impl Upstream {
     }
 
     fn send(&self, n: usize) {
-        let body = format!("Subject: message {n}\r\n\r\nbody {n}\r\n");
-        let reply = send_mail(self.server.smtp, "f@x.test", &["alice@localhost"], &body);
+        self.send_text(&format!("Subject: message {n}\r\n\r\nbody {n}\r\n"));
+    }
+
+    fn send_text(&self, text: &str) {
+        let reply = send_mail(self.server.smtp, "f@x.test", &["alice@localhost"], text);
         assert!(reply.starts_with("250"), "{reply}");
     }
 
@@ -111,6 +121,17 @@ impl Fetching {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
+    }
+
+    /// Carol's message with `subject` in it.
+    fn message_with(&self, subject: &str) -> String {
+        let texts = mailbox_files(&self.data(), "carol").into_iter();
+        let mut found = texts
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .filter(|t| t.contains(subject));
+        let text = found.next().unwrap_or_else(|| panic!("no {subject}"));
+        assert!(found.next().is_none(), "{subject} stored twice");
+        text
     }
 
     /// The subjects of carol's messages, each once; panics on a duplicate.
@@ -513,4 +534,43 @@ fn a_large_message_arrives_byte_for_byte() {
         after_our_trace(&ours[0]),
         std::fs::read(&theirs[0]).unwrap()
     );
+}
+
+/// A message to 20 people, none of them carol.
+fn mass_mail(subject: &str) -> String {
+    let many: Vec<String> = (0..20).map(|i| format!("person{i}@far.example")).collect();
+    format!(
+        "From: Offers <offers@far.example>\r\nTo: {}\r\nSubject: {subject}\r\n\r\nBuy now.\r\n",
+        many.join(",\r\n ")
+    )
+}
+
+#[test]
+fn fetched_mail_meets_the_recipient_rule_and_teaches_the_address_book() {
+    // The upstream judges nothing: what arrives here is as it was sent.
+    let upstream = Upstream::start_with(0, "[spam]\nrecipient_limit = 0\n");
+    upstream.send_text(&mass_mail("offer one"));
+    upstream.send_text("From: Bob Smith <bob@far.example>\r\nSubject: hello\r\n\r\nHi.\r\n");
+    let port = upstream.server.pop3s.unwrap().port();
+    let fetching = Fetching::stopped(&pop3_entry("pop3s", port, &upstream.cert, true));
+    let out = fetching.cli(&["fetch", "now"]);
+    assert!(out.contains(": ok, 2 fetched"), "{out}");
+    let offer = fetching.message_with("offer one");
+    assert!(offer.starts_with("X-Spam: yes\r\n"), "{offer}");
+    assert!(offer.contains("Subject: [SPAM] offer one\r\n"), "{offer}");
+    let hello = fetching.message_with("hello");
+    assert!(!hello.contains("X-Spam"), "{hello}");
+    let book = fetching.cli(&["book", "carol", "list"]);
+    assert!(book.contains("bob@far.example"), "{book}");
+    // Someone carol knows among the many: not spam.
+    let added = fetching.cli(&["book", "carol", "add", "person7@far.example"]);
+    assert!(
+        added.contains("is in carol@localhost's address book"),
+        "{added}"
+    );
+    upstream.send_text(&mass_mail("offer two"));
+    let out = fetching.cli(&["fetch", "now"]);
+    assert!(out.contains(": ok, 1 fetched"), "{out}");
+    let offer = fetching.message_with("offer two");
+    assert!(!offer.contains("X-Spam"), "{offer}");
 }

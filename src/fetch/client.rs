@@ -70,6 +70,8 @@ pub async fn run(ctx: &Context, entry: &FetchEntry, state: &mut EntryState) -> R
         dir,
         store: &ctx.store,
         router: &ctx.router,
+        books: &ctx.books,
+        spam: &config.spam,
     };
     let upstream = &entry.upstream;
     let addr = address(ctx, &upstream.host, upstream.port).await?;

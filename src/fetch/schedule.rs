@@ -23,6 +23,7 @@ pub struct Context {
     pub router: Rc<Router>,
     pub store: Rc<Mailstore>,
     pub shutdown: Rc<Shutdown>,
+    pub books: Rc<crate::spam::AddressBooks>,
 }
 
 const REQUESTS: &str = "now";
@@ -88,6 +89,7 @@ fn run_here(config: &Config, user: Option<&str>) -> Result<String, String> {
         router,
         store,
         shutdown: Rc::new(shutdown),
+        books: Rc::default(),
     };
     let entries = config.fetch.iter();
     let chosen = entries.filter(|e| user.is_none_or(|u| u == e.user));
@@ -99,6 +101,11 @@ fn run_here(config: &Config, user: Option<&str>) -> Result<String, String> {
         }
         results
     });
+    // What the runs taught the address books, as the server saves it.
+    let (_, saved) = crate::spam::book::save(data_dir, ctx.books.take_changes());
+    if let Err(e) = saved {
+        log::error!("cannot save address books: {e}");
+    }
     Ok(results.join("\n"))
 }
 

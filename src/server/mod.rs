@@ -490,6 +490,7 @@ async fn serve(
             router: runner.router.clone(),
             store: runner.store.clone(),
             shutdown: runner.shutdown.clone(),
+            books: server.books.clone(),
         };
         let woken = server.fetch_wake.1.clone();
         executor.spawn(crate::fetch::schedule::run(

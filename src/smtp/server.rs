@@ -802,7 +802,13 @@ impl Accepted<'_> {
         };
         // Spam is delivered as a tagged copy; the original goes to the rest.
         if !plan.tagged.is_empty() {
-            match tagged_copy(shared, &incoming).await {
+            match crate::spam::tag::tagged_copy(
+                &shared.store,
+                &incoming,
+                shared.config.spam.subject_tag.clone(),
+            )
+            .await
+            {
                 Ok(copy) => {
                     if let Err(e) = delivery.deliver_copy(copy, &plan.tagged, true).await {
                         incoming.discard_off_thread().await;
@@ -1060,18 +1066,6 @@ fn learn_correspondents(
             .books
             .learn(&shared.store.mailbox_dir(user), given.map(named));
     }
-}
-
-/// A copy of the spooled message marked as spam, in the spool itself.
-async fn tagged_copy(shared: &Context, original: &Incoming) -> io::Result<Incoming> {
-    let tag = shared.config.spam.subject_tag.clone();
-    original
-        .copy_with(
-            shared.store.spool_root(),
-            shared.store.names.next(),
-            move |source, copy| crate::spam::tag::copy_tagged(source, &tag, |b| copy.write(b)),
-        )
-        .await
 }
 
 /// How a failure to store or queue a message is answered: a full disk is

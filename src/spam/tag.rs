@@ -107,6 +107,22 @@ impl<'a> Tagger<'a> {
     }
 }
 
+/// A copy of the spooled message marked with `tag`, in the spool itself;
+/// on the blocking pool.
+pub async fn tagged_copy(
+    store: &crate::store::Mailstore,
+    original: &crate::store::maildir::Incoming,
+    tag: String,
+) -> io::Result<crate::store::maildir::Incoming> {
+    original
+        .copy_with(
+            store.spool_root(),
+            store.names.next(),
+            move |source, copy| copy_tagged(source, &tag, |b| copy.write(b)),
+        )
+        .await
+}
+
 /// Copies `source` through a [`Tagger`] into `write`, a chunk at a time.
 pub fn copy_tagged(
     source: &mut impl Read,
