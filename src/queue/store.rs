@@ -227,12 +227,12 @@ pub fn remove(disk: &dyn Disk, data_dir: &Path, id: &str) -> io::Result<bool> {
 /// again finishes the move. Returns how many messages moved.
 pub fn adopt(from: &Path, to: &Path, adopter: &str) -> io::Result<usize> {
     let claimed = from.join(format!("{QUEUE_DIR}.adopted-by-{adopter}"));
-    match std::fs::rename(queue_dir(from), &claimed) {
-        Ok(()) => {}
-        // Claimed by this node before, and not finished.
-        Err(e) if e.kind() == io::ErrorKind::NotFound && claimed.is_dir() => {}
+    let resumed = match std::fs::rename(queue_dir(from), &claimed) {
+        Ok(()) => false,
+        // Claimed by this node before, and perhaps not finished.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && claimed.is_dir() => true,
         Err(e) => return Err(e),
-    }
+    };
     let disk = &**disk::system();
     let (target, mut moved) = (queue_dir(to), 0);
     create_dir_durable(disk, &target)?;
@@ -240,6 +240,11 @@ pub fn adopt(from: &Path, to: &Path, adopter: &str) -> io::Result<usize> {
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter(|name| name.ends_with(".msg") || name.ends_with(".env"))
         .collect();
+    // Left behind with only what is not mail (the dead node's envelope
+    // rewrite cut short): adopted already.
+    if resumed && names.is_empty() {
+        return Err(io::ErrorKind::NotFound.into());
+    }
     // Messages first: an envelope never arrives without its message.
     names.sort_by_key(|name| (name.ends_with(".env"), name.clone()));
     for name in &names {
@@ -383,6 +388,22 @@ mod tests {
     use std::fs;
     use std::io::Read;
     use std::sync::Arc;
+
+    /// A dead node's stray temporary file keeps its claimed queue on
+    /// disk: adopting again still says there is nothing left.
+    #[test]
+    fn adopting_twice_moves_nothing_twice_despite_a_stray_file() {
+        let (dead, alive) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let queue = queue_dir(dead.path());
+        fs::create_dir_all(&queue).unwrap();
+        for name in ["q1.msg", "q1.env", "q1.env.tmp.77.0"] {
+            fs::write(queue.join(name), name).unwrap();
+        }
+        assert_eq!(adopt(dead.path(), alive.path(), "n1").unwrap(), 1);
+        let again = adopt(dead.path(), alive.path(), "n1").unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::NotFound);
+        assert!(queue_dir(alive.path()).join("q1.env").is_file());
+    }
 
     /// Envelopes queued before signatures were kept still load, with none.
     #[test]
