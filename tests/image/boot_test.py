@@ -361,11 +361,11 @@ def test_qemu_virt(image_dir, work):
     log(f"host e2fsck -fn: {data_partition_check(disk)}")
 
 
-def fresh_card(image_dir, work, name):
+def fresh_card(image_dir, work, name, backup="keep = 2\n"):
     disk = os.path.join(work, name)
     subprocess.run(f"xz -dc {image_dir}/postbox-qemu-virt.img.xz > {disk}", shell=True, check=True)
     conf = os.path.join(work, "postbox.toml")
-    open(conf, "w").write(TEST_CONFIG + "[backup]\nkeep = 2\n")
+    open(conf, "w").write(TEST_CONFIG + "[backup]\n" + backup)
     subprocess.run(["mcopy", "-o", "-i", f"{disk}@@1M", conf, "::postbox.toml"], check=True)
     os.truncate(disk, 1024 * MIB)
     return disk
@@ -385,9 +385,13 @@ def test_usb_stick(image_dir, work):
            "-device", "usb-storage,drive=stick"]
     ports = {p: free_port() for p in (25, 587, 110, 443, 80)}
 
-    log("usb stick 1. a box with mail backs up to the stick from the console")
-    board = Board(image_dir, fresh_card(image_dir, work, "old.img"), ports, usb)
+    log("usb stick 1. [backup] every: the box backs up to the stick by itself")
+    unattended = 'keep = 2\nevery = "1d"\n'
+    board = Board(image_dir, fresh_card(image_dir, work, "old.img", unattended), ports, usb)
     first_boot(board)
+    board.expect(r"backup postbox-\d{8}-\d{6}\.tar written to the USB stick", 300)
+
+    log("usb stick 1. a box with mail backs up to the stick from the console")
     send_mail(ports)
     assert set(mailbox(ports, "alice")) == {"hello over smtp", "from bob via submission"}
     out = board.command("backup", timeout=120)
@@ -395,14 +399,15 @@ def test_usb_stick(image_dir, work):
     board.console.send("poweroff\r")
     board.wait_exit()
     names = stick_archives(stick)
-    assert len(names) == 1, names
-    local = os.path.join(work, names[0])
-    subprocess.run(["mcopy", "-i", stick, f"::{names[0]}", local], check=True)
+    assert len(names) == 2, names
+    newest = names[-1]
+    local = os.path.join(work, newest)
+    subprocess.run(["mcopy", "-i", stick, f"::{newest}", local], check=True)
     import tarfile
     with tarfile.open(local) as archive:
         members = archive.getnames()
     assert members[0] == "postbox-backup.json" and "data/users" in members, members[:5]
-    log(f"{names[0]}: {len(members)} members")
+    log(f"{newest}: {len(members)} members")
 
     log("usb stick 2. restore onto a fresh card: users and mail come back")
     board = Board(image_dir, fresh_card(image_dir, work, "new.img"), ports, usb)
@@ -415,7 +420,7 @@ def test_usb_stick(image_dir, work):
     board.expect("postbox> ")
     board.smtp_ready()
     out = board.command("restore", timeout=180)
-    assert "restored: " in out and names[0] in out, out
+    assert "restored: " in out and newest in out, out
     board.started = time.monotonic()
     board.smtp_ready()
     users = board.command("user list")
