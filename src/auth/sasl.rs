@@ -42,6 +42,12 @@ impl SaslError {
     }
 }
 
+/// The PLAIN response (RFC 4616) a client sends to log in as `user`
+/// (no separate authorization identity), in base64.
+pub fn plain_response(user: &str, password: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
+}
+
 /// Decodes a response (at most one SASL line, so the buffer is bounded).
 fn decode(response: &[u8]) -> Result<Vec<u8>, SaslError> {
     if response == b"*" {

@@ -1,5 +1,8 @@
 //! The IMAP client conversation (RFC 3501; UID EXPUNGE from RFC 4315):
-//! greeting, LOGIN, SELECT (the UIDVALIDITY and how many there are), the
+//! greeting, the capabilities (asked for when the greeting has none), the
+//! login (AUTHENTICATE PLAIN when offered, with the response on the
+//! command line under SASL-IR, RFC 4959; else LOGIN, never when the
+//! server says LOGINDISABLED), SELECT (the UIDVALIDITY and how many there are), the
 //! UIDs, `UID FETCH uid (BODY.PEEK[])` for each message chosen, and for
 //! those stored here when not kept `UID STORE +FLAGS.SILENT (\Deleted)`,
 //! then `UID EXPUNGE` (or EXPUNGE without UIDPLUS), LOGOUT. A message's
@@ -17,6 +20,7 @@ use std::time::Instant;
 enum State {
     ImplicitTls,
     Greeting,
+    Capability,
     Login,
     Select,
     List,
@@ -34,6 +38,39 @@ enum Action {
     Delete(String),
 }
 
+/// What the server said it can do, as far as logging in goes.
+#[derive(Debug, Default)]
+struct Capabilities {
+    /// Any capability list was seen.
+    known: bool,
+    auth_plain: bool,
+    sasl_ir: bool,
+    login_disabled: bool,
+    uidplus: bool,
+}
+
+impl Capabilities {
+    /// Takes in a `CAPABILITY` list from anywhere in `line`.
+    fn read(&mut self, line: &[u8]) {
+        let Some(at) = line
+            .windows(11)
+            .position(|w| w.eq_ignore_ascii_case(b"CAPABILITY "))
+        else {
+            return;
+        };
+        let rest = &line[at + 11..];
+        let end = rest.iter().position(|&b| b == b']').unwrap_or(rest.len());
+        self.known = true;
+        for word in rest[..end].split(|&b| b == b' ') {
+            let has = |name: &[u8]| word.eq_ignore_ascii_case(name);
+            self.auth_plain |= has(b"AUTH=PLAIN");
+            self.sasl_ir |= has(b"SASL-IR");
+            self.login_disabled |= has(b"LOGINDISABLED");
+            self.uidplus |= has(b"UIDPLUS");
+        }
+    }
+}
+
 pub struct Imap {
     name: String,
     password: String,
@@ -46,7 +83,9 @@ pub struct Imap {
     literal_is_message: bool,
     uidvalidity: Option<u64>,
     exists: u64,
-    uidplus: bool,
+    capabilities: Capabilities,
+    /// The PLAIN response, held for the server's `+` when it has no SASL-IR.
+    plain_response: Option<String>,
     listed: Vec<String>,
     actions: VecDeque<Action>,
     /// The UID being fetched, and whether its message came.
@@ -108,7 +147,8 @@ impl Imap {
             literal_is_message: false,
             uidvalidity: None,
             exists: 0,
-            uidplus: false,
+            capabilities: Capabilities::default(),
+            plain_response: None,
             listed: Vec::new(),
             actions: VecDeque::new(),
             current: (String::new(), false),
@@ -136,6 +176,20 @@ impl Imap {
     }
 
     fn login(&mut self) {
+        if self.capabilities.auth_plain {
+            let response = crate::auth::sasl::plain_response(&self.name, &self.password);
+            if self.capabilities.sasl_ir {
+                return self.command(State::Login, &format!("AUTHENTICATE PLAIN {response}"));
+            }
+            self.plain_response = Some(response);
+            return self.command(State::Login, "AUTHENTICATE PLAIN");
+        }
+        if self.capabilities.login_disabled {
+            return self.finish(Err(
+                "the server allows no LOGIN (LOGINDISABLED) and offers no AUTHENTICATE PLAIN"
+                    .into(),
+            ));
+        }
         match (quoted(&self.name), quoted(&self.password)) {
             (Some(name), Some(password)) => {
                 self.command(State::Login, &format!("LOGIN {name} {password}"))
@@ -156,7 +210,7 @@ impl Imap {
             Some(Action::Delete(key)) => self.delete(key),
             None if !self.deleted.is_empty() => {
                 let uids = self.deleted.join(",");
-                match self.uidplus {
+                match self.capabilities.uidplus {
                     true => self.command(State::Expunge, &format!("UID EXPUNGE {uids}")),
                     false => self.command(State::Expunge, "EXPUNGE"),
                 }
@@ -198,11 +252,15 @@ impl Imap {
     fn answer(&mut self) {
         let line = std::mem::take(&mut self.line.bytes);
         self.line.too_long = false;
-        if contains(&line, b"CAPABILITY") && contains(&line, b" UIDPLUS") {
-            self.uidplus = true;
-        }
+        self.capabilities.read(&line);
         if let Some(rest) = line.strip_prefix(b"* ") {
             return self.untagged(rest, &line);
+        }
+        if line.starts_with(b"+") && self.state == State::Login {
+            if let Some(response) = self.plain_response.take() {
+                let line = format!("{response}\r\n");
+                return self.steps.push_back(Step::Send(line.into_bytes()));
+            }
         }
         if line.starts_with(b"+") {
             return self.finish(Err(format!("an unexpected continuation: {}", said(&line))));
@@ -220,7 +278,10 @@ impl Imap {
 
     fn untagged(&mut self, rest: &[u8], line: &[u8]) {
         match self.state {
-            State::Greeting if rest.starts_with(b"OK") => self.login(),
+            State::Greeting if rest.starts_with(b"OK") && self.capabilities.known => self.login(),
+            State::Greeting if rest.starts_with(b"OK") => {
+                self.command(State::Capability, "CAPABILITY")
+            }
             State::Greeting if rest.starts_with(b"PREAUTH") => {
                 let folder = quoted(&self.folder).unwrap_or_default();
                 self.command(State::Select, &format!("SELECT {folder}"))
@@ -256,6 +317,8 @@ impl Imap {
     fn tagged(&mut self, ok: bool, line: &[u8]) {
         let refused = |what: String| Err(format!("{what}: {}", said(line)));
         match self.state {
+            // Without the list, LOGIN as RFC 3501 lets every client.
+            State::Capability => self.login(),
             State::Login if !ok => self.finish(refused("login refused".into())),
             State::Login => match quoted(&self.folder) {
                 Some(folder) => self.command(State::Select, &format!("SELECT {folder}")),
@@ -422,7 +485,7 @@ mod tests {
 
     #[test]
     fn kept_mail_is_only_read_and_an_empty_folder_is_not_listed() {
-        let server = "* OK hi\r\na1 OK in\r\n* 0 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n\
+        let server = "* OK [CAPABILITY IMAP4rev1] hi\r\na1 OK in\r\n* 0 EXISTS\r\n* OK [UIDVALIDITY 3] x\r\n\
                       a2 OK sel\r\n* BYE\r\na3 OK out\r\n";
         let mut imap = Imap::new("ann", "pw", "INBOX");
         let (sent, messages, outcome) =
@@ -454,20 +517,59 @@ mod tests {
 
     #[test]
     fn a_wrong_password_and_a_missing_folder_say_so() {
-        let server = b"* OK hi\r\na1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n";
+        let server = b"* OK [CAPABILITY IMAP4rev1] hi\r\na1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n";
         let mut imap = Imap::new("ann", "bad", "INBOX");
         let (_, _, outcome) = converse(&mut imap, server, |_| (vec![], vec![]), false);
         assert_eq!(
             outcome,
             Err("login refused: a1 NO [AUTHENTICATIONFAILED] Authentication failed.".into())
         );
-        let server = b"* OK hi\r\na1 OK in\r\na2 NO Mailbox doesn't exist: Nope\r\n";
+        let server =
+            b"* OK [CAPABILITY IMAP4rev1] hi\r\na1 OK in\r\na2 NO Mailbox doesn't exist: Nope\r\n";
         let mut imap = Imap::new("ann", "pw", "Nope");
         let (_, _, outcome) = converse(&mut imap, server, |_| (vec![], vec![]), false);
         assert_eq!(
             outcome,
             Err("cannot open folder Nope: a2 NO Mailbox doesn't exist: Nope".into())
         );
+    }
+
+    /// The login each server's capabilities call for, and the first
+    /// lines sent.
+    fn login_with(greeting: &str, password: &str) -> (String, Result<(), String>) {
+        let server = format!("{greeting}a2 NO [AUTHENTICATIONFAILED] no\r\n");
+        let mut imap = Imap::new("ann", password, "INBOX");
+        let (sent, _, outcome) =
+            converse(&mut imap, server.as_bytes(), |_| (vec![], vec![]), false);
+        (sent, outcome)
+    }
+
+    #[test]
+    fn authenticate_plain_when_offered_and_never_login_when_disabled() {
+        // "\0ann\0pässwort" in base64: PLAIN carries what LOGIN cannot.
+        let plain = "AGFubgBww6Rzc3dvcnQ=";
+        let greeting = "* OK hi\r\n* CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN\r\na1 OK caps\r\n";
+        let (sent, outcome) = login_with(greeting, "pässwort");
+        assert_eq!(
+            sent,
+            format!("a1 CAPABILITY\r\na2 AUTHENTICATE PLAIN {plain}\r\n")
+        );
+        assert_eq!(
+            outcome,
+            Err("login refused: a2 NO [AUTHENTICATIONFAILED] no".into())
+        );
+        // Without SASL-IR the response waits for the server's "+".
+        let greeting = "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n+ \r\n";
+        let (sent, _) = login_with(greeting, "pässwort");
+        assert_eq!(sent, format!("a1 AUTHENTICATE PLAIN\r\n{plain}\r\n"));
+        let greeting = "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] hi\r\n";
+        let (sent, outcome) = login_with(greeting, "pw");
+        assert_eq!(sent, "");
+        let why = "the server allows no LOGIN (LOGINDISABLED) and offers no AUTHENTICATE PLAIN";
+        assert_eq!(outcome, Err(why.into()));
+        // No list at all, and CAPABILITY refused: LOGIN, which every server has.
+        let (sent, _) = login_with("* OK hi\r\na1 BAD no\r\n", "pw");
+        assert_eq!(sent, "a1 CAPABILITY\r\na2 LOGIN \"ann\" \"pw\"\r\n");
     }
 
     #[test]

@@ -287,7 +287,7 @@ impl<'a> Session<'a> {
             .map(Reply::auth_mechanisms)
             .unwrap_or_default();
         if mechanisms.iter().any(|m| m == "PLAIN") {
-            let token = base64(format!("\0{user}\0{password}").as_bytes());
+            let token = crate::auth::sasl::plain_response(user, password);
             self.command(State::AuthPlain, format!("AUTH PLAIN {token}"));
         } else if mechanisms.iter().any(|m| m == "LOGIN") {
             self.command(State::AuthLogin(0), "AUTH LOGIN".into());
