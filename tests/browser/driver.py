@@ -25,7 +25,6 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 
@@ -54,6 +53,28 @@ def browser(mapping):
     return webdriver.Chrome(service=service, options=options)
 
 
+def is_stale(e):
+    """Whether `e` says an element's document is gone: Selenium's own
+    exception, or Chromium's "does not belong to the document", which a
+    loaded Chromium gives for a node of a document it is swapping out."""
+    return isinstance(e, StaleElementReferenceException) or "does not belong to the document" in str(e)
+
+
+def replaced(page):
+    """A wait condition: the document `page` (its html element) is gone."""
+
+    def gone(_):
+        try:
+            page.is_enabled()
+        except WebDriverException as e:
+            if is_stale(e):
+                return True
+            raise
+        return False
+
+    return gone
+
+
 def click_once(driver, css):
     """Clicks `css` and returns the page it was clicked on. A loaded
     Chromium may hand out an element of a document it is still swapping
@@ -65,7 +86,7 @@ def click_once(driver, css):
         try:
             d.find_element(By.CSS_SELECTOR, css).click()
         except WebDriverException as e:
-            if isinstance(e, StaleElementReferenceException) or "does not belong to the document" in str(e):
+            if is_stale(e):
                 return False
             raise
         return page
@@ -88,7 +109,7 @@ def run(driver, command):
         # waits for the next page, not only for the click.
         page = click_once(driver, arg)
         wait = WebDriverWait(driver, 20)
-        wait.until(expected_conditions.staleness_of(page))
+        wait.until(replaced(page))
         wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
         return driver.current_url
     if op == "text":
