@@ -94,7 +94,7 @@ class Board:
 
     def __init__(self, image_dir, disk, ports, extra=(), initrd=None):
         self.image_dir = image_dir
-        self.initrd = initrd or f"{image_dir}/qemu-virt/initramfs.gz"
+        self.initrd = initrd or f"{image_dir}/qemu-virt/initramfs.cpio"
         self.disk = disk
         self.ports = ports
         self.extra = list(extra)
@@ -455,8 +455,8 @@ def wifi_initramfs(image_dir, work):
     shutil.copy(os.path.join(WIFI_AP, "test-hook"), os.path.join(extra, "etc/test-hook"))
     for name in ("ap-start", "ap-stop", "hostapd.conf", "udhcpd.conf"):
         shutil.copy(os.path.join(WIFI_AP, name), os.path.join(extra, "etc/test-ap", name))
-    initrd = os.path.join(work, "initramfs-wifi.gz")
-    shutil.copy(f"{image_dir}/qemu-virt/initramfs.gz", initrd)
+    initrd = os.path.join(work, "initramfs-wifi.cpio")
+    shutil.copy(f"{image_dir}/qemu-virt/initramfs.cpio", initrd)
     subprocess.run(
         f"cd {extra} && find . -mindepth 1 | cpio --quiet -o -H newc -R 0:0 | gzip -1 >> {initrd}",
         shell=True, check=True,
@@ -658,7 +658,7 @@ def test_pi(image_dir, work, name):
         "-M", machine,
         "-kernel", f"{image_dir}/{name}/vmlinuz",
         "-dtb", f"{image_dir}/{name}/{dtb}",
-        "-initrd", f"{image_dir}/{name}/initramfs.gz",
+        "-initrd", f"{image_dir}/{name}/initramfs.cpio",
         # qemu's model of the Pi watchdog resets as soon as it is started.
         "-append", board["CMDLINE"] + " postbox.nowatchdog" + gaps,
         "-drive", f"if=sd,file={card},format=raw",
