@@ -153,18 +153,26 @@ fn memory_per_idle_session_is_small_and_fixed() {
     for c in &mut warm {
         assert!(c.reply().starts_with("220"));
     }
+    // The cost of the second 250 alone: what the first ones set up once
+    // (a thread of the blocking pool and its malloc arena, the executor's
+    // table growing) is not counted against each session.
+    let open = |n: usize| -> Vec<Client> {
+        let mut idle: Vec<Client> = (0..n).map(|_| server.smtp()).collect();
+        for c in &mut idle {
+            assert!(c.reply().starts_with("220"));
+        }
+        idle
+    };
+    let first = open(250);
     let before = rss_kib(server.child.id());
-    let mut idle: Vec<Client> = (0..500).map(|_| server.smtp()).collect();
-    for c in &mut idle {
-        assert!(c.reply().starts_with("220"));
-    }
+    let second = open(250);
     let after = rss_kib(server.child.id());
-    let per_session = (after.saturating_sub(before)) / 500;
+    let per_session = (after.saturating_sub(before)) / 250;
     assert!(
-        per_session <= 24,
+        per_session <= 16,
         "{per_session} KiB per idle session ({before} -> {after} KiB)"
     );
-    drop(warm);
+    drop((warm, first, second));
 }
 
 #[test]

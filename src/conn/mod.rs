@@ -129,7 +129,9 @@ impl Stream {
             timeout,
             shutdown,
         } = handshake;
-        let handshake = async { acceptor.accept(tcp).await.map(Some) };
+        // Boxed: the handshake's state (10 KB) lives only while it runs,
+        // not in every session's future from its start to its end.
+        let handshake = Box::pin(async { acceptor.accept(tcp).await.map(Some) });
         let timer = async {
             Timer::after(timeout).await;
             Ok(None)

@@ -242,9 +242,14 @@ async fn run(
                 Ok(())
             }
             Action::Authenticate { user, password } => {
-                // Boxed, as every rare wait: idle sessions carry none of it.
-                let login = Box::pin(c.shared.auth.login(&user, &password, peer.ip())).await;
-                *lock = Box::pin(log_in(c, conversation, login, &user, who)).await;
+                // Boxed with the credentials, as every rare wait: idle
+                // sessions carry none of it.
+                let (c, conversation) = (&mut *c, &mut *conversation);
+                *lock = Box::pin(async move {
+                    let login = c.shared.auth.login(&user, &password, peer.ip()).await;
+                    log_in(c, conversation, login, &user, who).await
+                })
+                .await;
                 Ok(())
             }
             Action::Listing(kind) => {

@@ -726,3 +726,36 @@ fn describe(header: &crate::wire::proxy::Header, client: SocketAddr) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The size of the future an async fn of six arguments returns.
+    fn future_size<A, B, C, D, E, G, F>(_: fn(A, B, C, D, E, G) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every connection's task is one of these futures for its whole
+    /// life: what only some sessions need for a moment (a TLS handshake's
+    /// state, DATA, a login) is boxed rather than carried by every idle one.
+    #[test]
+    fn session_futures_carry_no_rare_state() {
+        // What each needs all along: its core's state (buffers of a
+        // command line and of replies, the session) and the connection.
+        let sizes = [
+            (
+                "smtp",
+                future_size(crate::smtp::server::serve_connection),
+                7,
+            ),
+            (
+                "pop3",
+                future_size(crate::pop3::server::serve_connection),
+                9,
+            ),
+            ("web", future_size(crate::web::server::serve_connection), 4),
+        ];
+        for (kind, size, kib) in sizes {
+            assert!(size <= kib * 1024, "{kind}: {size} bytes");
+        }
+    }
+}
