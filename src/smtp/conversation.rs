@@ -11,7 +11,7 @@ use super::data::{DataFacts, DataStream, Output};
 use super::headers::Missing;
 use super::session::{self, DataOutcome, Directory, Limits, Login, Security, Session};
 use crate::auth::sasl::Credentials;
-use crate::limits::{DATA_DEADLINE_FACTOR, READ_CHUNK, REPLY_BUFFER, WRITE_CHUNK};
+use crate::limits::{DATA_DEADLINE_FACTOR, READ_CHUNK, REPLY_BUFFER};
 use crate::wire::line::LineBuffer;
 use crate::wire::reply::{push, Replies, REPLY_HEADROOM};
 use std::time::{Duration, Instant};
@@ -433,7 +433,7 @@ impl Conversation {
         };
         let chunk = self
             .chunk
-            .get_or_insert_with(|| vec![0; WRITE_CHUNK].into_boxed_slice());
+            .get_or_insert_with(|| vec![0; READ_CHUNK].into_boxed_slice());
         loop {
             let pending = &self.input[self.start..self.end];
             if pending.is_empty() && !message.stream.finished() {
