@@ -434,23 +434,57 @@ WIFI_AP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wifi-ap")
 WIFI_SSID, WIFI_PASSWORD = "postbox-test", "correct horse battery"
 
 
+def add_libraries(binaries, unpacked, root, libdir):
+    """Copies into `root` the dynamic loader `binaries` name and every
+    library they need (DT_NEEDED, recursively) from the `unpacked` debs,
+    the libraries into `libdir`."""
+
+    def readelf(flag, path):
+        return subprocess.run(["readelf", flag, "-W", path], check=True,
+                              capture_output=True, text=True).stdout
+
+    def find(name):
+        for folder, _, files in sorted(os.walk(unpacked)):
+            # A link may point outside the unpacked tree: the file it names.
+            if name in files and os.path.isfile(os.path.join(folder, name)):
+                return os.path.join(folder, name)
+        raise SystemExit(f"{name} is in none of the unpacked packages")
+
+    interp = re.search(r"interpreter: (\S+)\]", readelf("-l", binaries[0])).group(1)
+    os.makedirs(os.path.dirname(root + interp), exist_ok=True)
+    shutil.copy(find(os.path.basename(interp)), root + interp)
+    os.makedirs(os.path.join(root, libdir), exist_ok=True)
+    todo, seen = list(binaries), {os.path.basename(interp)}
+    while todo:
+        for name in re.findall(r"\(NEEDED\).*\[(.*)\]", readelf("-d", todo.pop())):
+            if name not in seen:
+                seen.add(name)
+                copy = os.path.join(root, libdir, name)
+                shutil.copy(find(name), copy)
+                todo.append(copy)
+
+
 def wifi_initramfs(image_dir, work):
     """The image's initramfs with an access point added for the test only:
     a second archive after it (the kernel unpacks both) holding
-    /etc/test-hook, which the init runs, and Debian's hostapd and iw
-    (their libraries are the supplicant's, already in the image)."""
+    /etc/test-hook, which the init runs, and Debian's hostapd and iw with
+    the shared libraries they load (in /usr/lib/test-ap; the image itself
+    has none) and their dynamic loader."""
     debs = os.path.join(image_dir, "debs")
     extra = os.path.join(work, "wifi-ap")
-    for package in ("hostapd", "iw"):
+    unpacked = os.path.join(work, "wifi-ap-debs")
+    for package in ("hostapd", "iw", "libc6", "libssl3", "libnl-3-200", "libnl-genl-3-200",
+                    "libnl-route-3-200"):
         found = [f for f in os.listdir(debs) if f.startswith(package + "_") and f.endswith("_arm64.deb")]
         if not found:
             subprocess.run(["apt-get", "download", "-q", f"{package}:arm64"], cwd=debs, check=True)
             found = [f for f in os.listdir(debs) if f.startswith(package + "_") and f.endswith("_arm64.deb")]
-        unpacked = os.path.join(work, package)
-        subprocess.run(["dpkg-deb", "-x", os.path.join(debs, found[0]), unpacked], check=True)
-        os.makedirs(os.path.join(extra, "usr/bin"), exist_ok=True)
-        binary = {"hostapd": "usr/sbin/hostapd", "iw": "sbin/iw"}[package]
-        shutil.copy(os.path.join(unpacked, binary), os.path.join(extra, "usr/bin"))
+        subprocess.run(["dpkg-deb", "-x", os.path.join(debs, sorted(found)[-1]), unpacked], check=True)
+    os.makedirs(os.path.join(extra, "usr/bin"))
+    binaries = [os.path.join(unpacked, b) for b in ("usr/sbin/hostapd", "sbin/iw")]
+    for binary in binaries:
+        shutil.copy(binary, os.path.join(extra, "usr/bin"))
+    add_libraries(binaries, unpacked, extra, "usr/lib/test-ap")
     os.makedirs(os.path.join(extra, "etc/test-ap"))
     shutil.copy(os.path.join(WIFI_AP, "test-hook"), os.path.join(extra, "etc/test-hook"))
     for name in ("ap-start", "ap-stop", "hostapd.conf", "udhcpd.conf"):
