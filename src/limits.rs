@@ -27,6 +27,12 @@ pub const READ_CHUNK: usize = 8 * 1024;
 /// Body bytes collected before one write to the spool file.
 pub const WRITE_CHUNK: usize = 32 * 1024;
 
+/// Threads of the blocking pool (file I/O, fsync, password hashing); it
+/// would otherwise grow to 500 under bursts, each thread keeping its stack
+/// and, under glibc, a malloc arena. Eight keep a card's queue full, and
+/// bound the memory of password checks (each hash takes 19 MiB) at once.
+pub const BLOCKING_THREADS: usize = 8;
+
 /// The longest piece of a line `import`, `export` and `sendmail` hold:
 /// longer lines pass through in pieces.
 pub const MAILIO_PIECE: usize = 64 * 1024;

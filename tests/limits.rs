@@ -175,6 +175,54 @@ fn memory_per_idle_session_is_small_and_fixed() {
     drop((warm, first, second));
 }
 
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
+}
+
+/// The blocking pool (file I/O, fsync, password hashing) would grow to
+/// hundreds of threads under bursts, each keeping its stack and a malloc
+/// arena: it stays at 8 threads, beside the executor's and the reactor's.
+#[test]
+fn fifty_sessions_delivering_at_once_grow_no_more_than_eight_pool_threads() {
+    let (_dir, server) =
+        Server::with_config("[smtp]\nmax_sessions = 100\n[limits]\nsessions_per_address = 100\n");
+    let pid = server.child.id();
+    let body = format!(
+        "Subject: load\r\n\r\n{}",
+        format!("{}\r\n", "x".repeat(78)).repeat(50)
+    );
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let most = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut most = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(thread_count(pid));
+                std::thread::yield_now();
+            }
+            most.max(thread_count(pid))
+        });
+        let senders: Vec<_> = (0..50)
+            .map(|_| {
+                scope.spawn(|| {
+                    for _ in 0..10 {
+                        let reply =
+                            send_mail(server.smtp, "x@remote.test", &["alice@localhost"], &body);
+                        assert!(reply.starts_with("250"), "{reply}");
+                    }
+                })
+            })
+            .collect();
+        let sent: Vec<_> = senders.into_iter().map(|s| s.join()).collect();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(sent.iter().all(Result::is_ok), "a sender failed");
+        watcher.join().unwrap()
+    });
+    assert_eq!(server.messages("alice").len(), 500);
+    assert!(most <= 8 + 2, "{most} threads");
+}
+
 #[test]
 fn helo_names_no_mail_server_uses_are_refused_on_port_25() {
     let server = Server::with_users();

@@ -300,3 +300,45 @@ fn a_slow_queue_rescan_holds_up_no_other_session() {
         server.log()
     );
 }
+
+/// The blocking pool is bounded (`BLOCKING_MAX_THREADS`, 8 unless set), so
+/// no thread of it may wait on a client: a client that stops reading
+/// part-way through a large message (its file read ahead until the pipe
+/// to the socket is full) must not keep a delivery from its fsync.
+#[test]
+fn readers_that_stop_reading_hold_no_pool_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let readers = ["r0", "r1", "r2"];
+    add_user(&data, "alice", "alice-pw");
+    // More than loopback sockets buffer on both ends together.
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    while big.len() < 16 << 20 {
+        big.extend_from_slice(
+            b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwx\r\n",
+        );
+    }
+    for name in readers {
+        add_user(&data, name, &format!("{name}-pw"));
+        let new = data.join("mail/localhost").join(name).join("new");
+        std::fs::create_dir_all(&new).unwrap();
+        let file = format!("1700000000.M1P1Q1.test,S={}", big.len());
+        std::fs::write(new.join(file), &big).unwrap();
+    }
+    let server = Server::start_in_env(&data, &[], &[("BLOCKING_MAX_THREADS", "2")]);
+    let mut stalled = Vec::new();
+    for name in readers {
+        let mut reader = pop3_login(&server, name, &format!("{name}-pw"));
+        reader.cmd("RETR 1");
+        assert!(reader.line().starts_with("+OK"));
+        stalled.push(reader);
+    }
+    let reply = send_mail(
+        server.smtp,
+        "x@remote.test",
+        &["alice@localhost"],
+        "Subject: s\r\n\r\ndelivered while readers stall",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    assert_eq!(server.messages("alice").len(), 1);
+}

@@ -19,6 +19,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::conn::shutdown::Trigger;
 use crate::conn::{Seat, Service, Shutdown, Stream};
+use crate::limits::BLOCKING_THREADS;
 use crate::ops::stats::Counters;
 use crate::route::Router;
 use crate::spam::AddressBooks;
@@ -300,19 +301,27 @@ fn use_bound_addresses(config: &mut Config, listeners: &[Listener]) {
     }
 }
 
-/// glibc keeps freed large blocks in per-thread arenas once its dynamic
-/// mmap threshold has risen, so every blocking-pool thread that checked a
-/// password would hold ~19 MiB forever. A fixed threshold returns them.
-fn return_large_allocations_to_the_os() {
+/// Bounds what the threads behind the executor may hold. The blocking
+/// pool reads its size from the environment when first used (an operator
+/// may still set `BLOCKING_MAX_THREADS`). glibc keeps freed large blocks
+/// in per-thread arenas once its dynamic mmap threshold has risen, so
+/// every pool thread that checked a password would hold ~19 MiB forever:
+/// a fixed threshold returns them, and two arenas serve all threads (the
+/// executor thread allocates nearly everything).
+fn bound_the_runtime() {
+    if std::env::var_os("BLOCKING_MAX_THREADS").is_none() {
+        std::env::set_var("BLOCKING_MAX_THREADS", BLOCKING_THREADS.to_string());
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning; called before any threads start.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
 pub fn run(mut config: Config) -> Result<(), String> {
-    return_large_allocations_to_the_os();
+    bound_the_runtime();
     let data_dir = config.data_dir.clone();
     let (listeners, _lock) = take_data_dir(&config)?;
     use_bound_addresses(&mut config, &listeners);
